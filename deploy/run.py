@@ -1,0 +1,62 @@
+"""Run every service in the foreground, as ``make up`` does; stop them all on Ctrl-C/SIGTERM.
+
+Each service is its own process (``python -m services.<name>``), as in production. The
+schemas are migrated first, once, and the national admin is created on the first start.
+If one service dies, the others are stopped too, so a half-running stack never hides.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+SERVICES = ("users", "keygen", "certs", "ocsp", "console")
+STOP_GRACE_SECONDS = 15
+
+
+async def _run(services: tuple[str, ...]) -> int:
+    env = dict(os.environ)
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    for name in services:
+        procs[name] = await asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{name}", env=env)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waits = {asyncio.create_task(p.wait()): n for n, p in procs.items()}
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    for task in done:
+        if task in waits:
+            print(f"siui: service {waits[task]} exited with {task.result()}; stopping the others",
+                  file=sys.stderr, flush=True)
+            code = 1
+    for proc in procs.values():
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs.values())), STOP_GRACE_SECONDS)
+    except asyncio.TimeoutError:
+        for proc in procs.values():
+            if proc.returncode is None:
+                proc.kill()
+        await asyncio.gather(*(p.wait() for p in procs.values()))
+    stopper.cancel()
+    return code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("services", nargs="*", default=list(SERVICES), choices=SERVICES)
+    args = parser.parse_args()
+    from deploy.migrate import prepare
+
+    prepare()
+    return asyncio.run(_run(tuple(args.services)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

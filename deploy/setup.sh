@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Brings a machine to the point where SIUI Access can run and be tested: installs what
+# is missing, gets PostgreSQL and RabbitMQ listening on 127.0.0.1 (using ones already
+# there), creates the database and its role, the .venv, and the dev PKI.
+#
+# Idempotent and quick when everything is in place (`make up` and `make test` run it
+# every time). Works on this kind of dev machine and on a fresh Debian 12 / Ubuntu
+# as root or with sudo, with or without systemd.
+#
+# Usage: deploy/setup.sh [--bench]     --bench also installs wrk (benchmarks only)
+#
+# Environment (defaults as printed at the end):
+#   SIUI_DATABASE_URL  default postgresql://siui:siui@127.0.0.1:5432/siui. A role with a
+#                      password works both where 127.0.0.1 is "trust" (password ignored)
+#                      and on a fresh Debian/Ubuntu cluster (scram-sha-256 on 127.0.0.1).
+#                      Role and database are created when the DSN points at 127.0.0.1:5432.
+#   SIUI_AMQP_URL      default amqp://guest:guest@127.0.0.1:5672/ (guest: loopback only).
+#   SIUI_DATA_DIR      default .siui (relative to the repository).
+set -euo pipefail
+
+DEFAULT_DATABASE_URL="postgresql://siui:siui@127.0.0.1:5432/siui"
+DEFAULT_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/"
+PG_DEADLINE=60
+RABBIT_DEADLINE=120
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export SIUI_DATABASE_URL="${SIUI_DATABASE_URL:-$DEFAULT_DATABASE_URL}"
+export SIUI_AMQP_URL="${SIUI_AMQP_URL:-$DEFAULT_AMQP_URL}"
+export SIUI_DATA_DIR="${SIUI_DATA_DIR:-.siui}"
+# C.UTF-8 ships with glibc on Debian 12 and Ubuntu 22.04+, unlike a user's LANG: it
+# keeps initdb (run by the postgresql package or by us) from failing on a bad locale.
+export LC_ALL=C.UTF-8
+
+BENCH=0
+for arg in "$@"; do
+    case "$arg" in
+        --bench) BENCH=1 ;;
+        -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "setup: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+STARTED=$SECONDS
+step() { printf '==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+warn() { printf 'setup: warning: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "needs root (or sudo) for: $*"
+    fi
+}
+
+# True when something accepts TCP connections on host $1, port $2.
+listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# Polls "$@" once a second until it succeeds or $1 seconds have passed.
+wait_for() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 1
+    done
+}
+
+# The first python >= 3.11 on PATH.
+find_python() {
+    local candidate path
+    for candidate in python3 python3.13 python3.12 python3.11; do
+        path="$(command -v "$candidate" 2>/dev/null)" || continue
+        if "$path" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$path"
+            return 0
+        fi
+    done
+    return 1
+}
+
+venv_ok() { [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+
+# Splits a URL into lines: host, port, user, password, path (without the "/").
+split_url() {
+    "$PYTHON" - "$1" "$2" <<'PY'
+import sys
+from urllib.parse import unquote, urlsplit
+u = urlsplit(sys.argv[1])
+for value in (u.hostname or "127.0.0.1", u.port or sys.argv[2], unquote(u.username or ""),
+              unquote(u.password or ""), unquote(u.path.lstrip("/"))):
+    print(value)
+PY
+}
+
+is_local() { case "$1" in 127.0.0.1 | localhost | ::1) return 0 ;; *) return 1 ;; esac; }
+
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: $*"
+    local policy_added=0
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        info "apt-get update"
+        as_root apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+        APT_UPDATED=1
+    fi
+    # Keep the packages' maintainer scripts from starting postgresql/rabbitmq through
+    # init scripts (a failed start there fails the whole install); we start them below.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod 755 /usr/sbin/policy-rc.d
+        policy_added=1
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    info "apt-get install $*"
+    local rc=0
+    as_root env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 apt-get -o DPkg::Lock::Timeout=300 \
+        install -y -q --no-install-recommends "$@" || rc=$?
+    if [ "$policy_added" -eq 1 ]; then
+        as_root rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
+    return "$rc"
+}
+
+missing_packages() {
+    local pkg
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || printf '%s\n' "$pkg"
+    done
+}
+
+# -- 1. packages ----------------------------------------------------------------------
+step "System packages"
+PYTHON="$(find_python || true)"
+PG_LISTENING=0; listening 127.0.0.1 5432 && PG_LISTENING=1
+RABBIT_LISTENING=0; listening 127.0.0.1 5672 && RABBIT_LISTENING=1
+if command -v dpkg >/dev/null 2>&1; then
+    want=(openssl poppler-utils fonts-dejavu-core tmux postgresql-client)
+    [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
+    [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
+    [ -n "$PYTHON" ] || want+=(python3 python3-venv)
+    # Debian's python3 leaves venv's pip bootstrap to python3-venv.
+    if [ -n "$PYTHON" ] && ! venv_ok && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+        want+=(python3-venv "python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
+    fi
+    [ "$BENCH" -eq 0 ] || want+=(wrk)
+    mapfile -t missing < <(missing_packages "${want[@]}")
+    # chromium (the e2e tests' browser) is a Debian package; Ubuntu only has a snap
+    # stub, so it is installed when it can be and the e2e tests skip without it.
+    mapfile -t missing_optional < <(missing_packages chromium)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+    if [ "${#missing_optional[@]}" -gt 0 ]; then
+        apt_install "${missing_optional[@]}" || warn "could not install ${missing_optional[*]}"
+    fi
+    if [ -z "$PYTHON" ]; then
+        # Ubuntu 22.04's python3 is 3.10; its archive also has python3.11.
+        PYTHON="$(find_python || true)"
+        [ -n "$PYTHON" ] || { apt_install python3.11 python3.11-venv && PYTHON="$(find_python || true)"; }
+    fi
+    [ "${#missing[@]}" -gt 0 ] || info "all present"
+else
+    warn "not a Debian/Ubuntu system: installing nothing; expecting the tools to be there"
+fi
+[ -n "$PYTHON" ] || die "no python >= 3.11 found"
+info "python: $PYTHON"
+
+mapfile -t DB < <(split_url "$SIUI_DATABASE_URL" 5432)
+DB_HOST="${DB[0]}" DB_PORT="${DB[1]}" DB_USER="${DB[2]:-$(id -un)}" DB_PASS="${DB[3]}" DB_NAME="${DB[4]:-siui}"
+
+# -- 2. PostgreSQL ----------------------------------------------------------------------
+step "PostgreSQL on 127.0.0.1:5432"
+if listening 127.0.0.1 5432; then
+    info "already listening"
+else
+    command -v pg_lsclusters >/dev/null 2>&1 || die "postgresql is not installed"
+    read -r PG_VERSION PG_CLUSTER PG_STATUS < <(pg_lsclusters -h | awk '$3 == 5432 { print $1, $2, $4; exit }') || true
+    if [ -z "${PG_VERSION:-}" ]; then
+        PG_VERSION="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+        PG_CLUSTER=main
+        pg_lsclusters -h | awk -v v="$PG_VERSION" '$1 == v && $2 == "main" { found = 1 } END { exit !found }' \
+            && PG_CLUSTER=siui
+        info "creating cluster $PG_VERSION/$PG_CLUSTER"
+        as_root pg_createcluster --port 5432 "$PG_VERSION" "$PG_CLUSTER" >/dev/null
+        PG_STATUS=down
+    fi
+    # /var/run is a tmpfs on many machines: the socket directory may be gone.
+    as_root install -d -m 2775 -o postgres -g postgres /var/run/postgresql
+    if [ "$PG_STATUS" != online ]; then
+        info "starting cluster $PG_VERSION/$PG_CLUSTER"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
+    fi
+fi
+wait_for "$PG_DEADLINE" pg_isready -h 127.0.0.1 -p 5432 -t 2 \
+    || die "PostgreSQL not ready on 127.0.0.1:5432 after ${PG_DEADLINE}s (see /var/log/postgresql/)"
+info "ready"
+
+# -- 3. RabbitMQ ------------------------------------------------------------------------
+step "RabbitMQ on 127.0.0.1:5672"
+if listening 127.0.0.1 5672; then
+    info "already listening"
+else
+    command -v rabbitmq-server >/dev/null 2>&1 || die "rabbitmq-server is not installed"
+    # The node is named rabbit@<short hostname>; a container whose hostname does not
+    # resolve cannot start it, so such a machine uses rabbit@localhost (server and CLI).
+    if ! getent hosts "$(hostname -s)" >/dev/null 2>&1 \
+        && ! grep -qs '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf; then
+        info "hostname does not resolve: NODENAME=rabbit@localhost"
+        echo 'NODENAME=rabbit@localhost' | as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
+    fi
+    # The Debian wrapper runs the server as user rabbitmq, HOME /var/lib/rabbitmq, where
+    # its Erlang cookie is created; -detached also starts epmd.
+    info "starting rabbitmq-server -detached"
+    as_root rabbitmq-server -detached
+    wait_for "$RABBIT_DEADLINE" listening 127.0.0.1 5672 \
+        || die "RabbitMQ not listening on 127.0.0.1:5672 after ${RABBIT_DEADLINE}s (see /var/log/rabbitmq/)"
+fi
+info "ready"
+
+# -- 4. database and role ---------------------------------------------------------------
+step "Database $DB_NAME (role $DB_USER)"
+if is_local "$DB_HOST" && [ "$DB_PORT" = 5432 ]; then
+    # A superuser connection: trust on 127.0.0.1 where there is one, else peer
+    # authentication as the postgres OS user over the Unix socket (fresh Debian).
+    if PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -wXAtqc 'select 1' >/dev/null 2>&1; then
+        PG_ADMIN=(psql -h 127.0.0.1 -p 5432 -U postgres)
+    elif (cd / && as_root runuser -u postgres -- psql -p 5432 -d postgres -wXAtqc 'select 1') >/dev/null 2>&1; then
+        PG_ADMIN=(as_root runuser -u postgres -- psql -p 5432)
+    else
+        die "cannot connect to PostgreSQL as superuser postgres (neither TCP trust nor peer)"
+    fi
+    (cd / && "${PG_ADMIN[@]}" -d postgres -wXq -v ON_ERROR_STOP=1 \
+        -v u="$DB_USER" -v p="$DB_PASS" -v d="$DB_NAME") <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN CREATEDB%s', :'u',
+              CASE WHEN :'p' = '' THEN '' ELSE format(' PASSWORD %L', :'p') END)
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'u')
+\gexec
+SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L TEMPLATE template0', :'d', :'u', 'UTF8')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'d')
+\gexec
+SELECT format('GRANT ALL ON DATABASE %I TO %I', :'d', :'u')
+\gexec
+SQL
+else
+    info "$DB_HOST:$DB_PORT is not this machine's 127.0.0.1:5432: not managed here"
+fi
+PGCONNECT_TIMEOUT=5 psql "$SIUI_DATABASE_URL" -wXAtqc 'select 1' >/dev/null \
+    || die "cannot connect with SIUI_DATABASE_URL (check the password and pg_hba.conf)"
+info "connected as $DB_USER"
+
+# -- 5. Python environment --------------------------------------------------------------
+step "Python environment (.venv)"
+if ! venv_ok; then
+    info "creating .venv with $PYTHON"
+    "$PYTHON" -m venv --clear .venv
+fi
+if [ -f pyproject.toml ]; then
+    STAMP=".venv/.installed-$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ -f "$STAMP" ]; then
+        info "up to date ($(basename "$STAMP" | cut -c1-22)...)"
+    else
+        info "pip install -e '.[test]'"
+        if ! .venv/bin/python -m pip install -q -e '.[test]'; then
+            # Every pinned dependency has wheels for CPython 3.11+ on x86_64/aarch64;
+            # a compiler is needed only where one does not.
+            warn "pip install failed; retrying with a C toolchain"
+            command -v dpkg >/dev/null 2>&1 && apt_install build-essential python3-dev
+            .venv/bin/python -m pip install -q -e '.[test]'
+        fi
+        rm -f .venv/.installed-*
+        touch "$STAMP"
+    fi
+else
+    warn "no pyproject.toml yet: skipping pip install"
+fi
+
+# -- 6. dev PKI -------------------------------------------------------------------------
+step "Dev PKI in $SIUI_DATA_DIR"
+PKI_OUT="$(.venv/bin/python -m deploy.devpki --data-dir "$SIUI_DATA_DIR")" \
+    || die "python -m deploy.devpki failed"
+info "$(grep -c = <<<"$PKI_OUT") paths ready (python -m deploy.devpki lists them)"
+
+step "Ready in $((SECONDS - STARTED))s"
+info "SIUI_DATABASE_URL=$SIUI_DATABASE_URL"
+info "SIUI_AMQP_URL=$SIUI_AMQP_URL"
+info "SIUI_DATA_DIR=$SIUI_DATA_DIR"

@@ -1,0 +1,80 @@
+"""The audit trail: every write an operator attempts (who, what, which record, when, from
+where, and how it ended), kept in each service's own ``audit_log`` table and readable at
+``GET /v1/audit`` — a house admin sees their house, CNAS sees all.
+
+It is a middleware, so no handler can forget it: every POST/PUT/PATCH/DELETE by an
+authenticated operator is recorded, refused attempts included. A handler names the record
+it touched with ``audit_target(request, kind, id, cas)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from shared.auth import Right, authorize, house_filter
+from shared.db import POOL
+from shared.http import query_int
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def audit_target(request: web.Request, kind: str, target_id: Any, cas: str | None,
+                 **details: Any) -> None:
+    """Tell the audit trail which record this request acted on."""
+    request["audit"] = {"kind": kind, "id": str(target_id) if target_id is not None else None,
+                        "cas": cas, "details": details or None}
+
+
+def _result(status: int) -> str:
+    if status < 400:
+        return "ok"
+    return {401: "unauthenticated", 403: "forbidden", 404: "not-found", 409: "conflict",
+            422: "invalid", 429: "throttled"}.get(status, "failed")
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler):
+    response = await handler(request)
+    principal = request.get("principal")
+    # Outermost middleware: errors are already answers here, so refusals are recorded too.
+    if request.method in _WRITES and principal is not None and POOL in request.app:
+        target = request.get("audit", {})
+        route = request.match_info.route.resource
+        action = f"{request.method} {route.canonical if route else request.path}"
+        try:
+            await request.app[POOL].execute(
+                """insert into audit_log (actor, actor_cas, cas, action, target_kind, target_id,
+                                          status, result, address, details)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                principal.username, principal.cas, target.get("cas") or principal.cas, action,
+                target.get("kind"), target.get("id") or _path_id(request), response.status,
+                _result(response.status), request.remote, target.get("details"))
+        except Exception:  # the answer is already decided; never turn it into a 500
+            log.exception("audit_write_failed", action=action)
+    return response
+
+
+def _path_id(request: web.Request) -> str | None:
+    values = list(request.match_info.values())
+    return "/".join(values) if values else None
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """GET /v1/audit?cas=&actor=&after_id=&limit=: entries oldest first."""
+    principal = authorize(request, Right.AUDIT_READ)
+    cas = house_filter(principal, request.query.get("cas"))
+    limit = query_int(request, "limit", 100, maximum=1000)
+    after = query_int(request, "after_id", 0, minimum=0)
+    rows = await request.app[POOL].fetch(
+        """select id, at, actor, actor_cas, cas, action, target_kind, target_id, status, result,
+                  address, details
+           from audit_log
+           where id > $1 and ($2::text is null or cas = $2) and ($3::text is null or actor = $3)
+           order by id limit $4""",
+        after, cas, request.query.get("actor") or None, limit)
+    return web.json_response({"items": [{**dict(r), "at": r["at"].isoformat()} for r in rows]})

@@ -1,0 +1,19 @@
+"""The audit table every service has (see shared.audit)."""
+
+AUDIT_DDL = """
+create table if not exists audit_log (
+    id bigserial primary key,
+    at timestamptz not null default now(),
+    actor text not null,
+    actor_cas text not null,
+    cas text,
+    action text not null,
+    target_kind text,
+    target_id text,
+    status integer not null,
+    result text not null,
+    address text,
+    details jsonb
+);
+create index if not exists audit_log_cas_at on audit_log (cas, at);
+"""

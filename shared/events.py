@@ -1,0 +1,217 @@
+"""The events services exchange, and their JSON envelope.
+
+Names are in the past tense: each says what happened. The wire form is
+``{"id", "type", "version", "occurred_at", "cas", "data"}``; fields are only ever added,
+and a consumer ignores the ones it does not know, so producers can move first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from shared.clock import Clock, utc_now
+
+
+class EventDecodeError(ValueError):
+    """A message body that is not an event envelope this code can read."""
+
+
+@dataclass(frozen=True)
+class EventData:
+    """Base of every event's payload; subclasses set TYPE and ROUTING_KEY."""
+
+    TYPE: ClassVar[str]
+    ROUTING_KEY: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    def to_data(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise EventDecodeError(f"{cls.TYPE}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    type: str
+    version: int
+    occurred_at: str
+    cas: str
+    data: dict[str, Any]
+
+    @property
+    def routing_key(self) -> str:
+        return EVENT_TYPES[self.type].ROUTING_KEY if self.type in EVENT_TYPES else self.type
+
+    def payload(self):
+        """The typed payload (``EventData`` subclass) of this envelope."""
+        try:
+            cls = EVENT_TYPES[self.type]
+        except KeyError:
+            raise EventDecodeError(f"unknown event type {self.type!r}") from None
+        return cls.from_data(self.data)
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes) -> "Envelope":
+        try:
+            raw = json.loads(body)
+            return cls(id=str(uuid.UUID(raw["id"])), type=str(raw["type"]),
+                       version=int(raw["version"]), occurred_at=str(raw["occurred_at"]),
+                       cas=str(raw.get("cas") or ""), data=dict(raw["data"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EventDecodeError(f"not an event envelope: {exc}") from None
+
+
+def new_envelope(event: EventData, cas: str, *, clock: Clock = utc_now) -> Envelope:
+    return Envelope(id=str(uuid.uuid4()), type=event.TYPE, version=event.VERSION,
+                    occurred_at=clock().isoformat(), cas=cas, data=event.to_data())
+
+
+# --- keygen -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyIssued(EventData):
+    """An activation key was generated or reset. Carries the key's keyed hash, never the key."""
+
+    TYPE: ClassVar[str] = "KeyIssued"
+    ROUTING_KEY: ClassVar[str] = "keygen.key_issued"
+    provider_id: str
+    cui: str
+    provider_code: str
+    provider_name: str
+    key_id: str
+    key_digest: str  # hex HMAC-SHA256 of the serial under the house-wide pepper
+    reset: bool
+    issued_at: str
+    issued_by: str
+    external_user: str
+
+
+# --- users --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExternalUserCreated(EventData):
+    TYPE: ClassVar[str] = "ExternalUserCreated"
+    ROUTING_KEY: ClassVar[str] = "users.external_user_created"
+    username: str
+    cui: str
+    provider_code: str
+    provider_name: str
+    schema: str
+    org_unit: str
+
+
+@dataclass(frozen=True)
+class ExternalUserDeleted(EventData):
+    TYPE: ClassVar[str] = "ExternalUserDeleted"
+    ROUTING_KEY: ClassVar[str] = "users.external_user_deleted"
+    username: str
+
+
+@dataclass(frozen=True)
+class SessionRevoked(EventData):
+    """A console/API session was ended (logout, user disabled): its token id is dead."""
+
+    TYPE: ClassVar[str] = "SessionRevoked"
+    ROUTING_KEY: ClassVar[str] = "users.session_revoked"
+    jti: str
+    username: str
+    expires_at: str
+
+
+# --- certs --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IssuerRegistered(EventData):
+    TYPE: ClassVar[str] = "IssuerRegistered"
+    ROUTING_KEY: ClassVar[str] = "certs.issuer_registered"
+    issuer_id: str
+    subject_dn: str
+    certificate_pem: str
+
+
+@dataclass(frozen=True)
+class IssuerUpdated(EventData):
+    TYPE: ClassVar[str] = "IssuerUpdated"
+    ROUTING_KEY: ClassVar[str] = "certs.issuer_updated"
+    issuer_id: str
+    subject_dn: str
+    certificate_pem: str
+
+
+@dataclass(frozen=True)
+class CertificateState(EventData):
+    """Everything the OCSP service needs to answer for one certificate, without asking."""
+
+    certificate_id: str
+    issuer_id: str
+    serial: str  # decimal string: serials reach 20 octets, beyond JSON's safe integers
+    username: str
+    provider_cui: str
+    status: str  # 'active' | 'suspended' | 'revoked'
+    changed_at: str
+    not_before: str | None = None
+    not_after: str | None = None
+    certificate_pem: str | None = None
+    reason: str | None = None
+    changed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateRegistered(CertificateState):
+    TYPE: ClassVar[str] = "CertificateRegistered"
+    ROUTING_KEY: ClassVar[str] = "certs.certificate_registered"
+
+
+@dataclass(frozen=True)
+class CertificateSuspended(CertificateState):
+    TYPE: ClassVar[str] = "CertificateSuspended"
+    ROUTING_KEY: ClassVar[str] = "certs.certificate_suspended"
+
+
+@dataclass(frozen=True)
+class CertificateReinstated(CertificateState):
+    TYPE: ClassVar[str] = "CertificateReinstated"
+    ROUTING_KEY: ClassVar[str] = "certs.certificate_reinstated"
+
+
+@dataclass(frozen=True)
+class CertificateRevoked(CertificateState):
+    TYPE: ClassVar[str] = "CertificateRevoked"
+    ROUTING_KEY: ClassVar[str] = "certs.certificate_revoked"
+
+
+# --- ocsp ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CertificateUsed(EventData):
+    """Last use of certificates, summarised: one event per batch, not per connect."""
+
+    TYPE: ClassVar[str] = "CertificateUsed"
+    ROUTING_KEY: ClassVar[str] = "ocsp.certificate_used"
+    usages: list[dict[str, str]] = field(default_factory=list)  # [{"certificate_id","last_used_at"}]
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.TYPE: cls
+    for cls in (KeyIssued, ExternalUserCreated, ExternalUserDeleted, SessionRevoked,
+                IssuerRegistered, IssuerUpdated, CertificateRegistered, CertificateSuspended,
+                CertificateReinstated, CertificateRevoked, CertificateUsed)
+}
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

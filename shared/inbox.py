@@ -1,0 +1,119 @@
+"""Idempotent consumers: an inbox row per event id, written in the effect's transaction.
+
+A message is acknowledged only after its transaction committed; a redelivered event
+finds its inbox row and is acknowledged without a second effect. A body that is not an
+event goes to the dead-letter queue at once; a handler that keeps failing goes there
+after the queue's delivery limit. While the database is unreachable the message is
+held (not counted as a failure) and retried, so a database restart loses nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from aiohttp import web
+from prometheus_client import Counter
+
+from shared.broker import BROKER, Broker
+from shared.db import POOL
+from shared.events import Envelope, EventDecodeError
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+CONSUMED = Counter("siui_events_consumed_total", "Events consumed", ["queue", "outcome"])
+
+_TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+              asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncio.TimeoutError)
+
+
+async def handle_once(pool: asyncpg.Pool, envelope: Envelope, handler: Handler) -> bool:
+    """Apply ``handler`` unless this event was already applied; True if applied now."""
+    async with pool.acquire() as conn, conn.transaction():
+        fresh = await conn.fetchval(
+            "insert into inbox (event_id, event_type) values ($1, $2) "
+            "on conflict (event_id) do nothing returning true", envelope.id, envelope.type)
+        if fresh:
+            await handler(conn, envelope)
+        return bool(fresh)
+
+
+async def process_message(pool: asyncpg.Pool, queue: str, message: AbstractIncomingMessage,
+                          handlers: dict[str, Handler]) -> None:
+    try:
+        envelope = Envelope.from_json(message.body)
+    except EventDecodeError as exc:
+        log.error("event_undecodable", queue=queue, error=str(exc))
+        CONSUMED.labels(queue, "dead_lettered").inc()
+        await message.reject(requeue=False)
+        return
+    handler = handlers.get(envelope.type)
+    if handler is None:  # a type this queue need not act on (bound by a wider key)
+        await message.ack()
+        CONSUMED.labels(queue, "ignored").inc()
+        return
+    structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
+    try:
+        backoff = 0.5
+        while True:
+            try:
+                applied = await handle_once(pool, envelope, handler)
+                break
+            except _TRANSIENT as exc:
+                log.warning("event_retry_database_unreachable", queue=queue, error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        await message.ack()
+        CONSUMED.labels(queue, "applied" if applied else "duplicate").inc()
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await message.nack(requeue=True)
+        raise
+    except Exception:
+        log.exception("event_handler_failed", queue=queue)
+        CONSUMED.labels(queue, "failed").inc()
+        # Requeued; the quorum queue's delivery limit parks a poison message in its DLQ.
+        await message.nack(requeue=True)
+    finally:
+        structlog.contextvars.unbind_contextvars("event_id", "event_type")
+
+
+async def start_consumer(pool: asyncpg.Pool, broker: Broker, queue_short: str,
+                         handlers: dict[str, Handler]) -> Callable[[], Awaitable[None]]:
+    """Consume ``queue_short`` with ``handlers`` (by event type); returns a stop function."""
+    name = broker.queue_name(queue_short)
+    channel = await broker.connection.channel()
+    await channel.set_qos(prefetch_count=32)
+    queue = await channel.get_queue(name, ensure=True)
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        await process_message(pool, name, message, handlers)
+
+    tag = await queue.consume(on_message)
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+    return stop
+
+
+def consumer_ctx(queue_short: str, handlers: dict[str, Handler]):
+    """cleanup_ctx: consume a queue for the life of the app."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stop = await start_consumer(app[POOL], app[BROKER], queue_short, handlers)
+        try:
+            yield
+        finally:
+            await stop()
+
+    return ctx

@@ -1,0 +1,106 @@
+"""The transactional outbox: an event is a row written with the change it describes.
+
+``add_event`` runs inside the caller's transaction; the relay publishes committed rows
+with publisher confirms and deletes each only after its confirm. So an event exists if
+and only if its change committed, and survives a crash of the service or the broker.
+The relay is woken by LISTEN/NOTIFY and also polls, in case a notification is missed.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import Counter, Gauge
+
+from shared.broker import BROKER, Broker
+from shared.db import POOL
+from shared.events import Envelope, EventData, new_envelope
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+OUTBOX_PUBLISHED = Counter("siui_outbox_published_total", "Events published from the outbox", ["schema"])
+OUTBOX_BACKLOG = Gauge("siui_outbox_backlog", "Events written but not yet confirmed by the broker", ["schema"])
+BATCH = 200
+
+
+async def add_event(conn: asyncpg.Connection, event: EventData, cas: str) -> Envelope:
+    """Write ``event`` to the outbox in the caller's transaction; returns its envelope."""
+    envelope = new_envelope(event, cas)
+    await conn.execute(
+        "insert into outbox (event_id, event_type, routing_key, body) values ($1, $2, $3, $4)",
+        envelope.id, envelope.type, envelope.routing_key, envelope.to_json())
+    # Delivered at commit; wakes the relay without waiting for its next poll.
+    await conn.execute("select pg_notify('outbox_' || current_schema(), '')")
+    return envelope
+
+
+async def relay_once(pool: asyncpg.Pool, broker: Broker) -> int:
+    """Publish one batch of committed events in order; returns how many were published."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "select seq, body from outbox order by seq limit $1 for update skip locked", BATCH)
+        for row in rows:
+            await broker.publish(Envelope.from_json(row["body"]))
+            await conn.execute("delete from outbox where seq = $1", row["seq"])
+    return len(rows)
+
+
+async def outbox_backlog(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("select count(*) from outbox")
+
+
+async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, *, poll_interval: float = 1.0) -> None:
+    """Forever: publish what is pending, then sleep until notified or the poll interval."""
+    wake = asyncio.Event()
+    listener = await pool.acquire()
+    channel = f"outbox_{schema}"
+
+    def on_notify(*_args) -> None:
+        wake.set()
+
+    await listener.add_listener(channel, on_notify)
+    backoff = 0.5
+    try:
+        while True:
+            wake.clear()
+            try:
+                published = await relay_once(pool, broker)
+                backoff = 0.5
+                if published:
+                    OUTBOX_PUBLISHED.labels(schema).inc(published)
+                    if published == BATCH:
+                        continue
+                OUTBOX_BACKLOG.labels(schema).set(await outbox_backlog(pool))
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # broker or database away: keep the rows, retry later
+                log.warning("outbox_relay_failed", schema=schema, error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_interval)
+    finally:
+        with contextlib.suppress(Exception):
+            await listener.remove_listener(channel, on_notify)
+        await pool.release(listener)
+
+
+def outbox_relay_ctx(schema: str):
+    """cleanup_ctx: run the relay for the service's schema in the background."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run_relay(app[POOL], app[BROKER], schema), name=f"outbox-{schema}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx

@@ -1,0 +1,86 @@
+"""The composition every service shares: database, broker, outbox relay, consumers,
+token verification and the run loop. A service's ``create_app`` calls ``add_platform``
+and adds its own routes; nothing here runs at import time."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import aio_pika
+from aiohttp import web
+
+from shared.auth import VERIFIER, TokenVerifier
+from shared.broker import BROKER, broker_ctx
+from shared.config import CommonConfig
+from shared.db import POOL, pool_ctx
+from shared.events import Envelope, EventDecodeError, SessionRevoked
+from shared.http import READINESS
+from shared.inbox import Handler, consumer_ctx
+from shared.logging import configure_logging, get_logger
+from shared.outbox import outbox_relay_ctx
+
+log = get_logger(__name__)
+
+
+async def database_reachable(app: web.Application) -> None:
+    await asyncio.wait_for(app[POOL].fetchval("select 1"), 2.0)
+
+
+async def broker_reachable(app: web.Application) -> None:
+    if not app[BROKER].is_connected:
+        raise ConnectionError("broker connection is down")
+
+
+def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None):
+    """cleanup_ctx: load the token public key, and follow SessionRevoked on a private queue."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[VERIFIER] = verifier or TokenVerifier.from_file(common.token_public_key_path)
+        channel = await app[BROKER].connection.channel()
+        exchange = await channel.get_exchange(common.events_exchange)
+        # One exclusive queue per process: every replica must learn of every logout.
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=SessionRevoked.ROUTING_KEY)
+
+        async def on_revoked(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process(requeue=False):
+                try:
+                    app[VERIFIER].revoked.add(Envelope.from_json(message.body).payload().jti)
+                except EventDecodeError as exc:
+                    log.error("session_revoked_undecodable", error=str(exc))
+
+        await queue.consume(on_revoked)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    return ctx
+
+
+def add_platform(app: web.Application, common: CommonConfig, *, schema: str, migrations: str,
+                 consumers: dict[str, dict[str, Handler]] | None = None,
+                 verifier: TokenVerifier | None = None, pool_max_size: int = 10) -> None:
+    """Attach the shared resources, in start order (cleanup runs in reverse)."""
+    app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
+    app.cleanup_ctx.append(broker_ctx(common.amqp_url, common.events_exchange))
+    app.cleanup_ctx.append(verifier_ctx(common, verifier))
+    app.cleanup_ctx.append(outbox_relay_ctx(schema))
+    for queue, handlers in (consumers or {}).items():
+        app.cleanup_ctx.append(consumer_ctx(queue, handlers))
+    app[READINESS].extend([database_reachable, broker_reachable])
+
+
+def run(service: str, common: CommonConfig, make_app: Callable[[], web.Application], port: int,
+        *, reuse_port: bool = False) -> None:
+    """Run one service in the foreground until SIGINT/SIGTERM, then stop gracefully."""
+    configure_logging(service, common.log_format)
+    log.info("starting", port=port, host=common.host)
+    web.run_app(make_app(), host=common.host, port=port, reuse_port=reuse_port,
+                shutdown_timeout=10, print=None, access_log=None,
+                handle_signals=True)
+    log.info("stopped")
+
+

@@ -1,0 +1,135 @@
+"""The shared platform against real PostgreSQL and RabbitMQ: migrations, the outbox
+relay, idempotent consumption and the dead-letter path."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aio_pika
+import pytest
+
+from shared.broker import connect
+from shared.db import create_pool
+from shared.events import Envelope, ExternalUserDeleted, KeyIssued
+from shared.inbox import start_consumer
+from shared.migrations import MigrationError, migrate
+from shared.outbox import add_event, relay_once, run_relay
+from tests.support.wait import eventually
+
+SCHEMA = "sample"
+
+
+def key_issued(n: int = 0) -> KeyIssued:
+    return KeyIssued(provider_id=str(n), cui="12433636", provider_code="12433636", provider_name="X",
+                     key_id=str(uuid.uuid4()), key_digest="00", reset=False, issued_at="2026-01-01T00:00:00+00:00",
+                     issued_by="admin", external_user="12433636_CAS-B")
+
+
+@pytest.fixture
+async def pool(database_url):
+    await migrate(database_url, SCHEMA, "tests.support.sample_service")
+    pool = await create_pool(database_url, SCHEMA)
+    yield pool
+    await pool.close()
+
+
+async def test_migrations_apply_once_and_concurrently(database_url):
+    results = await asyncio.gather(*(migrate(database_url, "sample_concurrent", "tests.support.sample_service")
+                                     for _ in range(3)))
+    assert sorted(len(r) for r in results) == [0, 0, 1]
+    assert await migrate(database_url, "sample_concurrent", "tests.support.sample_service") == []
+
+
+async def test_edited_migration_is_refused(database_url, tmp_path):
+    await migrate(database_url, "sample_edit", "tests.support.sample_service")
+    conn = await __import__("asyncpg").connect(database_url)
+    await conn.execute("update sample_edit.schema_migrations set checksum = 'x'")
+    await conn.close()
+    with pytest.raises(MigrationError, match="edited"):
+        await migrate(database_url, "sample_edit", "tests.support.sample_service")
+
+
+async def test_outbox_event_reaches_a_consumer_exactly_once(pool, common_config):
+    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    seen: list[str] = []
+
+    async def on_key(conn, envelope):
+        seen.append(envelope.id)
+        await conn.execute("insert into notes (text) values ($1)", envelope.id)
+
+    stop = await start_consumer(pool, broker, "users.key-issued", {"KeyIssued": on_key})
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            envelope = await add_event(conn, key_issued(), "B")
+        assert await relay_once(pool, broker) == 1
+        await eventually(lambda: _async(envelope.id in seen), what="event consumed")
+        # The broker redelivers (a publisher retry after a lost confirm): one effect only.
+        await broker.publish(envelope)
+        await asyncio.sleep(0.3)
+        assert seen.count(envelope.id) == 1
+        assert await pool.fetchval("select count(*) from notes where text = $1", envelope.id) == 1
+        assert await pool.fetchval("select count(*) from outbox") == 0
+    finally:
+        await stop()
+        await broker.close()
+
+
+async def test_rolled_back_change_publishes_nothing(pool):
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await add_event(conn, key_issued(), "B")
+            raise RuntimeError("the change failed")
+    assert await pool.fetchval("select count(*) from outbox") == 0
+
+
+async def test_relay_wakes_on_notify(pool, common_config):
+    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    queue_name = broker.queue_name("certs.users")
+    relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, poll_interval=30))
+    try:
+        await asyncio.sleep(0.2)
+        async with pool.acquire() as conn, conn.transaction():
+            envelope = await add_event(conn, ExternalUserDeleted(username="1_CAS-B"), "B")
+        channel = await broker.connection.channel()
+        queue = await channel.get_queue(queue_name)
+
+        async def arrived():
+            message = await queue.get(fail=False)
+            if message is None:
+                return None
+            await message.ack()
+            return Envelope.from_json(message.body).id == envelope.id
+
+        # Woken by NOTIFY: well before the 30 s poll interval.
+        await eventually(arrived, timeout=3, what="relayed event")
+    finally:
+        relay.cancel()
+        await broker.close()
+
+
+async def test_garbage_message_is_dead_lettered(pool, common_config):
+    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+
+    async def never(conn, envelope):
+        raise AssertionError("not an event; must not be handled")
+
+    stop = await start_consumer(pool, broker, "users.key-issued", {"KeyIssued": never})
+    try:
+        await broker.exchange.publish(aio_pika.Message(b"not json"), routing_key="keygen.key_issued")
+        channel = await broker.connection.channel()
+        dlq = await channel.get_queue(broker.queue_name("users.key-issued") + ".dlq")
+
+        async def parked():
+            message = await dlq.get(fail=False)
+            if message is not None:
+                await message.ack()
+                return message.body == b"not json"
+
+        await eventually(parked, what="message in the dead-letter queue")
+    finally:
+        await stop()
+        await broker.close()
+
+
+async def _async(value):
+    return value

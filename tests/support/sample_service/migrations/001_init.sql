@@ -1,0 +1,1 @@
+create table notes (id bigserial primary key, text text not null);
