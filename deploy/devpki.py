@@ -44,6 +44,7 @@ from cryptography.x509.oid import (
 DEMO_PROVIDER_P12_PASSPHRASE = b"demo"
 DEMO_PROVIDER_CUI = "12433636"  # the seed's provider code (a valid CUI check digit)
 DEMO_PROVIDER_NAME = "SC DEMO MEDICAL SRL"
+# The demo issuer's DN as the seed writes it (and as `openssl x509 -subject` prints it).
 DEMO_ISSUER_DN = "C=RO, ST=ROMANIA, L=BUCURESTI, O=MINISTERUL SANATATII, CN=MSANATATII CA"
 # Where the demo provider's certificate says its OCSP responder is (the ocsp service).
 DEMO_OCSP_URL = "http://127.0.0.1:8104/"
@@ -116,7 +117,7 @@ class _Spec:
     days: int
     extensions: tuple[tuple[x509.ExtensionType, bool], ...]  # (value, critical)
     issuer: _Pair | None = None  # None: self-signed
-    rsa: bool = False
+    use_rsa: bool = False  # else EC P-256
     serial: int | None = None
 
 
@@ -126,6 +127,8 @@ def ensure_dev_pki(data_dir: Path, *, now: datetime | None = None) -> DevPki:
     ``now`` sets the new certificates' validity start (tests); default: the current
     time. Raises ``FileExistsError`` when a certificate exists without its private
     key, as no new key could match it: delete that certificate, or the directory.
+    Nothing is renewed: an expired certificate (the demo provider's lasts a year) is
+    replaced by deleting it; a certificate alone is reissued for its existing key.
     """
     now = now or datetime.now(timezone.utc)
     paths = DevPki.at(data_dir)
@@ -241,7 +244,7 @@ def _docsign(root: _Pair) -> _Spec:
         (NameOID.COMMON_NAME, "SIUI Access Semnare Documente (dev)"),
     )
     ku = _key_usage(digital_signature=True, content_commitment=True)
-    return _Spec(subject, 1095, _end_entity(ku), root, rsa=True)
+    return _Spec(subject, 1095, _end_entity(ku), root, use_rsa=True)
 
 
 def _demo_issuer() -> _Spec:
@@ -278,7 +281,7 @@ def _ensure_pair(cert_path: Path, key_path: Path, spec: _Spec, now: datetime) ->
     if cert_path.exists() and not key_path.exists():
         raise FileExistsError(f"{cert_path} exists without its key {key_path}; delete it")
     if not key_path.exists():
-        if spec.rsa:
+        if spec.use_rsa:
             new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
             new_key = ec.generate_private_key(ec.SECP256R1())

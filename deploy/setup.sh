@@ -82,7 +82,10 @@ find_python() {
     return 1
 }
 
-venv_ok() { [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+venv_ok() {
+    [ -x .venv/bin/python ] \
+        && .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
 
 # Splits a URL into lines: host, port, user, password, path (without the "/").
 split_url() {
@@ -117,8 +120,8 @@ apt_install() {
     fi
     info "apt-get install $*"
     local rc=0
-    as_root env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 apt-get -o DPkg::Lock::Timeout=300 \
-        install -y -q --no-install-recommends "$@" || rc=$?
+    as_root env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 \
+        apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@" || rc=$?
     if [ "$policy_added" -eq 1 ]; then
         as_root rm -f /usr/sbin/policy-rc.d
         trap - EXIT
@@ -145,7 +148,8 @@ if command -v dpkg >/dev/null 2>&1; then
     [ -n "$PYTHON" ] || want+=(python3 python3-venv)
     # Debian's python3 leaves venv's pip bootstrap to python3-venv.
     if [ -n "$PYTHON" ] && ! venv_ok && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
-        want+=(python3-venv "python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
+        version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+        want+=(python3-venv "python$version-venv")
     fi
     [ "$BENCH" -eq 0 ] || want+=(wrk)
     mapfile -t missing < <(missing_packages "${want[@]}")
@@ -161,7 +165,9 @@ if command -v dpkg >/dev/null 2>&1; then
     if [ -z "$PYTHON" ]; then
         # Ubuntu 22.04's python3 is 3.10; its archive also has python3.11.
         PYTHON="$(find_python || true)"
-        [ -n "$PYTHON" ] || { apt_install python3.11 python3.11-venv && PYTHON="$(find_python || true)"; }
+        if [ -z "$PYTHON" ]; then
+            apt_install python3.11 python3.11-venv && PYTHON="$(find_python || true)"
+        fi
     fi
     [ "${#missing[@]}" -gt 0 ] || info "all present"
 else
@@ -171,7 +177,8 @@ fi
 info "python: $PYTHON"
 
 mapfile -t DB < <(split_url "$SIUI_DATABASE_URL" 5432)
-DB_HOST="${DB[0]}" DB_PORT="${DB[1]}" DB_USER="${DB[2]:-$(id -un)}" DB_PASS="${DB[3]}" DB_NAME="${DB[4]:-siui}"
+DB_HOST="${DB[0]}" DB_PORT="${DB[1]}" DB_USER="${DB[2]:-$(id -un)}" DB_PASS="${DB[3]}"
+DB_NAME="${DB[4]:-siui}"
 
 # -- 2. PostgreSQL ----------------------------------------------------------------------
 step "PostgreSQL on 127.0.0.1:5432"
@@ -179,25 +186,33 @@ if listening 127.0.0.1 5432; then
     info "already listening"
 else
     command -v pg_lsclusters >/dev/null 2>&1 || die "postgresql is not installed"
-    read -r PG_VERSION PG_CLUSTER PG_STATUS < <(pg_lsclusters -h | awk '$3 == 5432 { print $1, $2, $4; exit }') || true
+    # /var/run is a tmpfs on many machines: the socket directory may be gone, and
+    # pg_createcluster puts the socket in /tmp when it cannot write there.
+    as_root install -d -m 2775 -o postgres -g postgres /var/run/postgresql
+    # The cluster on port 5432: "version name status", or nothing.
+    read -r PG_VERSION PG_CLUSTER PG_STATUS \
+        < <(pg_lsclusters -h | awk '$3 == 5432 { print $1, $2, $4; exit }') || true
     if [ -z "${PG_VERSION:-}" ]; then
-        PG_VERSION="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+        PG_VERSION="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' \
+            | sort -V | tail -n 1)"
         PG_CLUSTER=main
-        pg_lsclusters -h | awk -v v="$PG_VERSION" '$1 == v && $2 == "main" { found = 1 } END { exit !found }' \
-            && PG_CLUSTER=siui
+        if [ -d "/etc/postgresql/$PG_VERSION/main" ]; then
+            PG_CLUSTER=siui  # "main" exists on another port: leave it alone
+        fi
         info "creating cluster $PG_VERSION/$PG_CLUSTER"
         as_root pg_createcluster --port 5432 "$PG_VERSION" "$PG_CLUSTER" >/dev/null
         PG_STATUS=down
     fi
-    # /var/run is a tmpfs on many machines: the socket directory may be gone.
-    as_root install -d -m 2775 -o postgres -g postgres /var/run/postgresql
-    if [ "$PG_STATUS" != online ]; then
-        info "starting cluster $PG_VERSION/$PG_CLUSTER"
-        as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
-    fi
+    case "$PG_STATUS" in
+        online*) info "cluster $PG_VERSION/$PG_CLUSTER runs but not on 127.0.0.1:5432 yet" ;;
+        *)
+            info "starting cluster $PG_VERSION/$PG_CLUSTER"
+            as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
+            ;;
+    esac
 fi
 wait_for "$PG_DEADLINE" pg_isready -h 127.0.0.1 -p 5432 -t 2 \
-    || die "PostgreSQL not ready on 127.0.0.1:5432 after ${PG_DEADLINE}s (see /var/log/postgresql/)"
+    || die "PostgreSQL not ready on 127.0.0.1:5432 after ${PG_DEADLINE}s (see /var/log/postgresql)"
 info "ready"
 
 # -- 3. RabbitMQ ------------------------------------------------------------------------
@@ -211,14 +226,16 @@ else
     if ! getent hosts "$(hostname -s)" >/dev/null 2>&1 \
         && ! grep -qs '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf; then
         info "hostname does not resolve: NODENAME=rabbit@localhost"
-        echo 'NODENAME=rabbit@localhost' | as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
+        echo 'NODENAME=rabbit@localhost' \
+            | as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
     fi
     # The Debian wrapper runs the server as user rabbitmq, HOME /var/lib/rabbitmq, where
     # its Erlang cookie is created; -detached also starts epmd.
     info "starting rabbitmq-server -detached"
-    as_root rabbitmq-server -detached
+    # A node already booting (or a name clash) fails here; the port decides below.
+    as_root rabbitmq-server -detached || warn "rabbitmq-server -detached exited with $?"
     wait_for "$RABBIT_DEADLINE" listening 127.0.0.1 5672 \
-        || die "RabbitMQ not listening on 127.0.0.1:5672 after ${RABBIT_DEADLINE}s (see /var/log/rabbitmq/)"
+        || die "RabbitMQ not on 127.0.0.1:5672 after ${RABBIT_DEADLINE}s (see /var/log/rabbitmq)"
 fi
 info "ready"
 
@@ -227,20 +244,23 @@ step "Database $DB_NAME (role $DB_USER)"
 if is_local "$DB_HOST" && [ "$DB_PORT" = 5432 ]; then
     # A superuser connection: trust on 127.0.0.1 where there is one, else peer
     # authentication as the postgres OS user over the Unix socket (fresh Debian).
-    if PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -wXAtqc 'select 1' >/dev/null 2>&1; then
-        PG_ADMIN=(psql -h 127.0.0.1 -p 5432 -U postgres)
-    elif (cd / && as_root runuser -u postgres -- psql -p 5432 -d postgres -wXAtqc 'select 1') >/dev/null 2>&1; then
-        PG_ADMIN=(as_root runuser -u postgres -- psql -p 5432)
-    else
-        die "cannot connect to PostgreSQL as superuser postgres (neither TCP trust nor peer)"
-    fi
+    for admin in "psql -h 127.0.0.1" \
+        "as_root runuser -u postgres -- psql -h /var/run/postgresql" \
+        "as_root runuser -u postgres -- psql -h /tmp"; do
+        read -r -a PG_ADMIN <<<"$admin -p 5432 -U postgres"
+        (cd / && PGCONNECT_TIMEOUT=5 "${PG_ADMIN[@]}" -d postgres -wXAtqc 'select 1') \
+            >/dev/null 2>&1 && break
+        PG_ADMIN=()
+    done
+    [ "${#PG_ADMIN[@]}" -gt 0 ] \
+        || die "cannot connect to PostgreSQL as superuser postgres (neither TCP trust nor peer)"
     (cd / && "${PG_ADMIN[@]}" -d postgres -wXq -v ON_ERROR_STOP=1 \
         -v u="$DB_USER" -v p="$DB_PASS" -v d="$DB_NAME") <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN CREATEDB%s', :'u',
               CASE WHEN :'p' = '' THEN '' ELSE format(' PASSWORD %L', :'p') END)
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'u')
 \gexec
-SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L TEMPLATE template0', :'d', :'u', 'UTF8')
+SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8'' TEMPLATE template0', :'d', :'u')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'d')
 \gexec
 SELECT format('GRANT ALL ON DATABASE %I TO %I', :'d', :'u')
@@ -261,7 +281,10 @@ if ! venv_ok; then
 fi
 if [ -f pyproject.toml ]; then
     STAMP=".venv/.installed-$(sha256sum pyproject.toml | cut -d' ' -f1)"
-    if [ -f "$STAMP" ]; then
+    # The editable install maps the top-level packages that existed when it ran, so
+    # the stamp also records them: a new package (say clients/) means reinstalling.
+    PACKAGES="$(printf '%s\n' */__init__.py)"
+    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$PACKAGES" ]; then
         info "up to date ($(basename "$STAMP" | cut -c1-22)...)"
     else
         info "pip install -e '.[test]'"
@@ -273,7 +296,7 @@ if [ -f pyproject.toml ]; then
             .venv/bin/python -m pip install -q -e '.[test]'
         fi
         rm -f .venv/.installed-*
-        touch "$STAMP"
+        printf '%s\n' "$PACKAGES" >"$STAMP"
     fi
 else
     warn "no pyproject.toml yet: skipping pip install"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/siui"
+DEFAULT_DATABASE_URL = "postgresql://siui:siui@127.0.0.1:5432/siui"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 

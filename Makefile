@@ -1,0 +1,35 @@
+# SIUI Access: `make up` runs the stack, `make test` runs every test. Both set up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+
+export SIUI_DATABASE_URL ?= postgresql://siui:siui@127.0.0.1:5432/siui
+export SIUI_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export SIUI_DATA_DIR ?= .siui
+
+.PHONY: setup up test test-unit test-integration test-e2e bench clean
+
+setup:
+	bash deploy/setup.sh
+
+up: setup
+	exec $(PYTHON) -m deploy.run
+
+test: setup
+	$(PYTHON) -m pytest -p no:cacheprovider tests
+
+test-unit:
+	$(PYTHON) -m pytest -q tests/unit
+
+test-integration:
+	$(PYTHON) -m pytest -q tests/integration
+
+test-e2e:
+	$(PYTHON) -m pytest -q tests/e2e
+
+bench:
+	bash deploy/setup.sh --bench
+	$(PYTHON) -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info test-artifacts

@@ -1,0 +1,246 @@
+"""services.ocsp.registry: lookups by every CertID hash, answers, and the response cache."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+
+from services.ocsp.codec import CertId, ParsedRequest, parse_request
+from services.ocsp.registry import Registry, ResponseCache, issuer_hashes
+from services.ocsp.responses import ResponderIdentity, SingleAnswer, build_response
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+HASHES = [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()]
+
+
+def _cert(cn, key, issuer_cn, issuer_key, serial, *, ca=False) -> x509.Certificate:
+    name = lambda value: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])  # noqa: E731
+    return (
+        x509.CertificateBuilder().subject_name(name(cn)).issuer_name(name(issuer_cn))
+        .public_key(key.public_key()).serial_number(serial)
+        .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
+
+
+@pytest.fixture(scope="session")
+def reg_pki() -> SimpleNamespace:
+    """Two CAs (EC and RSA, so key hashes cover both key encodings), leaves, a responder."""
+    ec_ca_key = ec.generate_private_key(ec.SECP256R1())
+    rsa_ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_ca = _cert("Registry CA EC", ec_ca_key, "Registry CA EC", ec_ca_key, 1, ca=True)
+    rsa_ca = _cert("Registry CA RSA", rsa_ca_key, "Registry CA RSA", rsa_ca_key, 2, ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaves = {serial: _cert(f"leaf {serial}", leaf_key, "Registry CA EC", ec_ca_key, serial)
+              for serial in (10, 11)}
+    rsa_leaf = _cert("rsa leaf", leaf_key, "Registry CA RSA", rsa_ca_key, 10)
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    responder = ResponderIdentity(_cert("Responder", responder_key, "Responder", responder_key, 3), responder_key)
+    return SimpleNamespace(ec_ca=ec_ca, rsa_ca=rsa_ca, leaves=leaves, rsa_leaf=rsa_leaf, responder=responder)
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _cert_id(leaf, issuer, algorithm=hashes.SHA1()) -> CertId:
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm).build()
+    return parse_request(request.public_bytes(serialization.Encoding.DER)).cert_ids[0]
+
+
+@pytest.fixture
+def registry(reg_pki) -> Registry:
+    registry = Registry()
+    registry.add_issuer("ca-ec", _der(reg_pki.ec_ca))
+    registry.add_issuer("ca-rsa", issuer_hashes(_der(reg_pki.rsa_ca)))  # the precomputed form
+    registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="RO123_CAS-B", cas="B")
+    return registry
+
+
+# --- hashes and lookups ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ca", ["ec_ca", "rsa_ca"])
+@pytest.mark.parametrize("algorithm", HASHES, ids=lambda h: h.name)
+def test_issuer_hashes_match_what_clients_compute(reg_pki, ca, algorithm):
+    issuer = getattr(reg_pki, ca)
+    leaf = reg_pki.leaves[10] if ca == "ec_ca" else reg_pki.rsa_leaf
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm).build()
+    assert issuer_hashes(_der(issuer))[algorithm.name] == (request.issuer_name_hash, request.issuer_key_hash)
+
+
+@pytest.mark.parametrize("algorithm", HASHES, ids=lambda h: h.name)
+def test_lookup_finds_issuer_by_any_supported_hash(registry, reg_pki, algorithm):
+    found = registry.lookup(_cert_id(reg_pki.leaves[10], reg_pki.ec_ca, algorithm))
+    assert found.outcome == "found" and found.issuer.issuer_id == "ca-ec"
+    assert (found.record.certificate_id, found.record.username, found.record.cas) == ("c-10", "RO123_CAS-B", "B")
+
+    other = registry.lookup(_cert_id(reg_pki.rsa_leaf, reg_pki.rsa_ca, algorithm))
+    assert other.outcome == "unknown_serial" and other.issuer.issuer_id == "ca-rsa"
+
+
+def test_unknown_issuer_is_reported_and_has_no_answer(registry, reg_pki):
+    stranger = CertId("sha1", b"\x01" * 20, b"\x02" * 20, 10)
+    lookup = registry.lookup(stranger)
+    assert lookup.outcome == "unknown_issuer" and lookup.issuer is None
+    with pytest.raises(ValueError, match="unauthorized"):
+        lookup.answer(stranger)
+
+
+def test_answers_good_unknown_held_revoked(registry, reg_pki):
+    cid10, cid11 = (_cert_id(reg_pki.leaves[s], reg_pki.ec_ca) for s in (10, 11))
+    assert registry.lookup(cid10).answer(cid10) == SingleAnswer(cid10, "good")
+    assert registry.lookup(cid11).answer(cid11) == SingleAnswer(cid11, "unknown")
+
+    held_at = NOW - timedelta(hours=1)
+    registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="u", cas="B",
+                                suspended=True, suspended_at=held_at)
+    assert registry.lookup(cid10).answer(cid10) == SingleAnswer(cid10, "revoked", held_at, "certificate_hold")
+
+    # A permanent revocation wins over a suspension.
+    revoked_at = NOW - timedelta(minutes=5)
+    registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="u", cas="B", status="revoked",
+                                revoked_at=revoked_at, revocation_reason="key_compromise",
+                                suspended=True, suspended_at=held_at)
+    assert registry.lookup(cid10).answer(cid10) == SingleAnswer(cid10, "revoked", revoked_at, "key_compromise")
+
+    assert registry.remove_certificate("ca-ec", 10) is True
+    assert registry.remove_certificate("ca-ec", 10) is False
+    assert registry.lookup(cid10).outcome == "unknown_serial"
+
+
+def test_issuer_management(registry, reg_pki):
+    cid = _cert_id(reg_pki.leaves[10], reg_pki.ec_ca)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add_issuer("ca-ec-again", _der(reg_pki.ec_ca))
+    assert registry.lookup(cid).issuer.signer is None
+
+    registry.set_signer("ca-ec", reg_pki.responder)
+    assert registry.lookup(cid).issuer.signer is reg_pki.responder
+    assert registry.issuer("ca-ec").signer is reg_pki.responder
+    registry.set_signer("ca-ec", None)
+    assert registry.lookup(cid).issuer.signer is None
+    with pytest.raises(KeyError):
+        registry.set_signer("nobody", reg_pki.responder)
+
+    assert registry.remove_issuer("ca-ec") is True
+    assert registry.lookup(cid).outcome == "unknown_issuer"
+    registry.add_issuer("ca-ec", _der(reg_pki.ec_ca))  # records survive re-registration
+    assert registry.lookup(cid).outcome == "found"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"status": "suspended"}, "status must be"),
+    ({"status": "revoked"}, "needs revoked_at"),
+    ({"suspended": True}, "needs suspended_at"),
+    ({"status": "revoked", "revoked_at": NOW, "revocation_reason": "lost"}, "unknown revocation reason"),
+])
+def test_upsert_validation(registry, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        registry.upsert_certificate("ca-ec", 12, certificate_id="c", username="u", cas="B", **kwargs)
+
+
+def test_every_change_gives_a_new_state_version(registry, reg_pki):
+    cid = _cert_id(reg_pki.leaves[10], reg_pki.ec_ca)
+    seen = [registry.lookup(cid).state_version]
+    registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="u", cas="B",
+                                suspended=True, suspended_at=NOW)
+    seen.append(registry.lookup(cid).state_version)
+    registry.set_signer("ca-ec", reg_pki.responder)
+    seen.append(registry.lookup(cid).state_version)
+    registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="u", cas="B")
+    seen.append(registry.lookup(cid).state_version)
+    assert seen == sorted(set(seen))
+    assert registry.lookup(cid).state_version == registry.lookup(cid).state_version  # reads change nothing
+
+
+# --- the response cache --------------------------------------------------------------------------
+
+def _sign(reg_pki, lookup, cid, now=NOW, ttl=timedelta(hours=1)) -> bytes:
+    return build_response(reg_pki.responder, [lookup.answer(cid)], nonce=None, produced_at=now,
+                          this_update=now, next_update=now + ttl)
+
+
+def test_cache_serves_until_a_suspension_changes_the_answer(registry, reg_pki):
+    cache = ResponseCache()
+    cid = _cert_id(reg_pki.leaves[10], reg_pki.ec_ca, hashes.SHA256())
+    lookup = registry.lookup(cid)
+    assert cache.get(lookup, cid, NOW) is None
+    entry = cache.put(lookup, cid, _sign(reg_pki, lookup, cid), produced_at=NOW,
+                      next_update=NOW + timedelta(hours=1))
+    assert cache.get(registry.lookup(cid), cid, NOW + timedelta(minutes=1)) is entry
+    assert entry.etag.startswith('"') and entry.etag.endswith('"') and len(entry.etag) == 34
+
+    registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="u", cas="B",
+                                suspended=True, suspended_at=NOW)
+    lookup = registry.lookup(cid)
+    assert cache.get(lookup, cid, NOW + timedelta(minutes=1)) is None  # immediately, no waiting
+    fresh = cache.put(lookup, cid, _sign(reg_pki, lookup, cid), produced_at=NOW,
+                      next_update=NOW + timedelta(hours=1))
+    assert fresh.etag != entry.etag
+    assert ocsp.load_der_ocsp_response(fresh.der).certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_cache_separates_hash_algorithms_and_signers(registry, reg_pki):
+    cache = ResponseCache()
+    sha1, sha256 = (_cert_id(reg_pki.leaves[10], reg_pki.ec_ca, h) for h in (hashes.SHA1(), hashes.SHA256()))
+    lookup = registry.lookup(sha1)
+    cache.put(lookup, sha1, b"sha1-answer", produced_at=NOW, next_update=NOW + timedelta(hours=1))
+    assert cache.get(registry.lookup(sha256), sha256, NOW) is None
+    assert cache.get(registry.lookup(sha1), sha1, NOW).der == b"sha1-answer"
+    registry.set_signer("ca-ec", reg_pki.responder)  # answers must now carry another signature
+    assert cache.get(registry.lookup(sha1), sha1, NOW) is None
+
+
+def test_cache_checks_the_echoed_cert_id_encoding(registry, reg_pki):
+    cache = ResponseCache()
+    cid = _cert_id(reg_pki.leaves[10], reg_pki.ec_ca)
+    lookup = registry.lookup(cid)
+    cache.put(lookup, cid, b"answer", produced_at=NOW, next_update=NOW + timedelta(hours=1))
+    # Same CertID, other bytes (say hash parameters absent): the cached echo would not match.
+    other_encoding = CertId(*cid.issuer_key, cid.serial, der=b"\x30\x00")
+    assert other_encoding == cid
+    assert cache.get(lookup, other_encoding, NOW) is None
+    assert cache.get(lookup, cid, NOW).der == b"answer"
+
+
+def test_cache_expires_before_next_update(registry, reg_pki):
+    cache = ResponseCache(refresh_margin=timedelta(minutes=10))
+    cid = _cert_id(reg_pki.leaves[11], reg_pki.ec_ca)  # an unknown serial is cacheable too
+    lookup = registry.lookup(cid)
+    cache.put(lookup, cid, b"unknown", produced_at=NOW, next_update=NOW + timedelta(hours=1))
+    assert cache.get(lookup, cid, NOW + timedelta(minutes=49, seconds=59)) is not None
+    assert cache.get(lookup, cid, NOW + timedelta(minutes=50)) is None
+    assert len(cache) == 0  # the expired entry was dropped, not kept
+
+
+def test_cache_is_a_bounded_lru(registry, reg_pki):
+    cache = ResponseCache(max_entries=2)
+    ids = [CertId(*_cert_id(reg_pki.leaves[10], reg_pki.ec_ca).issuer_key, serial) for serial in (20, 21, 22)]
+    lookups = [registry.lookup(cid) for cid in ids]
+    for lookup, cid in zip(lookups[:2], ids[:2]):
+        cache.put(lookup, cid, b"x", produced_at=NOW, next_update=NOW + timedelta(hours=1))
+    assert cache.get(lookups[0], ids[0], NOW) is not None  # 20 is now the most recent
+    cache.put(lookups[2], ids[2], b"x", produced_at=NOW, next_update=NOW + timedelta(hours=1))
+    assert len(cache) == 2
+    assert cache.get(lookups[1], ids[1], NOW) is None  # 21 was the least recently used
+    assert cache.get(lookups[0], ids[0], NOW) is not None and cache.get(lookups[2], ids[2], NOW) is not None
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValueError):
+        ResponseCache(max_entries=0)
+
+
+def test_only_single_nonce_less_requests_are_cacheable(registry):
+    cid = CertId("sha1", b"\x00" * 20, b"\x00" * 20, 1)
+    assert ResponseCache.cacheable(ParsedRequest((cid,), None))
+    assert not ResponseCache.cacheable(ParsedRequest((cid,), b"nonce"))
+    assert not ResponseCache.cacheable(ParsedRequest((cid, cid), None))
+    with pytest.raises(ValueError, match="never cached"):
+        ResponseCache().get(registry.lookup(cid), cid, NOW)
