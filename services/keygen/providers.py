@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -22,14 +22,9 @@ from stdnum.ro import cui as stdnum_cui
 from shared.houses import COUNTY_HOUSE_CODES, NATIONAL
 
 __all__ = [
-    "ORG_TYPES",
-    "PROVIDER_FIELDS",
-    "InvalidFields",
-    "LegalRepresentative",
-    "ProviderInput",
-    "validate_provider",
-    "apply_patch",
-]
+    "ORG_TYPES", "PROVIDER_FIELDS", "InvalidFields", "LegalRepresentative", "ProviderInput",
+    "validate_provider", "apply_patch",
+]  # fmt: skip
 
 # "Tip organizatoric". Legal forms first (CMI: cabinet medical individual, CMG: grupat,
 # CMA: asociat, SCM: societate civilă medicală, SRL-D: SRL debutant, SCS: în comandită
@@ -50,7 +45,9 @@ PROVIDER_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 REQUIRED = ("cas", "cui", "name")
 DEFAULTS = {"country": "ROM", "currency": "RON"}
-DATE_FIELDS = ("cui_date", "fiscal_attribute_date", "registered_on", "valid_from", "valid_to")
+DATE_FIELDS = (
+    "cui_date", "fiscal_attribute_date", "registered_on", "valid_from", "valid_to",
+)  # fmt: skip
 # Free-text fields and their maximum lengths, in characters.
 TEXT_LIMITS = {"name": 200, "description": 500, "locality": 100, "work_point": 200,
                "location_type": 100}  # fmt: skip
@@ -60,9 +57,6 @@ PRINT_ORDER_MAX = 1_000_000
 _JSON_TYPES = {str: "string", bool: "boolean", int: "number", float: "number",
                dict: "object", list: "array", type(None): "null"}  # fmt: skip
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z./_-]*")
-_ALPHA3 = re.compile(r"[A-Z]{3}")
-_FISCAL_ATTRIBUTE = re.compile(r"[A-Z]{1,4}")
 # Nr. Reg. Com.: [J|F|C]<county 1-52>/<order number>/<year>, e.g. J40/10/3456, or the
 # compact form registrations get since 2024: J<year><6-9 digits>.
 _TRN_CLASSIC = re.compile(r"([JFC]?)(\d{1,2})/(\d{1,7})/(\d{2}|\d{4})")
@@ -209,13 +203,6 @@ def _trade_register_no(value: Any) -> str | None:
     return f"{m[1]}{int(m[2]):02d}/{m[3]}/{m[4]}"
 
 
-def _code(value: Any) -> str | None:
-    code = _text(value, CODE_MAX)
-    if code is not None and not _CODE.fullmatch(code):
-        raise _Bad("may hold only letters, digits and . / _ -")
-    return code
-
-
 def _org_type(value: Any) -> str | None:
     text = _text(value, 60)
     if text is not None and _fold(text) not in _ORG_TYPE_KEYS:
@@ -223,12 +210,16 @@ def _org_type(value: Any) -> str | None:
     return _ORG_TYPE_KEYS[_fold(text)] if text else None
 
 
-def _upper(pattern: re.Pattern[str], what: str) -> Callable[[Any], str | None]:
+def _pattern(pattern: str, limit: int, message: str, *, upper: bool = True):
+    """A checker for a short code: at most ``limit`` characters matching ``pattern``
+    (after upper-casing, if ``upper``)."""
+
     def check(value: Any) -> str | None:
-        text = _text(value, 4)
-        if text is not None and not pattern.fullmatch(text.upper()):
-            raise _Bad(f"must be {what}")
-        return text.upper() if text else None
+        text = _text(value, limit)
+        text = text.upper() if text and upper else text
+        if text is not None and not re.fullmatch(pattern, text):
+            raise _Bad(message)
+        return text
 
     return check
 
@@ -256,11 +247,14 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     **{f: (lambda v, n=n: _text(v, n)) for f, n in TEXT_LIMITS.items()},
     **{f: _date for f in DATE_FIELDS},
     "cas": _cas,
-    "code": _code,
+    "code": _pattern(
+        r"[0-9A-Za-z][0-9A-Za-z./_-]*", CODE_MAX, "may hold only letters, digits and . / _ -",
+        upper=False,
+    ),
     "org_type": _org_type,
-    "country": _upper(_ALPHA3, "an ISO 3166 alpha-3 country code such as ROM"),
-    "currency": _upper(_ALPHA3, "an ISO 4217 currency code such as RON"),
-    "fiscal_attribute": _upper(_FISCAL_ATTRIBUTE, "a fiscal attribute such as RO"),
+    "country": _pattern("[A-Z]{3}", 4, "must be an ISO 3166 alpha-3 country code such as ROM"),
+    "currency": _pattern("[A-Z]{3}", 4, "must be an ISO 4217 currency code such as RON"),
+    "fiscal_attribute": _pattern("[A-Z]{1,4}", 4, "must be a fiscal attribute such as RO"),
     "print_order": _print_order,
     "trade_register_no": _trade_register_no,
 }
@@ -274,10 +268,9 @@ def _legal_representative(value: Any, errors: dict[str, str]) -> dict[str, str] 
         if key not in ("name", "cnp"):
             errors[f"legal_representative.{key}"] = "unknown field"
     clean: dict[str, str] = {}
-    for key, check in (("name", lambda v: _text(v, TEXT_LIMITS["name"])), ("cnp", _cnp)):
+    for key, check in (("name", _CHECKS["name"]), ("cnp", _cnp)):
         try:
-            result = check(value[key]) if key in value else None
-            if result is None:
+            if (result := check(value.get(key, ""))) is None:
                 raise _Bad("is required")
             clean[key] = result
         except _Bad as e:

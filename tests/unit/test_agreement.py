@@ -23,7 +23,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
-from services.keygen import license
+from shared import license
 from services.keygen.agreement import (
     DEFAULT_FONTS,
     SIGNATURE_FIELD,

@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from services.keygen import license
-from services.keygen.license import (
+from shared import license
+from shared.license import (
     ALPHABET,
     ENTROPY_BITS,
     MalformedSerial,

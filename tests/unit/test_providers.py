@@ -241,4 +241,5 @@ def test_apply_patch_checks_the_merged_record():
 
 
 def test_not_an_object():
-    assert errors_of([]) == {"": "the provider must be an object, not array"}  # type: ignore[arg-type]
+    errors = errors_of([])  # type: ignore[arg-type]
+    assert errors == {"": "the provider must be an object, not array"}

@@ -157,7 +157,9 @@ def check(serial: str) -> str:
     """
     canonical = normalize(serial)
     if _syndrome([_VALUE[c] for c in canonical if c != "-"]) != 0:
-        raise MalformedSerial("the licence serial has a typo: its check character does not match")
+        raise MalformedSerial(
+            "the licence serial has a typo: its check character does not match"
+        )
     return canonical
 
 
