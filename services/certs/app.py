@@ -1,0 +1,39 @@
+"""The certs service's composition root: issuing authorities, user certificates,
+suspension, last use. No I/O here: resources open in ``cleanup_ctx`` when the app starts."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from shared.auth import TokenVerifier
+from shared.clock import Clock, utc_now
+from shared.http import base_app
+from shared.service import add_platform
+
+from . import routes
+from .config import CLOCK, CONFIG, Config
+from .consumers import HANDLERS
+from .durable import pending_writes_ctx
+from .openapi import OPENAPI_DOC
+
+
+def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifier | None = None) -> web.Application:
+    """The certs application; ``clock`` and ``verifier`` are for tests."""
+    app = base_app("certs", OPENAPI_DOC)
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    add_platform(app, config.common, schema="certs", migrations="services.certs", consumers=HANDLERS,
+                 verifier=verifier, pool_max_size=config.pool_size)
+    # After the pool's: its cleanup runs first, so in-flight writes commit before the pool closes.
+    app.cleanup_ctx.append(pending_writes_ctx)
+
+    app.router.add_get("/v1/issuers", routes.list_issuers)
+    app.router.add_post("/v1/issuers", routes.create_issuer)
+    app.router.add_get("/v1/issuers/{id}", routes.get_issuer)
+    app.router.add_put("/v1/issuers/{id}", routes.replace_issuer)
+    app.router.add_get("/v1/issuers/{id}/certificate.pem", routes.get_issuer_certificate)
+    app.router.add_get("/v1/certificates", routes.list_certificates)
+    app.router.add_post("/v1/certificates", routes.create_certificate)
+    app.router.add_get("/v1/certificates/{id}", routes.get_certificate)
+    app.router.add_patch("/v1/certificates/{id}", routes.patch_certificate)
+    app.router.add_post("/v1/certificates/{id}/revoke", routes.revoke_certificate)
+    return app

@@ -1,0 +1,52 @@
+"""AMQP handlers of the certs service. Each runs inside the inbox transaction
+(``shared.inbox``), so a redelivered event has no second effect."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from shared.events import Envelope
+from shared.logging import get_logger
+
+from . import queries
+from .certificates import usage_batch
+
+log = get_logger(__name__)
+
+
+async def on_external_user_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """Keep the external user certificates may be registered to (queue certs.users)."""
+    event = envelope.payload()
+    # The envelope names the house; the org unit (CAS-<house>) says the same, as a fallback.
+    cas = envelope.cas or event.org_unit.removeprefix("CAS-")
+    await queries.upsert_external_user(
+        conn, username=event.username, cas=cas, provider_cui=event.cui,
+        provider_code=event.provider_code or event.cui, provider_name=event.provider_name,
+        schema=event.schema, org_unit=event.org_unit, event_at=_occurred(envelope))
+
+
+async def on_external_user_deleted(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """A deleted user keeps its certificates' history but gets no new certificate."""
+    await queries.mark_external_user_deleted(conn, envelope.payload().username, _occurred(envelope))
+
+
+async def on_certificate_used(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """A batch of last uses from the OCSP service: one UPDATE for the whole batch."""
+    usages = envelope.payload().usages
+    ids, times = usage_batch(usages)
+    if len(ids) != len(usages or ()):
+        log.warning("certificate_usage_entries_skipped", skipped=len(usages or ()) - len(ids))
+    if ids:
+        await queries.record_usage(conn, ids, times)
+
+
+def _occurred(envelope: Envelope) -> datetime:
+    return datetime.fromisoformat(envelope.occurred_at)
+
+
+HANDLERS = {
+    "certs.users": {"ExternalUserCreated": on_external_user_created,
+                    "ExternalUserDeleted": on_external_user_deleted},
+    "certs.usage": {"CertificateUsed": on_certificate_used},
+}

@@ -1,0 +1,164 @@
+"""OpenAPI 3.1 description of the certs service's JSON endpoints (served at /openapi.json)."""
+from __future__ import annotations
+
+from .certificates import REVOCATION_REASONS, STATUSES
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _problems(*codes: int) -> dict:
+    text = {400: "Unreadable body", 401: "No or bad token", 403: "Missing right (or not CNAS)",
+            404: "No such record, or another house's", 409: "Conflict", 422: "Invalid fields (see errors)"}
+    return {str(c): {"description": text[c], "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+            for c in codes}
+
+
+_TS = {"type": ["string", "null"], "format": "date-time"}
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_SERIAL = {"type": "string", "description": "Decimal (serials reach 20 octets, beyond JSON's safe integers)"}
+
+_SCHEMAS = {
+    "Problem": {"type": "object", "description": "RFC 9457 problem document", "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "instance": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "Per field: what is wrong with it"}}},
+    "Issuer": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "subject_dn": {"type": "string", "examples": [
+            "C=RO, ST=ROMANIA, L=BUCURESTI, O=MINISTERUL SANATATII, CN=MSANATATII CA"],
+            "description": "RDNs in encoded order, RFC 4514 names and escapes; other attributes by OID "
+                           "(2.5.4.97=VATRO-...)"},
+        "serial": _SERIAL, "serial_hex": {"type": "string"},
+        "not_before": _TS, "not_after": _TS,
+        "hashes": {"type": "object", "description": "What OCSP CertIDs carry: hex hashes of the subject "
+                   "DER (name) and of the subjectPublicKey bits (key)",
+                   "properties": {alg: {"type": "object", "properties": {"name": {"type": "string"},
+                                                                          "key": {"type": "string"}}}
+                                  for alg in ("sha1", "sha256")}},
+        "certificate_url": {"type": "string"}, "created_at": _TS, "created_by": {"type": "string"},
+        "updated_at": _TS, "updated_by": {"type": ["string", "null"]}}},
+    "IssuerDetail": {"allOf": [_ref("Issuer"), {"type": "object", "properties": {
+        "certificate_pem": {"type": "string"}}}]},
+    "IssuerUpload": {"type": "object", "required": ["certificate_pem"], "additionalProperties": False,
+                     "properties": {"certificate_pem": {"type": "string",
+                                                        "description": "PEM, or base64 of the DER"}}},
+    "Certificate": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "username": {"type": "string", "examples": ["12433636_CAS-B"]},
+        "cas": {"type": "string"}, "provider_cui": {"type": "string"}, "provider_code": {"type": "string"},
+        "provider_name": {"type": "string"}, "schema": {"type": "string", "examples": ["SIUIB"]},
+        "org_unit": {"type": "string", "examples": ["CAS-B"]}, "serial": _SERIAL,
+        "serial_hex": {"type": "string"}, "issuer": {"type": "string", "description": "Issuer DN"},
+        "issuer_id": {"type": "string", "format": "uuid"},
+        "subject": {"type": ["string", "null"], "description": "Known when the certificate was uploaded"},
+        "not_before": _TS, "not_after": _TS, "status": {"enum": list(STATUSES)},
+        "suspended": {"type": "boolean"}, "suspended_at": _TS, "revoked_at": _TS,
+        "revocation_reason": {"type": ["string", "null"]}, "last_used_at": _TS,
+        "created_at": _TS, "created_by": {"type": "string"}, "updated_at": _TS}},
+    "CertificateDetail": {"allOf": [_ref("Certificate"), {"type": "object", "properties": {
+        "certificate_pem": {"type": ["string", "null"]}, "issuer_certificate_url": {"type": "string"},
+        "history": {"type": "array", "items": {"type": "object", "properties": {
+            "at": _TS, "actor": {"type": "string"},
+            "action": {"enum": ["registered", "suspended", "reinstated", "revoked"]},
+            "reason": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]}}}}}}]},
+    "CertificatePage": {"type": "object", "properties": {
+        "items": {"type": "array", "items": _ref("Certificate")}, "total": {"type": "integer"},
+        "pages": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}},
+    "CertificateRegistration": {"type": "object", "required": ["username"], "additionalProperties": False,
+        "description": "Either certificate_pem (serial, issuer, subject and validity are read from it and its "
+                       "signature is checked against the registered issuer), or serial with issuer_id "
+                       "(or issuer, the DN in any order or spacing).",
+        "properties": {
+            "username": {"type": "string", "description": "An external user of the caller's house"},
+            "provider": {"type": "string", "description": "Optional: the provider code; must be the user's"},
+            "serial": {"type": ["string", "integer"], "description": "Decimal, or hex with 0x", "examples": ["12", "0x0C"]},
+            "issuer_id": {"type": "string", "format": "uuid"},
+            "issuer": {"type": "string", "description": "The issuer DN instead of issuer_id"},
+            "certificate_pem": {"type": "string", "description": "PEM, or base64 of the DER"}}},
+    "Suspension": {"type": "object", "required": ["suspended"], "additionalProperties": False, "properties": {
+        "suspended": {"type": "boolean"}, "reason": {"type": "string", "maxLength": 500}}},
+    "Revocation": {"type": "object", "required": ["reason"], "additionalProperties": False, "properties": {
+        "reason": {"enum": sorted(set(REVOCATION_REASONS) | set(REVOCATION_REASONS.values())),
+                   "description": "RFC 5280 CRLReason (keyCompromise or key_compromise); certificateHold is a suspension"},
+        "comment": {"type": "string", "maxLength": 500}}},
+}
+
+_CERT_QUERY = [{"name": n, "in": "query", "schema": s, "description": d} for n, s, d in (
+    ("cas", {"type": "string"}, "House (CNAS only; a county sees its own whatever it asks)"),
+    ("username", {"type": "string"}, "External user name, exact"),
+    ("provider", {"type": "string"}, "Provider code or CUI"),
+    ("suspended", {"type": "boolean"}, "true / false"),
+    ("status", {"enum": list(STATUSES)}, ""),
+    ("issuer_id", {"type": "string", "format": "uuid"}, ""),
+    ("expiring_within_days", {"type": "integer", "minimum": 0, "maximum": 3650},
+     "Only not revoked certificates whose validity ends within N days from now, soonest first"),
+    ("page", {"type": "integer", "minimum": 1, "default": 1}, ""),
+    ("per_page", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, ""))]
+
+OPENAPI_DOC = {
+    "openapi": "3.1.0",
+    "info": {"title": "SIUI Access: certs", "version": "1.0.0",
+             "description": "Issuing authorities (Autoritati emitente) and user certificates (Certificate "
+                            "utilizatori): registration, suspension (Suspendat), revocation, last use, expiry. "
+                            "Every change is published as an event (certs.*) for the OCSP service."},
+    "components": {"schemas": _SCHEMAS,
+                   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/issuers": {
+            "get": {"summary": "List issuing authorities (every house)", "parameters": [
+                {"name": "dn", "in": "query", "schema": {"type": "string"},
+                 "description": "Only the authority with this DN, however ordered, spaced or cased"}],
+                "responses": {"200": {"description": "Authorities", **_json({"type": "object", "properties": {
+                    "items": {"type": "array", "items": _ref("Issuer")}, "total": {"type": "integer"}}})},
+                    **_problems(401, 403, 422)}},
+            "post": {"summary": "Register an issuing authority from its CA certificate (CNAS only)",
+                     "requestBody": {"required": True, **_json(_ref("IssuerUpload"))},
+                     "responses": {"201": {"description": "Registered; IssuerRegistered published",
+                                           **_json(_ref("IssuerDetail"))}, **_problems(400, 401, 403, 409, 422)}}},
+        "/v1/issuers/{id}": {
+            "parameters": [_ID_PARAM],
+            "get": {"summary": "One issuing authority", "responses": {
+                "200": {"description": "The authority", **_json(_ref("IssuerDetail"))}, **_problems(401, 403, 404)}},
+            "put": {"summary": "Replace the CA certificate (renewal; same DN) (CNAS only)",
+                    "requestBody": {"required": True, **_json(_ref("IssuerUpload"))},
+                    "responses": {"200": {"description": "Replaced; IssuerUpdated published",
+                                          **_json(_ref("IssuerDetail"))}, **_problems(400, 401, 403, 404, 422)}}},
+        "/v1/issuers/{id}/certificate.pem": {
+            "parameters": [_ID_PARAM],
+            "get": {"summary": "The authority's certificate file", "responses": {
+                "200": {"description": "PEM", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
+                **_problems(401, 403, 404)}}},
+        "/v1/certificates": {
+            "get": {"summary": "List certificates of the caller's house (all houses for CNAS)",
+                    "parameters": _CERT_QUERY,
+                    "responses": {"200": {"description": "A page", **_json(_ref("CertificatePage"))},
+                                  **_problems(401, 403, 422)}},
+            "post": {"summary": "Register a user certificate",
+                     "requestBody": {"required": True, **_json(_ref("CertificateRegistration"))},
+                     "responses": {"201": {"description": "Registered; CertificateRegistered published",
+                                           **_json(_ref("Certificate"))}, **_problems(400, 401, 403, 409, 422)}}},
+        "/v1/certificates/{id}": {
+            "parameters": [_ID_PARAM],
+            "get": {"summary": "Certificate detail with its history", "responses": {
+                "200": {"description": "Detail", **_json(_ref("CertificateDetail"))}, **_problems(401, 403, 404)}},
+            "patch": {"summary": "Suspend or reinstate (certificates:suspend); idempotent",
+                      "requestBody": {"required": True, **_json(_ref("Suspension"))},
+                      "responses": {"200": {"description": "Now so; CertificateSuspended/Reinstated published "
+                                            "if it changed", **_json(_ref("CertificateDetail"))},
+                                    **_problems(400, 401, 403, 404, 409, 422)}}},
+        "/v1/certificates/{id}/revoke": {
+            "parameters": [_ID_PARAM],
+            "post": {"summary": "Revoke for good (certificates:suspend); 409 if already revoked",
+                     "requestBody": {"required": True, **_json(_ref("Revocation"))},
+                     "responses": {"200": {"description": "Revoked; CertificateRevoked published",
+                                           **_json(_ref("CertificateDetail"))},
+                                   **_problems(400, 401, 403, 404, 409, 422)}}},
+    },
+}

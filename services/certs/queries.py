@@ -1,0 +1,198 @@
+"""SQL of the certs service: one function per statement, explicit columns, ``$n``
+parameters. The caller owns the transaction. Serials travel as ``Decimal`` (numeric),
+which holds all 20 octets exactly."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from .pki import IssuerFacts
+
+Record = asyncpg.Record
+
+_ISSUER_COLUMNS = """id, subject_dn, subject_der, dn_key, certificate_der, serial, not_before, not_after,
+    name_sha1, key_sha1, name_sha256, key_sha256, created_at, created_by, updated_at, updated_by"""
+
+_USER_COLUMNS = """username, cas, provider_cui, provider_code, provider_name, schema, org_unit,
+    event_at, deleted_at"""
+
+# A certificate as the API shows it: with its user's provider and its issuer's DN.
+_CERTIFICATE_VIEW = """c.id, c.username, c.cas, c.provider_cui, c.issuer_id, c.serial, c.subject,
+    c.not_before, c.not_after, c.status, c.suspended_at, c.revoked_at, c.revocation_reason,
+    c.last_used_at, c.created_at, c.created_by, c.updated_at, u.provider_code, u.provider_name,
+    u.schema, u.org_unit, i.subject_dn as issuer_dn"""
+_CERTIFICATE_FROM = """certificates c
+    join external_users u on u.username = c.username
+    join issuers i on i.id = c.issuer_id"""
+
+# The listing's filters; every one optional (a null parameter matches everything).
+_CERTIFICATE_FILTER = """($1::text is null or c.cas = $1)
+    and ($2::text is null or c.username = $2)
+    and ($3::text is null or c.provider_cui = $3 or u.provider_code = $3)
+    and ($4::boolean is null or (c.status = 'suspended') = $4)
+    and ($5::text is null or c.status = $5)
+    and ($6::uuid is null or c.issuer_id = $6)
+    and ($7::timestamptz is null
+         or (c.status <> 'revoked' and c.not_after >= $8 and c.not_after <= $7))"""
+
+
+# -- issuers ------------------------------------------------------------------------
+
+async def insert_issuer(conn, issuer_id: uuid.UUID, f: IssuerFacts, actor: str, at: datetime) -> Record:
+    """A new issuing authority, returned as stored."""
+    return await conn.fetchrow(
+        f"""insert into issuers ({_ISSUER_COLUMNS})
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, null, null)
+            returning {_ISSUER_COLUMNS}""",
+        issuer_id, f.subject_dn, f.subject_der, f.dn_key, f.certificate_der, Decimal(f.serial),
+        f.not_before, f.not_after, f.name_sha1, f.key_sha1, f.name_sha256, f.key_sha256, at, actor)
+
+
+async def replace_issuer_certificate(conn, issuer_id: uuid.UUID, f: IssuerFacts, actor: str,
+                                     at: datetime) -> Record | None:
+    """Put a renewed CA certificate in place; None if there is no such issuer."""
+    return await conn.fetchrow(
+        f"""update issuers set subject_dn = $2, subject_der = $3, certificate_der = $4, serial = $5,
+                not_before = $6, not_after = $7, name_sha1 = $8, key_sha1 = $9, name_sha256 = $10,
+                key_sha256 = $11, updated_at = $12, updated_by = $13
+            where id = $1
+            returning {_ISSUER_COLUMNS}""",
+        issuer_id, f.subject_dn, f.subject_der, f.certificate_der, Decimal(f.serial), f.not_before,
+        f.not_after, f.name_sha1, f.key_sha1, f.name_sha256, f.key_sha256, at, actor)
+
+
+async def get_issuer(conn, issuer_id: uuid.UUID) -> Record | None:
+    """One issuer by id."""
+    return await conn.fetchrow(f"select {_ISSUER_COLUMNS} from issuers where id = $1", issuer_id)
+
+
+async def lock_issuer(conn, issuer_id: uuid.UUID) -> Record | None:
+    """One issuer by id, its row locked until the caller's transaction ends."""
+    return await conn.fetchrow(f"select {_ISSUER_COLUMNS} from issuers where id = $1 for update", issuer_id)
+
+
+async def find_issuer_by_key(conn, dn_key: str) -> Record | None:
+    """The issuer whose normalised DN is ``dn_key``, if any."""
+    return await conn.fetchrow(f"select {_ISSUER_COLUMNS} from issuers where dn_key = $1", dn_key)
+
+
+async def list_issuers(conn, dn_key: str | None) -> list[Record]:
+    """Every issuer, or only the one with ``dn_key``."""
+    return await conn.fetch(
+        f"""select {_ISSUER_COLUMNS} from issuers
+            where ($1::text is null or dn_key = $1) order by subject_dn, id""", dn_key)
+
+
+# -- external users (fed by events) -----------------------------------------------------
+
+async def upsert_external_user(conn, *, username: str, cas: str, provider_cui: str, provider_code: str,
+                               provider_name: str, schema: str, org_unit: str, event_at: datetime) -> None:
+    """Create or refresh an external user, unless a newer event already did."""
+    await conn.execute(
+        """insert into external_users (username, cas, provider_cui, provider_code, provider_name,
+                                       schema, org_unit, event_at, deleted_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, null)
+           on conflict (username) do update set cas = excluded.cas, provider_cui = excluded.provider_cui,
+               provider_code = excluded.provider_code, provider_name = excluded.provider_name,
+               schema = excluded.schema, org_unit = excluded.org_unit, event_at = excluded.event_at,
+               deleted_at = null
+           where external_users.event_at <= excluded.event_at""",
+        username, cas, provider_cui, provider_code, provider_name, schema, org_unit, event_at)
+
+
+async def mark_external_user_deleted(conn, username: str, event_at: datetime) -> None:
+    """Mark a user deleted (rows stay: its certificates keep their history)."""
+    await conn.execute(
+        """update external_users set deleted_at = $2, event_at = $2
+           where username = $1 and event_at <= $2""", username, event_at)
+
+
+async def get_external_user(conn, username: str) -> Record | None:
+    """One external user by name, deleted or not."""
+    return await conn.fetchrow(f"select {_USER_COLUMNS} from external_users where username = $1", username)
+
+
+# -- certificates ----------------------------------------------------------------------
+
+async def insert_certificate(conn, *, certificate_id: uuid.UUID, username: str, cas: str, provider_cui: str,
+                             issuer_id: uuid.UUID, serial: int, subject: str | None,
+                             not_before: datetime | None, not_after: datetime | None,
+                             certificate_der: bytes | None, actor: str, at: datetime) -> None:
+    """A new certificate, active."""
+    await conn.execute(
+        """insert into certificates (id, username, cas, provider_cui, issuer_id, serial, subject,
+                                     not_before, not_after, certificate_der, status, created_at, created_by)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12)""",
+        certificate_id, username, cas, provider_cui, issuer_id, Decimal(serial), subject, not_before,
+        not_after, certificate_der, at, actor)
+
+
+async def get_certificate(conn, certificate_id: uuid.UUID) -> Record | None:
+    """One certificate as the API shows it, with its DER."""
+    return await conn.fetchrow(
+        f"select {_CERTIFICATE_VIEW}, c.certificate_der from {_CERTIFICATE_FROM} where c.id = $1",
+        certificate_id)
+
+
+async def lock_certificate(conn, certificate_id: uuid.UUID) -> Record | None:
+    """Lock one certificate's row for a state change; its id, house and status."""
+    return await conn.fetchrow(
+        "select id, cas, status from certificates where id = $1 for update", certificate_id)
+
+
+async def set_certificate_state(conn, certificate_id: uuid.UUID, *, status: str, at: datetime,
+                                revocation_reason: str | None = None) -> None:
+    """Move a certificate to ``status`` at ``at``."""
+    # suspended_at is the start of the current suspension (cleared on reinstatement);
+    # revoked_at and the reason are set once, by the revocation.
+    await conn.execute(
+        """update certificates set status = $2, updated_at = $3,
+               suspended_at = case when $2 = 'suspended' then $3
+                                   when $2 = 'active' then null else suspended_at end,
+               revoked_at = case when $2 = 'revoked' then $3 else revoked_at end,
+               revocation_reason = case when $2 = 'revoked' then $4 else revocation_reason end
+           where id = $1""",
+        certificate_id, status, at, revocation_reason)
+
+
+async def insert_history(conn, certificate_id: uuid.UUID, *, at: datetime, actor: str, action: str,
+                         reason: str | None = None, comment: str | None = None) -> None:
+    """Record one change in the certificate's history."""
+    await conn.execute(
+        """insert into certificate_history (certificate_id, at, actor, action, reason, comment)
+           values ($1, $2, $3, $4, $5, $6)""", certificate_id, at, actor, action, reason, comment)
+
+
+async def list_history(conn, certificate_id: uuid.UUID) -> list[Record]:
+    """A certificate's history, oldest first."""
+    return await conn.fetch(
+        """select at, actor, action, reason, comment from certificate_history
+           where certificate_id = $1 order by id""", certificate_id)
+
+
+async def list_certificates(conn, filters: tuple, *, limit: int, offset: int) -> list[Record]:
+    """``filters``: (cas, username, provider, suspended, status, issuer_id, expires_by, now)."""
+    return await conn.fetch(
+        f"""select {_CERTIFICATE_VIEW} from {_CERTIFICATE_FROM}
+            where {_CERTIFICATE_FILTER}
+            order by case when $7::timestamptz is not null then c.not_after end, c.created_at desc, c.id
+            limit $9 offset $10""", *filters, limit, offset)
+
+
+async def count_certificates(conn, filters: tuple) -> int:
+    """How many certificates the listing's filters match."""
+    return await conn.fetchval(
+        f"select count(*) from {_CERTIFICATE_FROM} where {_CERTIFICATE_FILTER}", *filters)
+
+
+async def record_usage(conn, certificate_ids: list[uuid.UUID], used_at: list[datetime]) -> int:
+    """A whole CertificateUsed batch in one statement; last_used_at only moves forward."""
+    result = await conn.execute(
+        """update certificates c set last_used_at = greatest(c.last_used_at, u.used_at)
+           from (select id, max(used_at) as used_at
+                 from unnest($1::uuid[], $2::timestamptz[]) as t(id, used_at) group by id) u
+           where c.id = u.id""", certificate_ids, used_at)
+    return int(result.split()[-1])

@@ -1,0 +1,258 @@
+"""HTTP handlers of the certs service: read the request, call ``operations``/``queries``,
+answer JSON. Rules live in ``certificates``/``pki``; errors are raised, never built here.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+
+from aiohttp import web
+
+from shared import errors
+from shared.audit import audit_target
+from shared.auth import NATIONAL, Right, authorize, ensure_house, house_filter
+from shared.db import POOL
+from shared.http import check_fields, query_int, read_json
+
+from . import operations, queries, views
+from .certificates import STATUSES, free_text
+from .config import CLOCK, CONFIG
+from .durable import PENDING_WRITES, run_to_completion
+from .pki import certificate_facts, issuer_facts, parse_serial, to_pem
+from .x509names import DNSyntaxError, dn_key, parse_dn
+
+_TRUE, _FALSE = ("true", "1", "yes", "da"), ("false", "0", "no", "nu")
+
+
+# -- issuing authorities ("Autoritati emitente") ------------------------------------------
+
+async def list_issuers(request: web.Request) -> web.Response:
+    """GET /v1/issuers?dn=: every house may see the authorities; ``dn`` matches any spelling."""
+    authorize(request, Right.ISSUERS_READ)
+    raw_dn = request.query.get("dn")
+    key = _dn_key(raw_dn, "dn") if raw_dn else None
+    rows = await queries.list_issuers(request.app[POOL], key)
+    return web.json_response({"items": [views.issuer_json(r) for r in rows], "total": len(rows)})
+
+
+async def get_issuer(request: web.Request) -> web.Response:
+    """GET /v1/issuers/{id}: one authority, with its CA certificate."""
+    authorize(request, Right.ISSUERS_READ)
+    row = await _issuer_or_404(request)
+    return web.json_response(views.issuer_json(row, with_certificate=True))
+
+
+async def get_issuer_certificate(request: web.Request) -> web.Response:
+    """GET /v1/issuers/{id}/certificate.pem: the authority's certificate file."""
+    authorize(request, Right.ISSUERS_READ)
+    row = await _issuer_or_404(request)
+    return web.Response(text=to_pem(row["certificate_der"]), content_type="application/x-pem-file",
+                        headers={"Content-Disposition": f'attachment; filename="issuer-{row["id"]}.pem"'})
+
+
+async def create_issuer(request: web.Request) -> web.Response:
+    """POST /v1/issuers {"certificate_pem"}: CNAS registers an authority (201, 409 same DN)."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    body = check_fields(await read_json(request), {"certificate_pem": str}, required=("certificate_pem",))
+    facts = issuer_facts(body["certificate_pem"])
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            return await operations.register_issuer(conn, facts, principal.username, request.app[CLOCK]())
+
+    row = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "issuer", row["id"], NATIONAL, subject_dn=row["subject_dn"])
+    return web.json_response(views.issuer_json(row, with_certificate=True), status=201,
+                             headers={"Location": f"/v1/issuers/{row['id']}"})
+
+
+async def replace_issuer(request: web.Request) -> web.Response:
+    """PUT /v1/issuers/{id} {"certificate_pem"}: the authority's renewed CA certificate."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    issuer_id = _path_id(request, "issuing authority")
+    body = check_fields(await read_json(request), {"certificate_pem": str}, required=("certificate_pem",))
+    facts = issuer_facts(body["certificate_pem"])
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            return await operations.replace_issuer_certificate(conn, issuer_id, facts, principal.username,
+                                                               request.app[CLOCK]())
+
+    row = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "issuer", row["id"], NATIONAL, subject_dn=row["subject_dn"])
+    return web.json_response(views.issuer_json(row, with_certificate=True))
+
+
+# -- user certificates ("Certificate utilizatori") ----------------------------------------
+
+_CREATE_FIELDS = {"username": str, "serial": (str, int), "issuer_id": str, "issuer": str,
+                  "provider": str, "certificate_pem": str}
+
+
+async def create_certificate(request: web.Request) -> web.Response:
+    """POST /v1/certificates: the seed's form (serial + issuer) or the certificate itself."""
+    principal = authorize(request, Right.CERTIFICATES_WRITE)
+    body = check_fields(await read_json(request), _CREATE_FIELDS, required=("username",))
+    registration = _registration(body)
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            certificate_id = await operations.register_certificate(conn, principal, registration,
+                                                                   request.app[CLOCK]())
+            return await queries.get_certificate(conn, certificate_id)
+
+    row = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "certificate", row["id"], row["cas"], serial=str(int(row["serial"])))
+    return web.json_response(views.certificate_json(row), status=201,
+                             headers={"Location": f"/v1/certificates/{row['id']}"})
+
+
+def _registration(body: dict) -> operations.Registration:
+    username, provider = body["username"].strip(), (body.get("provider") or "").strip() or None
+    if body.get("certificate_pem"):
+        extra = {k: "leave out: it is read from the certificate" for k in ("serial", "issuer_id", "issuer")
+                 if body.get(k) not in (None, "")}
+        if extra:
+            raise errors.Invalid("give either certificate_pem, or serial with issuer_id", errors=extra)
+        return operations.Registration(username, provider, uploaded=certificate_facts(body["certificate_pem"]))
+    problems = {}
+    if body.get("serial") in (None, ""):
+        problems["serial"] = "is required (or send certificate_pem)"
+    if bool(body.get("issuer_id")) == bool(body.get("issuer")):
+        problems["issuer_id"] = "give the issuing authority's id (or its DN as issuer), once"
+    if problems:
+        raise errors.Invalid("give either certificate_pem, or serial with issuer_id", errors=problems)
+    serial = parse_serial(body["serial"])
+    if body.get("issuer_id"):
+        try:
+            issuer_id = uuid.UUID(body["issuer_id"])
+        except ValueError:
+            raise errors.Invalid("issuer_id is not an id", errors={"issuer_id": "not a valid id"}) from None
+        return operations.Registration(username, provider, serial=serial, issuer_id=issuer_id)
+    return operations.Registration(username, provider, serial=serial, issuer_key=_dn_key(body["issuer"], "issuer"))
+
+
+async def list_certificates(request: web.Request) -> web.Response:
+    """GET /v1/certificates?cas=&username=&provider=&suspended=&status=&issuer_id=
+    &expiring_within_days=&page=&per_page= (the house's own only, for a county)."""
+    principal = authorize(request, Right.CERTIFICATES_READ)
+    query = request.query
+    page = query_int(request, "page", 1)
+    per_page = query_int(request, "per_page", 20, maximum=request.app[CONFIG].max_page_size)
+    now = request.app[CLOCK]()
+    expires_by = None
+    if query.get("expiring_within_days"):
+        expires_by = now + timedelta(days=query_int(request, "expiring_within_days", 30, minimum=0, maximum=3650))
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise errors.Invalid("unknown status", errors={"status": f"one of {', '.join(STATUSES)}"})
+    filters = (house_filter(principal, query.get("cas")), (query.get("username") or "").strip() or None,
+               (query.get("provider") or "").strip() or None, _query_bool(request, "suspended"), status,
+               _query_uuid(request, "issuer_id"), expires_by, now)
+    async with request.app[POOL].acquire() as conn:
+        total = await queries.count_certificates(conn, filters)
+        rows = await queries.list_certificates(conn, filters, limit=per_page, offset=(page - 1) * per_page)
+    return web.json_response({"items": [views.certificate_json(r) for r in rows], "total": total,
+                              "pages": math.ceil(total / per_page), "page": page, "per_page": per_page})
+
+
+async def get_certificate(request: web.Request) -> web.Response:
+    """GET /v1/certificates/{id}: the seed's detail, with the history of changes."""
+    principal = authorize(request, Right.CERTIFICATES_READ)
+    certificate_id = _path_id(request, "certificate")
+    async with request.app[POOL].acquire() as conn:
+        row = await queries.get_certificate(conn, certificate_id)
+        if row is None:
+            raise errors.NotFound("no such certificate")
+        ensure_house(principal, row["cas"], what="certificate")
+        history = await queries.list_history(conn, certificate_id)
+    return web.json_response(views.certificate_detail_json(row, history))
+
+
+async def patch_certificate(request: web.Request) -> web.Response:
+    """PATCH /v1/certificates/{id} {"suspended", "reason"?}: the *Suspendat* box."""
+    principal = authorize(request, Right.CERTIFICATES_SUSPEND)
+    certificate_id = _path_id(request, "certificate")
+    body = check_fields(await read_json(request), {"suspended": bool, "reason": str}, required=("suspended",))
+    reason = free_text(body.get("reason"), "reason")
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            changed = await operations.set_suspended(conn, principal, certificate_id, body["suspended"],
+                                                     reason, request.app[CLOCK]())
+            return changed, *(await _detail(conn, certificate_id))
+
+    changed, row, history = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "certificate", certificate_id, row["cas"], suspended=body["suspended"], changed=changed)
+    return web.json_response(views.certificate_detail_json(row, history))
+
+
+async def revoke_certificate(request: web.Request) -> web.Response:
+    """POST /v1/certificates/{id}/revoke {"reason", "comment"?}: permanent."""
+    principal = authorize(request, Right.CERTIFICATES_SUSPEND)
+    certificate_id = _path_id(request, "certificate")
+    body = check_fields(await read_json(request), {"reason": str, "comment": str}, required=("reason",))
+    comment = free_text(body.get("comment"), "comment")
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            await operations.revoke(conn, principal, certificate_id, body["reason"], comment, request.app[CLOCK]())
+            return await _detail(conn, certificate_id)
+
+    row, history = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "certificate", certificate_id, row["cas"], revoked=row["revocation_reason"])
+    return web.json_response(views.certificate_detail_json(row, history))
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+async def _detail(conn, certificate_id: uuid.UUID):
+    return await queries.get_certificate(conn, certificate_id), await queries.list_history(conn, certificate_id)
+
+
+async def _issuer_or_404(request: web.Request):
+    row = await queries.get_issuer(request.app[POOL], _path_id(request, "issuing authority"))
+    if row is None:
+        raise errors.NotFound("no such issuing authority")
+    return row
+
+
+def _national(principal):
+    # issuers:write is a national right; a county role that lists it still may not use it.
+    if not principal.is_national:
+        raise errors.Forbidden("issuing authorities are managed by CNAS; a county house can only view them")
+    return principal
+
+
+def _path_id(request: web.Request, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise errors.NotFound(f"no such {what}") from None
+
+
+def _dn_key(text: str, field: str) -> str:
+    try:
+        return dn_key(parse_dn(text))
+    except DNSyntaxError as exc:
+        raise errors.Invalid(f"{field}: {exc}", errors={field: str(exc)}) from None
+
+
+def _query_bool(request: web.Request, name: str) -> bool | None:
+    raw = (request.query.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise errors.Invalid(f"query parameter {name} must be true or false", errors={name: "true or false"})
+
+
+def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise errors.Invalid(f"query parameter {name} is not an id", errors={name: "not a valid id"}) from None

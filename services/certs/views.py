@@ -1,0 +1,81 @@
+"""The JSON the API answers with, built from query rows. Serials are decimal strings
+(20 octets are beyond JSON's safe integers) with their hex beside them."""
+from __future__ import annotations
+
+from typing import Any
+
+from asyncpg import Record
+
+from shared.events import iso
+
+from .certificates import SUSPENDED, house_names
+from .pki import serial_hex, to_pem
+
+
+def issuer_json(row: Record, *, with_certificate: bool = False) -> dict[str, Any]:
+    """An issuing authority ("Autoritate emitenta")."""
+    serial = int(row["serial"])
+    body = {
+        "id": str(row["id"]),
+        "subject_dn": row["subject_dn"],
+        "serial": str(serial),
+        "serial_hex": serial_hex(serial),
+        "not_before": iso(row["not_before"]),
+        "not_after": iso(row["not_after"]),
+        "hashes": {
+            "sha1": {"name": row["name_sha1"].hex(), "key": row["key_sha1"].hex()},
+            "sha256": {"name": row["name_sha256"].hex(), "key": row["key_sha256"].hex()},
+        },
+        "certificate_url": f"/v1/issuers/{row['id']}/certificate.pem",
+        "created_at": iso(row["created_at"]),
+        "created_by": row["created_by"],
+        "updated_at": iso(row["updated_at"]),
+        "updated_by": row["updated_by"],
+    }
+    if with_certificate:
+        body["certificate_pem"] = to_pem(row["certificate_der"])
+    return body
+
+
+def certificate_json(row: Record) -> dict[str, Any]:
+    """A user certificate as listed, and as answered on registration."""
+    serial = int(row["serial"])
+    schema, org_unit = house_names(row["cas"])
+    return {
+        "id": str(row["id"]),
+        "username": row["username"],
+        "cas": row["cas"],
+        "provider_cui": row["provider_cui"],
+        "provider_code": row["provider_code"],
+        "provider_name": row["provider_name"],
+        "schema": row["schema"] or schema,
+        "org_unit": row["org_unit"] or org_unit,
+        "serial": str(serial),
+        "serial_hex": serial_hex(serial),
+        "issuer": row["issuer_dn"],
+        "issuer_id": str(row["issuer_id"]),
+        "subject": row["subject"],
+        "not_before": iso(row["not_before"]),
+        "not_after": iso(row["not_after"]),
+        "status": row["status"],
+        "suspended": row["status"] == SUSPENDED,
+        "suspended_at": iso(row["suspended_at"]),
+        "revoked_at": iso(row["revoked_at"]),
+        "revocation_reason": row["revocation_reason"],
+        "last_used_at": iso(row["last_used_at"]),
+        "created_at": iso(row["created_at"]),
+        "created_by": row["created_by"],
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def certificate_detail_json(row: Record, history: list[Record]) -> dict[str, Any]:
+    """The seed's detail screen: the listing's fields, the certificate file, the history."""
+    der = row["certificate_der"]
+    return {
+        **certificate_json(row),
+        "certificate_pem": to_pem(der) if der is not None else None,
+        "issuer_certificate_url": f"/v1/issuers/{row['issuer_id']}/certificate.pem",
+        "history": [{"at": iso(h["at"]), "actor": h["actor"], "action": h["action"],
+                     "reason": h["reason"], "comment": h["comment"]} for h in history],
+    }
