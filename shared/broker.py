@@ -41,6 +41,8 @@ TOPOLOGY: tuple[QueueSpec, ...] = (
                              "certs.certificate_reinstated", "certs.certificate_revoked")),
     QueueSpec("ocsp.keys", ("keygen.key_issued", "users.external_user_created",
                             "users.external_user_deleted")),
+    # users counts each external user's certificates: one that has any is not deleted.
+    QueueSpec("users.certs", ("certs.certificate_registered", "certs.certificate_revoked")),
 )
 
 

@@ -1,0 +1,99 @@
+"""The users service's composition root: create_app(config) builds it, without I/O."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+from argon2 import PasswordHasher
+
+from shared.clock import Clock, utc_now
+from shared.db import POOL
+from shared.http import base_app
+from shared.logging import get_logger
+from shared.service import add_platform
+
+from services.users import queries, routes
+from services.users.bootstrap import ensure_national_admin
+from services.users.config import Config
+from services.users.consumers import HANDLERS
+from services.users.lockout import LockoutPolicy
+from services.users.openapi import OPENAPI_DOC
+from services.users.passwords import hash_password, make_hasher
+from services.users.sessions import LoginKit
+from services.users.tokens import TokenSigner
+
+log = get_logger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+PURGE_EVERY_SECONDS = 3600.0
+# Session rows are kept a day past their expiry: long enough to answer "who was logged in".
+PURGE_AFTER = timedelta(days=1)
+
+
+def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher | None = None,
+               signer: TokenSigner | None = None) -> web.Application:
+    """The users app. ``clock``, ``hasher`` and ``signer`` may be replaced (tests, bench)."""
+    app = base_app("users", OPENAPI_DOC)
+    app[CONFIG] = config
+    add_platform(app, config.common, schema="users", migrations="services.users", consumers=HANDLERS)
+    app.cleanup_ctx.append(_login_kit_ctx(config, clock, hasher or make_hasher(), signer))
+    app.cleanup_ctx.append(_national_admin_ctx(config))
+    app.cleanup_ctx.append(_purge_sessions_ctx(clock))
+    routes.add_routes(app)
+    return app
+
+
+def _login_kit_ctx(config: Config, clock: Clock, hasher: PasswordHasher, signer: TokenSigner | None):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[routes.KIT] = LoginKit(
+            hasher=hasher,
+            signer=signer or TokenSigner.from_file(config.token_signing_key_path,
+                                                   timedelta(minutes=config.token_minutes)),
+            policy=LockoutPolicy(config.max_failed_logins, config.lockout_minutes),
+            clock=clock,
+            dummy_hash=await hash_password(hasher, secrets.token_urlsafe(16)))
+        yield
+
+    return ctx
+
+
+def _national_admin_ctx(config: Config):
+    """Create the national admin at start too, so a plain docker deployment has one."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with app[POOL].acquire() as conn, conn.transaction():
+            generated = await ensure_national_admin(conn, config.admin_password,
+                                                    hasher=app[routes.KIT].hasher)
+        if generated:
+            # Printed, not logged: it must reach the operator once and no log store.
+            print("siui-users: first start: national admin created: user 'admin', password "
+                  f"'{generated}' (shown once; change it after logging in)", flush=True)
+        yield
+
+    return ctx
+
+
+def _purge_sessions_ctx(clock: Clock):
+    async def purge_forever(app: web.Application) -> None:
+        while True:
+            try:
+                async with app[POOL].acquire() as conn:
+                    await queries.purge_sessions(conn, clock() - PURGE_AFTER)
+            except Exception as exc:  # database away or busy: try again next round
+                log.warning("session_purge_failed", error=repr(exc))
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(purge_forever(app), name="users-purge-sessions")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx

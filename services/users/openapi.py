@@ -1,0 +1,161 @@
+"""OpenAPI 3.1 description of the users service's JSON endpoints (served at /openapi.json)."""
+from __future__ import annotations
+
+from shared.auth import ALL_RIGHTS
+
+_PROBLEM = {"description": "RFC 9457 problem", "content": {"application/problem+json": {
+    "schema": {"$ref": "#/components/schemas/Problem"}}}}
+_AUTH_ERRORS = {"401": {**_PROBLEM, "description": "no valid token, or the session was ended"},
+                "403": {**_PROBLEM, "description": "the caller's roles lack the right"}}
+_USERNAME = {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+_USER_DETAIL = {"description": "the user", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/UserDetail"}}}}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+
+def _body(ref: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+OPENAPI_DOC = {
+    "openapi": "3.1.0",
+    "info": {"title": "SIUI Access: users", "version": "1.0.0", "description": (
+        "House staff (internal users) with roles and rights, providers' external users "
+        "(`<CUI>_CAS-<cas>`, made from KeyIssued), and sessions. Every call but "
+        "`POST /v1/sessions` needs `Authorization: Bearer <token>`. A county user sees only "
+        "its house: another house's user answers 404.")},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"}},
+        "schemas": {
+            "Problem": {"type": "object", "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "instance": {"type": "string"},
+                "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "field name → what is wrong with it (422)"},
+                "locked_until": {"type": "string", "format": "date-time",
+                                 "description": "login of a locked account: when the lock ends"},
+                "certificates": {"type": "integer",
+                                 "description": "delete refused: certificates the user still has"}}},
+            "Credentials": {"type": "object", "required": ["username", "password"],
+                            "additionalProperties": False, "properties": {
+                                "username": {"type": "string"}, "password": {"type": "string"}}},
+            "Session": {"type": "object", "required": ["token", "expires_at", "user"], "properties": {
+                "token": {"type": "string", "description": "EdDSA JWT: sub, cas, rights, roles, jti, iat, exp, iss, aud"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "user": {"type": "object", "properties": {
+                    "username": {"type": "string"}, "cas": {"type": "string"},
+                    "employee_code": _NULLABLE_STR, "employee_name": _NULLABLE_STR,
+                    "roles": {"type": "array", "items": {"type": "string"}},
+                    "rights": {"type": "array", "items": {"type": "string", "enum": sorted(ALL_RIGHTS)}}}}}},
+            "UserItem": {"type": "object", "properties": {
+                "username": {"type": "string", "examples": ["12433636_CAS-B"]},
+                "employee_code": _NULLABLE_STR, "employee_name": _NULLABLE_STR,
+                "type": {"type": "string", "enum": ["internal", "external"]},
+                "cas": {"type": "string", "examples": ["B"]},
+                "schema": {"type": "string", "examples": ["SIUIB"]},
+                "org_unit": {"type": "string", "examples": ["CAS-B"]}}},
+            "UserPage": {"type": "object", "required": ["items", "total", "pages", "page", "per_page"], "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/UserItem"}},
+                "total": {"type": "integer", "description": "rows matching (\"Numarul total\")"},
+                "pages": {"type": "integer", "description": "ceil(total / per_page) (\"pagini\"); 0 when empty"},
+                "page": {"type": "integer"}, "per_page": {"type": "integer", "enum": [10, 20, 50, 100]}}},
+            "UserDetail": {"allOf": [{"$ref": "#/components/schemas/UserItem"}, {"type": "object", "properties": {
+                "enabled": {"type": "boolean"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "roles": {"type": "array", "items": {"type": "string"}, "description": "internal users only"},
+                "rights": {"type": "array", "items": {"type": "string"}, "description": "internal users only"},
+                "locked_until": {"type": ["string", "null"], "format": "date-time",
+                                 "description": "internal users only; in the past means no longer locked"},
+                "provider_cui": {"type": "string", "description": "external users only"},
+                "provider_code": {"type": "string", "description": "external users only"},
+                "provider_name": {"type": "string", "description": "external users only"},
+                "certificates": {"type": "integer", "description": "external users only: registered, not revoked"},
+                "key_changes": {"type": "array", "description": "external users only: latest 20 keys, newest first",
+                                "items": {"type": "object", "properties": {
+                                    "key_id": {"type": "string"}, "reset": {"type": "boolean"},
+                                    "issued_at": {"type": "string", "format": "date-time"},
+                                    "issued_by": {"type": "string"}}}}}}]},
+            "NewUser": {"type": "object", "additionalProperties": False,
+                        "required": ["username", "password", "cas", "employee_name"], "properties": {
+                "username": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9._-]{2,63}$",
+                             "description": "stored lower-case"},
+                "password": {"type": "string", "minLength": 12, "maxLength": 128,
+                             "description": "not a well-known password, not containing the user name or employee code, 5+ distinct characters"},
+                "cas": {"type": "string", "description": "house code (AB … VN, B, OPSNAJ) or CNAS; county admins: their own"},
+                "employee_code": {"type": "string", "maxLength": 32}, "employee_name": {"type": "string", "maxLength": 200},
+                "roles": {"type": "array", "items": {"type": "string"},
+                          "description": "national roles only for CNAS users; only rights the caller holds"},
+                "enabled": {"type": "boolean", "default": True}}},
+            "UserChanges": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+                "employee_code": _NULLABLE_STR, "employee_name": _NULLABLE_STR,
+                "password": {"type": "string", "description": "also clears a lock; ends the user's sessions"},
+                "enabled": {"type": "boolean", "description": "false ends the user's sessions"},
+                "unlock": {"type": "boolean", "description": "true clears a lockout"}}},
+            "Roles": {"type": "object", "required": ["roles"], "additionalProperties": False, "properties": {
+                "roles": {"type": "array", "items": {"type": "string"}}}},
+            "Role": {"type": "object", "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"},
+                "rights": {"type": "array", "items": {"type": "string", "enum": sorted(ALL_RIGHTS)}},
+                "national": {"type": "boolean", "description": "only CNAS users may hold it"}}},
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/sessions": {"post": {
+            "summary": "Log in", "security": [], "requestBody": _body("Credentials"),
+            "description": ("201: a session token. 401 with one generic message for an unknown user, "
+                            "an external user (they never log in) or a wrong password. After "
+                            "SIUI_LOGIN_MAX_FAILURES (5) wrong passwords the account is locked for "
+                            "SIUI_LOGIN_LOCKOUT_MINUTES (15): every attempt then answers 401 "
+                            "\"account locked until …\" with `locked_until`, and no password is checked."),
+            "responses": {"201": {"description": "logged in", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Session"}}}},
+                "400": _PROBLEM, "401": _PROBLEM, "422": _PROBLEM}}},
+        "/v1/sessions/current": {"delete": {
+            "summary": "Log out: the token is refused from now on (SessionRevoked tells the other services)",
+            "responses": {"204": {"description": "logged out"}, "401": _AUTH_ERRORS["401"]}}},
+        "/v1/users": {
+            "get": {"summary": "Lista utilizatorilor (users:read)", "parameters": [
+                {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["all", "internal", "external"], "default": "all"}},
+                {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
+                 "description": "substring of user name, employee code or name, provider code or name; case-insensitive"},
+                {"name": "cas", "in": "query", "schema": {"type": "string"},
+                 "description": "CNAS users: one house; ignored for county users (always their own)"},
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                {"name": "per_page", "in": "query", "schema": {"type": "integer", "enum": [10, 20, 50, 100], "default": 20}}],
+                "responses": {"200": {"description": "a page, ordered by user name", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/UserPage"}}}},
+                    **_AUTH_ERRORS, "422": _PROBLEM}},
+            "post": {"summary": "Nou: create an internal user (users:write)", "requestBody": _body("NewUser"),
+                     "responses": {"201": _USER_DETAIL, "400": _PROBLEM, **_AUTH_ERRORS,
+                                   "409": {**_PROBLEM, "description": "user name taken"}, "422": _PROBLEM}}},
+        "/v1/users/{username}": {
+            "parameters": [_USERNAME],
+            "get": {"summary": "A user (users:read)", "responses": {
+                "200": _USER_DETAIL, **_AUTH_ERRORS, "404": _PROBLEM}},
+            "patch": {"summary": "Modifica: employee fields, password, enabled, unlock (users:write; internal users only)",
+                      "requestBody": _body("UserChanges"), "responses": {
+                          "200": _USER_DETAIL, "400": _PROBLEM, **_AUTH_ERRORS, "404": _PROBLEM,
+                          "409": {**_PROBLEM, "description": "disabling your own account"},
+                          "422": {**_PROBLEM, "description": "bad fields, or an external user"}}},
+            "delete": {"summary": "Sterge (users:write)", "description": (
+                "An internal user is removed and its sessions revoked (not your own account). "
+                "An external user with certificates still registered is refused (409, "
+                "`certificates`); without, it is removed and ExternalUserDeleted is published "
+                "(its key stops working online); a new key for the provider creates it again."),
+                "responses": {"204": {"description": "deleted"}, **_AUTH_ERRORS, "404": _PROBLEM, "409": _PROBLEM}}},
+        "/v1/users/{username}/roles": {"put": {
+            "summary": "Replace a user's roles (users:write); changed rights end the user's sessions",
+            "parameters": [_USERNAME], "requestBody": _body("Roles"),
+            "responses": {"200": _USER_DETAIL, "400": _PROBLEM, **_AUTH_ERRORS, "404": _PROBLEM,
+                          "422": {**_PROBLEM, "description": (
+                              "unknown role; an external user (they have no roles or rights); a "
+                              "national role for a user outside CNAS")}}}},
+        "/v1/roles": {"get": {"summary": "Roles and their rights (users:read)", "responses": {
+            "200": {"description": "every role", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"items": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/Role"}}}}}}},
+            **_AUTH_ERRORS}}},
+    },
+}

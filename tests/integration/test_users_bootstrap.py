@@ -1,0 +1,87 @@
+"""users: the national admin made on first start (deploy/migrate.py and the app itself)."""
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from argon2 import PasswordHasher
+
+from services.users.app import create_app
+from services.users.bootstrap import ensure_national_admin
+from services.users.config import Config
+from services.users.passwords import password_problems
+from shared.config import CommonConfig
+from shared.db import create_pool
+from shared.migrations import migrate
+from tests.support import infra
+
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
+
+
+@pytest.fixture
+async def database():
+    url = await infra.create_database("siui_users_boot")
+    yield url
+    await infra.drop_database(url)
+
+
+async def admin_row(pool):
+    return await pool.fetchrow(
+        """select u.cas, u.type, u.enabled, u.password_hash, array_agg(r.role) as roles
+           from users u join user_roles r using (username) where username = 'admin'
+           group by u.cas, u.type, u.enabled, u.password_hash""")
+
+
+async def test_generated_once_then_left_alone(database):
+    await migrate(database, "users", "services.users")
+    pool = await create_pool(database, "users")
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            generated = await ensure_national_admin(conn, None, hasher=FAST)
+        assert generated and password_problems(generated, username="admin") is None
+        row = await admin_row(pool)
+        assert (row["cas"], row["type"], row["enabled"], row["roles"]) == ("CNAS", "internal", True, ["national-admin"])
+        assert FAST.verify(row["password_hash"], generated)
+        async with pool.acquire() as conn, conn.transaction():
+            assert await ensure_national_admin(conn, "alta-parola-2026") is None
+        assert (await admin_row(pool))["password_hash"] == row["password_hash"]
+    finally:
+        await pool.close()
+
+
+async def test_concurrent_starts_create_one_admin(database):
+    await migrate(database, "users", "services.users")
+    pool = await create_pool(database, "users")
+
+    async def start():
+        async with pool.acquire() as conn, conn.transaction():
+            return await ensure_national_admin(conn, None, hasher=FAST)
+
+    try:
+        results = await asyncio.gather(*(start() for _ in range(3)))
+        generated = [r for r in results if r]
+        assert len(generated) == 1
+        assert FAST.verify((await admin_row(pool))["password_hash"], generated[0])
+    finally:
+        await pool.close()
+
+
+async def test_the_app_creates_it_and_prints_the_password_once(database, pki, capsys):
+    common = CommonConfig(database_url=database, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+                          events_exchange=f"siui.test.users.{uuid.uuid4().hex[:8]}", host="127.0.0.1",
+                          log_format="console")
+    try:
+        for start in range(2):
+            async with TestClient(TestServer(create_app(Config(common=common, port=0), hasher=FAST))) as client:
+                printed = re.findall(r"user 'admin', password '([^']+)'", capsys.readouterr().out)
+                if start == 0:
+                    [password] = printed
+                else:
+                    assert printed == []
+                response = await client.post("/v1/sessions", json={"username": "admin", "password": password})
+                assert response.status == 201
+    finally:
+        await infra.delete_exchange(common.events_exchange)
