@@ -50,12 +50,16 @@ async def _run(services: tuple[str, ...]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("services", nargs="*", default=list(SERVICES), choices=SERVICES)
+    parser.add_argument("services", nargs="*", metavar="SERVICE",
+                        help=f"services to run (default: all of {', '.join(SERVICES)})")
     args = parser.parse_args()
+    unknown = sorted(set(args.services) - set(SERVICES))
+    if unknown:
+        parser.error(f"unknown services: {', '.join(unknown)}")
     from deploy.migrate import prepare
 
     prepare()
-    return asyncio.run(_run(tuple(args.services)))
+    return asyncio.run(_run(tuple(args.services) or SERVICES))
 
 
 if __name__ == "__main__":
