@@ -23,7 +23,7 @@ from shared.houses import COUNTY_HOUSE_CODES, NATIONAL
 
 __all__ = [
     "ORG_TYPES", "PROVIDER_FIELDS", "InvalidFields", "LegalRepresentative", "ProviderInput",
-    "validate_provider", "apply_patch",
+    "validate_provider", "apply_patch", "fold",
 ]  # fmt: skip
 
 # "Tip organizatoric". Legal forms first (CMI: cabinet medical individual, CMG: grupat,
@@ -132,13 +132,13 @@ def _text(value: Any, limit: int) -> str | None:
     return text or None
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Case- and diacritic-insensitive key: 'Ingrijiri' finds 'îngrijiri'."""
     decomposed = unicodedata.normalize("NFD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-_ORG_TYPE_KEYS = {_fold(t): t for t in ORG_TYPES}
+_ORG_TYPE_KEYS = {fold(t): t for t in ORG_TYPES}
 
 
 def _date(value: Any) -> date:
@@ -205,9 +205,9 @@ def _trade_register_no(value: Any) -> str | None:
 
 def _org_type(value: Any) -> str | None:
     text = _text(value, 60)
-    if text is not None and _fold(text) not in _ORG_TYPE_KEYS:
+    if text is not None and fold(text) not in _ORG_TYPE_KEYS:
         raise _Bad("is not a known organisation type")
-    return _ORG_TYPE_KEYS[_fold(text)] if text else None
+    return _ORG_TYPE_KEYS[fold(text)] if text else None
 
 
 def _pattern(pattern: str, limit: int, message: str, *, upper: bool = True):
