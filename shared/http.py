@@ -51,9 +51,32 @@ def problem_from(exc: errors.DomainError, request: web.Request) -> web.Response:
                    headers=headers, errors=exc.errors, **extra)
 
 
+HOT_PATH_ATTR = "siui_hot_path"
+
+
+def hot_path(handler):
+    """Mark ``handler`` as a hot path (an OCSP answer): ``request_middleware`` still maps its
+    errors, but skips the request id, the per-request log line and the latency histogram,
+    which would cost more than the answer. Such a handler keeps its own cheap metrics."""
+    setattr(handler, HOT_PATH_ATTR, True)
+    return handler
+
+
 @web.middleware
 async def request_middleware(request: web.Request, handler):
     """Request id, one canonical log line, latency metric, and errors mapped once."""
+    # aiohttp wraps handlers with functools.update_wrapper, so the mark survives wrapping.
+    if getattr(handler, HOT_PATH_ATTR, False):
+        try:
+            return await handler(request)
+        except errors.DomainError as exc:
+            return problem_from(exc, request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("request_failed", method=request.method, path=request.path)
+            return problem(500, "Internal error", "The request could not be completed; it has been logged",
+                           slug="internal-error", instance=request.path)
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -124,13 +147,39 @@ def base_app(service: str, openapi_doc: dict, *, middlewares=(), client_max_size
                           client_max_size=client_max_size, **kw)
     app[SERVICE_NAME] = service
     app[READINESS] = []
-    app[OPENAPI] = openapi_doc
+    app[OPENAPI] = with_platform_paths(openapi_doc)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/v1/audit", list_audit)
     return app
+
+
+_PLATFORM_PATHS = {
+    "/healthz": {"get": {"summary": "Alive", "tags": ["operations"],
+                         "responses": {"200": {"description": "The process answers"}}}},
+    "/readyz": {"get": {"summary": "Ready: database and broker reachable", "tags": ["operations"],
+                        "responses": {"200": {"description": "Ready"},
+                                      "503": {"description": "Not ready (problem+json says why)"}}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"],
+                         "responses": {"200": {"description": "Prometheus text format"}}}},
+    "/v1/audit": {"get": {
+        "summary": "The audit trail of this service: every write an operator attempted",
+        "tags": ["audit"], "security": [{"bearer": []}],
+        "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": t}}
+                       for n, t in (("cas", "string"), ("actor", "string"),
+                                    ("after_id", "integer"), ("limit", "integer"))],
+        "responses": {"200": {"description": "Entries, oldest first (house admins: their house)"},
+                      "401": {"description": "No valid token"},
+                      "403": {"description": "The audit:read right is missing"}}}},
+}
+
+
+def with_platform_paths(doc: dict) -> dict:
+    """The service's OpenAPI document plus the endpoints every service shares."""
+    paths = {**_PLATFORM_PATHS, **doc.get("paths", {})}
+    return {**doc, "paths": paths}
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -1,0 +1,75 @@
+"""Autoritati emitente: every house may look; only CNAS adds them."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from shared.auth import Right
+
+from services.console import certfile, texts
+from services.console.api import ApiError
+from services.console.web import api, operator, quoted, redirect, render
+
+
+async def list_issuers(request: web.Request) -> web.Response:
+    """GET /autoritati: the list (Nou only for CNAS users allowed to add)."""
+    operator(request, Right.ISSUERS_READ)
+    body = await api(request).get("certs", "/v1/issuers")
+    return render(request, "issuers.html", {"items": body.get("items", []), "show_date": texts.show_date})
+
+
+async def issuer_detail(request: web.Request) -> web.Response:
+    """GET /autoritati/{id}: DN, serial, validity, the certificate."""
+    operator(request, Right.ISSUERS_READ)
+    issuer = await api(request).get("certs", f"/v1/issuers/{quoted(request.match_info['id'])}")
+    return render(request, "issuer.html", {"i": issuer, "show_date": texts.show_date,
+                                           "show_time": texts.show_time})
+
+
+async def issuer_certificate(request: web.Request) -> web.Response:
+    """GET /autoritati/{id}/certificat.pem: the authority's certificate file."""
+    operator(request, Right.ISSUERS_READ)
+    issuer_id = quoted(request.match_info["id"])
+    raw, _ = await api(request).call("GET", "certs", f"/v1/issuers/{issuer_id}/certificate.pem",
+                                     accept="application/x-pem-file")
+    return web.Response(body=raw, content_type="application/x-pem-file",
+                        headers={"Content-Disposition": f'attachment; filename="autoritate-{issuer_id}.pem"'})
+
+
+def _national_writer(request: web.Request):
+    principal = operator(request)
+    if not principal.is_national:
+        # The console says no itself; certs would too (a county house can only view).
+        raise ApiError(403, "issuing authorities are managed by CNAS; a county house can only view them")
+    return operator(request, Right.ISSUERS_WRITE)
+
+
+async def new_issuer_form(request: web.Request) -> web.Response:
+    """GET /autoritati/nou: upload the authority's CA certificate (CNAS only)."""
+    _national_writer(request)
+    return render(request, "issuer_new.html", {"pem": "", "field_errors": {}})
+
+
+async def create_issuer(request: web.Request) -> web.Response:
+    """POST /autoritati/nou: register the authority with certs."""
+    _national_writer(request)
+    form = await request.post()
+    upload = form.get("fisier")
+    data = upload.file.read(certfile.MAX_BYTES + 1) if getattr(upload, "file", None) else b""
+    pasted = str(form.get("pem", "")).strip()
+    try:
+        read = certfile.read_certificate(data or pasted.encode())
+    except certfile.NotACertificate as exc:
+        return render(request, "issuer_new.html", {"pem": pasted, "field_errors": {"fisier": str(exc)},
+                                                   "error": texts.detail_message(None, 422)}, status=422)
+    try:
+        created = await api(request).post("certs", "/v1/issuers", {"certificate_pem": read.pem})
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        errors = texts.field_errors(exc.errors)
+        if "certificate_pem" in errors:
+            errors["fisier"] = errors.pop("certificate_pem")
+        return render(request, "issuer_new.html", {"pem": pasted, "field_errors": errors,
+                                                   "error": texts.detail_message(exc.detail, exc.status)},
+                      status=exc.status)
+    raise redirect(f"/autoritati/{quoted(str(created['id']))}", ok="creat")

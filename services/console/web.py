@@ -1,0 +1,272 @@
+"""The console's HTTP edge: the session cookie, CSRF checks, security headers, rendering
+and errors shown as pages a clerk understands.
+
+Every page request passes ``session_middleware``: the sealed cookie is opened, the token
+in it verified locally (the users service's public key, like every service), and every
+POST must carry the session's CSRF token. Handlers ask for :func:`operator` (the logged-in
+Principal, or a redirect to the login page) and answer with :func:`render`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+
+from shared import errors
+from shared.auth import VERIFIER, Principal, Right
+from shared.houses import HOUSES
+
+from services.console import session as sessions
+from services.console import texts
+from services.console.api import HTTP, Api, ApiError
+from services.console.config import Config
+
+CONFIG = web.AppKey("console_config", Config)
+KEYS = web.AppKey("console_cookie_keys", sessions.CookieKeys)
+
+# script/style only from the console itself: no inline script can run even if some text
+# ever escaped its escaping. data: images are the charts' and icons' only exception.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Where no session is needed: the login page, static files, the platform endpoints.
+PUBLIC_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+
+
+def cookie_name(config: Config) -> str:
+    # __Host-: only over TLS, only for this host and path, so no sibling host can set it.
+    return "__Host-siui_console" if config.secure_cookie else "siui_console"
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the same headers on every answer, error pages included."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        # Pages carry the operator's data: never kept by the browser or a proxy.
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def _principal(app: web.Application, session: sessions.Session) -> Principal | None:
+    if not session.token:
+        return None
+    try:
+        return app[VERIFIER].verify(session.token)
+    except errors.Unauthorized:
+        return None
+
+
+def save_session(request: web.Request, session: sessions.Session | None) -> None:
+    """Have the response carry this session (None: forget the session)."""
+    request["session_out"] = session if session is not None else False
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler):
+    """Open the session cookie (a new anonymous session when there is none or it does not
+    open), verify its token, refuse a POST without the session's CSRF token, and write
+    the cookie back when the session changed."""
+    app = request.app
+    config = app[CONFIG]
+    if request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    found = sessions.unseal(app[KEYS], request.cookies.get(cookie_name(config)))
+    current = found or sessions.Session()
+    principal = _principal(app, current)
+    if current.token and principal is None:
+        current = sessions.Session(sid=current.sid)  # the token ran out: logged out
+        request["expired"] = True
+    request["session"] = current
+    request["operator"] = principal
+    request["csrf"] = sessions.csrf_token(app[KEYS], current)
+    if found is None or current is not found:
+        save_session(request, current)  # a first visit gets its session id here
+    if request.method in UNSAFE_METHODS:
+        form = await request.post()
+        sent = form.get("csrf") or request.headers.get("X-CSRF-Token")
+        if found is None or not sessions.csrf_ok(app[KEYS], found, sent if isinstance(sent, str) else None):
+            response = await csrf_refused(request)
+            _write_cookie(request, response)
+            return response
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _write_cookie(request, exc)
+        raise
+    _write_cookie(request, response)
+    return response
+
+
+def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    out = request.get("session_out")
+    if out is None:
+        return
+    config = request.app[CONFIG]
+    name = cookie_name(config)
+    if out is False:
+        response.del_cookie(name, path="/", secure=config.secure_cookie, httponly=True, samesite="Strict")
+        return
+    response.set_cookie(name, sessions.seal(request.app[KEYS], out), path="/", httponly=True,
+                        secure=config.secure_cookie, samesite="Strict")
+
+
+async def csrf_refused(request: web.Request) -> web.Response:
+    """A POST without this session's CSRF token: refused, with a way back."""
+    if request.path == "/":  # the login form: cookies were off, or the form is old
+        return render(request, "login.html", {"next": "", "username": "",
+                                              "error": "Formularul a expirat; incercati din nou."}, status=403)
+    return render(request, "error.html", {
+        "title": "Formular expirat",
+        "message": "Formularul nu mai este valabil (sesiunea s-a schimbat sau a expirat). "
+                   "Reincarcati pagina si trimiteti-l din nou."}, status=403)
+
+
+def api(request: web.Request) -> Api:
+    """The services, as the operator of this request."""
+    session = request.get("session")
+    return Api(request.app[HTTP], request.app[CONFIG].backends,
+               token=session.token if session is not None and request.get("operator") else "",
+               # The id shared.http gave this request: one click, followed through every log.
+               request_id=structlog.contextvars.get_contextvars().get("request_id", ""))
+
+
+def login_url(request: web.Request) -> str:
+    """The login page, returning here afterwards."""
+    target = request.path_qs if request.method == "GET" else request.path
+    return "/?" + urlencode({"next": target}) if target not in ("/", "") else "/"
+
+
+def operator(request: web.Request, right: str | None = None) -> Principal:
+    """The logged-in operator (else a redirect to the login page), holding ``right``
+    (else the 403 page)."""
+    principal = request.get("operator")
+    if principal is None:
+        raise web.HTTPSeeOther(login_url(request))
+    if right is not None and not principal.can(right):
+        raise ApiError(403, f"your roles do not include the right {right!r}")
+    return principal
+
+
+def house_choice(request: web.Request) -> str:
+    """The house the listings are limited to: a county operator's own; the one a CNAS
+    user chose in the header ("" for every house)."""
+    principal = request["operator"]
+    return request["session"].house if principal.is_national else principal.cas
+
+
+def redirect(location: str, **message) -> web.HTTPSeeOther:
+    """A 303 to ``location``, with a fixed message code (``ok=salvat``) in the query."""
+    if message:
+        location += ("&" if "?" in location else "?") + urlencode(message)
+    return web.HTTPSeeOther(location)
+
+
+OK_MESSAGES = {
+    "salvat": "Modificarile au fost salvate.",
+    "creat": "Inregistrarea a fost creata.",
+    "sters": "Inregistrarea a fost stearsa.",
+    "suspendat": "Certificatul a fost suspendat.",
+    "reactivat": "Certificatul a fost reactivat.",
+    "iesire": "V-ati deconectat.",
+    "casa": "Casa selectata a fost schimbata.",
+}
+
+
+def render(request: web.Request, template: str, context: Mapping[str, Any] | None = None, *,
+           status: int = 200) -> web.Response:
+    """A page: the template with what every page needs (operator, house, CSRF token)."""
+    principal = request.get("operator")
+    base = {
+        "operator": principal,
+        "session": request.get("session"),
+        "csrf": request.get("csrf", ""),
+        "houses": HOUSES,
+        "house": house_choice(request) if principal is not None else "",
+        "path": request.path,
+        "query": request.query,
+        "ok_message": OK_MESSAGES.get(request.query.get("ok", "")),
+        "Right": Right,
+        "role_description": texts.role_description,
+        "right_labels": texts.RIGHT_LABELS,
+        "can_manage_issuers": bool(principal and principal.is_national and principal.can(Right.ISSUERS_WRITE)),
+    }
+    return aiohttp_jinja2.render_template(template, request, {**base, **(context or {})}, status=status)
+
+
+JSON_PATHS = ("/panou/date", "/log-ocsp/stream", "/static/", "/v1/")
+HTTP_PAGES = {404: ("Pagina nu exista", "Adresa ceruta nu exista in consola."),
+              405: ("Operatie nepermisa", "Aceasta pagina nu accepta operatia ceruta."),
+              413: ("Fisier prea mare", "Fisierul trimis este prea mare; un certificat are cativa kB.")}
+
+
+@web.middleware
+async def no_audit_here(request: web.Request, handler):
+    """shared.http.base_app gives every service GET /v1/audit over its own table; the
+    console has no database, so it says where the trail is instead of failing."""
+    if request.path.rstrip("/") == "/v1/audit":
+        raise errors.NotFound("the console keeps no audit trail: each service answers GET /v1/audit "
+                              "for the changes made through it")
+    return await handler(request)
+
+
+@web.middleware
+async def page_errors_middleware(request: web.Request, handler):
+    """Refusals shown as pages a clerk understands: a service's 401 logs out, 403, 404,
+    409 and 5xx explain; an unknown address or a too large upload too. The JSON
+    endpoints keep answering problem+json (through the shared middleware)."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        if request.path.startswith(JSON_PATHS):
+            raise as_domain_error(exc) from None
+        if exc.status == 401:
+            current = request.get("session") or sessions.Session()
+            save_session(request, sessions.Session(sid=current.sid))
+            redirect_to = web.HTTPSeeOther(login_url(request))
+            _write_cookie(request, redirect_to)
+            raise redirect_to from None
+        title = {403: "Acces interzis", 404: "Nu exista"}.get(exc.status, "Operatia nu a reusit")
+        status = exc.status if exc.status in (403, 404, 409, 422, 429, 503) else 502
+        response = render(request, "error.html", {
+            "title": title, "message": texts.detail_message(exc.detail, exc.status),
+            "errors": texts.field_errors(exc.errors)}, status=status)
+    except web.HTTPException as exc:
+        if exc.status not in HTTP_PAGES or request.path.startswith(JSON_PATHS):
+            raise
+        title, message = HTTP_PAGES[exc.status]
+        response = render(request, "error.html", {"title": title, "message": message}, status=exc.status)
+    _write_cookie(request, response)
+    return response
+
+
+def as_domain_error(exc: ApiError) -> errors.DomainError:
+    """JSON endpoints answer problem+json through the shared middleware."""
+    kinds = {401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound, 409: errors.Conflict,
+             422: errors.Invalid}
+    kind = kinds.get(exc.status, errors.Unavailable)
+    return kind(exc.detail, errors=exc.errors)
+
+
+def page_link(request: web.Request, **changes) -> str:
+    """This page's URL with some query parameters changed (paging, filters)."""
+    query = {**request.query, **{k: v for k, v in changes.items()}}
+    query = {k: v for k, v in query.items() if v not in (None, "") and k not in ("ok",)}
+    return request.path + ("?" + urlencode(query) if query else "")
+
+
+def quoted(value: str) -> str:
+    """A path segment taken from data (user names, ids)."""
+    return quote(value, safe="")

@@ -1,0 +1,160 @@
+"""What the console's browser tests share: a stack of their own, Debian's Chromium driven
+headless by Playwright, screenshots kept under test-artifacts/screenshots/, and the real
+OpenSSL client asking the OCSP responder.
+
+The console tests start their own stack (a fresh database and exchange) rather than the
+session's: they register the demo provider's certificate, which the seed-flow test
+registers too, and the same issuer+serial twice is refused by design.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.support import infra
+from tests.support.stack import ARTIFACTS, Stack, start_stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+SHOTS = ARTIFACTS / "screenshots"
+ALL_SERVICES = ("users", "keygen", "certs", "ocsp", "console")
+PASSWORD = "Operator-Casa-B-2026"
+SERIAL = re.compile(r"[0-9A-Z]{5}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
+
+
+@pytest.fixture(scope="module")
+def console_stack(pki):
+    """The whole stack as ``make up`` runs it, on free ports, for this module only."""
+    database_url = asyncio.run(infra.create_database("siui_console_e2e"))
+    exchange = f"siui.console-e2e.{uuid.uuid4().hex[:8]}"
+    running = start_stack(pki.data_dir, database_url, exchange, name="console-stack", services=ALL_SERVICES)
+    yield running
+    code = running.stop()
+    asyncio.run(infra.drop_database(database_url))
+    asyncio.run(infra.delete_exchange(exchange))
+    assert code == 0, f"the stack did not stop cleanly ({code}); see {running.log_path}"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium, headless (Playwright's own browser download is not used)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One person at one browser: a context of its own (cookies), its pages, and every
+    console message the pages logged (a CSP violation shows up there)."""
+
+    def __init__(self, browser: Browser, stack: Stack, *, phone: bool = False):
+        self.stack = stack
+        self.context: BrowserContext = browser.new_context(
+            viewport=PHONE if phone else DESKTOP, is_mobile=phone, has_touch=phone, accept_downloads=True,
+            locale="ro-RO", timezone_id="Europe/Bucharest", base_url=stack.url("console"))
+        self.context.set_default_timeout(15_000)
+        self.problems: list[str] = []
+        self.page = self.new_page()
+
+    def new_page(self) -> Page:
+        page = self.context.new_page()
+        page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        page.on("pageerror", lambda e: self.problems.append(str(e)))
+        return page
+
+    def login(self, username: str, password: str) -> Page:
+        page = self.page
+        page.goto("/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button:has-text('Intra')")
+        page.wait_for_url(re.compile(r".*/furnizori$"))
+        return page
+
+    def csp_violations(self) -> list[str]:
+        return [p for p in self.problems if "Content Security Policy" in p]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Keep a screenshot of this screen as a test artifact."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def until(probe: Callable[[], object], *, timeout: float = 15.0, interval: float = 0.25, what: str = "condition"):
+    """Poll a synchronous probe with a deadline (the browser tests are synchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(interval)
+
+
+def _http(url: str, *, body: dict | None = None, token: str | None = None) -> tuple[int, bytes]:
+    """One plain HTTP call. Synchronous on purpose: Playwright's sync API runs its own
+    event loop in this thread, so asyncio.run() is not available here."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def admin_token(stack: Stack) -> str:
+    status, raw = _http(stack.url("users", "/v1/sessions"),
+                        body={"username": "admin", "password": stack.admin_password})
+    assert status == 201, raw
+    return json.loads(raw)["token"]
+
+
+def create_staff(stack: Stack, username: str, cas: str, role: str) -> None:
+    """A staff account made through the users API (for tests that need one ready)."""
+    status, raw = _http(stack.url("users", "/v1/users"), token=admin_token(stack), body={
+        "username": username, "password": PASSWORD, "cas": cas, "employee_name": f"Operator {cas}",
+        "roles": [role]})
+    assert status == 201, raw
+
+
+def responder_pem(stack: Stack, tmp_path: Path) -> Path:
+    status, raw = _http(stack.url("ocsp", "/v1/responder.pem"))
+    assert status == 200, raw
+    path = tmp_path / "responder.pem"
+    path.write_bytes(raw)
+    return path
+
+
+def openssl_ocsp(stack: Stack, pki, responder: Path) -> str:
+    """Ask the responder about the demo provider's certificate with the real OpenSSL client."""
+    result = subprocess.run(
+        ["openssl", "ocsp", "-issuer", str(pki.demo_issuer_cert), "-cert", str(pki.demo_provider_cert),
+         "-url", stack.url("ocsp", "/"), "-VAfile", str(responder)],
+        capture_output=True, text=True, timeout=15)
+    return result.stdout + result.stderr

@@ -1,0 +1,290 @@
+"""The console against the real users, keygen and certs services (their real apps on
+the session's PostgreSQL and RabbitMQ), driven as a browser without JavaScript would:
+pages, forms with their CSRF token, the sealed session cookie."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from yarl import URL
+from stdnum.ro import cui as stdnum_cui
+
+from services.certs.app import create_app as certs_app
+from services.certs.config import Config as CertsConfig
+from services.console.app import create_app as console_app
+from services.console.config import Config as ConsoleConfig
+from services.keygen.app import create_app as keygen_app
+from services.keygen.config import Config as KeygenConfig
+from services.users.app import create_app as users_app
+from services.users.config import Config as UsersConfig
+from shared.auth import ALL_RIGHTS
+
+PASSWORD = "Consola-Test-2026!"
+RUN = uuid.uuid4().hex[:6]
+CNAS_USER = f"cnas.{RUN}"
+HOUSE_B_USER = f"operator.{RUN}"
+
+
+def random_cui() -> str:
+    """A valid CUI no other test uses (the same CUI twice in a house is refused)."""
+    base = str(uuid.uuid4().int % 9_000_000 + 1_000_000)
+    return base + stdnum_cui.calc_check_digit(base)
+
+
+class Browser:
+    """A cookie-keeping client that reads each page's CSRF token, as a browser would."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def get(self, path: str, **kw) -> tuple[int, str, aiohttp.ClientResponse]:
+        async with self.session.get(self.base + path, allow_redirects=kw.pop("follow", True), **kw) as r:
+            text = await r.text()
+            self._remember(text)
+            return r.status, text, r
+
+    async def post(self, path: str, data: dict | aiohttp.FormData, *, csrf: bool = True,
+                   follow: bool = True) -> tuple[int, str, aiohttp.ClientResponse]:
+        if csrf and isinstance(data, dict):
+            data = {"csrf": self.csrf, **data}
+        async with self.session.post(self.base + path, data=data, allow_redirects=follow) as r:
+            text = await r.text()
+            self._remember(text)
+            return r.status, text, r
+
+    def _remember(self, html: str) -> None:
+        found = re.search(r'name="csrf" value="([^"]+)"', html)
+        if found:
+            self.csrf = found[1]
+
+    @property
+    def cookie(self) -> str:
+        return self.session.cookie_jar.filter_cookies(URL(self.base))["siui_console"].value
+
+    def set_cookie(self, value: str) -> None:
+        self.session.cookie_jar.clear()
+        self.session.cookie_jar.update_cookies({"siui_console": value}, response_url=URL(self.base))
+
+    async def login(self, username: str, password: str = PASSWORD) -> tuple[int, str]:
+        await self.get("/")
+        status, text, _ = await self.post("/", {"username": username, "password": password})
+        return status, text
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def _server(app) -> TestServer:
+    server = TestServer(app)
+    await server.start_server()
+    return server
+
+
+@pytest.fixture(scope="module")
+async def console_url(common_config, token_for):
+    """users, keygen and certs as real apps, the console in front of them, and two staff
+    accounts made through the users API: a CNAS admin and a house-B operator."""
+    users = await _server(users_app(UsersConfig(common=common_config, port=0)))
+    keygen = await _server(keygen_app(KeygenConfig.for_common(common_config)))
+    certs = await _server(certs_app(CertsConfig(common=common_config, port=0)))
+    urls = {name: str(s.make_url("")).rstrip("/") for name, s in
+            (("users", users), ("keygen", keygen), ("certs", certs))}
+    # The ocsp service is not part of these tests: an address where nothing listens.
+    urls["ocsp"] = "http://127.0.0.1:9"
+    console = await _server(console_app(ConsoleConfig(common=common_config, port=0, backends=urls)))
+    bootstrap = {"Authorization": f"Bearer {token_for(cas='CNAS', username='admin', rights=ALL_RIGHTS)}"}
+    async with aiohttp.ClientSession() as http:
+        for username, cas, role in ((CNAS_USER, "CNAS", "national-admin"), (HOUSE_B_USER, "B", "house-operator")):
+            async with http.post(urls["users"] + "/v1/users", headers=bootstrap, json={
+                    "username": username, "password": PASSWORD, "cas": cas, "employee_name": f"Test {cas}",
+                    "roles": [role]}) as r:
+                assert r.status == 201, await r.text()
+    yield str(console.make_url("")).rstrip("/")
+    for server in (console, certs, keygen, users):
+        await server.close()
+
+
+@pytest.fixture
+async def visitor(console_url):
+    b = Browser(console_url)
+    yield b
+    await b.close()
+
+
+async def test_pages_carry_a_strict_csp_and_the_cookie_is_sealed(visitor):
+    status, html, response = await visitor.get("/")
+    assert status == 200 and 'name="username"' in html and 'name="password"' in html
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert "<script>" not in html and "onclick" not in html and "style=" not in html
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    # The value is sealed: no token, no JSON readable in it.
+    assert "{" not in cookie.split(";")[0] and "eyJ" not in cookie
+
+
+async def test_login_logout_and_the_csrf_check(visitor):
+    await visitor.get("/")
+    status, html, _ = await visitor.post("/", {"username": CNAS_USER, "password": PASSWORD}, csrf=False)
+    assert status == 403 and "Formularul a expirat" in html  # no CSRF token: refused
+
+    status, html, _ = await visitor.post("/", {"username": CNAS_USER, "password": "wrong password!!"})
+    assert status == 401 and "Nume de utilizator sau parola gresita" in html
+
+    status, html = await visitor.login(CNAS_USER)
+    assert status == 200 and "Furnizori / Persoane juridice" in html and "Toate casele" in html
+    sealed = visitor.cookie
+
+    status, html, _ = await visitor.post("/iesire", {})
+    assert status == 200 and "V-ati deconectat" in html
+    status, html, response = await visitor.get("/utilizatori", follow=False)
+    assert status == 303 and response.headers["Location"].startswith("/?next=")
+
+    # The old cookie replayed after logout: the users service refuses the ended session.
+    visitor.set_cookie(sealed)
+    status, html, response = await visitor.get("/utilizatori", follow=False)
+    assert status == 303 and response.headers["Location"].startswith("/?next=")
+
+
+async def test_an_edited_cookie_is_no_session(visitor):
+    await visitor.login(HOUSE_B_USER)
+    sealed = visitor.cookie
+    edited = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    visitor.set_cookie(edited)
+    status, _, response = await visitor.get("/furnizori", follow=False)
+    assert status == 303 and URL(response.headers["Location"]).query["next"] == "/furnizori"
+
+
+async def test_a_locked_account_says_so(visitor, console_url):
+    username = f"lock.{uuid.uuid4().hex[:6]}"
+    admin = Browser(console_url)
+    try:
+        await admin.login(CNAS_USER)
+        await admin.get("/utilizatori/nou")
+        status, html, _ = await admin.post("/utilizatori/nou", {
+            "username": username, "password": PASSWORD, "cas": "B", "employee_name": "De blocat",
+            "roles": "house-viewer"})
+        assert status == 200 and username in html, html
+    finally:
+        await admin.close()
+    for _ in range(5):
+        status, html = await visitor.login(username, "not the password")
+        assert status == 401
+    assert "Contul este blocat pana la" in html
+    status, html = await visitor.login(username)  # even the right password, while locked
+    assert status == 401 and "Contul este blocat" in html
+
+
+async def test_house_staff_list_and_new_user_form(visitor):
+    await visitor.login(CNAS_USER)
+    status, html, _ = await visitor.get(f"/utilizatori?tip=intern&q={HOUSE_B_USER}")
+    assert "Numarul total: 1 (1 pagina)" in html and HOUSE_B_USER in html and "Linii/pag." in html
+    # Field errors come back next to their fields, in Romanian.
+    await visitor.get("/utilizatori/nou")
+    status, html, _ = await visitor.post("/utilizatori/nou", {
+        "username": "x", "password": "short", "cas": "B", "employee_name": "X", "roles": "house-viewer"})
+    assert status == 422
+    assert re.search(r'id="e-username">3-64 caractere', html)
+    assert re.search(r'id="e-password">trebuie sa aiba cel putin 12 caractere', html)
+
+
+async def test_a_county_operator_sees_only_its_house_and_cannot_add_issuers(visitor):
+    status, html = await visitor.login(HOUSE_B_USER)
+    assert "Casa: <strong>CAS-B</strong>" in html and 'name="casa"' not in html
+    status, html, _ = await visitor.get("/autoritati")
+    assert status == 200 and 'href="/autoritati/nou"' not in html
+    status, html, _ = await visitor.post("/autoritati/nou", {"pem": "-----BEGIN CERTIFICATE-----"})
+    assert status == 403 and "gestionate de CNAS" in html
+    status, html, _ = await visitor.post("/casa", {"casa": "CJ", "inapoi": "/furnizori"})
+    assert status == 403
+
+
+async def test_provider_form_errors_are_shown_by_their_fields(visitor):
+    await visitor.login(HOUSE_B_USER)
+    await visitor.get("/furnizori/nou")
+    status, html, _ = await visitor.post("/furnizori/nou", {
+        "cas": "CJ", "name": "SC TEST SRL", "cui": "12433637", "cui_date": "31-02-2020", "print_order": "x"})
+    assert status == 422
+    assert re.search(r'id="e-cui_date">data trebuie scrisa zz-ll-aaaa', html)
+    assert re.search(r'id="e-print_order">trebuie sa fie un numar intreg', html)
+    status, html, _ = await visitor.post("/furnizori/nou", {"cas": "CJ", "name": "SC TEST SRL", "cui": "12433637",
+                                                            "cui_date": "01-02-2020"})
+    assert status == 422
+    assert re.search(r'id="e-cui">nu este un CUI valid: cifra de control nu corespunde', html)
+    assert 'value="01-02-2020"' in html  # what the clerk typed stays in the form
+
+
+async def test_provider_created_and_its_key_as_pdf(visitor):
+    await visitor.login(HOUSE_B_USER)
+    await visitor.get("/furnizori/nou")
+    status, html, response = await visitor.post("/furnizori/nou", {
+        "name": "SC INTEGRARE SRL", "cui": "RO" + random_cui(), "cui_date": "05-01-2010",
+        "trade_register_no": "J40/10/3456", "rep_name": "Ion Popescu", "rep_cnp": "1800101221144"})
+    assert status == 200 and "Inregistrarea a fost creata" in html, html
+    assert 'value="05-01-2010"' in html and 'value="RO"' in html  # RO prefix → Atribut fiscal RO
+    assert "Generare parola" in html and "Resetare parola" not in html
+    provider_path = response.url.path
+    status, html, _ = await visitor.post(provider_path + "/cheie", {"reset": "0"})
+    assert status == 200
+    serial = re.search(r'<output id="serial" class="serial">([0-9A-Z-]+)</output>', html)
+    assert serial and re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", serial[1])
+    assert 'download="generatePassword.pdf"' in html and "data:application/pdf;base64,JVBER" in html
+    status, html, _ = await visitor.get(provider_path)
+    assert "Resetare parola" in html and "Generare parola" not in html
+    # A reset asks first.
+    status, html, _ = await visitor.post(provider_path + "/cheie", {"reset": "1"})
+    assert status == 200 and "Da, reseteaza parola" in html and "generatePassword.pdf" not in html
+
+
+async def test_dashboard_data_is_json_and_needs_a_session(visitor):
+    status, _, response = await visitor.get("/panou/date")
+    assert status == 401 and response.content_type == "application/problem+json"
+    await visitor.login(HOUSE_B_USER)
+    status, _, response = await visitor.get("/panou/date")
+    body = await response.json()
+    assert status == 200 and body["house"] == "B"
+    assert "ocsp" in body["unreachable"] and set(body["errors_5xx"]) >= {"users", "keygen", "certs"}
+    assert any(name.startswith("users.") for name in body["queues"])
+
+
+async def test_unknown_pages_and_large_uploads_are_explained(visitor):
+    await visitor.login(CNAS_USER)
+    status, html, response = await visitor.get("/nu-exista")
+    assert status == 404 and response.content_type == "text/html" and "Pagina nu exista" in html
+    form = aiohttp.FormData({"csrf": visitor.csrf})
+    form.add_field("fisier", b"x" * 300_000, filename="mare.pem")
+    status, html, _ = await visitor.post("/autoritati/nou", form)
+    assert status == 413 and "Fisier prea mare" in html
+    status, html, _ = await visitor.get("/furnizori/00000000-0000-0000-0000-000000000000")
+    assert status == 404 and "Inregistrarea nu exista" in html
+
+
+async def test_the_platform_endpoints(visitor, token_for):
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        status, _, _ = await visitor.get(path)
+        assert status == 200, path
+    status, text, _ = await visitor.get("/openapi.json")
+    assert '"openapi": "3.1.0"' in text and "/panou/date" in text
+    async with visitor.session.get(visitor.base + "/v1/audit",
+                                   headers={"Authorization": f"Bearer {token_for(cas='CNAS')}"}) as r:
+        assert r.status == 404 and r.content_type == "application/problem+json"
+
+
+async def test_a_cnas_user_switches_house(visitor):
+    await visitor.login(CNAS_USER)
+    status, html, _ = await visitor.get(f"/utilizatori?tip=intern&q={RUN}")
+    assert f">{CNAS_USER}</a>" in html and f">{HOUSE_B_USER}</a>" in html  # every house
+    status, html, _ = await visitor.post("/casa", {"casa": "B", "inapoi": "/utilizatori"})
+    assert status == 200 and "Casa selectata a fost schimbata" in html
+    assert '<option value="B" selected>' in html
+    status, html, _ = await visitor.get(f"/utilizatori?tip=intern&q={RUN}")
+    assert f">{HOUSE_B_USER}</a>" in html and f">{CNAS_USER}</a>" not in html
+    status, html, _ = await visitor.get("/furnizori/nou")
+    assert 'value="B" selected' in html  # new records default to the chosen house
+    status, html, _ = await visitor.post("/casa", {"casa": "ZZ", "inapoi": "/utilizatori"})
+    assert status == 422
