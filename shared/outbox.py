@@ -54,8 +54,11 @@ async def outbox_backlog(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("select count(*) from outbox")
 
 
-async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, *, poll_interval: float = 1.0) -> None:
-    """Forever: publish what is pending, then sleep until notified or the poll interval."""
+async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, *, poll_interval: float = 1.0,
+                    stopping: asyncio.Event | None = None) -> None:
+    """Publish what is pending, then sleep until notified or the poll interval; until
+    ``stopping`` is set, after which what was committed by then is published and it returns."""
+    stopping = stopping or asyncio.Event()
     wake = asyncio.Event()
     listener = await pool.acquire()
     channel = f"outbox_{schema}"
@@ -68,6 +71,7 @@ async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, *, poll_int
     try:
         while True:
             wake.clear()
+            last_round = stopping.is_set()
             try:
                 published = await relay_once(pool, broker)
                 backoff = 0.5
@@ -79,28 +83,50 @@ async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, *, poll_int
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # broker or database away: keep the rows, retry later
+                if last_round:
+                    return
                 log.warning("outbox_relay_failed", schema=schema, error=repr(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
+            if last_round:
+                return
+            await _first_of(wake, stopping, timeout=poll_interval)
     finally:
         with contextlib.suppress(Exception):
             await listener.remove_listener(channel, on_notify)
         await pool.release(listener)
 
 
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+DRAIN_SECONDS = 5.0
+
+
 def outbox_relay_ctx(schema: str):
-    """cleanup_ctx: run the relay for the service's schema in the background."""
+    """cleanup_ctx: run the relay for the service's schema in the background. On a clean
+    stop it is not cancelled mid-publish: it publishes what was committed, then ends."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_relay(app[POOL], app[BROKER], schema), name=f"outbox-{schema}")
+        stopping = asyncio.Event()
+        task = asyncio.create_task(run_relay(app[POOL], app[BROKER], schema, stopping=stopping),
+                                   name=f"outbox-{schema}")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), DRAIN_SECONDS)
+            except (asyncio.TimeoutError, Exception):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     return ctx

@@ -37,7 +37,9 @@ def test_key_issued_while_users_is_down(pki, isolated):
     try:
         asyncio.run(_issue_key(keygen.url("keygen"), token))
     finally:
+        # A clean stop right after the answer still publishes the committed KeyIssued.
         assert keygen.stop() == 0
+    assert asyncio.run(_outbox_rows(database_url)) == 0
 
     # The users service comes back (with a new admin password: first start already happened).
     users = start_stack(pki.data_dir, database_url, exchange, name="users-again", services=("users",))
@@ -46,6 +48,16 @@ def test_key_issued_while_users_is_down(pki, isolated):
         assert [u["username"] for u in users_seen] == [f"{CUI}_CAS-CJ"]
     finally:
         assert users.stop() == 0
+
+
+async def _outbox_rows(database_url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("select count(*) from keygen.outbox")
+    finally:
+        await conn.close()
 
 
 async def _login(users_url: str, password: str) -> str:

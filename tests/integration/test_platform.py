@@ -133,3 +133,19 @@ async def test_garbage_message_is_dead_lettered(pool, common_config):
 
 async def _async(value):
     return value
+
+
+async def test_clean_stop_publishes_what_was_committed(pool, common_config):
+    """A service stopped right after a change still hands its event to the broker."""
+    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    stopping = asyncio.Event()
+    relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, poll_interval=30, stopping=stopping))
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await add_event(conn, ExternalUserDeleted(username="2_CAS-B"), "B")
+        stopping.set()
+        await asyncio.wait_for(relay, 5)
+        assert await pool.fetchval("select count(*) from outbox") == 0
+    finally:
+        relay.cancel()
+        await broker.close()
