@@ -1,0 +1,103 @@
+"""The status bar ("bara de stare"): the semaphore and the messages the provider follows
+the whole time the desktop is online.
+
+``render`` makes one line (pure); :class:`StatusBar` draws it. On a terminal the bar is
+the last line, redrawn in place at every heartbeat, and each change of state is also
+written above it in full, so the history of the session stays on the screen. Written to
+a file or a pipe, only changes are written, one line each, without colours.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TextIO
+
+from clients.desktop.messages import Messages
+from clients.desktop.online import Status
+
+DOT = "\u25cf"  # ●
+GREEN, RED, DIM, RESET = "\x1b[1;32m", "\x1b[1;31m", "\x1b[2m", "\x1b[0m"
+CLEAR_LINE = "\r\x1b[2K"
+SEPARATOR = " | "
+
+
+def explain(status: Status, messages: Messages, server: str = "") -> str:
+    """The server's own message when it gave one (it is worded in our language and
+    may be more precise, e.g. an expiry date); else ours for the reason."""
+    if status.message.strip():
+        return status.message.strip()
+    house = _house(status.cas)
+    if status.online:
+        return messages("online", user=status.username, house=house)
+    return messages.reason(status.reason, user=status.username or "?", house=house,
+                           server=server, detail=status.detail, status=status.detail,
+                           seconds=status.retry_after)
+
+
+def render(status: Status, messages: Messages, *, color: bool = False, server: str = "",
+           width: int | None = None) -> str:
+    """One line: ``● online | <user> @ <house> | <message> | verificat la HH:MM:SS``.
+
+    ``width`` truncates the line (with an ellipsis) so that an in-place redraw never
+    wraps; colours are ANSI escapes, added only when ``color``.
+    """
+    semaphore = f"{DOT} {status.semaphore}"
+    parts = [status.username and f"{status.username} @ {_house(status.cas)}",
+             explain(status, messages, server)]
+    if status.at is not None:
+        parts.append(messages("last_check", time=status.at.astimezone().strftime("%H:%M:%S")))
+    rest = SEPARATOR.join(p for p in parts if p)
+    line = f"{semaphore}{SEPARATOR}{rest}"
+    if width is not None and len(line) > width:
+        rest = rest[: max(0, width - len(semaphore) - len(SEPARATOR) - 1)] + "\u2026"
+    if color:
+        semaphore = f"{GREEN if status.online else RED}{semaphore}{RESET}"
+    return f"{semaphore}{SEPARATOR}{rest}"
+
+
+def use_color(stream: TextIO, env: dict | None = None) -> bool:
+    """ANSI colours on a terminal, unless ``NO_COLOR`` is set (no-color.org)."""
+    env = os.environ if env is None else env
+    return bool(stream.isatty()) and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+
+
+class StatusBar:
+    """Draws statuses to ``stream`` as described in the module docstring."""
+
+    def __init__(self, stream: TextIO, messages: Messages, *, server: str = "",
+                 tty: bool | None = None, color: bool | None = None) -> None:
+        self._out = stream
+        self._messages = messages
+        self._server = server
+        self._tty = stream.isatty() if tty is None else tty
+        self._color = use_color(stream) if color is None else color
+        self._last: Status | None = None
+
+    def show(self, status: Status) -> None:
+        """Draw ``status``: a history line when the state changed, then the bar."""
+        changed = not status.same_state(self._last)
+        self._last = status
+        if not self._tty:
+            if changed:
+                self._write(render(status, self._messages, server=self._server) + "\n")
+            return
+        text = CLEAR_LINE
+        if changed:
+            text += render(status, self._messages, color=self._color, server=self._server) + "\n"
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        text += render(status, self._messages, color=self._color, server=self._server,
+                       width=width)
+        self._write(text)
+
+    def close(self) -> None:
+        """End the bar's line and say the session is over."""
+        prefix = CLEAR_LINE if self._tty else ""
+        self._write(f"{prefix}{self._messages('disconnected')}\n")
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+def _house(cas: str) -> str:
+    return f"CAS-{cas}" if cas and not cas.startswith("CAS") else cas
