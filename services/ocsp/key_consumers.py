@@ -40,6 +40,7 @@ async def _save(conn: asyncpg.Connection, before: keys.KeyRecord | None, after: 
 
 
 async def _current(conn: asyncpg.Connection, username: str) -> keys.KeyRecord | None:
+    await oq.lock_user(conn, username)
     row = await oq.key_for_update(conn, username)
     return keys.KeyRecord.from_row(row) if row is not None else None
 

@@ -23,6 +23,13 @@ async def key_of(conn: asyncpg.Connection, username: str) -> asyncpg.Record | No
                                username)
 
 
+async def lock_user(conn: asyncpg.Connection, username: str) -> None:
+    """Serialise the events of one user until the transaction ends. A row lock is not
+    enough: for a new user there is no row yet, and KeyIssued and ExternalUserCreated
+    handled at the same moment would each write over the other's fields."""
+    await conn.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", "ocsp-key:" + username)
+
+
 async def key_for_update(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
     """One external user's key row, locked until the transaction ends."""
     return await conn.fetchrow(

@@ -260,3 +260,28 @@ async def test_openapi_documents_the_channel(harness):
     doc = await (await harness.client.get("/openapi.json")).json()
     assert {"/v1/online/connect", "/v1/online/heartbeat", "/v1/log", "/v1/log/stream"} <= set(doc["paths"])
     json.dumps(doc)
+
+
+async def test_key_and_user_events_handled_at_the_same_moment_keep_the_key(harness):
+    """KeyIssued and ExternalUserCreated for a brand-new user, applied concurrently by two
+    consumers: the key must survive (it once was overwritten with NULL)."""
+    import asyncio
+
+    from services.keygen import keys as keygen_keys
+    from services.ocsp.key_consumers import on_key_issued, on_user_created
+    from shared.db import POOL
+    from shared.events import ExternalUserCreated, new_envelope
+    from shared.inbox import handle_once
+
+    pool = harness.app[POOL]
+    for _ in range(20):
+        cui = new_cui()
+        username = f"{cui}_CAS-B"
+        key = keygen_keys.new_key(harness.pepper, datetime.now(timezone.utc))
+        provider = {"id": uuid.uuid4(), "cui": cui, "code": cui, "name": "SC X SRL", "cas": "B"}
+        issued = new_envelope(keygen_keys.key_issued(provider, key, reset=False, issued_by="op"), "B")
+        created = new_envelope(ExternalUserCreated(username=username, cui=cui, provider_code=cui,
+                                                   provider_name="SC X SRL", schema="SIUIB", org_unit="CAS-B"), "B")
+        await asyncio.gather(handle_once(pool, issued, on_key_issued), handle_once(pool, created, on_user_created))
+        digest = await pool.fetchval("select key_digest from external_user_keys where username = $1", username)
+        assert digest == key.digest.hex()
