@@ -259,7 +259,9 @@ def test_keyboard_only_login(console_stack, chromium):
     visit = Visit(chromium, console_stack)
     page = visit.page
     page.goto("/")
-    page.keyboard.type("operator.tastatura")  # the user name field has the focus on load
+    # The user name field takes the focus on load (autofocus); wait for it, under load too.
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'username'")
+    page.keyboard.type("operator.tastatura")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
