@@ -74,13 +74,15 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
 
 
 def run(service: str, common: CommonConfig, make_app: Callable[[], web.Application], port: int,
-        *, reuse_port: bool = False) -> None:
-    """Run one service in the foreground until SIGINT/SIGTERM, then stop gracefully."""
+        *, reuse_port: bool = False, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Run one service in the foreground until SIGINT/SIGTERM, then stop gracefully.
+
+    ``loop``: the event loop to run on (e.g. uvloop's); default asyncio's."""
     configure_logging(service, common.log_format)
     log.info("starting", port=port, host=common.host)
     web.run_app(make_app(), host=common.host, port=port, reuse_port=reuse_port,
                 shutdown_timeout=10, print=None, access_log=None,
-                handle_signals=True)
+                handle_signals=True, loop=loop)
     log.info("stopped")
 
 

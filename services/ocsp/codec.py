@@ -95,20 +95,27 @@ def parse_request(der: bytes) -> ParsedRequest:
         raise MalformedRequest("empty request")
     if len(der) > MAX_REQUEST_BYTES:
         raise MalformedRequest(f"request larger than {MAX_REQUEST_BYTES} bytes")
+    der = bytes(der)
+    fast = _fast_parse(der)
+    return fast if fast is not None else _parse_with_asn1crypto(der)
+
+
+def _parse_with_asn1crypto(der: bytes) -> ParsedRequest:
+    """The general path: any shape asn1crypto decodes, with our limits applied."""
     try:
-        request = asn1_ocsp.OCSPRequest.load(bytes(der), strict=True)
-        # asn1crypto decodes lazily: walking .native forces every nested value, so that
-        # garbage anywhere surfaces here as a malformed request rather than later as a
-        # crash in the middle of answering.
-        request.native
-        tbs = request["tbs_request"]
+        request = asn1_ocsp.OCSPRequest.load(der, strict=True)
+        # asn1crypto decodes lazily: .native forces every nested value, so that garbage
+        # anywhere surfaces here as a malformed request rather than later as a crash in
+        # the middle of answering. We then read the values from that same native tree.
+        tbs = request.native["tbs_request"]
         entries = tbs["request_list"]
-        count = len(entries)
-        if count == 0:
+        if not entries:
             raise MalformedRequest("request lists no certificates")
-        if count > MAX_CERTS_PER_REQUEST:
+        if len(entries) > MAX_CERTS_PER_REQUEST:
             raise MalformedRequest(f"request lists more than {MAX_CERTS_PER_REQUEST} certificates")
-        cert_ids = tuple(_cert_id(entry["req_cert"]) for entry in entries)
+        raw_entries = request["tbs_request"]["request_list"]
+        cert_ids = tuple(_cert_id(entry["req_cert"], raw_entries[i]["req_cert"].dump())
+                         for i, entry in enumerate(entries))
         nonce = _nonce(tbs["request_extensions"])
     except MalformedRequest:
         raise
@@ -117,29 +124,151 @@ def parse_request(der: bytes) -> ParsedRequest:
     return ParsedRequest(cert_ids=cert_ids, nonce=nonce)
 
 
-def _cert_id(value: asn1_ocsp.CertId) -> CertId:
-    algorithm = value["hash_algorithm"]["algorithm"].native
+def _cert_id(value: dict, der: bytes) -> CertId:
+    algorithm = value["hash_algorithm"]["algorithm"]
     size = HASH_SIZES.get(algorithm)
     if size is None:
         raise MalformedRequest(f"unsupported CertID hash algorithm {algorithm}")
-    name_hash = value["issuer_name_hash"].native
-    key_hash = value["issuer_key_hash"].native
+    name_hash, key_hash = value["issuer_name_hash"], value["issuer_key_hash"]
     if len(name_hash) != size or len(key_hash) != size:
         raise MalformedRequest(f"CertID hashes are not {algorithm} digests")
-    return CertId(algorithm, name_hash, key_hash, value["serial_number"].native, value.dump())
+    return CertId(algorithm, name_hash, key_hash, value["serial_number"], der)
 
 
-def _nonce(extensions: asn1_ocsp.TBSRequestExtensions) -> bytes | None:
-    for extension in extensions:  # an absent optional field iterates as empty
-        if extension["extn_id"].native != "nonce":
+def _nonce(extensions: list[dict] | None) -> bytes | None:
+    for extension in extensions or ():
+        if extension["extn_id"] != "nonce":
             continue
-        nonce = extension["extn_value"].parsed.native
+        nonce = extension["extn_value"]  # already the inner OCTET STRING's value
+        if not isinstance(nonce, bytes):
+            raise MalformedRequest("nonce is not an OCTET STRING")
         if not MIN_NONCE_OCTETS <= len(nonce) <= MAX_NONCE_OCTETS:
             raise MalformedRequest(
                 f"nonce must be {MIN_NONCE_OCTETS}..{MAX_NONCE_OCTETS} octets, got {len(nonce)}"
             )
         return nonce
     return None
+
+
+# --- the fast path -------------------------------------------------------------------
+# asn1crypto costs ~50 µs per request, more than signing the answer. Almost every client
+# sends the same plain shape (no version, no requestor name, no per-entry extensions, at
+# most a nonce, no signature), which a few slices decode in a few µs. The fast path
+# accepts only that shape in strict DER and returns None for anything else, leaving the
+# decision (and the error message) to asn1crypto: it never accepts what asn1crypto would
+# refuse, and tests/unit/test_ocsp_codec.py checks both paths agree.
+
+_HASH_OIDS = {  # DER of the OBJECT IDENTIFIER TLV -> asn1crypto's name
+    bytes.fromhex("06052b0e03021a"): "sha1",
+    bytes.fromhex("0609608648016503040201"): "sha256",
+    bytes.fromhex("0609608648016503040202"): "sha384",
+    bytes.fromhex("0609608648016503040203"): "sha512",
+}
+_NONCE_OID = bytes.fromhex("06092b0601050507300102")
+_NULL = b"\x05\x00"
+
+
+def _tlv_at(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the DER TLV at ``pos``; ValueError if bad."""
+    if pos + 2 > end:
+        raise ValueError
+    tag, first = data[pos], data[pos + 1]
+    if first < 0x80:
+        start, length = pos + 2, first
+    elif first == 0x81:
+        start, length = pos + 3, data[pos + 2] if pos + 3 <= end else 0
+        if length < 0x80:  # not the shortest form: not DER
+            raise ValueError
+    elif first == 0x82:
+        start, length = pos + 4, int.from_bytes(data[pos + 2:pos + 4], "big") if pos + 4 <= end else 0
+        if length < 0x100:
+            raise ValueError
+    else:
+        raise ValueError
+    if start + length > end:
+        raise ValueError
+    return tag, start, start + length
+
+
+def _fast_cert_id(data: bytes, tlv_start: int, start: int, end: int) -> CertId:
+    tag, a_start, a_end = _tlv_at(data, start, end)  # AlgorithmIdentifier
+    if tag != 0x30:
+        raise ValueError
+    _, o_start, o_end = _tlv_at(data, a_start, a_end)
+    algorithm = _HASH_OIDS.get(data[a_start:o_end])
+    if algorithm is None or data[o_end:a_end] not in (b"", _NULL):
+        raise ValueError
+    size = HASH_SIZES[algorithm]
+    tag, n_start, n_end = _tlv_at(data, a_end, end)
+    if tag != 0x04 or n_end - n_start != size:
+        raise ValueError
+    tag, k_start, k_end = _tlv_at(data, n_end, end)
+    if tag != 0x04 or k_end - k_start != size:
+        raise ValueError
+    tag, s_start, s_end = _tlv_at(data, k_end, end)
+    if tag != 0x02 or s_end != end or s_start == s_end:
+        raise ValueError
+    serial = data[s_start:s_end]
+    if len(serial) > 1 and ((serial[0] == 0 and serial[1] < 0x80) or (serial[0] == 0xFF and serial[1] >= 0x80)):
+        raise ValueError  # a non-minimal INTEGER is not DER
+    return CertId(algorithm, data[n_start:n_end], data[k_start:k_end],
+                  int.from_bytes(serial, "big", signed=True), data[tlv_start:end])
+
+
+def _fast_parse(der: bytes) -> ParsedRequest | None:
+    """The plain request shape, decoded by hand; None for anything else (see above)."""
+    try:
+        end = len(der)
+        tag, start, stop = _tlv_at(der, 0, end)  # OCSPRequest
+        if tag != 0x30 or stop != end:
+            return None
+        tag, t_start, t_end = _tlv_at(der, start, end)  # TBSRequest
+        if tag != 0x30 or t_end != end:  # an optionalSignature follows: not the plain shape
+            return None
+        tag, l_start, l_end = _tlv_at(der, t_start, t_end)  # requestList
+        if tag != 0x30:
+            return None
+        cert_ids = []
+        pos = l_start
+        while pos < l_end:
+            tag, r_start, r_end = _tlv_at(der, pos, l_end)  # Request
+            if tag != 0x30:
+                return None
+            tag, c_start, c_end = _tlv_at(der, r_start, r_end)  # CertID
+            if tag != 0x30 or c_end != r_end:  # singleRequestExtensions: not the plain shape
+                return None
+            cert_ids.append(_fast_cert_id(der, r_start, c_start, c_end))
+            pos = r_end
+        if not cert_ids or len(cert_ids) > MAX_CERTS_PER_REQUEST:
+            return None
+        nonce = None
+        if l_end != t_end:
+            nonce = _fast_nonce(der, l_end, t_end)
+            if nonce is None:
+                return None
+        return ParsedRequest(cert_ids=tuple(cert_ids), nonce=nonce)
+    except (ValueError, IndexError):
+        return None
+
+
+def _fast_nonce(der: bytes, pos: int, end: int) -> bytes | None:
+    """The nonce of a requestExtensions holding exactly one nonce extension, else None."""
+    tag, x_start, x_end = _tlv_at(der, pos, end)
+    if tag != 0xA2 or x_end != end:
+        return None
+    tag, s_start, s_end = _tlv_at(der, x_start, x_end)  # Extensions
+    if tag != 0x30 or s_end != x_end:
+        return None
+    tag, e_start, e_end = _tlv_at(der, s_start, s_end)  # the one Extension
+    if tag != 0x30 or e_end != s_end or der[e_start:e_start + len(_NONCE_OID)] != _NONCE_OID:
+        return None
+    tag, v_start, v_end = _tlv_at(der, e_start + len(_NONCE_OID), e_end)  # no 'critical' here
+    if tag != 0x04 or v_end != e_end:
+        return None
+    tag, n_start, n_end = _tlv_at(der, v_start, v_end)  # RFC 8954: an OCTET STRING inside
+    if tag != 0x04 or n_end != v_end or not MIN_NONCE_OCTETS <= n_end - n_start <= MAX_NONCE_OCTETS:
+        return None
+    return der[n_start:n_end]
 
 
 def decode_get_path(path_tail: str) -> bytes:

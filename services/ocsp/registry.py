@@ -61,6 +61,8 @@ class Issuer:
     issuer_id: str
     signer: ResponderIdentity | None
     version: int
+    #: The CA certificate (DER) when registered from it: what a TLS trust store needs.
+    certificate_der: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,12 @@ class CertificateRecord:
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
     version: int = 0
+    #: The certs service's time of the state this record holds: a late, older event
+    #: (events may arrive out of order) must not overwrite a newer state.
+    changed_at: datetime | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    provider_cui: str | None = None
 
     def answer(self, cert_id: CertId) -> SingleAnswer:
         """The OCSP answer: revocation wins over suspension, which is a certificateHold."""
@@ -122,9 +130,12 @@ class Registry:
         self._by_hashes: dict[tuple[str, bytes, bytes], Issuer] = {}
         self._hash_keys: dict[str, list[tuple[str, bytes, bytes]]] = {}
         self._records: dict[tuple[str, int], CertificateRecord] = {}
+        #: Bumped whenever the set of issuers (or a signer) changes, so that users of the
+        #: issuer list (the online channel's TLS trust store) can tell when to rebuild.
+        self.issuers_version = 0
 
     def add_issuer(self, issuer_id: str, issuer: bytes | IssuerHashes, *,
-                   signer: ResponderIdentity | None = None) -> Issuer:
+                   signer: ResponderIdentity | None = None, certificate_der: bytes | None = None) -> Issuer:
         """Register (or replace, signer included) a CA from its DER certificate or hashes.
 
         ``issuer`` is the CA certificate's DER, or precomputed ``issuer_hashes()`` output
@@ -132,15 +143,20 @@ class Registry:
 
         Raises ValueError when the hashes are already registered under another id.
         """
-        hashes = issuer_hashes(issuer) if isinstance(issuer, (bytes, bytearray)) else issuer
+        if isinstance(issuer, (bytes, bytearray)):
+            certificate_der = bytes(issuer)
+            hashes = issuer_hashes(certificate_der)
+        else:
+            hashes = issuer
         keys = [(alg, name_hash, key_hash) for alg, (name_hash, key_hash) in hashes.items()]
         for key in keys:
             other = self._by_hashes.get(key)
             if other is not None and other.issuer_id != issuer_id:
                 raise ValueError(f"issuer already registered as {other.issuer_id!r}")
         self._drop_issuer_keys(issuer_id)
-        entry = Issuer(issuer_id, signer, next(self._versions))
+        entry = Issuer(issuer_id, signer, next(self._versions), certificate_der)
         self._issuers[issuer_id] = entry
+        self.issuers_version += 1
         self._hash_keys[issuer_id] = keys
         for key in keys:
             self._by_hashes[key] = entry
@@ -148,11 +164,13 @@ class Registry:
 
     def set_signer(self, issuer_id: str, identity: ResponderIdentity | None) -> Issuer:
         """Delegate the issuer's OCSP signing to ``identity`` (None: back to ours)."""
-        if issuer_id not in self._issuers:
+        current = self._issuers.get(issuer_id)
+        if current is None:
             raise KeyError(issuer_id)
         # A new version: answers cached under the previous signer stop matching.
-        entry = Issuer(issuer_id, identity, next(self._versions))
+        entry = Issuer(issuer_id, identity, next(self._versions), current.certificate_der)
         self._issuers[issuer_id] = entry
+        self.issuers_version += 1
         for key in self._hash_keys[issuer_id]:
             self._by_hashes[key] = entry
         return entry
@@ -160,16 +178,30 @@ class Registry:
     def remove_issuer(self, issuer_id: str) -> bool:
         """Forget a CA (its certificate records stay, unreachable); True if it was known."""
         self._drop_issuer_keys(issuer_id)
+        self.issuers_version += 1
         return self._issuers.pop(issuer_id, None) is not None
 
     def issuer(self, issuer_id: str) -> Issuer | None:
         """The issuer registered under ``issuer_id``, if any."""
         return self._issuers.get(issuer_id)
 
+    def issuers(self) -> tuple[Issuer, ...]:
+        """Every registered issuer (a snapshot)."""
+        return tuple(self._issuers.values())
+
+    def certificates(self) -> tuple[CertificateRecord, ...]:
+        """Every certificate record (a snapshot; O(n), not for the hot path)."""
+        return tuple(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
     def upsert_certificate(self, issuer_id: str, serial: int, *, certificate_id: str, username: str,
                            cas: str, status: Literal["good", "revoked"] = "good", suspended: bool = False,
                            suspended_at: datetime | None = None, revoked_at: datetime | None = None,
-                           revocation_reason: str | None = None) -> CertificateRecord:
+                           revocation_reason: str | None = None, changed_at: datetime | None = None,
+                           not_before: datetime | None = None, not_after: datetime | None = None,
+                           provider_cui: str | None = None) -> CertificateRecord:
         """Create or replace a certificate's record; its cached answers stop matching at once.
 
         The issuer need not be registered yet: events may arrive in any order, and a
@@ -184,7 +216,8 @@ class Registry:
         if revocation_reason is not None and revocation_reason not in REVOCATION_REASONS:
             raise ValueError(f"unknown revocation reason {revocation_reason!r}")
         record = CertificateRecord(issuer_id, serial, certificate_id, username, cas, status, suspended,
-                                   suspended_at, revoked_at, revocation_reason, next(self._versions))
+                                   suspended_at, revoked_at, revocation_reason, next(self._versions),
+                                   changed_at, not_before, not_after, provider_cui)
         self._records[(issuer_id, serial)] = record
         return record
 
@@ -269,7 +302,7 @@ class ResponseCache:
             next_update: datetime) -> CachedResponse:
         """Store a freshly signed response, evicting the least recently used beyond the cap."""
         key = self._key(lookup, cert_id)
-        etag = '"' + hashlib.blake2b(der, digest_size=16).hexdigest() + '"'
+        etag = '"' + hashlib.sha256(der).hexdigest() + '"'  # strong validator: the body's SHA-256
         entry = CachedResponse(der, produced_at, next_update, etag, cert_id.der)
         self._entries[key] = entry
         self._entries.move_to_end(key)

@@ -1,19 +1,19 @@
 """Building and signing OCSP responses (RFC 6960 BasicOCSPResponse).
 
-The split is deliberate: asn1crypto builds ``tbsResponseData`` (it encodes exactly what
+The split is deliberate: asn1crypto encodes ``tbsResponseData`` (it writes exactly what
 we ask, no more), ``cryptography`` signs its DER (OpenSSL speed, keys never leave it).
-This is the responder's hot path, so everything constant per responder — its id, its
-certificate list, the signature AlgorithmIdentifier — is encoded once in
-``ResponderIdentity``; per request we encode only the answers, the times and the nonce,
-and wrap the signed result with a few byte concatenations instead of asn1crypto objects.
+This is the responder's hot path, so everything constant per responder (its id, its
+certificate list, the signature AlgorithmIdentifier) is encoded once in
+``ResponderIdentity``, constant statuses once per process, times and revocation info
+once per distinct value; a request then costs a few byte joins plus the signature.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal, Union
 
 from asn1crypto import algos, core
@@ -89,7 +89,7 @@ class ResponderIdentity:
     _responder_id_der: bytes = field(init=False, repr=False)
     _sig_alg_der: bytes = field(init=False, repr=False)
     _certs_der: bytes = field(init=False, repr=False)
-    _sign: object = field(init=False, repr=False)
+    _sign: Callable[[bytes], bytes] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         public = self.certificate.public_key()

@@ -269,3 +269,58 @@ def test_get_decodes_but_does_not_judge_the_structure():
     assert decode_get_path(base64.b64encode(der).decode()) == der
     with pytest.raises(MalformedRequest):
         parse_request(der)
+
+
+# --- the hand-written fast path agrees with asn1crypto ----------------------------------------
+
+def _fast_path_corpus(pki) -> list[bytes]:
+    corpus = [_openssl_request(pki), _openssl_request(pki, "-sha256"), _openssl_request(pki, "-no_nonce")]
+    for algorithm in (hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()):
+        corpus += [_crypto_request(pki, algorithm), _crypto_request(pki, algorithm, nonce=b"\x01" * 127)]
+    for serial in (0, 1, 127, 128, 255, 256, -1, -129, 2**159 - 1, 2**200):
+        corpus.append(_asn1_request([_cid(serial)]))
+    corpus.append(_asn1_request([_cid(7, "sha256", 32)] * 100, core.OctetString(b"n" * 200)))
+    corpus.append(_asn1_request([_cid()] * 3, core.OctetString(b"")))
+    with_version = asn1_ocsp.OCSPRequest({"tbs_request": {"version": "v1", "request_list": [{"req_cert": _cid()}]}})
+    corpus.append(with_version.dump(force=True))
+    critical = asn1_ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": _cid()}], "request_extensions": [
+        {"extn_id": "nonce", "critical": True, "extn_value": core.OctetString(b"abc")}]}})
+    corpus.append(critical.dump())
+    return corpus
+
+
+def _outcome(parse, der: bytes):
+    try:
+        return parse(der)
+    except MalformedRequest:
+        return "malformed"
+
+
+def test_fast_path_and_asn1crypto_agree_on_every_shape_and_mutation(codec_pki):
+    from services.ocsp import codec
+
+    taken = 0
+    for original in _fast_path_corpus(codec_pki):
+        # Every single-byte change (a sample of values), and every truncation.
+        variants = [original] + [original[:cut] for cut in range(0, len(original), 1 + len(original) // 300)]
+        # Long requests repeat one entry: mutating their first 300 bytes covers the shapes.
+        for index in range(min(len(original), 300)):
+            for value in (0x00, 0x01, 0x7F, 0x80, 0x81, 0xFF, original[index] ^ 0x01):
+                variants.append(original[:index] + bytes((value,)) + original[index + 1:])
+        for der in variants:
+            fast = codec._fast_parse(der)
+            if fast is None:
+                continue
+            taken += 1
+            slow = _outcome(codec._parse_with_asn1crypto, der)
+            assert fast == slow, der.hex()
+            assert [c.der for c in fast.cert_ids] == [c.der for c in slow.cert_ids]
+    assert taken > 1000  # the fast path really is the common path
+
+
+def test_fast_path_takes_what_real_clients_send(codec_pki):
+    from services.ocsp import codec
+
+    for der in (_openssl_request(codec_pki), _openssl_request(codec_pki, "-sha256", "-no_nonce"),
+                _crypto_request(codec_pki, hashes.SHA256(), nonce=b"x" * 32)):
+        assert codec._fast_parse(der) == codec._parse_with_asn1crypto(der)

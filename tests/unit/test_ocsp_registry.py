@@ -175,7 +175,7 @@ def test_cache_serves_until_a_suspension_changes_the_answer(registry, reg_pki):
     entry = cache.put(lookup, cid, _sign(reg_pki, lookup, cid), produced_at=NOW,
                       next_update=NOW + timedelta(hours=1))
     assert cache.get(registry.lookup(cid), cid, NOW + timedelta(minutes=1)) is entry
-    assert entry.etag.startswith('"') and entry.etag.endswith('"') and len(entry.etag) == 34
+    assert entry.etag.startswith('"') and entry.etag.endswith('"') and len(entry.etag) == 66
 
     registry.upsert_certificate("ca-ec", 10, certificate_id="c-10", username="u", cas="B",
                                 suspended=True, suspended_at=NOW)

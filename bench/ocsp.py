@@ -1,0 +1,494 @@
+"""Benchmark: the OCSP responder against OpenSSL's, with wrk, on 127.0.0.1.
+
+    .venv/bin/python -m bench.ocsp [--seconds 10] [--connections 64] [--threads 2]
+
+Our side: ``python -m services.ocsp`` (SIUI_OCSP_WORKERS=2, as deployed) on a scratch
+database holding the dev PKI's demo issuer and 50,000 registered certificates (inserted
+straight into the ocsp tables: it is a benchmark), with its log, consumers and online
+channel running as usual. The anchor: ``openssl ocsp -index … -rsigner … -rkey … -CA …
+-port … -multi 2`` with the same CA, certificates, requests and responder key (EC P-256).
+OpenSSL 3.0's ``-port`` listens on every interface, so it and its wrk run inside
+``unshare -n`` with only loopback up; and an empty connection wedges it, so the Lua
+scripts override ``wrk.resolve`` to skip wrk's probe connection, and readiness is
+probed with a real OCSP request.
+
+Scenarios (wrk POSTs one DER request per HTTP request, ``--seconds`` each):
+- cached, keep-alive: one certificate, no nonce (our answer comes from the cache);
+- cached, ``Connection: close``: a new connection per request, like a lone desktop;
+- live signing: a random 16-octet nonce per request (made in Lua), so every answer is
+  freshly signed on our side (OpenSSL signs every answer anyway);
+- mix: a random one of the 50,000 registered certificates per request, no nonce (our
+  cache warmed by a first pass; the first answer for each serial is signed live);
+- p99 at half the peak rate: wrk2 is not packaged, so wrk runs closed-loop with a 5 ms
+  ``delay()`` after each answer on N connections, N chosen to offer half the measured
+  cached keep-alive peak; the rate achieved is printed next to wrk's latency percentiles.
+
+Our answers are checked, not just counted: after each run the OCSP log (written by the
+service under that load) is read back, and the share of answers that were ``good``
+(``ok``) is printed. Everything stops by itself; the scratch database and exchange are
+removed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from deploy.devpki import ensure_dev_pki
+from services.ocsp.registry import issuer_hashes
+from shared.migrations import migrate
+from tests.support import infra
+
+CERTIFICATES = 50_000
+HALF_RATE_DELAY_MS = 5
+READY_TIMEOUT = 90.0
+
+_LUA_COMMON = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/ocsp-request"
+-- No probe connection: an empty connection wedges openssl's responder.
+wrk.resolve = function(host, service)
+  wrk.addrs = wrk.lookup(host, service)
+end
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*all")
+  f:close()
+  return data
+end
+"""
+LUA = {
+    "fixed": _LUA_COMMON + """
+function init(args)
+  wrk.body = slurp(args[1])
+end
+if tonumber(os.getenv("WRK_DELAY_MS") or "0") > 0 then
+  function delay() return tonumber(os.getenv("WRK_DELAY_MS")) end
+end
+""",
+    "nonce": _LUA_COMMON + """
+function init(args)
+  local der = slurp(args[1])
+  prefix = der:sub(1, #der - 16)  -- the request ends with its 16 nonce octets
+  math.randomseed(os.time() * 131 + id)
+end
+function request()
+  local n = {}
+  for i = 1, 16 do n[i] = string.char(math.random(0, 255)) end
+  return wrk.format(nil, nil, nil, prefix .. table.concat(n))
+end
+""",
+    "mix": _LUA_COMMON + """
+function init(args)
+  local data = slurp(args[1])
+  reqs = {}
+  local pos = 1
+  while pos <= #data do
+    local hi, lo = data:byte(pos, pos + 1)
+    local len = hi * 256 + lo
+    reqs[#reqs + 1] = wrk.format(nil, nil, nil, data:sub(pos + 2, pos + 1 + len))
+    pos = pos + 2 + len
+  end
+  math.randomseed(os.time() * 131 + id)
+end
+function request()
+  return reqs[math.random(#reqs)]
+end
+""",
+}
+
+
+@dataclass
+class Run:
+    """What wrk measured (and, for our side, what the OCSP log says was answered)."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: str = ""
+    ok: float | None = None
+
+
+def parse_wrk(text: str) -> Run:
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if not match:
+            return float("nan")
+        return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    problems = ", ".join(filter(None, [errors.group(1) if errors else "", f"non-2xx {non2xx.group(1)}" if non2xx else ""]))
+    return Run(float(rps.group(1)) if rps else float("nan"), ms("50"), ms("99"),
+               int(total.group(1)) if total else 0, problems)
+
+
+def wrk_command(url: str, script: Path, data: Path, *, seconds: int, threads: int, connections: int,
+                close: bool = False) -> list[str]:
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    if close:
+        command += ["-H", "Connection: close"]
+    return command + [url, "--", str(data)]
+
+
+# -- the data both sides use ----------------------------------------------------------------------
+
+@dataclass
+class Data:
+    pki: object
+    work: Path
+    serials: list[int]
+    fixed: Path
+    nonce: Path
+    mix: Path
+    index: Path
+
+
+def make_data(work: Path) -> Data:
+    pki = ensure_dev_pki(work / "data")
+    ca = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
+    leaf = x509.load_pem_x509_certificate(pki.demo_provider_cert.read_bytes())
+    serials = [leaf.serial_number] + [(int.from_bytes(os.urandom(16), "big") >> 2) | (1 << 126)
+                                      for _ in range(CERTIFICATES - 1)]
+    fixed = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca, hashes.SHA1()).build()
+    (work / "fixed.der").write_bytes(fixed.public_bytes(serialization.Encoding.DER))
+    with_nonce = (ocsp.OCSPRequestBuilder().add_certificate(leaf, ca, hashes.SHA1())
+                  .add_extension(x509.OCSPNonce(b"\0" * 16), critical=False).build())
+    (work / "nonce.der").write_bytes(with_nonce.public_bytes(serialization.Encoding.DER))
+    name_hash, key_hash = issuer_hashes(ca.public_bytes(serialization.Encoding.DER))["sha1"]
+    with open(work / "mix.bin", "wb") as out:
+        for serial in serials:
+            der = (ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, serial, hashes.SHA1())
+                   .build().public_bytes(serialization.Encoding.DER))
+            out.write(len(der).to_bytes(2, "big") + der)
+    expiry = (datetime.now(timezone.utc) + timedelta(days=365)).strftime("%y%m%d%H%M%SZ")
+    with open(work / "index.txt", "w") as index:
+        for n, serial in enumerate(serials):
+            index.write(f"V\t{expiry}\t\t{serial:X}\tunknown\t/CN=bench-{n}\n")
+    for name, text in LUA.items():
+        (work / f"{name}.lua").write_text(text)
+    return Data(pki, work, serials, work / "fixed.der", work / "nonce.der", work / "mix.bin", work / "index.txt")
+
+
+async def load_database(url: str, data: Data) -> None:
+    await migrate(url, "ocsp", "services.ocsp")
+    ca = x509.load_pem_x509_certificate(data.pki.demo_issuer_cert.read_bytes())
+    issuer_id = uuid.uuid4()
+    now = datetime.now(timezone.utc)
+    conn = await asyncpg.connect(url, server_settings={"search_path": "ocsp"})
+    try:
+        await conn.execute("insert into issuers (id, subject_dn, certificate_der, event_at) values ($1, $2, $3, $4)",
+                           issuer_id, ca.subject.rfc4514_string(), ca.public_bytes(serialization.Encoding.DER), now)
+        await conn.copy_records_to_table(
+            "certificates", columns=["issuer_id", "serial", "certificate_id", "username", "cas", "provider_cui",
+                                     "status", "changed_at"],
+            records=[(issuer_id, Decimal(s), uuid.uuid4(), f"{10000000 + n}_CAS-B", "B", str(10000000 + n),
+                      "active", now) for n, s in enumerate(data.serials)])
+    finally:
+        await conn.close()
+
+
+# -- our side ----------------------------------------------------------------------------------
+
+async def start_service(url: str, exchange: str, data: Data, port: int) -> subprocess.Popen:
+    env = {**os.environ, "SIUI_DATABASE_URL": url, "SIUI_EVENTS_EXCHANGE": exchange,
+           "SIUI_DATA_DIR": str(data.pki.data_dir), "SIUI_OCSP_PORT": str(port),
+           "SIUI_OCSP_TLS_PORT": str(infra.free_port()), "SIUI_OCSP_WORKERS": "2", "SIUI_LOG_FORMAT": "json"}
+    log = open(data.work / "ocsp-service.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "services.ocsp"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + READY_TIMEOUT
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the ocsp service exited with {process.returncode}; see {log.name}")
+            try:
+                async with session.post(f"http://127.0.0.1:{port}/", data=data.fixed.read_bytes()) as response:
+                    answer = ocsp.load_der_ocsp_response(await response.read())
+                    if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
+                        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+                        (data.work / "answer.der").write_bytes(answer.public_bytes(serialization.Encoding.DER))
+                        return process
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ocsp service did not come up")
+            await asyncio.sleep(0.2)
+
+
+async def log_counts(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url, server_settings={"search_path": "ocsp"})
+    try:
+        return {r["status"]: r["n"] for r in await conn.fetch("select status, count(*) as n from ocsp_log group by status")}
+    finally:
+        await conn.close()
+
+
+async def settled_counts(url: str) -> dict[str, int]:
+    """The log's counts once the writers have caught up (no change for a second)."""
+    previous, deadline = None, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        counts = await log_counts(url)
+        if counts == previous:
+            return counts
+        previous = counts
+        await asyncio.sleep(1.0)
+    return previous or {}
+
+
+async def run_ours(url: str, port: int, data: Data, scenario: str, args, **kw) -> Run:
+    before = await settled_counts(url)
+    delay = kw.pop("delay", 0)
+    script, payload = {"fixed": (data.work / "fixed.lua", data.fixed), "nonce": (data.work / "nonce.lua", data.nonce),
+                       "mix": (data.work / "mix.lua", data.mix)}[scenario]
+    command = wrk_command(f"http://127.0.0.1:{port}/", script, payload, seconds=kw.pop("seconds", args.seconds),
+                          threads=kw.pop("threads", args.threads), connections=kw.pop("connections", args.connections),
+                          **kw)
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                   env={**os.environ, "WRK_DELAY_MS": str(delay)})
+    run = parse_wrk(done.stdout)
+    after = await settled_counts(url)
+    answered = sum(after.values()) - sum(before.values())
+    good = after.get("good", 0) - before.get("good", 0)
+    run.ok = good / answered if answered else None
+    if answered < run.requests:
+        run.errors = ", ".join(filter(None, [run.errors, f"log has {answered} of {run.requests}"]))
+    return run
+
+
+# -- context: the HTTP layer's ceiling --------------------------------------------------------------
+
+def bare_server(port: int, body_path: str) -> None:
+    """A bare aiohttp handler returning fixed bytes (one of our answers), nothing else."""
+    from aiohttp import web
+
+    body = Path(body_path).read_bytes()
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="application/ocsp-response")
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    try:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = None
+    web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None, access_log=None, loop=loop)
+
+
+async def run_bare(data: Data, args) -> dict[str, Run]:
+    """The same wrk runs against two bare aiohttp processes (what the issue quotes as context)."""
+    async with aiohttp.ClientSession() as session:
+        port = infra.free_port()
+        answer = data.work / "answer.der"
+        processes = [subprocess.Popen([sys.executable, "-m", "bench.ocsp", "--bare-server", str(port), str(answer)])
+                     for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with session.post(f"http://127.0.0.1:{port}/", data=b"x") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            runs = {}
+            for name, close in (("bare keep-alive", False), ("bare close", True)):
+                command = wrk_command(f"http://127.0.0.1:{port}/", data.work / "fixed.lua", data.fixed,
+                                      seconds=args.seconds, threads=args.threads, connections=args.connections,
+                                      close=close)
+                done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
+                runs[name] = parse_wrk(done.stdout)
+            return runs
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(15)
+
+
+# -- the anchor ---------------------------------------------------------------------------------
+
+def openssl_script(data: Data, port: int, runs: list[tuple[str, list[str], int]]) -> str:
+    """The anchor's side as a shell script, run in its own network and PID namespaces.
+
+    A fresh responder per run: wrk ends a run by closing connections on which it sent
+    nothing yet, and such an empty connection wedges openssl's worker for good. When the
+    script ends, the PID namespace ends and the kernel stops whatever is left in it.
+    """
+    pki = data.pki
+    lines = ["set -u", "ip link set lo up"]
+    for offset, (name, command, delay) in enumerate(runs):
+        # A port of its own per run: a restart on the same port sometimes never listened.
+        run_port = port + offset
+        command = [c.replace(f":{port}/", f":{run_port}/") for c in command]
+        start = (f"openssl ocsp -index {data.index} -rsigner {pki.responder_cert} -rkey {pki.responder_key} "
+                 f"-CA {pki.demo_issuer_cert} -port {run_port} -multi 2 >>{data.work}/openssl.log 2>&1 &")
+        # Ready when the port listens (seen with ss: no connection, as an empty one would
+        # wedge it) and a real request is answered.
+        listening = f'[ -n "$(ss -Hltn "sport = :{run_port}")" ]'
+        probe = (f"openssl ocsp -issuer {pki.demo_issuer_cert} -cert {pki.demo_provider_cert} -no_nonce "
+                 f"-url http://127.0.0.1:{run_port}/ -timeout 5 -noverify >/dev/null 2>&1")
+        lines += [start, "n=0",
+                  f"until {listening}; do n=$((n+1)); [ $n -gt 500 ] && exit 3; sleep 0.02; done",
+                  f"{probe} || {{ sleep 0.5; {probe}; }} || exit 4",
+                  f"echo '### {name}'", f"WRK_DELAY_MS={delay} " + " ".join(f"'{c}'" for c in command),
+                  # SIGKILL to everything but this shell (the namespace's init): a wedged
+                  # worker ignores SIGTERM, and so would its parent waiting for it.
+                  "kill -KILL -1 2>/dev/null", "wait 2>/dev/null"]
+    return "\n".join(lines + ["true"]) + "\n"
+
+
+def run_openssl(data: Data, args, half_connections: int) -> dict[str, Run]:
+    port = 9000 + secrets.randbelow(1000)  # its own network namespace: any port is free
+    url = f"http://127.0.0.1:{port}/"
+    plan = [
+        ("cached keep-alive", wrk_command(url, data.work / "fixed.lua", data.fixed, seconds=args.seconds,
+                                          threads=args.threads, connections=args.connections), 0),
+        ("cached close", wrk_command(url, data.work / "fixed.lua", data.fixed, seconds=args.seconds,
+                                     threads=args.threads, connections=args.connections, close=True), 0),
+        ("live signing", wrk_command(url, data.work / "nonce.lua", data.nonce, seconds=args.seconds,
+                                     threads=args.threads, connections=args.connections), 0),
+        ("mix 50k", wrk_command(url, data.work / "mix.lua", data.mix, seconds=args.seconds,
+                                threads=args.threads, connections=args.connections), 0),
+        ("half rate", wrk_command(url, data.work / "fixed.lua", data.fixed, seconds=args.seconds,
+                                  threads=args.threads, connections=half_connections), HALF_RATE_DELAY_MS),
+    ]
+    script = data.work / "openssl-side.sh"
+    script.write_text(openssl_script(data, port, plan))
+    done = subprocess.run(["unshare", "--net", "--pid", "--fork", "--kill-child", "sh", str(script)], capture_output=True, text=True,
+                          timeout=len(plan) * (args.seconds + 30) + 60)
+    if done.returncode:
+        raise RuntimeError(f"the OpenSSL side failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")
+    sections = re.split(r"^### (.+)$", done.stdout, flags=re.M)
+    return {sections[i].strip(): parse_wrk(sections[i + 1]) for i in range(1, len(sections) - 1, 2)}
+
+
+def _reap_orphans() -> None:
+    """openssl -multi's children outlive their parent; as subreaper we collect them."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+def report(ours: dict[str, Run], theirs: dict[str, Run], half_target: float, bare: dict[str, Run]) -> None:
+    targets = {"cached keep-alive": ("ratio", 1.5), "cached close": ("ratio", 0.9),
+               "live signing": ("rps", 15_000.0), "mix 50k": (None, None), "half rate": ("p99", 10.0)}
+    print("\nOCSP responder vs openssl ocsp -multi 2 (EC P-256 responder key, wrk on 127.0.0.1)")
+    header = (f"{'scenario':<19}{'ours req/s':>12}{'openssl req/s':>15}{'ratio':>7}{'ours p50/p99 ms':>17}"
+              f"{'openssl p50/p99 ms':>20}{'ok':>7}  target")
+    print(header)
+    print("-" * len(header))
+    for name, (kind, goal) in targets.items():
+        a, b = ours.get(name), theirs.get(name)
+        if a is None or b is None:
+            print(f"{name:<19} (not measured)")
+            continue
+        ratio = a.rps / b.rps if b.rps else float("nan")
+        verdict = ""
+        if kind == "ratio":
+            verdict = f">= {goal}x: {'met' if ratio >= goal else 'NOT met'}"
+        elif kind == "rps":
+            verdict = f">= {goal:,.0f}/s: {'met' if a.rps >= goal else 'NOT met'}"
+        elif kind == "p99":
+            verdict = f"p99 < {goal:.0f} ms at {a.rps:,.0f}/s (aimed {half_target:,.0f}): " \
+                      f"{'met' if a.p99_ms < goal else 'NOT met'}"
+        ok = f"{a.ok * 100:.1f}%" if a.ok is not None else "-"
+        print(f"{name:<19}{a.rps:>12,.0f}{b.rps:>15,.0f}{ratio:>7.2f}{a.p50_ms:>8.2f}/{a.p99_ms:<8.2f}"
+              f"{b.p50_ms:>11.2f}/{b.p99_ms:<8.2f}{ok:>7}  {verdict}")
+        for side, run in (("ours", a), ("openssl", b)):
+            if run.errors:
+                print(f"{'':<19}{side}: {run.errors}")
+    for name, run in bare.items():
+        print(f"{name:<19}{run.rps:>12,.0f}{'':>15}{'':>7}{run.p50_ms:>8.2f}/{run.p99_ms:<8.2f}{'':>20}{'':>7}  "
+              "context: a bare aiohttp handler returning fixed bytes, 2 processes")
+
+
+async def main(args) -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    work = Path(tempfile.mkdtemp(prefix="siui-bench-ocsp-"))
+    data = make_data(work)
+    url = await infra.create_database("siui_bench")
+    exchange = f"siui.bench.{uuid.uuid4().hex[:8]}"
+    process = None
+    try:
+        await load_database(url, data)
+        port = infra.free_port()
+        process = await start_service(url, exchange, data, port)
+        ours: dict[str, Run] = {}
+        ours["cached keep-alive"] = await run_ours(url, port, data, "fixed", args)
+        ours["cached close"] = await run_ours(url, port, data, "fixed", args, close=True)
+        ours["live signing"] = await run_ours(url, port, data, "nonce", args)
+        await run_ours(url, port, data, "mix", args, seconds=max(3, args.seconds // 2))  # warm the cache
+        ours["mix 50k"] = await run_ours(url, port, data, "mix", args)
+        half_target = ours["cached keep-alive"].rps / 2
+        half_connections = max(1, round(half_target * HALF_RATE_DELAY_MS / 1000))
+        ours["half rate"] = await run_ours(url, port, data, "fixed", args, connections=half_connections,
+                                           delay=HALF_RATE_DELAY_MS)
+        process.send_signal(signal.SIGTERM)  # the rest runs without our service taking CPU
+        await asyncio.to_thread(process.wait, 30)
+        theirs = await asyncio.to_thread(run_openssl, data, args, half_connections)
+        bare = await run_bare(data, args)
+        report(ours, theirs, half_target, bare)
+        print(f"\nwrk: {args.threads} threads, {args.connections} connections, {args.seconds} s per run; "
+              f"half rate: {half_connections} connections with a {HALF_RATE_DELAY_MS} ms delay after each answer "
+              "(closed loop: wrk2 is not packaged). 'ok': share of our answers during the run that the OCSP log recorded as good\n(a log shorter than wrk's count is flagged).")
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        await infra.drop_database(url)
+        await infra.delete_exchange(exchange)
+        _reap_orphans()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--bare-server"]:
+        bare_server(int(sys.argv[2]), sys.argv[3])
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,213 @@
+"""Outside clients agree with the responder: the openssl CLI, pyhanko-certvalidator; and
+delegated signers, with which validators need nothing but the CA."""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import RevokedError
+
+from services.ocsp.state import REGISTRY
+from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
+    TestCa, client, feed, ocsp_config, post, registered, request_der,
+)
+
+OPENSSL = "openssl"
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _key_pem(key) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+async def _openssl_ocsp(*args) -> str:
+    # Asynchronous: the server under test runs on this same event loop.
+    process = await asyncio.create_subprocess_exec(OPENSSL, "ocsp", *map(str, args), stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    return out.decode()
+
+
+@pytest.fixture
+async def ca(feed) -> TestCa:
+    ca = TestCa.create("Clients Test CA")
+    await feed.issuer(ca)
+    return ca
+
+
+async def test_openssl_cli_several_certificates_sha256_nonce_and_vafile(client, feed, ca, pki, tmp_path):
+    good, _ = ca.issue("good one")
+    held, _ = ca.issue("held one")
+    unknown, _ = ca.issue("never registered")
+    await feed.certificate(ca, good.serial_number)
+    await feed.certificate(ca, held.serial_number, status="suspended")
+    await registered(client, ca, held.serial_number, status="suspended")
+    await registered(client, ca, good.serial_number)
+    files = {}
+    for name, cert in {"ca": ca.cert, "good": good, "held": held, "unknown": unknown}.items():
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_text(_pem(cert))
+    url = str(client.make_url("/"))
+
+    for digest in ([], ["-sha256"]):
+        out = await _openssl_ocsp(*digest, "-issuer", files["ca"], "-cert", files["good"], "-cert", files["held"],
+                                  "-cert", files["unknown"], "-url", url, "-VAfile", pki.responder_cert)
+        assert "Response verify OK" in out, out
+        assert f"{files['good']}: good" in out
+        assert f"{files['held']}: revoked" in out and "Reason: certificateHold" in out
+        assert f"{files['unknown']}: unknown" in out
+        assert "WARNING: no nonce in response" not in out  # the nonce was echoed
+
+
+async def test_openssl_reads_a_get_answer(client, feed, ca, pki, tmp_path):
+    import base64
+
+    leaf, _ = ca.issue("get one")
+    await feed.certificate(ca, leaf.serial_number)
+    await registered(client, ca, leaf.serial_number)
+    response = await client.get("/" + base64.b64encode(request_der(ca, leaf)).decode())
+    (tmp_path / "resp.der").write_bytes(await response.read())
+    (tmp_path / "ca.pem").write_text(ca.pem)
+    (tmp_path / "leaf.pem").write_text(_pem(leaf))
+    out = await _openssl_ocsp("-respin", tmp_path / "resp.der", "-issuer", tmp_path / "ca.pem",
+                              "-cert", tmp_path / "leaf.pem", "-VAfile", pki.responder_cert)
+    assert "Response verify OK" in out and ": good" in out, out
+
+
+async def _validate(leaf: x509.Certificate, ca: TestCa):
+    """pyhanko-certvalidator, trusting only the CA, fetching OCSP from the leaf's AIA."""
+    context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(ca.cert.public_bytes(serialization.Encoding.DER))],
+                                allow_fetching=True, revocation_mode="hard-fail")
+    validator = CertificateValidator(asn1_x509.Certificate.load(leaf.public_bytes(serialization.Encoding.DER)),
+                                     validation_context=context)
+    return await validator.async_validate_usage(set())
+
+
+async def test_delegated_signer_lets_validators_trust_only_the_ca(client, feed, ca, auth_for, tmp_path):
+    national = auth_for(cas="CNAS", username="admin")
+    responder, responder_key = ca.issue("Clients Test CA OCSP Responder", ocsp_signing=True)
+    leaf, _ = ca.issue("provider", ocsp_url=str(client.make_url("/")))
+    certificate_id = await feed.certificate(ca, leaf.serial_number)
+    await registered(client, ca, leaf.serial_number)
+    url = f"/v1/issuers/{ca.issuer_id}/signer"
+    assert (await client.get(url, headers=national)).status == 404
+
+    put = await client.put(url, json={"certificate_pem": _pem(responder), "private_key_pem": _key_pem(responder_key)},
+                           headers=national)
+    assert put.status == 200, await put.text()
+    info = await put.json()
+    assert "private_key_pem" not in info and info["serial"] == str(responder.serial_number)
+    assert (await (await client.get(url, headers=auth_for(cas="B"))).json())["sha256_fingerprint"] == \
+        info["sha256_fingerprint"]
+    await _eventually_signed_by(client, ca, leaf, responder)
+
+    # The key is stored encrypted: neither its PEM nor its DER is in the row.
+    row = await client.app[__import__("shared.db", fromlist=["POOL"]).POOL].fetchrow(
+        "select key_ciphertext from signers where issuer_id = $1", uuid.UUID(ca.issuer_id))
+    key_der = responder_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+    assert key_der not in row["key_ciphertext"] and len(row["key_ciphertext"]) >= len(key_der)
+
+    # pyhanko-certvalidator and openssl, with nothing but the CA as trust anchor.
+    path = await _validate(leaf, ca)
+    assert path.leaf.serial_number == leaf.serial_number
+    (tmp_path / "ca.pem").write_text(ca.pem)
+    (tmp_path / "leaf.pem").write_text(_pem(leaf))
+    out = await _openssl_ocsp("-issuer", tmp_path / "ca.pem", "-cert", tmp_path / "leaf.pem",
+                              "-url", str(client.make_url("/")), "-CAfile", tmp_path / "ca.pem")
+    assert "Response verify OK" in out and ": good" in out, out
+
+    await feed.certificate(ca, leaf.serial_number, status="suspended", certificate_id=certificate_id)
+    await registered(client, ca, leaf.serial_number, status="suspended")
+    with pytest.raises(RevokedError):
+        await _validate(leaf, ca)
+
+    assert (await client.delete(url, headers=national)).status == 204
+    await _eventually_signed_by(client, ca, leaf, None)
+
+
+async def _eventually_signed_by(client, ca, leaf, signer: x509.Certificate | None):
+    from tests.support.wait import eventually
+
+    async def signed():
+        issuer = client.app[REGISTRY].issuer(ca.issuer_id)
+        if (issuer.signer is None) != (signer is None):
+            return False
+        answer = await post(client, request_der(ca, leaf))
+        expected = [signer] if signer else [x509.load_pem_x509_certificate(await (await client.get("/v1/responder.pem")).read())]
+        return answer.certificates == expected
+
+    await eventually(signed, what="answers signed by the expected signer")
+
+
+async def test_signer_checks(client, feed, ca, auth_for):
+    national = auth_for(cas="CNAS", username="admin")
+    url = f"/v1/issuers/{ca.issuer_id}/signer"
+    responder, key = ca.issue("responder", ocsp_signing=True)
+    plain, plain_key = ca.issue("no ocsp signing")
+    other = TestCa.create("Someone Else")
+    foreign, foreign_key = other.issue("foreign responder", ocsp_signing=True)
+    await registered(client, ca)
+    body = {"certificate_pem": _pem(responder), "private_key_pem": _key_pem(key)}
+
+    county = await client.put(url, json=body, headers=auth_for(cas="B"))
+    assert county.status == 403
+    assert (await client.put(url, json=body)).status == 401
+    assert (await client.put(f"/v1/issuers/{uuid.uuid4()}/signer", json=body, headers=national)).status == 404
+    cases = {
+        "certificate_pem": [{**body, "certificate_pem": _pem(foreign), "private_key_pem": _key_pem(foreign_key)},
+                            {**body, "certificate_pem": _pem(plain), "private_key_pem": _key_pem(plain_key)},
+                            {**body, "certificate_pem": "not a certificate"}],
+        "private_key_pem": [{**body, "private_key_pem": _key_pem(ec.generate_private_key(ec.SECP256R1()))},
+                            {**body, "private_key_pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}],
+    }
+    for field, bodies in cases.items():
+        for bad in bodies:
+            response = await client.put(url, json=bad, headers=national)
+            assert response.status == 422, await response.text()
+            assert response.content_type == "application/problem+json"
+            assert field in (await response.json())["errors"]
+    unknown_field = await client.put(url, json={**body, "extra": 1}, headers=national)
+    assert unknown_field.status == 422 and "extra" in (await unknown_field.json())["errors"]
+    unreadable = await client.put(url, data=b"{", headers={**national, "Content-Type": "application/json"})
+    assert unreadable.status == 400
+
+
+async def test_suspension_shows_within_a_second(client, feed, ca):
+    """From publishing CertificateSuspended/Reinstated on the real exchange to the answer
+    changing, over 50 changes: p50 and p99 are printed, p99 must stay under one second."""
+    leaf, _ = ca.issue("timed provider")
+    certificate_id = await feed.certificate(ca, leaf.serial_number)
+    await registered(client, ca, leaf.serial_number)
+    request = request_der(ca, leaf)
+    delays = []
+    for run in range(50):
+        suspend = run % 2 == 0
+        expected = ocsp.OCSPCertStatus.REVOKED if suspend else ocsp.OCSPCertStatus.GOOD
+        started = time.perf_counter()
+        if suspend:
+            await feed.certificate(ca, leaf.serial_number, status="suspended", certificate_id=certificate_id)
+        else:
+            await feed.reinstate(ca, leaf.serial_number, certificate_id)
+        while (await post(client, request)).certificate_status != expected:
+            assert time.perf_counter() - started < 5, "the change never showed"
+            await asyncio.sleep(0.002)
+        delays.append(time.perf_counter() - started)
+    delays.sort()
+    p50, p99 = statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
+    print(f"\nsuspension delay over {len(delays)} changes: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+          f"max {delays[-1] * 1000:.1f} ms")
+    assert p99 < 1.0

@@ -1,0 +1,172 @@
+"""services.ocsp.answering and signers: the answer chain, load shedding, keys at rest."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from services.ocsp.answering import Overloaded, Responder, SigningQueue
+from services.ocsp.registry import Registry, ResponseCache
+from services.ocsp.responses import ResponderIdentity
+from services.ocsp.signers import (
+    DataKeyError, check_signer, decrypt_identity, encrypt_key, load_data_key,
+)
+from shared import errors
+from shared.clock import FrozenClock
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _cert(cn, key, issuer_cn, issuer_key, serial, *, ca=False, eku=None, days=30):
+    name = lambda value: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])  # noqa: E731
+    builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(name(issuer_cn))
+               .public_key(key.public_key()).serial_number(serial)
+               .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def world() -> SimpleNamespace:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("Answer CA", ca_key, "Answer CA", ca_key, 1, ca=True)
+    leaf = _cert("leaf", ec.generate_private_key(ec.SECP256R1()), "Answer CA", ca_key, 10)
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    responder = ResponderIdentity(_cert("Responder", responder_key, "Responder", responder_key, 2), responder_key)
+    delegate_key = ec.generate_private_key(ec.SECP256R1())
+    delegate = _cert("Delegate", delegate_key, "Answer CA", ca_key, 3, eku=[ExtendedKeyUsageOID.OCSP_SIGNING])
+    return SimpleNamespace(ca=ca, ca_key=ca_key, leaf=leaf, responder=responder, delegate=delegate,
+                           delegate_key=delegate_key)
+
+
+def _request(world, nonce: bytes | None = None) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(world.leaf, world.ca, hashes.SHA1())
+    if nonce:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _responder(world, *, max_pending=100, cache=True) -> Responder:
+    registry = Registry()
+    registry.add_issuer("ca", world.ca.public_bytes(serialization.Encoding.DER))
+    registry.upsert_certificate("ca", 10, certificate_id="c", username="u", cas="B")
+    return Responder(registry, world.responder, SigningQueue(max_pending, 8),
+                     ResponseCache() if cache else None, timedelta(hours=1), FrozenClock(NOW))
+
+
+async def test_cached_until_the_state_changes(world):
+    responder = _responder(world)
+    first = await responder.respond(_request(world))
+    assert first.status == "successful" and first.etag
+    assert (await responder.respond(_request(world))).der is first.der  # from the cache
+    responder.registry.upsert_certificate("ca", 10, certificate_id="c", username="u", cas="B", suspended=True,
+                                          suspended_at=NOW)
+    held = await responder.respond(_request(world))
+    assert ocsp.load_der_ocsp_response(held.der).revocation_reason == x509.ReasonFlags.certificate_hold
+
+
+async def test_nonce_answers_are_signed_each_time(world):
+    responder = _responder(world)
+    one, two = [await responder.respond(_request(world, bytes([n]) * 16)) for n in (1, 2)]
+    assert one.der != two.der and one.etag is None
+
+
+async def test_load_is_shed_with_try_later(world):
+    responder = _responder(world, max_pending=4)
+    results = await asyncio.gather(*(responder.respond(_request(world, bytes([n + 1]) * 8)) for n in range(10)))
+    statuses = [r.status for r in results]
+    assert statuses.count("successful") == 4 and statuses.count("try_later") == 6
+    assert ocsp.load_der_ocsp_response(results[-1].der).response_status == ocsp.OCSPResponseStatus.TRY_LATER
+    # Once the queue drained, answers come again.
+    assert (await responder.respond(_request(world, b"later"))).status == "successful"
+
+
+async def test_signing_queue_refuses_beyond_its_bound_and_skips_cancelled():
+    queue = SigningQueue(max_pending=2, batch=1)
+    calls = []
+    first = queue.submit(lambda: calls.append(1) or b"1")
+    second = queue.submit(lambda: calls.append(2) or b"2")
+    with pytest.raises(Overloaded):
+        queue.submit(lambda: b"3")
+    second.cancel()
+    assert await first == b"1"
+    await asyncio.sleep(0)
+    assert calls == [1] and queue.pending == 0
+
+
+async def test_a_failing_signer_answers_internal_error(world):
+    responder = _responder(world, cache=False)
+    responder.registry.set_signer("ca", SimpleNamespace(_sign=None))  # anything that cannot sign
+    result = await responder.respond(_request(world))
+    assert result.status == "internal_error"
+    assert ocsp.load_der_ocsp_response(result.der).response_status == ocsp.OCSPResponseStatus.INTERNAL_ERROR
+
+
+async def test_unknown_issuer_and_garbage(world):
+    responder = _responder(world)
+    responder.registry.remove_issuer("ca")
+    assert (await responder.respond(_request(world))).status == "unauthorized"
+    assert (await responder.respond(b"\x30\x00")).status == "malformed"
+
+
+# --- signers ------------------------------------------------------------------------------------
+
+def _pem(cert) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _key_pem(key, password: bytes | None = None) -> str:
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
+
+
+def test_signer_key_round_trip_is_bound_to_its_issuer(world):
+    checked = check_signer(world.ca.public_bytes(serialization.Encoding.DER), _pem(world.delegate),
+                           _key_pem(world.delegate_key))
+    data_key, issuer = b"k" * 32, uuid.uuid4()
+    nonce, ciphertext = encrypt_key(data_key, issuer, checked.private_key_der)
+    assert checked.private_key_der not in ciphertext
+    identity = decrypt_identity(data_key, issuer, checked.certificate_der, nonce, ciphertext)
+    assert identity.certificate == world.delegate
+    with pytest.raises(InvalidTag):  # moved to another issuer's row
+        decrypt_identity(data_key, uuid.uuid4(), checked.certificate_der, nonce, ciphertext)
+    with pytest.raises(InvalidTag):  # another data key
+        decrypt_identity(b"x" * 32, issuer, checked.certificate_der, nonce, ciphertext)
+
+
+def test_signer_refusals_name_the_field(world):
+    ca_der = world.ca.public_bytes(serialization.Encoding.DER)
+    expired = _cert("Old", world.delegate_key, "Answer CA", world.ca_key, 4, eku=[ExtendedKeyUsageOID.OCSP_SIGNING],
+                    days=-1)
+    cases = [
+        (_pem(world.delegate), _key_pem(world.delegate_key, b"secret"), "private_key_pem", "encrypted"),
+        (_pem(expired), _key_pem(world.delegate_key), "certificate_pem", "not valid now"),
+        (_pem(world.leaf), _key_pem(world.delegate_key), "certificate_pem", "OCSPSigning"),
+    ]
+    for cert_pem, key_pem, field, words in cases:
+        with pytest.raises(errors.Invalid) as caught:
+            check_signer(ca_der, cert_pem, key_pem)
+        assert words in caught.value.errors[field]
+
+
+def test_data_key_file(tmp_path):
+    path = tmp_path / "data-key"
+    path.write_text("ab" * 32)
+    assert load_data_key(path) == bytes.fromhex("ab" * 32)
+    for bad in ("ab" * 16, "not hex"):
+        path.write_text(bad)
+        with pytest.raises(DataKeyError):
+            load_data_key(path)
+    with pytest.raises(DataKeyError):
+        load_data_key(tmp_path / "missing")
