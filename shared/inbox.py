@@ -27,6 +27,7 @@ log = get_logger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 
+STOP_GRACE_SECONDS = 5.0
 CONSUMED = Counter("siui_events_consumed_total", "Events consumed", ["queue", "outcome"])
 
 _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -45,7 +46,7 @@ async def handle_once(pool: asyncpg.Pool, envelope: Envelope, handler: Handler) 
 
 
 async def process_message(pool: asyncpg.Pool, queue: str, message: AbstractIncomingMessage,
-                          handlers: dict[str, Handler]) -> None:
+                          handlers: dict[str, Handler], stopping: asyncio.Event | None = None) -> None:
     try:
         envelope = Envelope.from_json(message.body)
     except EventDecodeError as exc:
@@ -66,8 +67,15 @@ async def process_message(pool: asyncpg.Pool, queue: str, message: AbstractIncom
                 applied = await handle_once(pool, envelope, handler)
                 break
             except _TRANSIENT as exc:
+                if stopping is not None and stopping.is_set():
+                    # Shutting down (the pool may be closing): leave it to the next start.
+                    with contextlib.suppress(Exception):
+                        await message.nack(requeue=True)
+                    CONSUMED.labels(queue, "requeued").inc()
+                    return
                 log.warning("event_retry_database_unreachable", queue=queue, error=repr(exc))
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for((stopping or asyncio.Event()).wait(), backoff)
                 backoff = min(backoff * 2, 10.0)
         await message.ack()
         CONSUMED.labels(queue, "applied" if applied else "duplicate").inc()
@@ -92,14 +100,33 @@ async def start_consumer(pool: asyncpg.Pool, broker: Broker, queue_short: str,
     await channel.set_qos(prefetch_count=32)
     queue = await channel.get_queue(name, ensure=True)
 
+    stopping = asyncio.Event()
+    in_flight: set[asyncio.Task] = set()
+
     async def on_message(message: AbstractIncomingMessage) -> None:
-        await process_message(pool, name, message, handlers)
+        task = asyncio.current_task()
+        in_flight.add(task)
+        try:
+            if stopping.is_set():
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
+                return
+            await process_message(pool, name, message, handlers, stopping)
+        finally:
+            in_flight.discard(task)
 
     tag = await queue.consume(on_message)
 
     async def stop() -> None:
+        stopping.set()
         with contextlib.suppress(Exception):
             await queue.cancel(tag)
+        # Let the messages being handled finish (their transactions commit or roll back)
+        # before the pool closes under them; whatever is left is requeued by the broker.
+        if in_flight:
+            await asyncio.wait(list(in_flight), timeout=STOP_GRACE_SECONDS)
+        for task in list(in_flight):
+            task.cancel()
         with contextlib.suppress(Exception):
             await channel.close()
 

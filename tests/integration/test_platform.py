@@ -10,7 +10,7 @@ import pytest
 
 from shared.broker import connect
 from shared.db import create_pool
-from shared.events import Envelope, ExternalUserDeleted, KeyIssued
+from shared.events import Envelope, ExternalUserDeleted, KeyIssued, new_envelope
 from shared.inbox import start_consumer
 from shared.migrations import MigrationError, migrate
 from shared.outbox import add_event, relay_once, run_relay
@@ -148,4 +148,36 @@ async def test_clean_stop_publishes_what_was_committed(pool, common_config):
         assert await pool.fetchval("select count(*) from outbox") == 0
     finally:
         relay.cancel()
+        await broker.close()
+
+
+async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common_config):
+    """A message held for retry (database unreachable) must not keep the service from
+    stopping; it goes back to its queue for the next start."""
+    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    attempts = 0
+
+    async def database_away(conn, envelope):
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionRefusedError("database restarting")
+
+    stop = await start_consumer(pool, broker, "certs.users", {"ExternalUserDeleted": database_away})
+    try:
+        await broker.publish(new_envelope(ExternalUserDeleted(username="3_CAS-B"), "B"))
+        await eventually(lambda: _async(attempts >= 1), what="handler attempted")
+        started = asyncio.get_running_loop().time()
+        await stop()
+        assert asyncio.get_running_loop().time() - started < 3
+        channel = await broker.connection.channel()
+        queue = await channel.get_queue(broker.queue_name("certs.users"))
+
+        async def requeued():
+            message = await queue.get(fail=False)
+            if message is not None:
+                await message.ack()
+                return Envelope.from_json(message.body).data["username"] == "3_CAS-B"
+
+        await eventually(requeued, what="message back in its queue")
+    finally:
         await broker.close()
