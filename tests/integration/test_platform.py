@@ -169,6 +169,9 @@ async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common
         started = asyncio.get_running_loop().time()
         await stop()
         assert asyncio.get_running_loop().time() - started < 3
+        attempts_at_stop = attempts
+        await asyncio.sleep(1.5)  # long enough for two more retries, were it still retrying
+        assert attempts == attempts_at_stop, "still retrying after stop"
         channel = await broker.connection.channel()
         queue = await channel.get_queue(broker.queue_name("certs.users"))
 
