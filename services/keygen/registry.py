@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,59 +21,17 @@ import asyncpg
 
 from shared import errors
 from shared.auth import Principal, ensure_house, may_act_for_house
-from shared.houses import is_house
+from shared.paging import PageQuery, parse_page_query, raise_problems
 
 from services.keygen import queries, views
 from services.keygen.providers import InvalidFields, apply_patch, validate_provider
 
-PER_PAGE_CHOICES = (10, 20, 50, 100)
-DEFAULT_PER_PAGE = 20  # "Linii/pag." 20, as on the users list
-Q_MAX = 100
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    q: str | None
-    page: int
-    per_page: int
-    cas: str | None  # what the caller asked for; shared.auth.house_filter decides
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-
-def parse_list_query(params: Mapping[str, str]) -> ListQuery:
+def parse_list_query(params: Mapping[str, str]) -> PageQuery:
     """The list's query parameters, or a 422 naming every bad one."""
     problems: dict[str, str] = {}
-    q = (params.get("q") or "").strip()
-    if len(q) > Q_MAX:
-        problems["q"] = f"must be at most {Q_MAX} characters"
-    elif any(ord(c) < 32 for c in q):
-        problems["q"] = "must not contain control characters"
-    page = _positive(params.get("page"), 1, "page", problems)
-    per_page = _positive(params.get("per_page"), DEFAULT_PER_PAGE, "per_page", problems)
-    if "per_page" not in problems and per_page not in PER_PAGE_CHOICES:
-        problems["per_page"] = "must be one of " + ", ".join(map(str, PER_PAGE_CHOICES))
-    cas = (params.get("cas") or "").strip().upper() or None
-    if cas is not None and not is_house(cas, include_national=True):
-        problems["cas"] = "is not a house code"
-    if problems:
-        raise errors.Invalid("some query parameters are not acceptable", errors=problems)
-    return ListQuery(q or None, page, per_page, cas)
-
-
-def _positive(raw: str | None, default: int, name: str, problems: dict[str, str]) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        problems[name] = "must be a whole number"
-        return default
-    if value < 1:
-        problems[name] = "must be at least 1"
-    return value
+    query = parse_page_query(params, problems)
+    raise_problems(problems)
+    return query
 
 
 def parse_id(text: str) -> str:

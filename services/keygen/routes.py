@@ -10,8 +10,9 @@ from shared.audit import audit_target
 from shared.auth import Right, authorize, house_filter
 from shared.db import POOL
 from shared.http import check_fields, read_json
+from shared.paging import page_count
 
-from services.keygen import desktop, registry, views
+from services.keygen import desktop, registry
 from services.keygen.activation import client_address
 from services.keygen.agreement import FILENAME
 from services.keygen.issuing import KeyKit, issue_key
@@ -74,7 +75,7 @@ async def list_providers(request: web.Request) -> web.Response:
         total, items = await registry.list_page(conn, cas=cas, q=query.q, limit=query.per_page,
                                                 offset=query.offset)
     return web.json_response({"items": items, "total": total,
-                              "pages": views.page_count(total, query.per_page),
+                              "pages": page_count(total, query.per_page),
                               "page": query.page, "per_page": query.per_page})
 
 

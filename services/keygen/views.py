@@ -2,7 +2,6 @@
 the table's columns, and the JSON the API answers. Pure functions."""
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -85,11 +84,6 @@ def list_item(row: Mapping[str, Any]) -> dict[str, Any]:
 def history_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"at": _json(row["at"]), "by": row["by"], "action": row["action"],
             "changes": row["changes"]}
-
-
-def page_count(total: int, per_page: int) -> int:
-    """Pages needed for ``total`` rows: 2647 at 20 a page is 133 ("133 pagini")."""
-    return math.ceil(total / per_page)
 
 
 def _json(value: Any) -> Any:

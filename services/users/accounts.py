@@ -7,7 +7,7 @@ log in.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,13 +16,11 @@ from typing import Any
 from shared import errors
 from shared.auth import NATIONAL, NATIONAL_RIGHTS
 from shared.houses import house, is_house
+from shared.paging import PageQuery, parse_page_query, raise_problems
 
 from services.users.passwords import password_problems
 
-PER_PAGE_CHOICES = (10, 20, 50, 100)
-DEFAULT_PER_PAGE = 20  # "Linii/pag." 20 on the seed's screen
 USER_TYPES = {"all": None, "internal": "internal", "external": "external"}
-Q_MAX = 100
 EMPLOYEE_CODE_MAX = 32
 EMPLOYEE_NAME_MAX = 200
 # Starts with a letter, so it never looks like an external user (those start with a CUI).
@@ -49,16 +47,8 @@ def external_username(cui: str, cas: str) -> str:
 # --- the list -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ListQuery:
-    user_type: str | None  # None: both
-    q: str | None
-    page: int
-    per_page: int
-    cas: str | None  # what the caller asked for; shared.auth.house_filter decides
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
+class ListQuery(PageQuery):
+    user_type: str | None = None  # None: both
 
 
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:
@@ -67,39 +57,9 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     kind = (params.get("type") or "all").strip().lower()
     if kind not in USER_TYPES:
         problems["type"] = "must be all, internal or external"
-    q = (params.get("q") or "").strip()
-    if len(q) > Q_MAX:
-        problems["q"] = f"must be at most {Q_MAX} characters"
-    elif any(ord(c) < 32 for c in q):
-        problems["q"] = "must not contain control characters"
-    page = _positive(params.get("page"), 1, "page", problems)
-    per_page = _positive(params.get("per_page"), DEFAULT_PER_PAGE, "per_page", problems)
-    if "per_page" not in problems and per_page not in PER_PAGE_CHOICES:
-        problems["per_page"] = "must be one of " + ", ".join(map(str, PER_PAGE_CHOICES))
-    cas = (params.get("cas") or "").strip().upper() or None
-    if cas is not None and not is_house(cas, include_national=True):
-        problems["cas"] = "is not a house code"
-    if problems:
-        raise errors.Invalid("some query parameters are not acceptable", errors=problems)
-    return ListQuery(USER_TYPES[kind], q or None, page, per_page, cas)
-
-
-def _positive(raw: str | None, default: int, name: str, problems: dict[str, str]) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        problems[name] = "must be a whole number"
-        return default
-    if value < 1 or value > 1_000_000:
-        problems[name] = "must be between 1 and 1000000"
-    return value
-
-
-def page_count(total: int, per_page: int) -> int:
-    """Pages needed for ``total`` rows: 2647 at 20 a page is 133 ("133 pagini")."""
-    return math.ceil(total / per_page)
+    query = parse_page_query(params, problems)
+    raise_problems(problems)
+    return ListQuery(**dataclasses.asdict(query), user_type=USER_TYPES.get(kind))
 
 
 # --- internal users -------------------------------------------------------------------

@@ -8,9 +8,10 @@ from shared.audit import audit_target
 from shared.auth import Principal, Right, authenticate, authorize, house_filter
 from shared.db import POOL
 from shared.http import check_fields, read_json
+from shared.paging import page_count
 
 from services.users import directory, sessions
-from services.users.accounts import page_count, parse_list_query, parse_roles, validate_changes, validate_new_user
+from services.users.accounts import parse_list_query, parse_roles, validate_changes, validate_new_user
 from services.users.sessions import LoginAttempt, LoginKit
 
 KIT = web.AppKey("login_kit", LoginKit)

@@ -57,8 +57,6 @@ def test_changes_name_old_and_new_values_as_json():
     assert views.changes(RECORD, dict(RECORD)) == {}
 
 
-def test_page_count():
-    assert (views.page_count(2647, 20), views.page_count(0, 20), views.page_count(20, 20)) == (133, 0, 1)
 
 
 def test_list_query():

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.users.accounts import (Role, check_role_grant, external_username, org_unit, page_count,
+from services.users.accounts import (Role, check_role_grant, external_username, org_unit,
                                      parse_list_query, schema_name, validate_changes, validate_new_user)
 from shared import errors
 from shared.auth import ALL_RIGHTS, NATIONAL_RIGHTS
+from shared.paging import page_count
 
 ROLES = {
     "national-admin": Role("national-admin", "", frozenset(ALL_RIGHTS)),
