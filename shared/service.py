@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
 from aiohttp import web
@@ -86,3 +86,27 @@ def run(service: str, common: CommonConfig, make_app: Callable[[], web.Applicati
     log.info("stopped")
 
 
+
+
+def periodic_ctx(name: str, every_seconds: float, job: Callable[[web.Application], Awaitable[None]]):
+    """cleanup_ctx: run ``job(app)`` now and then every ``every_seconds`` while the app
+    runs (housekeeping such as purges); a failing round is logged and tried next time."""
+
+    async def forever(app: web.Application) -> None:
+        while True:
+            try:
+                await job(app)
+            except Exception as exc:  # database away or busy: try again next round
+                log.warning("periodic_job_failed", job=name, error=repr(exc))
+            await asyncio.sleep(every_seconds)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(forever(app), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx

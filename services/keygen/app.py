@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -17,7 +16,7 @@ from shared.clock import Clock, utc_now
 from shared.db import POOL
 from shared.http import base_app
 from shared.logging import get_logger
-from shared.service import add_platform
+from shared.service import add_platform, periodic_ctx
 
 from services.keygen import desktop, routes
 from services.keygen.activation import ThrottlePolicy
@@ -42,7 +41,8 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     add_platform(app, config.common, schema="keygen", migrations="services.keygen",
                  verifier=verifier)
     app.cleanup_ctx.append(_kit_ctx(config, clock, signer))
-    app.cleanup_ctx.append(_purge_attempts_ctx(config, clock))
+    app.cleanup_ctx.append(periodic_ctx("keygen-purge-attempts", PURGE_EVERY_SECONDS,
+                                        _purge_attempts(config, clock)))
     routes.add_routes(app)
     return app
 
@@ -88,26 +88,12 @@ def _font_choices(cache_dir: Path | None) -> tuple[FontChoice, ...]:
         return (full,)
 
 
-def _purge_attempts_ctx(config: Config, clock: Clock):
-    """Delete activation attempts past their retention, hourly."""
+def _purge_attempts(config: Config, clock: Clock):
+    """Delete activation attempts past their retention."""
     retention = timedelta(days=config.attempts_retention_days)
 
-    async def purge_forever(app: web.Application) -> None:
-        while True:
-            try:
-                async with app[POOL].acquire() as conn:
-                    await desktop.purge(conn, clock() - retention)
-            except Exception as exc:  # database away or busy: try again next round
-                log.warning("activation_purge_failed", error=repr(exc))
-            await asyncio.sleep(PURGE_EVERY_SECONDS)
+    async def purge(app: web.Application) -> None:
+        async with app[POOL].acquire() as conn:
+            await desktop.purge(conn, clock() - retention)
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(purge_forever(app), name="keygen-purge-attempts")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return ctx
+    return purge

@@ -1,8 +1,6 @@
 """The users service's composition root: create_app(config) builds it, without I/O."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,7 +12,7 @@ from shared.clock import Clock, utc_now
 from shared.db import POOL
 from shared.http import base_app
 from shared.logging import get_logger
-from shared.service import add_platform
+from shared.service import add_platform, periodic_ctx
 
 from services.users import queries, routes
 from services.users.bootstrap import ensure_national_admin
@@ -42,7 +40,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher
     add_platform(app, config.common, schema="users", migrations="services.users", consumers=HANDLERS)
     app.cleanup_ctx.append(_login_kit_ctx(config, clock, hasher or make_hasher(), signer))
     app.cleanup_ctx.append(_national_admin_ctx(config))
-    app.cleanup_ctx.append(_purge_sessions_ctx(clock))
+    app.cleanup_ctx.append(periodic_ctx("users-purge-sessions", PURGE_EVERY_SECONDS, _purge_sessions(clock)))
     routes.add_routes(app)
     return app
 
@@ -77,23 +75,9 @@ def _national_admin_ctx(config: Config):
     return ctx
 
 
-def _purge_sessions_ctx(clock: Clock):
-    async def purge_forever(app: web.Application) -> None:
-        while True:
-            try:
-                async with app[POOL].acquire() as conn:
-                    await queries.purge_sessions(conn, clock() - PURGE_AFTER)
-            except Exception as exc:  # database away or busy: try again next round
-                log.warning("session_purge_failed", error=repr(exc))
-            await asyncio.sleep(PURGE_EVERY_SECONDS)
+def _purge_sessions(clock: Clock):
+    async def purge(app: web.Application) -> None:
+        async with app[POOL].acquire() as conn:
+            await queries.purge_sessions(conn, clock() - PURGE_AFTER)
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(purge_forever(app), name="users-purge-sessions")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return ctx
+    return purge
