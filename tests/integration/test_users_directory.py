@@ -16,7 +16,6 @@ from services.users.app import create_app
 from services.users.config import Config
 from shared.auth import ALL_RIGHTS, Right
 from shared.broker import connect
-from shared.config import CommonConfig
 from shared.events import KeyIssued, new_envelope
 from tests.support import infra
 from tests.support.wait import eventually
@@ -36,12 +35,8 @@ CJ_STAFF = ["ioana.muresan"]
 
 @pytest.fixture(scope="module")
 async def common(pki):
-    url = await infra.create_database("siui_users_directory")
-    exchange = f"siui.test.users.{uuid.uuid4().hex[:8]}"
-    yield CommonConfig(database_url=url, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
-                       events_exchange=exchange, host="127.0.0.1", log_format="console")
-    await infra.delete_exchange(exchange)
-    await infra.drop_database(url)
+    async with infra.isolated_config(pki.data_dir, "siui_users_directory") as config:
+        yield config
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from services.users.app import CONFIG, create_app
 from services.users.config import Config
 from shared.auth import ALL_RIGHTS
 from shared.broker import connect
-from shared.config import CommonConfig
 from shared.db import POOL
 from shared.events import (CertificateRegistered, CertificateRevoked, Envelope, ExternalUserCreated,
                            ExternalUserDeleted, KeyIssued, new_envelope)
@@ -26,12 +25,8 @@ FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests onl
 
 @pytest.fixture(scope="module")
 async def common(pki):
-    url = await infra.create_database("siui_users_events")
-    exchange = f"siui.test.users.{uuid.uuid4().hex[:8]}"
-    yield CommonConfig(database_url=url, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
-                       events_exchange=exchange, host="127.0.0.1", log_format="console")
-    await infra.delete_exchange(exchange)
-    await infra.drop_database(url)
+    async with infra.isolated_config(pki.data_dir, "siui_users_events") as config:
+        yield config
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 isolated RabbitMQ exchange per test session, the dev PKI, and tokens."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -81,3 +82,19 @@ def make_token(private_key_path, *, username: str = "operator.b", cas: str = "B"
               "jti": str(uuid.uuid4()), "iat": now, "exp": now + timedelta(minutes=minutes),
               "iss": TOKEN_ISSUER, "aud": TOKEN_AUDIENCE}
     return jwt.encode(claims, key, algorithm="EdDSA")
+
+
+@contextlib.asynccontextmanager
+async def isolated_config(data_dir, prefix: str):
+    """A CommonConfig on a database and exchange of its own, removed afterwards: for test
+    modules whose events must not meet those of other modules."""
+    from shared.config import CommonConfig
+
+    url = await create_database(prefix)
+    exchange = f"siui.test.{prefix}.{uuid.uuid4().hex[:8]}"
+    try:
+        yield CommonConfig(database_url=url, amqp_url=amqp_url(), data_dir=data_dir,
+                           events_exchange=exchange, host="127.0.0.1", log_format="console")
+    finally:
+        await delete_exchange(exchange)
+        await drop_database(url)
