@@ -20,7 +20,11 @@ async def _run(services: tuple[str, ...]) -> int:
     env = dict(os.environ)
     procs: dict[str, asyncio.subprocess.Process] = {}
     for name in services:
-        procs[name] = await asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{name}", env=env)
+        # Each in its own process group: a terminal's Ctrl-C (sent to the whole foreground
+        # group) reaches only this supervisor, which stops every service once. A second
+        # signal in the middle of a graceful stop would cancel its cleanup.
+        procs[name] = await asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{name}", env=env,
+                                                           process_group=0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
