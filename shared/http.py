@@ -4,6 +4,7 @@ JSON body reading."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
 from shared import errors
 from shared.logging import get_logger
@@ -130,8 +131,27 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "service": request.app[SERVICE_NAME]})
 
 
+_MULTIPROCESS_REGISTRY: CollectorRegistry | None = None
+
+
+def _multiprocess_registry() -> CollectorRegistry | None:
+    """With PROMETHEUS_MULTIPROC_DIR set (the ocsp workers), a registry that reads every
+    worker's files: one scrape lands on one worker, and must still count them all."""
+    global _MULTIPROCESS_REGISTRY
+    if _MULTIPROCESS_REGISTRY is None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        _MULTIPROCESS_REGISTRY = registry
+    return _MULTIPROCESS_REGISTRY
+
+
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """GET /metrics: Prometheus text; across all workers when they share a directory."""
+    registry = _multiprocess_registry()
+    body = generate_latest(registry) if registry is not None else generate_latest()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -24,7 +24,9 @@ log = get_logger(__name__)
 
 
 OUTBOX_PUBLISHED = Counter("siui_outbox_published_total", "Events published from the outbox", ["schema"])
-OUTBOX_BACKLOG = Gauge("siui_outbox_backlog", "Events written but not yet confirmed by the broker", ["schema"])
+# Every worker of a multi-process service counts the same table: the largest live reading, not a sum.
+OUTBOX_BACKLOG = Gauge("siui_outbox_backlog", "Events written but not yet confirmed by the broker", ["schema"],
+                       multiprocess_mode="livemax")
 BATCH = 200
 
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from shared import errors
 from shared.audit import audit_target
@@ -23,6 +24,10 @@ from .pki import certificate_facts, issuer_facts, parse_serial, to_pem
 from .x509names import DNSyntaxError, dn_key, parse_dn
 
 _TRUE, _FALSE = ("true", "1", "yes", "da"), ("false", "0", "no", "nu")
+# Counted once the transaction has committed (a refused or rolled-back change is not one);
+# read by the console's Panou operational.
+STATE_CHANGES = Counter("siui_certs_state_changes_total", "Certificate state changes committed",
+                        ["cas", "action"])
 
 
 # -- issuing authorities ("Autoritati emitente") ------------------------------------------
@@ -100,7 +105,9 @@ async def create_certificate(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire() as conn, conn.transaction():
             certificate_id = await operations.register_certificate(conn, principal, registration,
                                                                    request.app[CLOCK]())
-            return await queries.get_certificate(conn, certificate_id)
+            row = await queries.get_certificate(conn, certificate_id)
+        STATE_CHANGES.labels(row["cas"], "registered").inc()
+        return row
 
     row = await run_to_completion(request.app[PENDING_WRITES], write())
     audit_target(request, "certificate", row["id"], row["cas"], serial=str(int(row["serial"])))
@@ -181,7 +188,10 @@ async def patch_certificate(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire() as conn, conn.transaction():
             changed = await operations.set_suspended(conn, principal, certificate_id, body["suspended"],
                                                      reason, request.app[CLOCK]())
-            return changed, *(await _detail(conn, certificate_id))
+            row, history = await _detail(conn, certificate_id)
+        if changed:
+            STATE_CHANGES.labels(row["cas"], "suspended" if body["suspended"] else "reinstated").inc()
+        return changed, row, history
 
     changed, row, history = await run_to_completion(request.app[PENDING_WRITES], write())
     audit_target(request, "certificate", certificate_id, row["cas"], suspended=body["suspended"], changed=changed)
@@ -198,7 +208,9 @@ async def revoke_certificate(request: web.Request) -> web.Response:
     async def write():
         async with request.app[POOL].acquire() as conn, conn.transaction():
             await operations.revoke(conn, principal, certificate_id, body["reason"], comment, request.app[CLOCK]())
-            return await _detail(conn, certificate_id)
+            row, history = await _detail(conn, certificate_id)
+        STATE_CHANGES.labels(row["cas"], "revoked").inc()
+        return row, history
 
     row, history = await run_to_completion(request.app[PENDING_WRITES], write())
     audit_target(request, "certificate", certificate_id, row["cas"], revoked=row["revocation_reason"])

@@ -1,16 +1,19 @@
 """Panou operational's numbers, read from the services' Prometheus /metrics.
 
 :func:`summarize` turns the text each service serves into the few series the dashboard
-draws: OCSP answers by status and by house, online connects, suspensions, outbox
-backlog, HTTP 5xx errors. Counters are passed on as the running totals they are; the
-browser turns two samples into a rate, so the console keeps no state between calls.
+draws: OCSP answers by status and by house, online connects, certificate state changes
+(suspensions), outbox backlog, HTTP 5xx errors. Counters are passed on as the running
+totals they are; the browser turns two samples into a rate, so the console keeps no
+state between calls.
 
-Families are recognised by name and labels rather than by one exact name, so that a
-metric renamed in a service degrades one chart instead of breaking the page.
+Families are read by their exact names (the constants below, as the services
+declare them, without the ``_total`` the text format adds): a name the console does not
+know shows as a flat chart, so renaming one means changing both sides together. The ocsp
+service's workers report through prometheus_client's multiprocess mode, so one scrape
+already holds the sum over all of them.
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,10 +21,13 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 HOUSE_LABELS = ("cas", "house")
-STATUS_LABELS = ("status", "result", "outcome", "semaphore")
-OCSP_ANSWERS = re.compile(r"siui_ocsp_(responses|answers|requests)(_total)?$")
-CONNECTS = re.compile(r"siui_ocsp_.*connect.*")  # the online channel's connects
-SUSPENSIONS = re.compile(r"siui_.*suspen.*")
+# services/ocsp/responder.py: {status, cas}, one per CertID answered.
+OCSP_ANSWERS = "siui_ocsp_responses"
+# services/ocsp/online.py: {cas, result, reason, operation}; heartbeats are not connects.
+CONNECTS = "siui_ocsp_online_connects"
+# services/certs/routes.py: {cas, action}, counted when the change commits.
+STATE_CHANGES = "siui_certs_state_changes"
+SUSPENDED = "suspended"
 HTTP_REQUESTS = "siui_http_request_seconds"
 OUTBOX_BACKLOG = "siui_outbox_backlog"
 
@@ -33,15 +39,21 @@ class Summary:
     ocsp_by_status: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     ocsp_by_house: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     connects: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    suspensions: float = 0.0
+    state_changes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     suspension_source: str = ""
     outbox_backlog: dict[str, float] = field(default_factory=dict)
     errors_5xx: dict[str, float] = field(default_factory=dict)
     unreachable: list[str] = field(default_factory=list)
 
+    @property
+    def suspensions(self) -> float:
+        """Suspensions committed so far (the Suspendat box ticked, or the API's PATCH)."""
+        return self.state_changes.get(SUSPENDED, 0.0)
+
     def to_json(self) -> dict:
         return {"ocsp": {"by_status": dict(self.ocsp_by_status), "by_house": dict(self.ocsp_by_house)},
                 "connects": dict(self.connects), "suspensions": self.suspensions,
+                "state_changes": dict(self.state_changes),
                 "suspension_source": self.suspension_source, "outbox_backlog": self.outbox_backlog,
                 "errors_5xx": self.errors_5xx, "unreachable": self.unreachable}
 
@@ -69,41 +81,37 @@ def summarize(texts: Mapping[str, str | None], *, house: str | None = None) -> S
     answer). With ``house``, series carrying a house label keep only that house: a
     county operator never sees another house's traffic."""
     summary = Summary()
-    suspended = box_changes = 0.0
     for service, text in texts.items():
         if text is None:
             summary.unreachable.append(service)
             continue
         errors_5xx = 0.0
         for family in text_string_to_metric_families(text):
+            if family.name == STATE_CHANGES:
+                # Declared even before the first change: the source is known, and zero.
+                summary.suspension_source = f"{STATE_CHANGES}_total"
             for sample in _counter_samples(family):
                 labels = sample.labels
                 sample_house = _label(labels, HOUSE_LABELS)
                 if house and sample_house and sample_house != house:
                     continue
-                value = sample.value
-                if family.name == HTTP_REQUESTS:
-                    if labels.get("status", "").startswith("5"):
-                        errors_5xx += value
-                    if (service == "certs" and labels.get("method") == "PATCH"
-                            and labels.get("route", "").startswith("/v1/certificates")
-                            and labels.get("status") == "200"):
-                        box_changes += value
-                elif family.name == OUTBOX_BACKLOG:
-                    schema = labels.get("schema") or service
-                    summary.outbox_backlog[schema] = summary.outbox_backlog.get(schema, 0.0) + value
-                elif service == "ocsp" and OCSP_ANSWERS.match(family.name):
-                    status = _label(labels, STATUS_LABELS) or "?"
-                    summary.ocsp_by_status[status] += value
-                    summary.ocsp_by_house[sample_house or "?"] += value
-                elif service == "ocsp" and CONNECTS.match(family.name) and family.type == "counter":
-                    summary.connects[_label(labels, STATUS_LABELS) or "total"] += value
-                elif SUSPENSIONS.match(family.name) and family.type == "counter":
-                    suspended += value
-                    summary.suspension_source = family.name
+                _add(summary, service, family.name, labels, sample_house, sample.value)
+                if family.name == HTTP_REQUESTS and labels.get("status", "").startswith("5"):
+                    errors_5xx += sample.value
         summary.errors_5xx[service] = errors_5xx
-    # A suspension counter when a service has one; else the changes of the Suspendat box.
-    summary.suspensions = suspended if summary.suspension_source else box_changes
-    if not summary.suspension_source:
-        summary.suspension_source = HTTP_REQUESTS
     return summary
+
+
+def _add(summary: Summary, service: str, name: str, labels: Mapping[str, str], sample_house: str | None,
+         value: float) -> None:
+    """One sample into the series it belongs to (most samples belong to none)."""
+    if name == OUTBOX_BACKLOG:
+        schema = labels.get("schema") or service
+        summary.outbox_backlog[schema] = summary.outbox_backlog.get(schema, 0.0) + value
+    elif name == OCSP_ANSWERS:
+        summary.ocsp_by_status[labels.get("status") or "?"] += value
+        summary.ocsp_by_house[sample_house or "?"] += value
+    elif name == CONNECTS and labels.get("operation", "connect") == "connect":
+        summary.connects[labels.get("result") or "?"] += value
+    elif name == STATE_CHANGES:
+        summary.state_changes[labels.get("action") or "?"] += value

@@ -45,9 +45,13 @@ OPENAPI_DOC = {
                 "ocsp": {"type": "object", "properties": {
                     "by_status": {**_COUNTS, "description": "OCSP answers so far, by status (running totals)"},
                     "by_house": {**_COUNTS, "description": "OCSP answers so far, by house"}}},
-                "connects": {**_COUNTS, "description": "online connects so far, by result"},
-                "suspensions": {"type": "number", "description": "suspensions so far"},
-                "suspension_source": {"type": "string", "description": "the metric counted"},
+                "connects": {**_COUNTS, "description": "online connects so far (heartbeats not counted), "
+                                                       "by result: online, offline"},
+                "suspensions": {"type": "number", "description": "suspensions committed so far"},
+                "state_changes": {**_COUNTS, "description": "certificate state changes committed so far, by "
+                                                            "action: registered, suspended, reinstated, revoked"},
+                "suspension_source": {"type": "string", "description": "the metric counted (empty: the certs "
+                                                                       "service did not report it)"},
                 "outbox_backlog": {**_COUNTS, "description": "events not yet published, by schema"},
                 "errors_5xx": {**_COUNTS, "description": "HTTP 5xx answers so far, by service"},
                 "unreachable": {"type": "array", "items": {"type": "string"},

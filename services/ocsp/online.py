@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from aiohttp import BasicAuth, web
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from prometheus_client import Counter
 
 from services.ocsp.key_consumers import KEY_HANDLERS
 from services.ocsp.keys import (
@@ -116,6 +117,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "The online session has expired. Connect again."),
 }
 REASONS = tuple(code for code in MESSAGES if code != "online")
+
+# The dashboard's "conectari": one count per decision. Labels stay bounded: a house code
+# (or ""), online|offline, a REASONS code (or "" when online), connect|heartbeat.
+CONNECTS = Counter("siui_ocsp_online_connects_total", "Online channel decisions (connect or heartbeat)",
+                   ["cas", "result", "reason", "operation"])
 
 
 def pick_language(accept_language: str | None) -> str:
@@ -300,6 +306,8 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
     detail = verdict.reason or ("heartbeat" if heartbeat else None)
     if heartbeat and verdict.reason:
         detail = f"heartbeat:{verdict.reason}"
+    CONNECTS.labels(cas or "", "online" if verdict.online else "offline", verdict.reason or "",
+                    "heartbeat" if heartbeat else "connect").inc()
     request.app[OPLOG].record(LogEntry(
         at=now, operation="connect", status="online" if verdict.online else "offline",
         latency_ms=(time.perf_counter() - started) * 1000, client=request.remote, cas=cas,

@@ -32,7 +32,9 @@ DEFAULT_INTERVAL = 0.2
 
 LOG_DROPPED = Counter("siui_ocsp_log_dropped_total",
                       "OCSP log entries dropped (buffer full, or unwritable at stop)", ["why"])
-LOG_BUFFERED = Gauge("siui_ocsp_log_buffered", "OCSP log entries waiting to be written")
+# One buffer per worker process: the live workers' buffers add up.
+LOG_BUFFERED = Gauge("siui_ocsp_log_buffered", "OCSP log entries waiting to be written",
+                     multiprocess_mode="livesum")
 
 OPERATIONS = frozenset({"ocsp", "connect"})
 STATUSES = frozenset({"good", "revoked", "unknown", "unauthorized", "malformed", "try_later",
