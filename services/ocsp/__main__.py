@@ -9,27 +9,36 @@ service never hides.
 """
 from __future__ import annotations
 
+import asyncio
+import atexit
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+
+from aiohttp import web
+from prometheus_client import multiprocess
 
 from shared.logging import configure_logging, get_logger
-from shared.service import run
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
+from services.ocsp.front_site import FrontSite
 
 log = get_logger(__name__)
 
+SHUTDOWN_TIMEOUT = 10.0  # seconds for answers and requests in progress at SIGTERM
 
-def _event_loop():
+
+def _event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop where installed: it makes the HTTP layer markedly cheaper."""
     try:
         import uvloop
     except ImportError:
-        return None
+        return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
 
@@ -51,8 +60,42 @@ def serve(config: Config) -> None:
     # Fewer, larger young-generation collections: each request allocates a few hundred
     # short-lived objects, and the default threshold (700) collects every few requests.
     gc.set_threshold(20_000, 20, 20)
-    run("ocsp", config.common, lambda: _app(config), config.port, reuse_port=config.workers > 1,
-        loop=_event_loop())
+    configure_logging("ocsp", config.common.log_format)
+    with asyncio.Runner(loop_factory=_event_loop) as runner:
+        runner.run(_serve(config))
+
+
+async def _serve(config: Config) -> None:
+    """The app behind the OCSP front on ``config.port`` until SIGINT/SIGTERM.
+
+    Not ``web.run_app``: the front (``services.ocsp.front``) owns the port and hands
+    non-OCSP connections to the app's runner, which therefore has no site of its own
+    (the :8443 channel has its own runner). Stopping: no new connections, the front's
+    answers finished, then ``runner.cleanup()`` (aiohttp's connections, on_shutdown,
+    the cleanup contexts in reverse: the log is written out last)."""
+    log.info("starting", port=config.port, host=config.common.host)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # from the start: a stop during startup waits for it
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(_app(config), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    try:
+        await runner.setup()
+        site = FrontSite(runner, config.common.host, config.port, reuse_port=config.workers > 1)
+        await site.start()
+        await stop.wait()
+        await site.stop(SHUTDOWN_TIMEOUT)
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def _metrics_dir() -> str:
+    """A fresh private directory (0700) for the workers' prometheus_client files, removed
+    when this parent exits. With it every worker's /metrics reports the sum over all
+    workers (a scrape lands on one of them); fresh at each start, so nothing carries over."""
+    directory = tempfile.mkdtemp(prefix=f"siui-ocsp-metrics-{os.getpid()}-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def supervise(config: Config) -> int:
@@ -70,10 +113,15 @@ def supervise(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # In the workers' environment from their start: prometheus_client picks its
+    # multiprocess mode when first imported.
+    metrics_dir = _metrics_dir()
+    worker_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     for _ in range(config.workers):
         # Each worker is `python -m services.ocsp --worker`, in its own process group: a
         # terminal's Ctrl-C reaches only this parent, which stops every worker once.
-        process = subprocess.Popen([sys.executable, "-m", "services.ocsp", "--worker"], process_group=0)
+        process = subprocess.Popen([sys.executable, "-m", "services.ocsp", "--worker"], process_group=0,
+                                   env=worker_env)
         workers[process.pid] = process
     log.info("ocsp_workers_started", workers=list(workers), port=config.port)
     code = 0
@@ -84,6 +132,7 @@ def supervise(config: Config) -> int:
             break
         if pid in workers:
             workers[pid].returncode = os.waitstatus_to_exitcode(status)
+            multiprocess.mark_process_dead(pid, metrics_dir)  # its live gauges no longer count
             if not stopping:
                 log.error("ocsp_worker_died", pid=pid, exit_code=workers[pid].returncode)
                 code = 1

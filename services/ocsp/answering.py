@@ -8,9 +8,10 @@ in memory and kept current by ``services.ocsp.state``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.clock import Clock, utc_now
@@ -23,6 +24,7 @@ MALFORMED = error_response("malformed_request")
 UNAUTHORIZED = error_response("unauthorized")
 TRY_LATER = error_response("try_later")
 INTERNAL_ERROR = error_response("internal_error")
+PARSED_MEMO = 10_000  # parsed requests kept (a few hundred bytes each)
 
 
 class Overloaded(Exception):
@@ -95,6 +97,30 @@ class Result:
     etag: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An answer waiting in the signing queue: ``future`` gives the signed DER (or the
+    signer's exception); ``finish`` turns it into the Result. Cancelling ``future`` (the
+    client went away) makes the queue skip the work."""
+
+    future: asyncio.Future
+    finish: Callable[[bytes], Result]
+    answers: tuple[tuple[CertId, Lookup], ...]
+
+    def result(self) -> Result:
+        """The Result once ``future`` is done (not cancelled)."""
+        if self.future.exception() is not None:
+            # A signer that fails (an HSM away, say) is internalError, never a 500.
+            return Result(INTERNAL_ERROR, "internal_error", self.answers)
+        return self.finish(self.future.result())
+
+    async def wait(self) -> Result:
+        """Wait for the signing, then the Result."""
+        with contextlib.suppress(Exception):  # result() answers internalError
+            await self.future
+        return self.result()
+
+
 @dataclass
 class Responder:
     """Answers requests from ``registry``, signing as ``identity`` or an issuer's delegate.
@@ -110,16 +136,34 @@ class Responder:
     cache: ResponseCache | None
     validity: timedelta
     clock: Clock = utc_now
+    # Nonce-less requests come back byte for byte (each desktop asks about its own
+    # certificate again and again): their parse, a pure function of the bytes, is kept.
+    _parsed: dict[bytes, ParsedRequest] = field(default_factory=dict, init=False, repr=False)
+
+    def answer(self, der: bytes) -> Result | Pending:
+        """The response for the DER request ``der``: a ``Result`` when it can be given at once
+        (cached, refused, malformed), else the ``Pending`` signing. Never raises for a
+        client's input. Synchronous, so that an edge can answer a cached request without
+        creating a task for it."""
+        parsed = self._parsed.get(der) if type(der) is bytes else None
+        if parsed is None:
+            try:
+                parsed = parse_request(der)
+            except MalformedRequest:
+                return Result(MALFORMED, "malformed")
+            if parsed.nonce is None and type(der) is bytes:
+                if len(self._parsed) >= PARSED_MEMO:
+                    self._parsed.clear()  # bounded, and simpler than an LRU for what it saves
+                self._parsed[der] = parsed
+        return self.answer_parsed(parsed)
 
     async def respond(self, der: bytes) -> Result:
-        """The response for the DER request ``der``; never raises for a client's input."""
-        try:
-            parsed = parse_request(der)
-        except MalformedRequest:
-            return Result(MALFORMED, "malformed")
-        return await self.respond_parsed(parsed)
+        """``answer`` for callers that simply wait: the Result, signed if need be."""
+        outcome = self.answer(der)
+        return outcome if type(outcome) is Result else await outcome.wait()
 
-    async def respond_parsed(self, parsed: ParsedRequest) -> Result:
+    def answer_parsed(self, parsed: ParsedRequest) -> Result | Pending:
+        """``answer`` for a request already parsed."""
         lookup = self.registry.lookup
         answers = tuple((cert_id, lookup(cert_id)) for cert_id in parsed.cert_ids)
         for _, found in answers:
@@ -141,18 +185,19 @@ class Responder:
             return build_response(identity, singles, nonce=nonce, produced_at=now, this_update=now,
                                   next_update=next_update)
 
+        def finish(signed: bytes) -> Result:
+            if single:
+                # Keyed by the state version looked up before signing: had the state changed
+                # meanwhile, this entry is simply never matched again.
+                return _from_cache(self.cache.put(found, cert_id, signed, produced_at=now, next_update=next_update),
+                                   answers)
+            return Result(signed, "successful", answers, now, next_update)
+
         try:
-            signed = await self.signing.submit(sign)
+            future = self.signing.submit(sign)
         except Overloaded:
             return Result(TRY_LATER, "try_later", answers)
-        except Exception:  # a signer that fails (an HSM away, say) must not become a 500
-            return Result(INTERNAL_ERROR, "internal_error", answers)
-        if single:
-            # Keyed by the state version looked up before signing: had the state changed
-            # meanwhile, this entry is simply never matched again.
-            return _from_cache(self.cache.put(found, cert_id, signed, produced_at=now, next_update=next_update),
-                               answers)
-        return Result(signed, "successful", answers, now, next_update)
+        return Pending(future, finish, answers)
 
     def _signer_for(self, answers: tuple[tuple[CertId, Lookup], ...]) -> ResponderIdentity:
         signer = answers[0][1].issuer.signer

@@ -46,6 +46,10 @@ class Config:
         cannot starve cached answers for long.
     cache_entries: SIUI_OCSP_CACHE_ENTRIES, default 200000: signed answers kept per
         process (an LRU; about 1 kB each). 0 disables the cache (benchmarks of live signing).
+    log_buffer_entries: SIUI_OCSP_LOG_BUFFER, default 500000: OCSP log entries a process
+        may hold while PostgreSQL catches up (about 270 bytes each, so ~130 MB at most).
+        Sized for a 10-second burst at 50,000 answers/s, or 100 s of a database outage at
+        5,000/s; beyond it entries are dropped and counted, never answers delayed.
     data_key_path: ``<data dir>/secrets/data-key``: the AES-256-GCM key (64 hex chars)
         that encrypts delegated signers' private keys at rest.
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, default ``<data dir>/pki/tls-server.pem``
@@ -63,6 +67,7 @@ class Config:
     max_pending: int = 1000
     signing_batch: int = 64
     cache_entries: int = 200_000
+    log_buffer_entries: int = 500_000
     tls_cert: Path = Path(".siui/pki/tls-server.pem")
     tls_key: Path = Path(".siui/pki/tls-server.key")
 
@@ -95,6 +100,7 @@ class Config:
             max_pending=env_int(env, "SIUI_OCSP_MAX_PENDING", 1000, minimum=1),
             signing_batch=env_int(env, "SIUI_OCSP_SIGNING_BATCH", 64, minimum=1),
             cache_entries=env_int(env, "SIUI_OCSP_CACHE_ENTRIES", 200_000, minimum=0),
+            log_buffer_entries=env_int(env, "SIUI_OCSP_LOG_BUFFER", 500_000, minimum=10_000),
             tls_cert=Path(env_str(env, "SIUI_OCSP_TLS_CERT", str(pki / "tls-server.pem"))),
             tls_key=Path(env_str(env, "SIUI_OCSP_TLS_KEY", str(pki / "tls-server.key"))),
         )

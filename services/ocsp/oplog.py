@@ -9,8 +9,8 @@ live streams (``logroutes``) read the new rows from the database.
 What a crash can lose: only what is still in memory, never anything committed. In
 normal running that is the entries of the last flush interval (~200 ms of traffic, about
 1,000 entries at 5,000/s) plus the one batch in flight. While the database is
-unreachable the buffer keeps up to ``capacity`` entries (100,000 by default, some
-20 s at 5,000/s) and retries; beyond that new entries are dropped rather than answers
+unreachable the buffer keeps up to ``capacity`` entries (500,000 by default in the
+service, SIUI_OCSP_LOG_BUFFER: some 100 s at 5,000/s) and retries; beyond that new entries are dropped rather than answers
 delayed, and counted in ``siui_ocsp_log_dropped_total``. A clean stop (SIGTERM) writes
 everything: the writer drains the buffer after the HTTP sites have stopped.
 """

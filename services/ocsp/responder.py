@@ -1,7 +1,10 @@
 """The OCSP responder's HTTP edge: ``POST /``, ``GET /{base64}`` and ``GET /v1/responder.pem``.
 
 Only HTTP here: reading the request, the RFC 5019 caching headers, the log entry and
-the metrics; ``services.ocsp.answering`` decides what to answer. This is the hot path,
+the metrics; ``services.ocsp.answering`` decides what to answer. The aiohttp handlers
+below and the lean front protocol (``services.ocsp.front``, which answers OCSP on the
+service's port before aiohttp sees the connection) share ``record_answer``,
+``is_ocsp_get`` and ``get_reply``, so both edges answer, log and count alike. This is the hot path,
 so it is marked ``hot_path`` (no per-request log line) and keeps its own metrics with
 pre-resolved label children.
 """
@@ -9,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from email.utils import format_datetime, formatdate
 from functools import lru_cache
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from shared import errors
-from shared.http import hot_path
+from shared.http import hot_path, problem
 
 from .answering import MALFORMED, Responder, Result
 from .codec import MAX_REQUEST_BYTES, MalformedRequest, decode_get_path
@@ -50,14 +54,15 @@ def _http_date(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-def _record(request: web.Request, result: Result, started: float) -> None:
-    """One log entry and one count per CertID answered; never slows the answer down."""
+def record_answer(record: Callable[[LogEntry], None], client: str | None, result: Result, started: float) -> None:
+    """One log entry and one count per CertID answered; never slows the answer down.
+
+    ``record`` is the OCSP log's ``record``, ``client`` the caller's address and
+    ``started`` the ``perf_counter()`` when the request's body was complete."""
     elapsed = time.perf_counter() - started
     _observe(elapsed)
     latency_ms = elapsed * 1000
     at = datetime.now(timezone.utc)
-    client = request.remote
-    record = request.app[OPLOG].record
     if not result.answers:
         _count(result.status, None)
         record(LogEntry(at, "ocsp", result.status, latency_ms, client))
@@ -82,6 +87,31 @@ def _record(request: web.Request, result: Result, started: float) -> None:
                         entry.certificate_id if entry is not None else None, detail))
 
 
+def is_ocsp_get(tail: str) -> bool:
+    """Whether a GET for the path ``tail`` (before any '?') may be an RFC 5019 request:
+    /v1/ is our API, never base64 (a DER request's base64 starts with 'M')."""
+    return not tail.lstrip("/").startswith("v1/")
+
+
+def get_reply(result: Result, max_age: int, if_none_match: str | None) -> tuple[int, dict[str, str] | None]:
+    """The HTTP status and RFC 5019 caching headers of a GET answer.
+
+    (200, None) for an unsuccessful answer, which no cache may keep; 304 when
+    ``if_none_match`` names the answer's ETag."""
+    if result.status != "successful":
+        return 200, None
+    etag = result.etag or '"' + hashlib.sha256(result.der).hexdigest() + '"'
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    expires = min(result.next_update, now + timedelta(seconds=max_age))
+    headers = {
+        "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
+        "Last-Modified": _http_date(result.produced_at),
+        "Expires": _http_date(expires),
+        "ETag": etag,
+    }
+    return (304 if _matches(if_none_match, etag) else 200), headers
+
+
 def _ocsp_response(result: Result) -> web.Response:
     return web.Response(body=result.der, content_type=OCSP_RESPONSE_CT)
 
@@ -97,7 +127,7 @@ async def post_request(request: web.Request) -> web.Response:
     else:
         body = await _read_capped(request)
         result = await request.app[RESPONDER].respond(body) if body is not None else Result(MALFORMED, "malformed")
-    _record(request, result, started)
+    record_answer(request.app[OPLOG].record, request.remote, result, started)
     return _ocsp_response(result)
 
 
@@ -119,7 +149,7 @@ async def get_request(request: web.Request) -> web.Response:
     """GET /{base64 DER} (RFC 5019): the raw path, because aiohttp's cleaning of '//'
     and of '%2F' would break base64; answers carry HTTP caching headers."""
     tail = request.raw_path.partition("?")[0]
-    if tail.lstrip("/").startswith("v1/"):
+    if not is_ocsp_get(tail):
         raise errors.NotFound("no such resource")
     started = time.perf_counter()
     try:
@@ -128,20 +158,11 @@ async def get_request(request: web.Request) -> web.Response:
         result = Result(MALFORMED, "malformed")
     else:
         result = await request.app[RESPONDER].respond(der)
-    _record(request, result, started)
-    if result.status != "successful":
+    record_answer(request.app[OPLOG].record, request.remote, result, started)
+    status, headers = get_reply(result, request.app[MAX_AGE], request.headers.get("If-None-Match"))
+    if headers is None:
         return _ocsp_response(result)
-    etag = result.etag or '"' + hashlib.sha256(result.der).hexdigest() + '"'
-    max_age = request.app[MAX_AGE]
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    expires = min(result.next_update, now + timedelta(seconds=max_age))
-    headers = {
-        "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
-        "Last-Modified": _http_date(result.produced_at),
-        "Expires": _http_date(expires),
-        "ETag": etag,
-    }
-    if _matches(request.headers.get("If-None-Match"), etag):
+    if status == 304:
         return web.Response(status=304, headers=headers)
     return web.Response(body=result.der, content_type=OCSP_RESPONSE_CT, headers=headers)
 
@@ -154,6 +175,43 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
     return any(candidate.strip().removeprefix("W/") == etag for candidate in if_none_match.split(","))
 
+
+# -- the same answers as bytes on the wire, for the front (services.ocsp.front) --------------
+
+_REASONS = {200: "OK", 304: "Not Modified", 500: "Internal Server Error"}
+_date = [0, ""]
+
+
+def _date_now() -> str:
+    now = int(time.time())
+    if now != _date[0]:  # formatted once a second, not once a request
+        _date[0], _date[1] = now, formatdate(now, usegmt=True)
+    return _date[1]
+
+
+def render(version: str, status: int, headers: dict[str, str] | None, body: bytes | None, keep_alive: bool,
+           content_type: str = OCSP_RESPONSE_CT) -> bytes:
+    """One HTTP response; ``body`` None for a 304."""
+    head = f"HTTP/{version} {status} {_REASONS[status]}\r\nDate: {_date_now()}\r\n"
+    if body is not None:
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    if headers:
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    if version == "1.0":
+        if keep_alive:
+            head += "Connection: keep-alive\r\n"
+    elif not keep_alive:
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode("latin-1") + (body or b"")
+
+
+def internal_error(version: str, keep_alive: bool) -> bytes:
+    """The whole HTTP response the aiohttp edge gives for a bug of ours (problem+json 500),
+    for the front to send."""
+    response = problem(500, "Internal error", "The request could not be completed; it has been logged",
+                       slug="internal-error", instance="/")
+    return render(version, 500, None, response.body, keep_alive,
+                  content_type=f"{response.content_type}; charset={response.charset}")
 
 
 async def responder_pem(request: web.Request) -> web.Response:

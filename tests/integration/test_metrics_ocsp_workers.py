@@ -1,0 +1,122 @@
+"""``python -m services.ocsp`` with two workers: whichever worker a scrape of /metrics
+lands on, it counts the answers of both (prometheus_client's multiprocess mode), and the
+parent removes the workers' metric files when it stops."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.ocsp.config import reuse_port_available
+from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
+    OCSP_REQUEST, TestCa, feed, request_der,
+)
+from tests.support import infra
+from tests.support.wait import eventually
+
+pytestmark = pytest.mark.skipif(not reuse_port_available(), reason="needs SO_REUSEPORT")
+N = 40
+
+
+def answers_in(text: str) -> dict[str, float]:
+    """siui_ocsp_responses_total by status, from Prometheus text."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "siui_ocsp_responses":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels["status"]] = out.get(sample.labels["status"], 0) + sample.value
+    return out
+
+
+def per_worker(metrics_dir: Path, scratch: Path) -> dict[int, float]:
+    """Answers counted by each worker alone: its own counter file, read on its own."""
+    out = {}
+    for path in sorted(metrics_dir.glob("counter_*.db")):
+        alone = scratch / path.stem
+        alone.mkdir(exist_ok=True)
+        shutil.copy(path, alone / path.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, str(alone))
+        out[int(path.stem.split("_")[1])] = sum(answers_in(generate_latest(registry).decode()).values())
+    return out
+
+
+async def _post(session: aiohttp.ClientSession, url: str, der: bytes) -> None:
+    # A new connection each time, so that the kernel spreads requests over both workers.
+    async with session.post(url, data=der, headers={**OCSP_REQUEST, "Connection": "close"}) as response:
+        assert response.status == 200
+        await response.read()
+
+
+async def _scrape(session: aiohttp.ClientSession, url: str) -> str:
+    async with session.get(url + "metrics", headers={"Connection": "close"}) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_metrics_count_both_workers_answers(common_config, feed, tmp_path):
+    port = infra.free_port()
+    temp = tmp_path / "tmp"  # the parent's mkdtemp lands here, where the test can look
+    temp.mkdir()
+    env = {**os.environ, "SIUI_DATABASE_URL": common_config.database_url, "SIUI_AMQP_URL": common_config.amqp_url,
+           "SIUI_EVENTS_EXCHANGE": common_config.events_exchange, "SIUI_DATA_DIR": str(common_config.data_dir),
+           "SIUI_OCSP_PORT": str(port), "SIUI_OCSP_TLS_PORT": str(infra.free_port()), "SIUI_OCSP_WORKERS": "2",
+           "SIUI_LOG_FORMAT": "json", "TMPDIR": str(temp)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = open(tmp_path / "ocsp.log", "wb")
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.ocsp", env=env, stdout=log,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    ca = TestCa.create("Metrics Workers CA")
+    leaf, _ = ca.issue("provider")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    try:
+        await feed.issuer(ca)
+        await feed.certificate(ca, leaf.serial_number)
+        der = request_der(ca, leaf)
+        async with aiohttp.ClientSession() as session:
+            async def both_answering():  # both workers up and answering (not just one bound yet)
+                assert process.returncode is None, (tmp_path / "ocsp.log").read_text()[-3000:]
+                try:
+                    await _post(session, url, der)
+                except aiohttp.ClientError:
+                    return False
+                dirs = list(temp.glob(f"siui-ocsp-metrics-{process.pid}-*"))
+                counts = per_worker(dirs[0], scratch) if dirs else {}
+                return dirs[0] if len([c for c in counts.values() if c]) == 2 else None
+
+            metrics_dir = await eventually(both_answering, timeout=60, interval=0.1, what="two workers answering")
+            assert oct(metrics_dir.stat().st_mode & 0o777) == "0o700"  # private to the service's user
+            before = sum(answers_in(await _scrape(session, url)).values())
+            split_before = per_worker(metrics_dir, scratch)
+
+            await asyncio.gather(*(_post(session, url, der) for _ in range(N)))
+
+            # Every scrape, whichever worker answers it, holds both workers' answers.
+            for _ in range(6):
+                assert sum(answers_in(await _scrape(session, url)).values()) == before + N
+            split_after = per_worker(metrics_dir, scratch)
+            gained = {pid: split_after[pid] - split_before.get(pid, 0) for pid in split_after}
+            assert len(gained) == 2 and sum(gained.values()) == N
+            assert all(gained.values()), f"one worker took every request: {gained}"
+            # A per-process gauge is summed over the live workers, not listed by pid.
+            text = await _scrape(session, url)
+            assert 'siui_ocsp_log_buffered ' in text and 'pid="' not in text
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert not metrics_dir.exists(), "the workers' metric files outlived the service"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
