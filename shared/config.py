@@ -71,6 +71,12 @@ class CommonConfig:
     def token_public_key_path(self) -> Path:
         return self.data_dir / "secrets" / "token-signing.pub.pem"
 
+    @property
+    def data_key_path(self) -> Path:
+        """The deployment's AES-256 key (64 hex chars): private keys at rest are encrypted
+        with it, and other keys (console cookies, online sessions) derived from it by HKDF."""
+        return self.data_dir / "secrets" / "data-key"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "CommonConfig":
         env = os.environ if env is None else env

@@ -48,7 +48,7 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
 
 def _keys_ctx(config: Config, keys: CookieKeys | None, verifier: TokenVerifier | None):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[KEYS] = keys or CookieKeys.from_file(config.data_key_path)
+        app[KEYS] = keys or CookieKeys.from_file(config.common.data_key_path)
         app[VERIFIER] = verifier or TokenVerifier.from_file(config.common.token_public_key_path)
         yield
 

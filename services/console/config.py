@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from shared.config import CommonConfig, ConfigError, env_float, env_str, service_port, service_url
 
@@ -35,10 +34,6 @@ class Config:
     secure_cookie: bool = False
     api_timeout: float = 15.0
 
-    @property
-    def data_key_path(self) -> Path:
-        """The deployment's AES key (hex); the cookie keys are derived from it by HKDF."""
-        return self.common.data_dir / "secrets" / "data-key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":

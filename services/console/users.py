@@ -102,14 +102,7 @@ async def save_user(request: web.Request) -> web.Response:
         body["password"] = str(form["password"])
     if form.get("unlock") == "1":
         body["unlock"] = True
-    try:
-        await api(request).patch("users", f"/v1/users/{quoted(username)}", body)
-    except ApiError as exc:
-        if exc.status not in (403, 409, 422):
-            raise
-        return await user_detail(request, error=texts.detail_message(exc.detail, exc.status),
-                                 field_errors=texts.field_errors(exc.errors), status=exc.status)
-    raise redirect(f"/utilizatori/{quoted(username)}", ok="salvat")
+    return await _change_user(request, username, api(request).patch("users", f"/v1/users/{quoted(username)}", body))
 
 
 async def save_roles(request: web.Request) -> web.Response:
@@ -117,9 +110,16 @@ async def save_roles(request: web.Request) -> web.Response:
     operator(request, Right.USERS_WRITE)
     username = request.match_info["username"]
     form = await request.post()
+    roles = {"roles": [str(r) for r in form.getall("roles", [])]}
+    return await _change_user(request, username,
+                              api(request).put("users", f"/v1/users/{quoted(username)}/roles", roles))
+
+
+async def _change_user(request: web.Request, username: str, call) -> web.Response:
+    """Await the users API ``call``; back to the user's page with "salvat", or with the
+    service's refusal shown (field errors next to their fields)."""
     try:
-        await api(request).put("users", f"/v1/users/{quoted(username)}/roles",
-                               {"roles": [str(r) for r in form.getall("roles", [])]})
+        await call
     except ApiError as exc:
         if exc.status not in (403, 409, 422):
             raise

@@ -61,7 +61,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     app[MAX_AGE] = config.max_age_seconds
     add_platform(app, config.common, schema="ocsp", migrations="services.ocsp",
                  consumers={"ocsp.certs": HANDLERS}, verifier=verifier)
-    app.cleanup_ctx.append(state_ctx(config.common.database_url, config.data_key_path))
+    app.cleanup_ctx.append(state_ctx(config.common.database_url, config.common.data_key_path))
     app.cleanup_ctx.append(responder_ctx(config, clock))
     app.cleanup_ctx.append(oplog_ctx(config, capacity=config.log_buffer_entries))
     add_log_routes(app)

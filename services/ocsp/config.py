@@ -50,8 +50,8 @@ class Config:
         may hold while PostgreSQL catches up (about 270 bytes each, so ~130 MB at most).
         Sized for a 10-second burst at 50,000 answers/s, or 100 s of a database outage at
         5,000/s; beyond it entries are dropped and counted, never answers delayed.
-    data_key_path: ``<data dir>/secrets/data-key``: the AES-256-GCM key (64 hex chars)
-        that encrypts delegated signers' private keys at rest.
+    (common.data_key_path, ``<data dir>/secrets/data-key``, encrypts delegated signers'
+    private keys at rest.)
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, default ``<data dir>/pki/tls-server.pem``
         / ``.key``: the online channel's server certificate.
     """
@@ -71,9 +71,6 @@ class Config:
     tls_cert: Path = Path(".siui/pki/tls-server.pem")
     tls_key: Path = Path(".siui/pki/tls-server.key")
 
-    @property
-    def data_key_path(self) -> Path:
-        return self.common.data_dir / "secrets" / "data-key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":

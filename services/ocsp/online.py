@@ -397,7 +397,7 @@ def online_ctx(config, *, clock: Clock = utc_now, session_ttl: timedelta = SESSI
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # Files first: a missing secret fails the start before anything runs.
-        app[SESSIONS] = SessionSigner.from_data_key(config.data_key_path)
+        app[SESSIONS] = SessionSigner.from_data_key(config.common.data_key_path)
         pepper = load_pepper(config.common.data_dir / "secrets" / "license-pepper")
         trust = TrustStore(app[REGISTRY], config.tls_cert, config.tls_key)
         trust.refresh()
