@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.ocsp.keys import KeyRecord
-from services.ocsp.online import (
-    MESSAGES, REASONS, ClientCert, TrustStore, evaluate, message_for, pick_language,
+from services.ocsp.online import TrustStore
+from services.ocsp.online_rules import (
+    MESSAGES, REASONS, ClientCert, evaluate, message_for, pick_language,
 )
 from services.ocsp.registry import CertificateRecord, Registry
 
