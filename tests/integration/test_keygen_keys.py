@@ -10,7 +10,6 @@ import io
 import shutil
 import subprocess
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -135,8 +134,6 @@ def _run(*args: str) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.skipif(not (shutil.which("pdftotext") and shutil.which("pdfsig")),
-                    reason="poppler-utils is not installed")
 async def test_the_agreement_pdf_carries_the_serial_and_a_valid_signature(keygen, national, pki, tmp_path):
     provider = await make_provider(keygen, national, cas="GJ", name="CMI Dr. Ștefănescu Ioana",
                                    trade_register_no="J18/245/2009")

@@ -11,19 +11,16 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.ocsp.config import reuse_port_available
 from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
     OCSP_REQUEST, TestCa, feed, request_der,
 )
 from tests.support import infra
 from tests.support.wait import eventually
 
-pytestmark = pytest.mark.skipif(not reuse_port_available(), reason="needs SO_REUSEPORT")
 N = 40
 
 

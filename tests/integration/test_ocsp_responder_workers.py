@@ -9,16 +9,13 @@ import sys
 import time
 
 import aiohttp
-import pytest
 from cryptography.x509 import ocsp
 
-from services.ocsp.config import reuse_port_available
 from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
     OCSP_REQUEST, TestCa, feed, request_der,
 )
 from tests.support import infra
 
-pytestmark = pytest.mark.skipif(not reuse_port_available(), reason="needs SO_REUSEPORT")
 
 
 async def _status(session: aiohttp.ClientSession, url: str, der: bytes):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import subprocess
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -53,7 +52,6 @@ def test_romanian_and_hungarian_names_use_the_subset_greek_falls_back(subset):
     assert fonts_for(greek, choices) == DEFAULT_FONTS
 
 
-@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils is not installed")
 def test_text_and_fonts_survive_the_subset(subset, tmp_path):
     path = tmp_path / "doc.pdf"
     path.write_bytes(render_agreement(DATA, fonts=subset.paths))
