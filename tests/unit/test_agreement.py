@@ -35,8 +35,6 @@ from services.keygen.agreement import (
     sign_pdf,
 )
 
-POPPLER = shutil.which("pdftotext") and shutil.which("pdfsig") and shutil.which("pdftohtml")
-needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils is not installed")
 SERIAL = "F8E73-MVXY-FYKQ-9TGK"  # the seed's look, with a valid check character
 
 
@@ -159,7 +157,6 @@ def _text(pdf: bytes, tmp_path: Path, *options: str) -> str:
 # --- the text ---------------------------------------------------------------------------
 
 
-@needs_poppler
 @pytest.mark.parametrize("options", [(), ("-layout",), ("-raw",)])
 def test_text_has_every_field_and_the_diacritics(tmp_path, options):
     text = _text(render_agreement(DATA), tmp_path, *options)
@@ -188,7 +185,6 @@ def test_text_has_every_field_and_the_diacritics(tmp_path, options):
     assert not set("ŞşŢţ") & set(text), "cedilla look-alikes instead of comma-below"
 
 
-@needs_poppler
 def test_serial_is_bold_and_fonts_are_embedded_subsets(tmp_path):
     path = tmp_path / "doc.pdf"
     path.write_bytes(render_agreement(DATA))
@@ -219,7 +215,6 @@ def test_document_info_and_one_page():
     assert all("/FontFile2" in d for d in descriptors)  # both embedded
 
 
-@needs_poppler
 def test_a_cnp_provider_without_registry_number_or_representative(tmp_path):
     data = AgreementData(
         house="B", provider_name="Ion Ionescu PFA", cui="1760412010316",
@@ -234,9 +229,7 @@ def test_a_cnp_provider_without_registry_number_or_representative(tmp_path):
 
 
 def test_font_paths_are_configurable(tmp_path):
-    serif = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf")
-    if not serif.exists():
-        pytest.skip("DejaVu Serif is not installed")
+    serif = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf")  # fonts-dejavu-core
     fonts = FontPaths(regular=serif, bold=DEFAULT_FONTS.bold)
     assert b"DejaVuSerif" in render_agreement(DATA, fonts=fonts)
     with pytest.raises(FileNotFoundError):
@@ -313,7 +306,6 @@ def test_untrusted_or_tampered_signatures_fail(signed, pki, tmp_path):
     assert not status.intact and not status.bottom_line
 
 
-@needs_poppler
 def test_pdfsig_says_valid_and_trusted(signed, pki, tmp_path):
     path = tmp_path / "generatePassword.pdf"
     path.write_bytes(signed)
@@ -339,7 +331,6 @@ def test_pdfsig_says_valid_and_trusted(signed, pki, tmp_path):
         assert "Certificate Validation: Certificate is Trusted." in out, out
 
 
-@needs_poppler
 def test_pdfsig_rejects_a_tampered_file(signed, tmp_path):
     path = tmp_path / "bad.pdf"
     path.write_bytes(_tamper(signed))
