@@ -58,6 +58,8 @@ class CommonConfig:
         exchange so that parallel runs on one broker never see each other's events.
     host: SIUI_HOST (default 127.0.0.1); containers set 0.0.0.0.
     log_format: SIUI_LOG_FORMAT, ``json`` (default) or ``console``.
+    users_url: SIUI_USERS_URL (default http://127.0.0.1:<SIUI_USERS_PORT or 8102>): where
+        services read the ended sessions when they start (see shared.service).
     """
 
     database_url: str
@@ -66,6 +68,7 @@ class CommonConfig:
     events_exchange: str
     host: str
     log_format: str
+    users_url: str = "http://127.0.0.1:8102"
 
     @property
     def token_public_key_path(self) -> Path:
@@ -96,6 +99,7 @@ class CommonConfig:
             events_exchange=env_str(env, "SIUI_EVENTS_EXCHANGE", "siui.events"),
             host=env_str(env, "SIUI_HOST", "127.0.0.1"),
             log_format=log_format,
+            users_url=service_url(env, "users"),
         )
 
 

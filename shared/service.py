@@ -32,8 +32,38 @@ async def broker_reachable(app: web.Application) -> None:
         raise ConnectionError("broker connection is down")
 
 
-def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None):
-    """cleanup_ctx: load the token public key, and follow SessionRevoked on a private queue."""
+REVOKED_CATCH_UP_SECONDS = 60.0
+
+
+async def catch_up_revocations(verifier: TokenVerifier, users_url: str, *,
+                               deadline_seconds: float = REVOKED_CATCH_UP_SECONDS, quiet: bool = False) -> bool:
+    """Learn the logouts that happened before this process started (events only tell of
+    later ones): ask the users service, retrying while it starts. True once learnt."""
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_seconds
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
+        while True:
+            try:
+                async with http.get(users_url + "/v1/sessions/revoked") as response:
+                    if response.status == 200:
+                        verifier.revoked.update(item["jti"] for item in (await response.json())["items"])
+                        return True
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+                pass
+            if loop.time() >= deadline:
+                if quiet:
+                    return False
+                log.warning("revoked_sessions_unknown", users_url=users_url,
+                            detail="tokens ended before this start are accepted until they expire")
+                return False
+            await asyncio.sleep(1.0)
+
+
+def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_up: bool = True):
+    """cleanup_ctx: load the token public key, follow SessionRevoked on a private queue,
+    and (``catch_up``) read the logouts that happened before this start."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = verifier or TokenVerifier.from_file(common.token_public_key_path)
@@ -51,9 +81,19 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None):
                     log.error("session_revoked_undecodable", error=str(exc))
 
         await queue.consume(on_revoked)
+        # Subscribed first, then read what came before: no logout falls in between. One
+        # try before serving; if users is not up yet (all start together), keep trying.
+        catching_up = None
+        if catch_up and not await catch_up_revocations(app[VERIFIER], common.users_url,
+                                                       deadline_seconds=0, quiet=True):
+            catching_up = asyncio.create_task(catch_up_revocations(app[VERIFIER], common.users_url))
         try:
             yield
         finally:
+            if catching_up is not None:
+                catching_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await catching_up
             with contextlib.suppress(Exception):
                 await channel.close()
 
@@ -62,11 +102,12 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None):
 
 def add_platform(app: web.Application, common: CommonConfig, *, schema: str, migrations: str,
                  consumers: dict[str, dict[str, Handler]] | None = None,
-                 verifier: TokenVerifier | None = None, pool_max_size: int = 10) -> None:
+                 verifier: TokenVerifier | None = None, pool_max_size: int = 10,
+                 follow_past_logouts: bool = True) -> None:
     """Attach the shared resources, in start order (cleanup runs in reverse)."""
     app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
     app.cleanup_ctx.append(broker_ctx(common.amqp_url, common.events_exchange))
-    app.cleanup_ctx.append(verifier_ctx(common, verifier))
+    app.cleanup_ctx.append(verifier_ctx(common, verifier, catch_up=follow_past_logouts))
     app.cleanup_ctx.append(outbox_relay_ctx(schema))
     for queue, handlers in (consumers or {}).items():
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))

@@ -37,7 +37,9 @@ def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher
     """The users app. ``clock``, ``hasher`` and ``signer`` may be replaced (tests, bench)."""
     app = base_app("users", OPENAPI_DOC)
     app[CONFIG] = config
-    add_platform(app, config.common, schema="users", migrations="services.users", consumers=HANDLERS)
+    # users keeps the sessions itself: it has no past logouts to catch up with.
+    add_platform(app, config.common, schema="users", migrations="services.users", consumers=HANDLERS,
+                 follow_past_logouts=False)
     app.cleanup_ctx.append(_login_kit_ctx(config, clock, hasher or make_hasher(), signer))
     app.cleanup_ctx.append(_national_admin_ctx(config))
     app.cleanup_ctx.append(periodic_ctx("users-purge-sessions", PURGE_EVERY_SECONDS, _purge_sessions(clock)))

@@ -112,6 +112,13 @@ OPENAPI_DOC = {
             "responses": {"201": {"description": "logged in", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Session"}}}},
                 "400": _PROBLEM, "401": _PROBLEM, "422": _PROBLEM}}},
+        "/v1/sessions/revoked": {"get": {
+            "summary": "Ids of ended sessions whose tokens have not expired yet",
+            "description": ("Read by the other services when they start, so that a restart does not "
+                            "forget a logout (they also follow SessionRevoked events). No token "
+                            "needed: a token id opens nothing."),
+            "tags": ["sessions"],
+            "responses": {"200": {"description": "`{\"items\": [{\"jti\", \"expires_at\"}]}`"}}}},
         "/v1/sessions/current": {"delete": {
             "summary": "Log out: the token is refused from now on (SessionRevoked tells the other services)",
             "responses": {"204": {"description": "logged out"}, "401": _AUTH_ERRORS["401"]}}},

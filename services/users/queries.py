@@ -226,6 +226,13 @@ async def session_revoked(conn: asyncpg.Connection, jti: str) -> bool:
         "select revoked_at is not null from sessions where jti = $1", jti))
 
 
+async def revoked_unexpired(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
+    """Token ids that were revoked and would otherwise still be accepted."""
+    return await conn.fetch(
+        "select jti, expires_at from sessions where revoked_at is not null and expires_at > $1 "
+        "order by expires_at", now)
+
+
 async def purge_sessions(conn: asyncpg.Connection, before: datetime) -> int:
     """Forget sessions that ended before ``before``: their tokens are refused by expiry."""
     status = await conn.execute("delete from sessions where expires_at < $1", before)

@@ -10,7 +10,7 @@ from shared.db import POOL
 from shared.http import check_fields, read_json
 from shared.paging import page_count
 
-from services.users import directory, sessions
+from services.users import directory, queries, sessions
 from services.users.accounts import parse_list_query, parse_roles, validate_changes, validate_new_user
 from services.users.sessions import LoginAttempt, LoginKit
 
@@ -63,6 +63,16 @@ async def delete_current_session(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         await sessions.logout(conn, principal, request.app[KIT].clock())
     return web.Response(status=204)
+
+
+async def list_revoked_sessions(request: web.Request) -> web.Response:
+    """GET /v1/sessions/revoked: ids of ended sessions whose tokens have not expired yet.
+    Other services read it when they start, so a restart does not forget a logout they
+    would otherwise only hear of as an event. A token id opens nothing: no token needed."""
+    async with request.app[POOL].acquire() as conn:
+        rows = await queries.revoked_unexpired(conn, request.app[KIT].clock())
+    return web.json_response({"items": [{"jti": str(r["jti"]), "expires_at": r["expires_at"].isoformat()}
+                                        for r in rows]})
 
 
 # --- users ----------------------------------------------------------------------------
@@ -149,6 +159,7 @@ async def list_roles(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/sessions", create_session)
     app.router.add_delete("/v1/sessions/current", delete_current_session)
+    app.router.add_get("/v1/sessions/revoked", list_revoked_sessions)
     app.router.add_get("/v1/users", list_users)
     app.router.add_post("/v1/users", create_user)
     app.router.add_get("/v1/users/{username}", get_user)

@@ -91,9 +91,10 @@ def stack_env(data_dir: Path, database_url: str, exchange: str, admin_password: 
 
 
 def start_stack(data_dir: Path, database_url: str, exchange: str, *, name: str = "stack",
-                services: tuple[str, ...] = ()) -> Stack:
+                services: tuple[str, ...] = (), extra_env: dict[str, str] | None = None) -> Stack:
     admin_password = secrets.token_urlsafe(12)
     env, ports = stack_env(data_dir, database_url, exchange, admin_password)
+    env.update(extra_env or {})
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / f"{name}-{uuid.uuid4().hex[:6]}.log"
     log = open(log_path, "wb")
