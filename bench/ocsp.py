@@ -27,12 +27,22 @@ Our answers are checked, not just counted: after each run the OCSP log (written 
 service under that load) is read back, and the share of answers that were ``good``
 (``ok``) is printed. Everything stops by itself; the scratch database and exchange are
 removed.
+
+The log's live stream under that load (``--stream``): during each of our measured runs one
+reader in this process holds ``GET /v1/log/stream`` open (a national token signed with the dev PKI
+key), from the newest id before the run on, reconnecting with ``Last-Event-ID`` if the
+connection ends. After the run it waits (bounded) for the run's last entry, and a second
+table shows the entries logged vs. streamed, duplicates, reconnects, and the lag from an
+entry's ``at`` to its arrival (p50/p99/max). Without ``--stream`` the reader is left out,
+so that the comparison with OpenSSL (which has no log to stream) is like for like.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
+import json
 import os
 import re
 import secrets
@@ -42,7 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +66,7 @@ from cryptography.x509 import ocsp
 from deploy.devpki import ensure_dev_pki
 from services.ocsp.registry import issuer_hashes
 from shared.migrations import migrate
+from shared.auth import NATIONAL
 from tests.support import infra
 
 CERTIFICATES = 50_000
@@ -132,6 +143,7 @@ class Run:
     requests: int
     errors: str = ""
     ok: float | None = None
+    stream: "StreamTally | None" = None
 
 
 def parse_wrk(text: str) -> Run:
@@ -262,18 +274,194 @@ async def settled_counts(url: str) -> dict[str, int]:
     return previous or {}
 
 
+# -- the log's live stream under that load ----------------------------------------------------------
+
+STREAM_CATCH_UP = 60.0     # seconds after a run for the stream to deliver the rest of it
+STREAM_RECONNECTS = 50     # a stream that drops more often than this is a failure, not a blip
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_LINE_END = re.compile(rb"\r\n|\n|\r")
+
+
+@dataclass
+class StreamTally:
+    """What one SSE reader of ``GET /v1/log/stream`` saw of one run."""
+
+    recorded: int = 0                 # entries the log table holds for the run
+    delivered: int = 0                # distinct entries of the run the stream delivered
+    duplicates: int = 0
+    reconnects: int = 0
+    lags_ms: list[float] = field(default_factory=list)   # arrival minus the entry's ``at``
+    tail_s: float = float("nan")      # after wrk ended, until the run's last entry arrived
+    reader_cpu_s: float = 0.0         # this process's CPU meanwhile: the reader's own cost
+    chunks: int = 0                   # socket reads that carried the events
+    errors: list[str] = field(default_factory=list)
+
+    def lag(self, share: float) -> float:
+        if not self.lags_ms:
+            return float("nan")
+        ordered = sorted(self.lags_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+class StreamReader:
+    """One reader of the live stream, in this process, for the span of one run.
+
+    It starts after ``first`` (the newest id before the run) so that it sees exactly the
+    run's entries, and when the connection ends for any reason it reconnects with
+    ``Last-Event-ID`` (counted), as a browser's EventSource would."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str, first: int) -> None:
+        self.session, self.url, self.token = session, url, token
+        self.last = first
+        self.tally = StreamTally()
+        self._seen: set[int] = set()
+        self._arrived: dict[int, float] = {}   # id -> wall-clock arrival, for the tail
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._cpu = time.process_time()
+        self.response: aiohttp.ClientResponse | None = None
+
+    async def _connect(self) -> aiohttp.ClientResponse:
+        response = await self.session.get(self.url, headers={
+            "Authorization": f"Bearer {self.token}", "Accept": "text/event-stream",
+            "Last-Event-ID": str(self.last)})
+        if response.status != 200:
+            body = await response.text()
+            response.release()
+            raise RuntimeError(f"the stream answered {response.status}: {body[:300]}")
+        return response
+
+    async def start(self) -> None:
+        """Connect (so the stream is open before wrk starts), then read in the background."""
+        response = await self._connect()
+        self._task = asyncio.create_task(self._run(response), name="bench-log-stream")
+
+    async def _run(self, response: aiohttp.ClientResponse) -> None:
+        while True:
+            try:
+                async with response:
+                    await self._read(response)
+                self.tally.errors.append("the server ended the stream")
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                self.tally.errors.append(repr(exc))
+            self.tally.reconnects += 1
+            if self.tally.reconnects > STREAM_RECONNECTS:
+                return
+            await asyncio.sleep(0.1)
+            while True:
+                try:
+                    response = await self._connect()
+                    break
+                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                    self.tally.errors.append(repr(exc))
+                    await asyncio.sleep(0.5)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response  # the open connection (to cut it when checking the resume)
+        pending = b""
+        async for chunk in response.content.iter_any():
+            arrived = time.time()  # per chunk: a reader that falls behind shows as lag
+            self.tally.chunks += 1
+            *events, pending = _EVENT_END.split(pending + chunk)
+            for event in events:
+                self._take(event, arrived)
+            self._progress.set()
+
+    def _take(self, event: bytes, arrived: float) -> None:
+        entry_id, data = None, None
+        for line in _LINE_END.split(event):
+            if line.startswith(b"id:"):
+                entry_id = int(line[3:].strip())
+            elif line.startswith(b"data:"):
+                data = line[5:].strip()
+        if entry_id is None or data is None:
+            return  # a ": ping" comment
+        if entry_id in self._seen:
+            self.tally.duplicates += 1
+            return
+        self._seen.add(entry_id)
+        self._arrived[entry_id] = arrived
+        self.last = max(self.last, entry_id)
+        at = datetime.fromisoformat(json.loads(data)["at"]).timestamp()
+        self.tally.lags_ms.append((arrived - at) * 1000.0)
+
+    async def finish(self, first: int, top: int, recorded: int, wrk_ended: float) -> StreamTally:
+        """Wait (bounded) until the stream has delivered up to ``top``, then close it and
+        return the tally of the run's entries (ids in ``first``..``top``)."""
+        deadline = time.monotonic() + STREAM_CATCH_UP
+        while self.last < top and time.monotonic() < deadline and not self._task.done():
+            self._progress.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), 1.0)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        tally = self.tally
+        tally.recorded = recorded
+        tally.reader_cpu_s = time.process_time() - self._cpu
+        tally.delivered = sum(1 for i in self._seen if first < i <= top)
+        if top in self._arrived:
+            tally.tail_s = max(0.0, self._arrived[top] - wrk_ended)
+        return tally
+
+
+async def log_span(url: str, after: int) -> tuple[int, int]:
+    """(entries with id > ``after``, the newest id) in the log table."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": "ocsp"})
+    try:
+        row = await conn.fetchrow("select count(*) as n, coalesce(max(id), $1) as top from ocsp_log where id > $1",
+                                  after)
+        return row["n"], row["top"]
+    finally:
+        await conn.close()
+
+
+async def newest_id(url: str) -> int:
+    conn = await asyncpg.connect(url, server_settings={"search_path": "ocsp"})
+    try:
+        return await conn.fetchval("select coalesce(max(id), 0) from ocsp_log")
+    finally:
+        await conn.close()
+
+
+def stream_token(data: Data) -> str:
+    """A national reader's token, signed with the dev PKI key the service trusts."""
+    return infra.make_token(data.pki.token_signing_key, username="bench.cnas", cas=NATIONAL)
+
+
 async def run_ours(url: str, port: int, data: Data, scenario: str, args, **kw) -> Run:
     before = await settled_counts(url)
     delay = kw.pop("delay", 0)
+    watch = kw.pop("stream", False) and args.stream
+    session = reader = None
+    if watch:
+        first = await newest_id(url)
+        # No overall timeout: the stream lives as long as the run; a silent socket (no
+        # event and no 15 s ping) is still noticed.
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=30))
+        reader = StreamReader(session, f"http://127.0.0.1:{port}/v1/log/stream", stream_token(data), first)
+        try:
+            await reader.start()
+        except BaseException:
+            await session.close()
+            raise
     script, payload = {"fixed": (data.work / "fixed.lua", data.fixed), "nonce": (data.work / "nonce.lua", data.nonce),
                        "mix": (data.work / "mix.lua", data.mix)}[scenario]
     command = wrk_command(f"http://127.0.0.1:{port}/", script, payload, seconds=kw.pop("seconds", args.seconds),
                           threads=kw.pop("threads", args.threads), connections=kw.pop("connections", args.connections),
                           **kw)
-    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
-                                   env={**os.environ, "WRK_DELAY_MS": str(delay)})
-    run = parse_wrk(done.stdout)
-    after = await settled_counts(url)
+    try:
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                       env={**os.environ, "WRK_DELAY_MS": str(delay)})
+        wrk_ended = time.time()
+        run = parse_wrk(done.stdout)
+        after = await settled_counts(url)
+        if reader is not None:
+            recorded, top = await log_span(url, first)
+            run.stream = await reader.finish(first, top, recorded, wrk_ended)
+    finally:
+        if session is not None:
+            await session.close()
     answered = sum(after.values()) - sum(before.values())
     good = after.get("good", 0) - before.get("good", 0)
     run.ok = good / answered if answered else None
@@ -440,6 +628,31 @@ def report(ours: dict[str, Run], theirs: dict[str, Run], half_target: float, bar
               "context: a bare aiohttp handler returning fixed bytes, 2 processes")
 
 
+def report_stream(ours: dict[str, Run]) -> None:
+    """The second table: did the live stream deliver the whole run, and how late."""
+    runs = {name: run.stream for name, run in ours.items() if run.stream is not None}
+    if not runs:
+        return
+    print("\nThe OCSP log's live stream during our runs (one SSE reader, GET /v1/log/stream, national token)")
+    header = (f"{'scenario':<19}{'logged':>9}{'streamed':>10}{'missing':>9}{'dup':>5}{'reconn':>8}"
+              f"{'lag p50/p99/max ms':>24}{'tail s':>8}{'reader cpu s':>14}  verdict")
+    print(header)
+    print("-" * len(header))
+    for name, t in runs.items():
+        missing = t.recorded - t.delivered
+        verdict = "every entry delivered" if missing == 0 and t.duplicates == 0 else "NOT complete"
+        lag = f"{t.lag(0.5):.0f}/{t.lag(0.99):.0f}/{max(t.lags_ms, default=float('nan')):.0f}"
+        print(f"{name:<19}{t.recorded:>9,}{t.delivered:>10,}{missing:>9,}{t.duplicates:>5}{t.reconnects:>8}"
+              f"{lag:>24}{t.tail_s:>8.2f}{t.reader_cpu_s:>14.1f}  {verdict}")
+        if t.errors:
+            print(f"{'':<19}stream: {'; '.join(sorted(set(t.errors)))[:300]}")
+    print("logged: entries the log table holds for the run; streamed: those the reader received (ids in the "
+          "run's span);\nlag: arrival in the reader minus the entry's 'at' (answer time); tail: from wrk's end "
+          "until the run's last entry arrived; reader cpu: the bench process's CPU seconds\nwhile "
+          "reading (the reader shares the cores with wrk and the service: without --stream, throughput "
+          "is measured without it).")
+
+
 async def main(args) -> None:
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -453,20 +666,21 @@ async def main(args) -> None:
         port = infra.free_port()
         process = await start_service(url, exchange, data, port)
         ours: dict[str, Run] = {}
-        ours["cached keep-alive"] = await run_ours(url, port, data, "fixed", args)
-        ours["cached close"] = await run_ours(url, port, data, "fixed", args, close=True)
-        ours["live signing"] = await run_ours(url, port, data, "nonce", args)
+        ours["cached keep-alive"] = await run_ours(url, port, data, "fixed", args, stream=True)
+        ours["cached close"] = await run_ours(url, port, data, "fixed", args, close=True, stream=True)
+        ours["live signing"] = await run_ours(url, port, data, "nonce", args, stream=True)
         await run_ours(url, port, data, "mix", args, seconds=max(3, args.seconds // 2))  # warm the cache
-        ours["mix 50k"] = await run_ours(url, port, data, "mix", args)
+        ours["mix 50k"] = await run_ours(url, port, data, "mix", args, stream=True)
         half_target = ours["cached keep-alive"].rps / 2
         half_connections = max(1, round(half_target * HALF_RATE_DELAY_MS / 1000))
         ours["half rate"] = await run_ours(url, port, data, "fixed", args, connections=half_connections,
-                                           delay=HALF_RATE_DELAY_MS)
+                                           delay=HALF_RATE_DELAY_MS, stream=True)
         process.send_signal(signal.SIGTERM)  # the rest runs without our service taking CPU
         await asyncio.to_thread(process.wait, 30)
         theirs = await asyncio.to_thread(run_openssl, data, args, half_connections)
         bare = await run_bare(data, args)
         report(ours, theirs, half_target, bare)
+        report_stream(ours)
         print(f"\nwrk: {args.threads} threads, {args.connections} connections, {args.seconds} s per run; "
               f"half rate: {half_connections} connections with a {HALF_RATE_DELAY_MS} ms delay after each answer "
               "(closed loop: wrk2 is not packaged). 'ok': share of our answers during the run that the OCSP log recorded as good\n(a log shorter than wrk's count is flagged).")
@@ -491,4 +705,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stream", action="store_true",
+                        help="hold the log's live stream open during our runs and report its delivery "
+                             "(the reader shares the two cores, so throughput is lower)")
     asyncio.run(main(parser.parse_args()))
