@@ -1,6 +1,8 @@
 """OpenAPI 3.1 description of the certs service's JSON endpoints (served at /openapi.json)."""
 from __future__ import annotations
 
+from shared.openapi import BEARER, problem_schema
+
 from .certificates import REVOCATION_REASONS, STATUSES
 
 
@@ -24,11 +26,7 @@ _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "s
 _SERIAL = {"type": "string", "description": "Decimal (serials reach 20 octets, beyond JSON's safe integers)"}
 
 _SCHEMAS = {
-    "Problem": {"type": "object", "description": "RFC 9457 problem document", "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-        "detail": {"type": "string"}, "instance": {"type": "string"},
-        "errors": {"type": "object", "additionalProperties": {"type": "string"},
-                   "description": "Per field: what is wrong with it"}}},
+    "Problem": problem_schema(),
     "Issuer": {"type": "object", "properties": {
         "id": {"type": "string", "format": "uuid"},
         "subject_dn": {"type": "string", "examples": [
@@ -108,7 +106,7 @@ OPENAPI_DOC = {
                             "utilizatori): registration, suspension (Suspendat), revocation, last use, expiry. "
                             "Every change is published as an event (certs.*) for the OCSP service."},
     "components": {"schemas": _SCHEMAS,
-                   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                   "securitySchemes": {"bearer": BEARER}},
     "security": [{"bearer": []}],
     "paths": {
         "/v1/issuers": {

@@ -6,8 +6,8 @@ endpoints are RFC 9457 problems; a page's errors are pages.
 """
 from __future__ import annotations
 
-_PROBLEM = {"description": "RFC 9457 problem", "content": {"application/problem+json": {
-    "schema": {"$ref": "#/components/schemas/Problem"}}}}
+from shared.openapi import PROBLEM_RESPONSE, problem_schema
+
 _HTML = {"description": "an HTML page (Romanian)", "content": {"text/html": {"schema": {"type": "string"}}}}
 _COUNTS = {"type": "object", "additionalProperties": {"type": "number"}}
 _SESSION = [{"session": []}]
@@ -35,10 +35,7 @@ OPENAPI_DOC = {
         "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "siui_console",
                                         "description": "`__Host-siui_console` when served over TLS"}},
         "schemas": {
-            "Problem": {"type": "object", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "instance": {"type": "string"},
-                "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
+            "Problem": problem_schema(),
             "DashboardSample": {"type": "object", "required": ["at", "ocsp", "queues"], "properties": {
                 "at": {"type": "number", "description": "Unix time of the sample"},
                 "house": {"type": ["string", "null"], "description": "the house the series are limited to"},
@@ -69,7 +66,7 @@ OPENAPI_DOC = {
             "security": _SESSION,
             "responses": {"200": {"description": "the sample", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/DashboardSample"}}}},
-                "401": _PROBLEM}}},
+                "401": PROBLEM_RESPONSE}}},
         "/log-ocsp/stream": {"get": {
             "summary": "Log OCSP, live: the ocsp service's stream relayed with the operator's token",
             "security": _SESSION,
@@ -85,10 +82,10 @@ OPENAPI_DOC = {
                  "description": "resume after this entry id (when the header cannot be sent)"}],
             "responses": {"200": {"description": "Server-Sent Events: `id:` entry id, `data:` the entry",
                                   "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                          "401": _PROBLEM, "403": _PROBLEM, "422": _PROBLEM, "503": _PROBLEM}}},
+                          "401": PROBLEM_RESPONSE, "403": PROBLEM_RESPONSE, "422": PROBLEM_RESPONSE, "503": PROBLEM_RESPONSE}}},
         "/healthz": {"get": {"summary": "alive", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "ready: the users service answers",
-                            "responses": {"200": {"description": "ready"}, "503": _PROBLEM}}},
+                            "responses": {"200": {"description": "ready"}, "503": PROBLEM_RESPONSE}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "JSON"}}}},
         "/": {"get": {"summary": "Autentificare: the login form", "responses": {"200": _HTML}},

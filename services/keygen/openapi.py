@@ -1,13 +1,13 @@
 """OpenAPI 3.1 description of the keygen service's JSON endpoints (served at /openapi.json)."""
 from __future__ import annotations
 
+from shared.openapi import BEARER, PROBLEM_RESPONSE, problem_schema
+
 from services.keygen.providers import ORG_TYPES
 
-_PROBLEM = {"description": "RFC 9457 problem", "content": {"application/problem+json": {
-    "schema": {"$ref": "#/components/schemas/Problem"}}}}
-_AUTH_ERRORS = {"401": {**_PROBLEM, "description": "no valid token"},
-                "403": {**_PROBLEM, "description": "the caller's roles lack the right"}}
-_NOT_FOUND = {**_PROBLEM, "description": "no such provider, or one of another house (county users)"}
+_AUTH_ERRORS = {"401": {**PROBLEM_RESPONSE, "description": "no valid token"},
+                "403": {**PROBLEM_RESPONSE, "description": "the caller's roles lack the right"}}
+_NOT_FOUND = {**PROBLEM_RESPONSE, "description": "no such provider, or one of another house (county users)"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _STR = {"type": ["string", "null"]}
 _DATE = {"type": ["string", "null"], "format": "date"}
@@ -65,15 +65,11 @@ OPENAPI_DOC = {
         "A county user sees only its house: another house's provider answers 404. Keys are "
         "stored only as HMAC-SHA256 digests; a serial is in clear only in the answer that issues it.")},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"}},
+        "securitySchemes": {"bearer": BEARER},
         "schemas": {
-            "Problem": {"type": "object", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "instance": {"type": "string"},
-                "errors": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "field name (legal_representative.cnp for nested ones) → what is wrong (422, some 409)"},
-                "provider_id": {"type": "string", "format": "uuid",
-                                "description": "409 duplicate CUI: the provider already registered"}}},
+            "Problem": problem_schema(
+                provider_id={"type": "string", "format": "uuid",
+                             "description": "409 duplicate CUI: the provider already registered"}),
             "NewProvider": {"type": "object", "required": ["cas", "cui", "name"],
                             "additionalProperties": False, "properties": _FIELDS},
             "ProviderChanges": {"type": "object", "additionalProperties": False, "properties": _FIELDS,
@@ -133,13 +129,13 @@ OPENAPI_DOC = {
                 {"name": "per_page", "in": "query", "schema": {"type": "integer", "enum": [10, 20, 50, 100], "default": 20}}],
                 "responses": {"200": {"description": "a page, ordered by name", "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/ProviderPage"}}}},
-                    **_AUTH_ERRORS, "422": _PROBLEM}},
+                    **_AUTH_ERRORS, "422": PROBLEM_RESPONSE}},
             "post": {"summary": "Nou: register a provider (providers:write)", "requestBody": _json_body("NewProvider"),
                      "responses": {"201": {**_DETAIL, "headers": {"Location": {"schema": {"type": "string"}}}},
-                                   "400": _PROBLEM, "401": _AUTH_ERRORS["401"],
-                                   "403": {**_PROBLEM, "description": "no right, or a county user registering at another house"},
-                                   "409": {**_PROBLEM, "description": "this CUI is already registered at this house (`provider_id`)"},
-                                   "422": {**_PROBLEM, "description": "bad fields, named in `errors` (e.g. a CUI/CNP check digit)"}}}},
+                                   "400": PROBLEM_RESPONSE, "401": _AUTH_ERRORS["401"],
+                                   "403": {**PROBLEM_RESPONSE, "description": "no right, or a county user registering at another house"},
+                                   "409": {**PROBLEM_RESPONSE, "description": "this CUI is already registered at this house (`provider_id`)"},
+                                   "422": {**PROBLEM_RESPONSE, "description": "bad fields, named in `errors` (e.g. a CUI/CNP check digit)"}}}},
         "/v1/providers/{id}": {
             "parameters": [_ID],
             "get": {"summary": "A provider with its current key and key history (providers:read)",
@@ -148,9 +144,9 @@ OPENAPI_DOC = {
                       "requestBody": {"required": True, "content": {
                           "application/json": {"schema": {"$ref": "#/components/schemas/ProviderChanges"}},
                           "application/merge-patch+json": {"schema": {"$ref": "#/components/schemas/ProviderChanges"}}}},
-                      "responses": {"200": _DETAIL, "400": _PROBLEM, **_AUTH_ERRORS, "404": _NOT_FOUND,
-                                    "409": {**_PROBLEM, "description": "the new CUI is taken at this house, or a key was already issued"},
-                                    "422": _PROBLEM}}},
+                      "responses": {"200": _DETAIL, "400": PROBLEM_RESPONSE, **_AUTH_ERRORS, "404": _NOT_FOUND,
+                                    "409": {**PROBLEM_RESPONSE, "description": "the new CUI is taken at this house, or a key was already issued"},
+                                    "422": PROBLEM_RESPONSE}}},
         "/v1/providers/{id}/history": {"get": {
             "summary": "Who created and changed the provider, what and when, oldest first (providers:read)",
             "parameters": [_ID],
@@ -183,10 +179,10 @@ OPENAPI_DOC = {
                                     "X-Issued-At": {"schema": _TIME, "description": "PDF only"}},
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IssuedKey"}},
                                     "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}}},
-                "400": _PROBLEM, **_AUTH_ERRORS, "404": _NOT_FOUND,
-                "409": {**_PROBLEM, "description": ("\"this provider already has a key: use Resetare parola\" or "
+                "400": PROBLEM_RESPONSE, **_AUTH_ERRORS, "404": _NOT_FOUND,
+                "409": {**PROBLEM_RESPONSE, "description": ("\"this provider already has a key: use Resetare parola\" or "
                                                     "\"this provider has no key yet: use Generare parola\"")},
-                "422": _PROBLEM}}},
+                "422": PROBLEM_RESPONSE}}},
         "/v1/activations": {"post": {
             "summary": "Activare: the desktop application checks its licence serial (no token)",
             "security": [],
@@ -200,10 +196,10 @@ OPENAPI_DOC = {
             "requestBody": _json_body("Activation"),
             "responses": {"200": {"description": "activated", "headers": _NO_STORE,
                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Activated"}}}},
-                          "400": _PROBLEM,
-                          "403": {**_PROBLEM, "description": "the serial is not valid for this house (one message for every cause)"},
-                          "422": {**_PROBLEM, "description": "malformed serial or check character failed, or an unknown house"},
-                          "429": {**_PROBLEM, "description": "too many failures", "headers": {
+                          "400": PROBLEM_RESPONSE,
+                          "403": {**PROBLEM_RESPONSE, "description": "the serial is not valid for this house (one message for every cause)"},
+                          "422": {**PROBLEM_RESPONSE, "description": "malformed serial or check character failed, or an unknown house"},
+                          "429": {**PROBLEM_RESPONSE, "description": "too many failures", "headers": {
                               "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}}}}},
     },
 }

@@ -6,6 +6,8 @@ detailed paths when they are registered (``services.ocsp.logroutes``).
 """
 from __future__ import annotations
 
+from shared.openapi import BEARER, problem_schema
+
 from .codec import MAX_CERTS_PER_REQUEST, MAX_REQUEST_BYTES
 
 
@@ -53,13 +55,10 @@ OPENAPI_DOC = {
                             "its live stream (:8104), and the providers' online channel (:8443)."},
     "servers": [{"url": "http://127.0.0.1:8104"}],
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "securitySchemes": {"bearer": BEARER,
                             "basic": {"type": "http", "scheme": "basic"}},
         "schemas": {
-            "Problem": {"type": "object", "description": "RFC 9457 problem document", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "instance": {"type": "string"},
-                "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
+            "Problem": problem_schema(),
             "SignerUpload": {"type": "object", "required": ["certificate_pem", "private_key_pem"],
                              "additionalProperties": False, "properties": {
                 "certificate_pem": {"type": "string", "description": "The delegated responder certificate: "

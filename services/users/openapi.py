@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from shared.auth import ALL_RIGHTS
+from shared.openapi import BEARER, PROBLEM_RESPONSE, problem_schema
 
-_PROBLEM = {"description": "RFC 9457 problem", "content": {"application/problem+json": {
-    "schema": {"$ref": "#/components/schemas/Problem"}}}}
-_AUTH_ERRORS = {"401": {**_PROBLEM, "description": "no valid token, or the session was ended"},
-                "403": {**_PROBLEM, "description": "the caller's roles lack the right"}}
+_AUTH_ERRORS = {"401": {**PROBLEM_RESPONSE, "description": "no valid token, or the session was ended"},
+                "403": {**PROBLEM_RESPONSE, "description": "the caller's roles lack the right"}}
 _USERNAME = {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
 _USER_DETAIL = {"description": "the user", "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/UserDetail"}}}}
@@ -25,17 +24,13 @@ OPENAPI_DOC = {
         "`POST /v1/sessions` needs `Authorization: Bearer <token>`. A county user sees only "
         "its house: another house's user answers 404.")},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"}},
+        "securitySchemes": {"bearer": BEARER},
         "schemas": {
-            "Problem": {"type": "object", "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "instance": {"type": "string"},
-                "errors": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "field name → what is wrong with it (422)"},
-                "locked_until": {"type": "string", "format": "date-time",
-                                 "description": "login of a locked account: when the lock ends"},
-                "certificates": {"type": "integer",
-                                 "description": "delete refused: certificates the user still has"}}},
+            "Problem": problem_schema(
+                locked_until={"type": "string", "format": "date-time",
+                              "description": "login of a locked account: when the lock ends"},
+                certificates={"type": "integer",
+                              "description": "delete refused: certificates the user still has"}),
             "Credentials": {"type": "object", "required": ["username", "password"],
                             "additionalProperties": False, "properties": {
                                 "username": {"type": "string"}, "password": {"type": "string"}}},
@@ -111,7 +106,7 @@ OPENAPI_DOC = {
                             "\"account locked until …\" with `locked_until`, and no password is checked."),
             "responses": {"201": {"description": "logged in", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Session"}}}},
-                "400": _PROBLEM, "401": _PROBLEM, "422": _PROBLEM}}},
+                "400": PROBLEM_RESPONSE, "401": PROBLEM_RESPONSE, "422": PROBLEM_RESPONSE}}},
         "/v1/sessions/revoked": {"get": {
             "summary": "Ids of ended sessions whose tokens have not expired yet",
             "description": ("Read by the other services when they start, so that a restart does not "
@@ -133,30 +128,30 @@ OPENAPI_DOC = {
                 {"name": "per_page", "in": "query", "schema": {"type": "integer", "enum": [10, 20, 50, 100], "default": 20}}],
                 "responses": {"200": {"description": "a page, ordered by user name", "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/UserPage"}}}},
-                    **_AUTH_ERRORS, "422": _PROBLEM}},
+                    **_AUTH_ERRORS, "422": PROBLEM_RESPONSE}},
             "post": {"summary": "Nou: create an internal user (users:write)", "requestBody": _body("NewUser"),
-                     "responses": {"201": _USER_DETAIL, "400": _PROBLEM, **_AUTH_ERRORS,
-                                   "409": {**_PROBLEM, "description": "user name taken"}, "422": _PROBLEM}}},
+                     "responses": {"201": _USER_DETAIL, "400": PROBLEM_RESPONSE, **_AUTH_ERRORS,
+                                   "409": {**PROBLEM_RESPONSE, "description": "user name taken"}, "422": PROBLEM_RESPONSE}}},
         "/v1/users/{username}": {
             "parameters": [_USERNAME],
             "get": {"summary": "A user (users:read)", "responses": {
-                "200": _USER_DETAIL, **_AUTH_ERRORS, "404": _PROBLEM}},
+                "200": _USER_DETAIL, **_AUTH_ERRORS, "404": PROBLEM_RESPONSE}},
             "patch": {"summary": "Modifica: employee fields, password, enabled, unlock (users:write; internal users only)",
                       "requestBody": _body("UserChanges"), "responses": {
-                          "200": _USER_DETAIL, "400": _PROBLEM, **_AUTH_ERRORS, "404": _PROBLEM,
-                          "409": {**_PROBLEM, "description": "disabling your own account"},
-                          "422": {**_PROBLEM, "description": "bad fields, or an external user"}}},
+                          "200": _USER_DETAIL, "400": PROBLEM_RESPONSE, **_AUTH_ERRORS, "404": PROBLEM_RESPONSE,
+                          "409": {**PROBLEM_RESPONSE, "description": "disabling your own account"},
+                          "422": {**PROBLEM_RESPONSE, "description": "bad fields, or an external user"}}},
             "delete": {"summary": "Sterge (users:write)", "description": (
                 "An internal user is removed and its sessions revoked (not your own account). "
                 "An external user with certificates still registered is refused (409, "
                 "`certificates`); without, it is removed and ExternalUserDeleted is published "
                 "(its key stops working online); a new key for the provider creates it again."),
-                "responses": {"204": {"description": "deleted"}, **_AUTH_ERRORS, "404": _PROBLEM, "409": _PROBLEM}}},
+                "responses": {"204": {"description": "deleted"}, **_AUTH_ERRORS, "404": PROBLEM_RESPONSE, "409": PROBLEM_RESPONSE}}},
         "/v1/users/{username}/roles": {"put": {
             "summary": "Replace a user's roles (users:write); changed rights end the user's sessions",
             "parameters": [_USERNAME], "requestBody": _body("Roles"),
-            "responses": {"200": _USER_DETAIL, "400": _PROBLEM, **_AUTH_ERRORS, "404": _PROBLEM,
-                          "422": {**_PROBLEM, "description": (
+            "responses": {"200": _USER_DETAIL, "400": PROBLEM_RESPONSE, **_AUTH_ERRORS, "404": PROBLEM_RESPONSE,
+                          "422": {**PROBLEM_RESPONSE, "description": (
                               "unknown role; an external user (they have no roles or rights); a "
                               "national role for a user outside CNAS")}}}},
         "/v1/roles": {"get": {"summary": "Roles and their rights (users:read)", "responses": {
