@@ -86,11 +86,7 @@ async def create_certificate(request: web.Request) -> web.Response:
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
-        errors = texts.field_errors(exc.errors)
-        if "certificate_pem" in errors:
-            errors["fisier"] = errors.pop("certificate_pem")
-        if "issuer" in errors:
-            errors["issuer_id"] = errors.pop("issuer")
+        errors = texts.field_errors(exc.errors, {"certificate_pem": "fisier", "issuer": "issuer_id"})
         return render(request, "certificate_new.html", {
             **context, "field_errors": errors, "error": texts.detail_message(exc.detail, exc.status)},
             status=exc.status)

@@ -66,9 +66,7 @@ async def create_issuer(request: web.Request) -> web.Response:
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
-        errors = texts.field_errors(exc.errors)
-        if "certificate_pem" in errors:
-            errors["fisier"] = errors.pop("certificate_pem")
+        errors = texts.field_errors(exc.errors, {"certificate_pem": "fisier"})
         return render(request, "issuer_new.html", {"pem": pasted, "field_errors": errors,
                                                    "error": texts.detail_message(exc.detail, exc.status)},
                       status=exc.status)

@@ -180,9 +180,11 @@ def field_message(text: str) -> str:
     return _translate(text, _COMPILED) or text
 
 
-def field_errors(errors: dict[str, str] | None) -> dict[str, str]:
-    """Every field error of a problem document, in Romanian, by field name."""
-    return {name: field_message(str(message)) for name, message in (errors or {}).items()}
+def field_errors(errors: dict[str, str] | None, form_names: dict[str, str] | None = None) -> dict[str, str]:
+    """Every field error of a problem document, in Romanian, by field name; ``form_names``
+    renames an API field to the form field that shows it (``certificate_pem`` → ``fisier``)."""
+    form_names = form_names or {}
+    return {form_names.get(name, name): field_message(str(message)) for name, message in (errors or {}).items()}
 
 
 def detail_message(text: str | None, status: int) -> str:
