@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from services.ocsp.answering import Overloaded, Responder, SigningQueue
 from services.ocsp.registry import Registry, ResponseCache
@@ -22,19 +22,13 @@ from services.ocsp.signers import (
 )
 from shared import errors
 from shared.clock import FrozenClock
+from tests.support.pki import make_cert
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _cert(cn, key, issuer_cn, issuer_key, serial, *, ca=False, eku=None, days=30):
-    name = lambda value: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])  # noqa: E731
-    builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(name(issuer_cn))
-               .public_key(key.public_key()).serial_number(serial)
-               .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if eku:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
+    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 30, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
@@ -16,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
 
 from services.ocsp.codec import (
     MAX_CERTS_PER_REQUEST,
@@ -27,20 +26,14 @@ from services.ocsp.codec import (
     decode_get_path,
     parse_request,
 )
+from tests.support.pki import make_cert
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 OPENSSL = "/usr/bin/openssl"
 
 
-def _cert(cn: str, key, issuer_cn: str, issuer_key, serial: int, *, ca: bool = False) -> x509.Certificate:
-    name = lambda value: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])  # noqa: E731
-    return (
-        x509.CertificateBuilder().subject_name(name(cn)).issuer_name(name(issuer_cn))
-        .public_key(key.public_key()).serial_number(serial)
-        .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA256())
-    )
+def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
+    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 365, **kw})
 
 
 @pytest.fixture(scope="session")

@@ -9,25 +9,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
 
 from services.ocsp.codec import CertId, ParsedRequest, parse_request
 from services.ocsp.registry import Registry, ResponseCache, issuer_hashes
 from services.ocsp.responses import ResponderIdentity, SingleAnswer, build_response
+from tests.support.pki import make_cert
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 HASHES = [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()]
 
 
-def _cert(cn, key, issuer_cn, issuer_key, serial, *, ca=False) -> x509.Certificate:
-    name = lambda value: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])  # noqa: E731
-    return (
-        x509.CertificateBuilder().subject_name(name(cn)).issuer_name(name(issuer_cn))
-        .public_key(key.public_key()).serial_number(serial)
-        .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA256())
-    )
+def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
+    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 365, **kw})
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
+from cryptography.x509.oid import SignatureAlgorithmOID
 
 from services.ocsp.codec import CertId, parse_request
 from services.ocsp.responses import (
@@ -22,6 +22,7 @@ from services.ocsp.responses import (
     build_response,
     error_response,
 )
+from tests.support.pki import make_cert
 
 OPENSSL = "/usr/bin/openssl"
 # openssl checks thisUpdate/nextUpdate against the real clock, so these tests use it.
@@ -30,21 +31,8 @@ HELD_AT = NOW - timedelta(hours=3)
 SERIALS = {"a": 0x1001, "b": 0x1002, "c": 0x1003}
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(cn, key, issuer_cn, issuer_key, serial, *, ca=False, ocsp_signing=False) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(issuer_cn))
-        .public_key(key.public_key()).serial_number(serial)
-        .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ocsp_signing:  # a delegated responder (RFC 6960 §4.2.2.2)
-        eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING])
-        builder = builder.add_extension(eku, critical=False).add_extension(x509.OCSPNoCheck(), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
+    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 30, **kw})
 
 
 @pytest.fixture(scope="session")
