@@ -64,7 +64,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from deploy.devpki import ensure_dev_pki
-from services.ocsp.registry import issuer_hashes
+from services.ocsp.responder.registry import issuer_hashes
 from shared.migrations import migrate
 from shared.auth import NATIONAL
 from tests.support import infra

@@ -14,8 +14,10 @@ from aiohttp import web
 
 from shared.auth import Right, authorize, house_filter
 from shared.db import POOL
-from shared.http import query_int
+from shared.http.operational import OPENAPI
+from shared.http.reading import query_int
 from shared.logging import get_logger
+from shared.openapi import assemble
 
 log = get_logger(__name__)
 
@@ -78,3 +80,22 @@ async def list_audit(request: web.Request) -> web.Response:
            order by id limit $4""",
         after, cas, request.query.get("actor") or None, limit)
     return web.json_response({"items": [{**dict(r), "at": r["at"].isoformat()} for r in rows]})
+
+
+def add_audit(app: web.Application) -> None:
+    """Record every write of this (database-backed) service and serve ``GET /v1/audit``.
+    Outermost middleware: by then errors are answers, so refusals are recorded too."""
+    app.middlewares.insert(0, audit_middleware)
+    app.router.add_get("/v1/audit", list_audit)
+    app[OPENAPI] = assemble(app[OPENAPI], AUDIT_OPENAPI)
+
+
+AUDIT_OPENAPI = {"paths": {"/v1/audit": {"get": {
+    "summary": "The audit trail of this service: every write an operator attempted",
+    "tags": ["audit"], "security": [{"bearer": []}],
+    "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": t}}
+                   for n, t in (("cas", "string"), ("actor", "string"),
+                                ("after_id", "integer"), ("limit", "integer"))],
+    "responses": {"200": {"description": "Entries, oldest first (house admins: their house)"},
+                  "401": {"description": "No valid token"},
+                  "403": {"description": "The audit:read right is missing"}}}}}}

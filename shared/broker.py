@@ -76,9 +76,6 @@ class Broker:
         await self.exchange.publish(message, routing_key=envelope.routing_key,
                                     mandatory=True, timeout=PUBLISH_TIMEOUT)
 
-    async def declare_queue(self, short: str):
-        return await self.channel.get_queue(self.queue_name(short), ensure=False)
-
     async def close(self) -> None:
         await self.connection.close()
 

@@ -6,10 +6,12 @@ loudly before any request is served.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATABASE_URL = "postgresql://siui:siui@127.0.0.1:5432/siui"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -47,6 +49,81 @@ def env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+# -- settings declared once: the field holds the variable's name, default and bounds ---------
+
+_SETTING = "siui_setting"
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    env: str
+    minimum: float | None
+    maximum: float | None
+    data_path: bool
+
+
+def setting(env: str, default: Any, *, minimum: float | None = None, maximum: float | None = None,
+            data_path: bool = False) -> Any:
+    """A config field read from the environment variable ``env``. Its default is written
+    here and nowhere else; ``minimum``/``maximum`` bound it; ``data_path`` marks a path
+    that, when relative (the defaults), is taken inside ``SIUI_DATA_DIR``."""
+    return field(default=default, metadata={_SETTING: _Spec(env, minimum, maximum, data_path)})
+
+
+def _parse(spec: _Spec, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{spec.env} must be true or false, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{spec.env} must be a whole number, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{spec.env} must be a number, got {raw!r}") from None
+    if isinstance(default, Path) or default is None and spec.data_path:
+        return Path(raw).resolve()  # a path given by the operator is theirs: relative to where they are
+    return raw
+
+
+def settings_from_env(cls, env: Mapping[str, str], **given: Any):
+    """``cls(**given)`` with every ``setting`` field that ``given`` lacks read from ``env``
+    (its default when the variable is unset or blank)."""
+    values = dict(given)
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get(_SETTING)
+        if spec is None or f.name in given:
+            continue
+        raw = env.get(spec.env, "").strip()
+        if raw:
+            values[f.name] = _parse(spec, raw, f.default)
+    return cls(**values)
+
+
+def settle(config: Any, data_dir: Path) -> None:
+    """For a config's ``__post_init__``: check every setting against its bounds, and put
+    relative data paths inside ``data_dir`` (the one place that happens)."""
+    for f in dataclasses.fields(config):
+        spec = f.metadata.get(_SETTING)
+        if spec is None:
+            continue
+        value = getattr(config, f.name)
+        if spec.data_path and isinstance(value, Path) and not value.is_absolute():
+            object.__setattr__(config, f.name, data_dir / value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if spec.minimum is not None and value < spec.minimum:
+                raise ConfigError(f"{spec.env} must be at least {spec.minimum:g}, got {value}")
+            if spec.maximum is not None and value > spec.maximum:
+                raise ConfigError(f"{spec.env} must be at most {spec.maximum:g}, got {value}")
+
+
 @dataclass(frozen=True)
 class CommonConfig:
     """Settings every service shares.
@@ -60,6 +137,10 @@ class CommonConfig:
     log_format: SIUI_LOG_FORMAT, ``json`` (default) or ``console``.
     users_url: SIUI_USERS_URL (default http://127.0.0.1:<SIUI_USERS_PORT or 8102>): where
         services read the ended sessions when they start (see shared.service).
+    license_pepper_path: SIUI_LICENSE_PEPPER_FILE (formerly SIUI_KEYGEN_PEPPER_FILE, still
+        read), default ``<data dir>/secrets/license-pepper``: the HMAC key under which
+        licence serials are stored. keygen hashes new keys with it and ocsp checks
+        presented ones with it, so it is one setting for both, never two.
     """
 
     database_url: str
@@ -69,6 +150,15 @@ class CommonConfig:
     host: str
     log_format: str
     users_url: str = "http://127.0.0.1:8102"
+    license_pepper_path: Path | None = None  # None: <data dir>/secrets/license-pepper
+
+    def __post_init__(self) -> None:
+        if self.license_pepper_path is None:
+            object.__setattr__(self, "license_pepper_path", self.data_dir / "secrets" / "license-pepper")
+
+    def data_path(self, relative: str | Path) -> Path:
+        """A path inside the data directory."""
+        return self.data_dir / relative
 
     @property
     def token_public_key_path(self) -> Path:
@@ -100,6 +190,7 @@ class CommonConfig:
             host=env_str(env, "SIUI_HOST", "127.0.0.1"),
             log_format=log_format,
             users_url=service_url(env, "users"),
+            license_pepper_path=_pepper_path(env),
         )
 
 
@@ -116,3 +207,8 @@ def service_url(env: Mapping[str, str], service: str) -> str:
     """SIUI_<SERVICE>_URL: where other services reach it (default: 127.0.0.1 and its port)."""
     return env_str(env, f"SIUI_{service.upper()}_URL",
                    f"http://127.0.0.1:{service_port(env, service)}").rstrip("/")
+
+
+def _pepper_path(env: Mapping[str, str]) -> Path | None:
+    raw = env_str(env, "SIUI_LICENSE_PEPPER_FILE", "") or env_str(env, "SIUI_KEYGEN_PEPPER_FILE", "")
+    return Path(raw).resolve() if raw else None

@@ -60,12 +60,6 @@ class Conflict(DomainError):
     type_slug = "conflict"
 
 
-class PayloadTooLarge(DomainError):
-    status = 413
-    title = "Payload too large"
-    type_slug = "payload-too-large"
-
-
 class TooManyRequests(DomainError):
     status = 429
     title = "Too many requests"

@@ -214,4 +214,30 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 
 
 def iso(moment: datetime | None) -> str | None:
+    """How events write a moment: ISO 8601 with its offset (``parse_time`` reads it back)."""
+    if moment is not None and moment.tzinfo is None:
+        raise ValueError("event times must be timezone-aware")
     return moment.isoformat() if moment is not None else None
+
+
+def parse_time(value: object, what: str = "time") -> datetime:
+    """A moment written by ``iso``: ISO 8601 with an offset (``Z`` accepted). A moment
+    without one is refused (EventDecodeError), never guessed: the publisher's clock zone
+    is unknown here, and an hour's error would reorder suspensions."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        if not isinstance(value, str) or len(value) > 64:
+            raise EventDecodeError(f"{what} is not an ISO 8601 moment: {value!r:.80}")
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise EventDecodeError(f"{what} is not an ISO 8601 moment: {value!r:.80}") from None
+    if moment.tzinfo is None:
+        raise EventDecodeError(f"{what} has no time zone: {value!r:.80}")
+    return moment
+
+
+def parse_optional_time(value: object, what: str = "time") -> datetime | None:
+    """``parse_time`` for a moment that may be absent (None)."""
+    return None if value is None else parse_time(value, what)

@@ -43,6 +43,7 @@ import hmac
 import math
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = [
     "ALPHABET",
@@ -58,6 +59,8 @@ __all__ = [
     "is_well_formed",
     "digest",
     "verify",
+    "load_pepper",
+    "pepper_fingerprint",
 ]
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -190,3 +193,22 @@ def verify(serial: str, pepper: bytes, expected: bytes) -> bool:
     differently from a wrong key.
     """
     return hmac.compare_digest(digest(serial, pepper), bytes(expected))
+
+
+def load_pepper(path: Path) -> bytes:
+    """The pepper from its file: hexadecimal text (as deploy/devpki writes it), at least
+    ``MIN_PEPPER_BYTES``. keygen and ocsp both load it here, so both hash alike.
+    Raises OSError when unreadable and ValueError when malformed."""
+    text = Path(path).read_text("ascii").strip()
+    try:
+        pepper = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{path}: the licence pepper must be hexadecimal") from None
+    if len(pepper) < MIN_PEPPER_BYTES:
+        raise ValueError(f"{path}: the licence pepper must be at least {MIN_PEPPER_BYTES} bytes")
+    return pepper
+
+
+def pepper_fingerprint(pepper: bytes) -> str:
+    """A short, non-secret name of the pepper, for logs comparing two services' settings."""
+    return hashlib.sha256(b"siui-pepper-id" + pepper).hexdigest()[:12]

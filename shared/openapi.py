@@ -20,3 +20,25 @@ def problem_schema(**extra_properties: dict[str, Any]) -> dict[str, Any]:
 # A response that is a problem document (refers to components/schemas/Problem).
 PROBLEM_RESPONSE = {"description": "RFC 9457 problem", "content": {"application/problem+json": {
     "schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def assemble(document: dict[str, Any], *fragments: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAPI document from the service's own and its features' fragments.
+
+    A fragment has ``paths`` and optionally ``components`` (``schemas``,
+    ``securitySchemes``); a path or component defined twice is a mistake, so it raises
+    ValueError at start instead of letting one silently win."""
+    paths = dict(document.get("paths", {}))
+    components = {kind: dict(items) for kind, items in document.get("components", {}).items()}
+    for fragment in fragments:
+        for path, item in fragment.get("paths", {}).items():
+            if path in paths:
+                raise ValueError(f"OpenAPI path {path} is defined twice")
+            paths[path] = item
+        for kind, items in fragment.get("components", {}).items():
+            into = components.setdefault(kind, {})
+            for name, value in items.items():
+                if name in into and into[name] != value:
+                    raise ValueError(f"OpenAPI component {kind}/{name} is defined twice, differently")
+                into[name] = value
+    return {**document, "paths": paths, **({"components": components} if components else {})}

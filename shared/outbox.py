@@ -3,13 +3,11 @@
 ``add_event`` runs inside the caller's transaction; the relay publishes committed rows
 with publisher confirms and deletes each only after its confirm. So an event exists if
 and only if its change committed, and survives a crash of the service or the broker.
-The relay is woken by LISTEN/NOTIFY and also polls, in case a notification is missed.
+The relay is woken by NOTIFY (``shared.listen``) and also polls, in case one is missed.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
@@ -18,7 +16,9 @@ from prometheus_client import Counter, Gauge
 from shared.broker import BROKER, Broker
 from shared.db import POOL
 from shared.events import Envelope, EventData, new_envelope
+from shared.listen import LISTENER, Subscription
 from shared.logging import get_logger
+from shared.tasks import background_ctx, wait_stopping
 
 log = get_logger(__name__)
 
@@ -56,52 +56,38 @@ async def outbox_backlog(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("select count(*) from outbox")
 
 
-async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, *, poll_interval: float = 1.0,
-                    stopping: asyncio.Event | None = None) -> None:
-    """Publish what is pending, then sleep until notified or the poll interval; until
-    ``stopping`` is set, after which what was committed by then is published and it returns."""
-    stopping = stopping or asyncio.Event()
-    wake = asyncio.Event()
-    listener = await pool.acquire()
-    channel = f"outbox_{schema}"
-
-    def on_notify(*_args) -> None:
-        wake.set()
-
-    await listener.add_listener(channel, on_notify)
+async def run_relay(pool: asyncpg.Pool, broker: Broker, schema: str, wake: Subscription,
+                    stopping: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+    """Publish what is pending, then wait until notified (``wake``: the schema's outbox
+    channel) or the poll interval; until ``stopping`` is set, after which what was
+    committed by then is published and it returns."""
     backoff = 0.5
-    try:
-        while True:
-            wake.clear()
-            last_round = stopping.is_set()
-            try:
-                published = await relay_once(pool, broker)
-                backoff = 0.5
-                if published:
-                    OUTBOX_PUBLISHED.labels(schema).inc(published)
-                    if published == BATCH:
-                        continue
-                OUTBOX_BACKLOG.labels(schema).set(await outbox_backlog(pool))
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # broker or database away: keep the rows, retry later
-                if last_round:
-                    return
-                log.warning("outbox_relay_failed", schema=schema, error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
+    while True:
+        last_round = stopping.is_set()
+        try:
+            published = await relay_once(pool, broker)
+            backoff = 0.5
+            if published:
+                OUTBOX_PUBLISHED.labels(schema).inc(published)
+                if published == BATCH:
+                    continue
+            OUTBOX_BACKLOG.labels(schema).set(await outbox_backlog(pool))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # broker or database away: keep the rows, retry later
             if last_round:
                 return
-            await _first_of(wake, stopping, timeout=poll_interval)
-    finally:
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(channel, on_notify)
-        await pool.release(listener)
+            log.warning("outbox_relay_failed", schema=schema, error=repr(exc))
+            await wait_stopping(stopping, backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        if last_round:
+            return
+        await _woken(wake, stopping, poll_interval)
 
 
-async def _first_of(*events: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+async def _woken(wake: Subscription, stopping: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(wake.wait(timeout)), asyncio.ensure_future(stopping.wait())]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -116,19 +102,12 @@ def outbox_relay_ctx(schema: str):
     """cleanup_ctx: run the relay for the service's schema in the background. On a clean
     stop it is not cancelled mid-publish: it publishes what was committed, then ends."""
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        stopping = asyncio.Event()
-        task = asyncio.create_task(run_relay(app[POOL], app[BROKER], schema, stopping=stopping),
-                                   name=f"outbox-{schema}")
-        try:
-            yield
-        finally:
-            stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), DRAIN_SECONDS)
-            except (asyncio.TimeoutError, Exception):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+    def relay(app: web.Application):
+        wake = app[LISTENER].subscribe(f"outbox_{schema}")
 
-    return ctx
+        async def target(stopping: asyncio.Event) -> None:
+            await run_relay(app[POOL], app[BROKER], schema, wake, stopping)
+
+        return target
+
+    return background_ctx(f"outbox-{schema}", relay, stop_timeout=DRAIN_SECONDS)

@@ -1,26 +1,34 @@
-"""The composition every service shares: database, broker, outbox relay, consumers,
-token verification and the run loop. A service's ``create_app`` calls ``add_platform``
-and adds its own routes; nothing here runs at import time."""
+"""The composition every database-backed service shares, and the run loop.
+
+A service's ``create_app`` calls ``add_platform`` once with its consumers declared as
+``{queue: {EventClass.TYPE: handler}}`` and adds its own routes; nothing here runs at
+import time. Start order (cleanup runs in reverse): migrations and the pool, the LISTEN
+follower, the broker, token verification, the outbox relay, the consumers.
+"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import aio_pika
 from aiohttp import web
 
+from shared.audit import add_audit
 from shared.auth import VERIFIER, TokenVerifier
 from shared.broker import BROKER, broker_ctx
 from shared.config import CommonConfig
 from shared.db import POOL, pool_ctx
 from shared.events import Envelope, EventDecodeError, SessionRevoked
-from shared.http import READINESS
+from shared.http.operational import READINESS
 from shared.inbox import Handler, consumer_ctx
+from shared.listen import LISTENER, Listener
 from shared.logging import configure_logging, get_logger
 from shared.outbox import outbox_relay_ctx
+from shared.tasks import BackgroundTask, background_ctx, wait_stopping
 
 log = get_logger(__name__)
+
+Consumers = dict[str, dict[str, Handler]]
 
 
 async def database_reachable(app: web.Application) -> None:
@@ -35,30 +43,35 @@ async def broker_reachable(app: web.Application) -> None:
 REVOKED_CATCH_UP_SECONDS = 60.0
 
 
-async def catch_up_revocations(verifier: TokenVerifier, users_url: str, *,
-                               deadline_seconds: float = REVOKED_CATCH_UP_SECONDS, quiet: bool = False) -> bool:
+async def catch_up_revocations(verifier: TokenVerifier, users_url: str) -> bool:
     """Learn the logouts that happened before this process started (events only tell of
-    later ones): ask the users service, retrying while it starts. True once learnt."""
+    later ones) from the users service, once; True when learnt."""
     import aiohttp
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_seconds
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
-        while True:
-            try:
-                async with http.get(users_url + "/v1/sessions/revoked") as response:
-                    if response.status == 200:
-                        verifier.revoked.update(item["jti"] for item in (await response.json())["items"])
-                        return True
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
-                pass
-            if loop.time() >= deadline:
-                if quiet:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
+            async with http.get(users_url + "/v1/sessions/revoked") as response:
+                if response.status != 200:
                     return False
+                items = (await response.json())["items"]
+                verifier.revoked.update(str(item["jti"]) for item in items)
+                return True
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _keep_catching_up(verifier: TokenVerifier, users_url: str):
+    async def target(stopping: asyncio.Event) -> None:
+        deadline = asyncio.get_running_loop().time() + REVOKED_CATCH_UP_SECONDS
+        while not await catch_up_revocations(verifier, users_url):
+            if asyncio.get_running_loop().time() >= deadline:
                 log.warning("revoked_sessions_unknown", users_url=users_url,
                             detail="tokens ended before this start are accepted until they expire")
-                return False
-            await asyncio.sleep(1.0)
+                return
+            if await wait_stopping(stopping, 1.0):
+                return
+
+    return target
 
 
 def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_up: bool = True):
@@ -84,33 +97,36 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_
         # Subscribed first, then read what came before: no logout falls in between. One
         # try before serving; if users is not up yet (all start together), keep trying.
         catching_up = None
-        if catch_up and not await catch_up_revocations(app[VERIFIER], common.users_url,
-                                                       deadline_seconds=0, quiet=True):
-            catching_up = asyncio.create_task(catch_up_revocations(app[VERIFIER], common.users_url))
+        if catch_up and not await catch_up_revocations(app[VERIFIER], common.users_url):
+            catching_up = BackgroundTask("catch-up-revocations", _keep_catching_up(app[VERIFIER], common.users_url))
+            catching_up.start()
         try:
             yield
         finally:
             if catching_up is not None:
-                catching_up.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await catching_up
-            with contextlib.suppress(Exception):
-                await channel.close()
+                await catching_up.stop()
+            try:
+                await asyncio.wait_for(channel.close(), 2.0)
+            except Exception:  # the broker may be gone; the queue is exclusive and goes with us
+                pass
 
     return ctx
 
 
 def add_platform(app: web.Application, common: CommonConfig, *, schema: str, migrations: str,
-                 consumers: dict[str, dict[str, Handler]] | None = None,
-                 verifier: TokenVerifier | None = None, pool_max_size: int = 10,
-                 follow_past_logouts: bool = True) -> None:
-    """Attach the shared resources, in start order (cleanup runs in reverse)."""
+                 consumers: Consumers | None = None, verifier: TokenVerifier | None = None,
+                 pool_max_size: int = 10, follow_past_logouts: bool = True) -> None:
+    """Attach the shared resources, in start order (cleanup runs in reverse), the audit
+    trail, and the readiness checks."""
     app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
+    app[LISTENER] = Listener(common.database_url)
+    app.cleanup_ctx.append(background_ctx("listen", lambda a: a[LISTENER].run))
     app.cleanup_ctx.append(broker_ctx(common.amqp_url, common.events_exchange))
     app.cleanup_ctx.append(verifier_ctx(common, verifier, catch_up=follow_past_logouts))
     app.cleanup_ctx.append(outbox_relay_ctx(schema))
     for queue, handlers in (consumers or {}).items():
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))
+    add_audit(app)
     app[READINESS].extend([database_reachable, broker_reachable])
 
 
@@ -125,29 +141,3 @@ def run(service: str, common: CommonConfig, make_app: Callable[[], web.Applicati
                 shutdown_timeout=10, print=None, access_log=None,
                 handle_signals=True, loop=loop)
     log.info("stopped")
-
-
-
-
-def periodic_ctx(name: str, every_seconds: float, job: Callable[[web.Application], Awaitable[None]]):
-    """cleanup_ctx: run ``job(app)`` now and then every ``every_seconds`` while the app
-    runs (housekeeping such as purges); a failing round is logged and tried next time."""
-
-    async def forever(app: web.Application) -> None:
-        while True:
-            try:
-                await job(app)
-            except Exception as exc:  # database away or busy: try again next round
-                log.warning("periodic_job_failed", job=name, error=repr(exc))
-            await asyncio.sleep(every_seconds)
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(forever(app), name=name)
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return ctx

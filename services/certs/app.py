@@ -6,12 +6,12 @@ from aiohttp import web
 
 from shared.auth import TokenVerifier
 from shared.clock import Clock, utc_now
-from shared.http import base_app
+from shared.http.operational import base_app
 from shared.service import add_platform
 
 from . import routes
 from .config import CLOCK, CONFIG, Config
-from .consumers import HANDLERS
+from .consumers import CONSUMERS
 from .durable import pending_writes_ctx
 from .openapi import OPENAPI_DOC
 
@@ -21,7 +21,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     app = base_app("certs", OPENAPI_DOC)
     app[CONFIG] = config
     app[CLOCK] = clock
-    add_platform(app, config.common, schema="certs", migrations="services.certs", consumers=HANDLERS,
+    add_platform(app, config.common, schema="certs", migrations="services.certs", consumers=CONSUMERS,
                  verifier=verifier, pool_max_size=config.pool_size)
     # After the pool's: its cleanup runs first, so in-flight writes commit before the pool closes.
     app.cleanup_ctx.append(pending_writes_ctx)

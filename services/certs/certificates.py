@@ -6,21 +6,17 @@ which is final: a revoked certificate is never reinstated nor suspended again.
 """
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared import errors
-from shared.houses import house
+from shared.usernames import parse_external_username
 
 ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
 STATUSES = (ACTIVE, SUSPENDED, REVOKED)
 REASON_MAX = 500
-
-# External users are named <CUI or CNP>_CAS-<house>: what the seed's screens show.
-EXTERNAL_USERNAME = re.compile(r"^[0-9]{2,13}_CAS-[A-Z]{1,6}$")
 
 # RFC 5280 CRLReason values a revocation may give, by their ASN.1 names (as openssl
 # prints them); stored and published as asn1crypto spells them, which the OCSP service
@@ -51,8 +47,8 @@ class Change:
 
 
 def looks_external(username: str) -> bool:
-    """Whether a name has the form of an external user (``12433636_CAS-B``)."""
-    return bool(EXTERNAL_USERNAME.match(username))
+    """Whether a name has the form of an external user (``12433636_CAS-B``) of a real house."""
+    return parse_external_username(username) is not None
 
 
 def external_user_problem(username: str, national: bool) -> str:
@@ -104,14 +100,6 @@ def free_text(value: str | None, field: str) -> str | None:
     if len(text) > REASON_MAX:
         raise errors.Invalid(f"{field} is too long", errors={field: f"at most {REASON_MAX} characters"})
     return text or None
-
-
-def house_names(cas: str) -> tuple[str, str]:
-    """(schema, org unit) of a house, as the seed shows them: ``SIUIB``, ``CAS-B``."""
-    try:
-        return f"SIUI{cas}", house(cas).short
-    except KeyError:
-        return f"SIUI{cas}", f"CAS-{cas}"
 
 
 def usage_batch(usages: list[dict[str, Any]]) -> tuple[list[uuid.UUID], list[datetime]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from shared.clock import Clock
-from shared.config import CommonConfig, env_int, service_port
+from shared.config import SERVICE_PORTS, CommonConfig, service_port, setting, settings_from_env, settle
 
 
 @dataclass(frozen=True)
@@ -17,23 +17,24 @@ class Config:
 
     common: the settings every service shares (``shared.config.CommonConfig``).
     port: SIUI_CERTS_PORT, default 8103 (the contract's).
-    pool_size: SIUI_CERTS_POOL_SIZE, default 10 database connections: requests are short,
-        and the two consumers (users, usage) hold one each only while applying an event.
-    max_page_size: SIUI_CERTS_MAX_PAGE_SIZE, default 100 rows a listing page may ask for;
-        a screen shows 20, a script exporting a house pages through at 100.
+    pool_size: SIUI_CERTS_POOL_SIZE: database connections. Requests are short, and the
+        two consumers (users, usage) hold one each only while applying an event.
+    max_page_size: SIUI_CERTS_MAX_PAGE_SIZE: rows a listing page may ask for; a screen
+        shows 20, a script exporting a house pages through at 100.
     """
 
     common: CommonConfig
-    port: int
-    pool_size: int = 10
-    max_page_size: int = 100
+    port: int = SERVICE_PORTS["certs"]
+    pool_size: int = setting("SIUI_CERTS_POOL_SIZE", 10, minimum=2, maximum=200)
+    max_page_size: int = setting("SIUI_CERTS_MAX_PAGE_SIZE", 100, minimum=1, maximum=1000)
+
+    def __post_init__(self) -> None:
+        settle(self, self.common.data_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
         env = os.environ if env is None else env
-        return cls(common=CommonConfig.from_env(env), port=service_port(env, "certs"),
-                   pool_size=env_int(env, "SIUI_CERTS_POOL_SIZE", 10, minimum=2),
-                   max_page_size=env_int(env, "SIUI_CERTS_MAX_PAGE_SIZE", 100, minimum=1))
+        return settings_from_env(cls, env, common=CommonConfig.from_env(env), port=service_port(env, "certs"))
 
 
 CONFIG = web.AppKey("certs_config", Config)

@@ -2,12 +2,12 @@
 (``shared.inbox``), so a redelivered event has no second effect."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 
-from shared.events import Envelope
+from shared.events import CertificateUsed, Envelope, ExternalUserCreated, ExternalUserDeleted, parse_time
 from shared.logging import get_logger
+from shared.service import Consumers
+from shared.usernames import house_of
 
 from . import queries
 from .certificates import usage_batch
@@ -18,8 +18,7 @@ log = get_logger(__name__)
 async def on_external_user_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """Keep the external user certificates may be registered to (queue certs.users)."""
     event = envelope.payload()
-    # The envelope names the house; the org unit (CAS-<house>) says the same, as a fallback.
-    cas = envelope.cas or event.org_unit.removeprefix("CAS-")
+    cas = house_of(event.username, envelope.cas)
     await queries.upsert_external_user(
         conn, username=event.username, cas=cas, provider_cui=event.cui,
         provider_code=event.provider_code or event.cui, provider_name=event.provider_name,
@@ -41,12 +40,12 @@ async def on_certificate_used(conn: asyncpg.Connection, envelope: Envelope) -> N
         await queries.record_usage(conn, ids, times)
 
 
-def _occurred(envelope: Envelope) -> datetime:
-    return datetime.fromisoformat(envelope.occurred_at)
+def _occurred(envelope: Envelope):
+    return parse_time(envelope.occurred_at, "occurred_at")
 
 
-HANDLERS = {
-    "certs.users": {"ExternalUserCreated": on_external_user_created,
-                    "ExternalUserDeleted": on_external_user_deleted},
-    "certs.usage": {"CertificateUsed": on_certificate_used},
+CONSUMERS: Consumers = {
+    "certs.users": {ExternalUserCreated.TYPE: on_external_user_created,
+                    ExternalUserDeleted.TYPE: on_external_user_deleted},
+    "certs.usage": {CertificateUsed.TYPE: on_certificate_used},
 }

@@ -14,7 +14,7 @@ from shared import errors
 from shared.audit import audit_target
 from shared.auth import NATIONAL, Right, authorize, ensure_house, house_filter
 from shared.db import POOL
-from shared.http import check_fields, query_int, read_json
+from shared.http.reading import check_fields, query_int, read_json
 
 from . import operations, queries, views
 from .certificates import STATUSES, free_text

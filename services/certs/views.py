@@ -8,7 +8,9 @@ from asyncpg import Record
 
 from shared.events import iso
 
-from .certificates import SUSPENDED, house_names
+from shared.usernames import house_schema, org_unit
+
+from .certificates import SUSPENDED
 from .pki import serial_hex, to_pem
 
 
@@ -40,7 +42,7 @@ def issuer_json(row: Record, *, with_certificate: bool = False) -> dict[str, Any
 def certificate_json(row: Record) -> dict[str, Any]:
     """A user certificate as listed, and as answered on registration."""
     serial = int(row["serial"])
-    schema, org_unit = house_names(row["cas"])
+    schema, unit = house_schema(row["cas"]), org_unit(row["cas"])
     return {
         "id": str(row["id"]),
         "username": row["username"],
@@ -49,7 +51,7 @@ def certificate_json(row: Record) -> dict[str, Any]:
         "provider_code": row["provider_code"],
         "provider_name": row["provider_name"],
         "schema": row["schema"] or schema,
-        "org_unit": row["org_unit"] or org_unit,
+        "org_unit": row["org_unit"] or unit,
         "serial": str(serial),
         "serial_hex": serial_hex(serial),
         "issuer": row["issuer_dn"],

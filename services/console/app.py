@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from shared.auth import VERIFIER, TokenVerifier
-from shared.http import READINESS, base_app
+from shared.http.operational import READINESS, base_app
 
 from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, texts,
                               users)

@@ -8,6 +8,8 @@ from shared.auth import Right
 
 from services.console import certfile, forms, texts
 from services.console.api import ApiError
+from shared.usernames import external_username
+
 from services.console.web import api, house_choice, operator, page_link, quoted, redirect, render
 
 SUSPENDED_CHOICES = {"": "Toate", "da": "Da", "nu": "Nu"}
@@ -72,7 +74,7 @@ async def create_certificate(request: web.Request) -> web.Response:
             values["provider"] = values["provider"] or read.common_name
             house = house_choice(request) or principal.cas
             if not values["username"] and house != "CNAS":
-                values["username"] = f"{read.common_name}_CAS-{house}"
+                values["username"] = external_username(read.common_name, house)
         context.update(read=read, read_issuer=issuer, show_time=texts.show_time)
         if form.get("actiune") == "citeste":
             return render(request, "certificate_new.html", context)

@@ -83,11 +83,6 @@ OPENAPI_DOC = {
             "responses": {"200": {"description": "Server-Sent Events: `id:` entry id, `data:` the entry",
                                   "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                           "401": PROBLEM_RESPONSE, "403": PROBLEM_RESPONSE, "422": PROBLEM_RESPONSE, "503": PROBLEM_RESPONSE}}},
-        "/healthz": {"get": {"summary": "alive", "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "ready: the users service answers",
-                            "responses": {"200": {"description": "ready"}, "503": PROBLEM_RESPONSE}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
-        "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "JSON"}}}},
         "/": {"get": {"summary": "Autentificare: the login form", "responses": {"200": _HTML}},
               "post": {"summary": "log in with `username` and `password` (form)",
                        "responses": {"303": {"description": "logged in"}, "401": {

@@ -14,9 +14,10 @@ from shared import license
 from shared.auth import TokenVerifier
 from shared.clock import Clock, utc_now
 from shared.db import POOL
-from shared.http import base_app
+from shared.http.operational import base_app
 from shared.logging import get_logger
-from shared.service import add_platform, periodic_ctx
+from shared.service import add_platform
+from shared.tasks import periodic_ctx
 
 from services.keygen import desktop, routes
 from services.keygen.activation import ThrottlePolicy
@@ -24,7 +25,7 @@ from services.keygen.agreement import DEFAULT_FONTS, AgreementData, load_signer
 from services.keygen.config import Config
 from services.keygen.fonts import FontChoice, latin_subset
 from services.keygen.issuing import KeyKit
-from services.keygen.keys import agreement_day, load_pepper
+from services.keygen.keys import agreement_day
 from services.keygen.openapi import OPENAPI_DOC
 
 log = get_logger(__name__)
@@ -58,7 +59,7 @@ def _kit_ctx(config: Config, clock: Clock, signer: signers.Signer | None):
             fonts = await asyncio.get_running_loop().run_in_executor(
                 executor, _font_choices, config.font_cache_dir)
             kit = KeyKit(
-                pepper=load_pepper(config.pepper_path),
+                pepper=license.load_pepper(config.common.license_pepper_path),
                 signer=signer or load_signer(config.docsign_cert, config.docsign_key,
                                              config.docsign_chain),
                 executor=executor, clock=clock,

@@ -17,7 +17,7 @@ from shared.logging import get_logger
 from services.keygen import queries
 from services.keygen.activation import GENERIC_REFUSAL, Outcome, classify, retry_after
 from services.keygen.issuing import KeyKit
-from services.keygen.keys import external_username
+from shared.usernames import external_username
 
 log = get_logger(__name__)
 CAS_HINT = "is not an insurance house code (AB ... VN, B, OPSNAJ)"

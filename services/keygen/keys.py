@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import errors, license
+from shared.usernames import external_username
 from shared.events import KeyIssued
-from shared.houses import house
 
 from services.keygen.agreement import AgreementData
 
@@ -36,11 +36,6 @@ def check_issue(*, has_key: bool, reset: bool) -> None:
         raise errors.Conflict(RESET_WHEN_UNKEYED)
 
 
-def external_username(cui: str, cas: str) -> str:
-    """The provider's external user in SIUI: ``<CUI>_CAS-<cas>`` (``12433636_CAS-B``)."""
-    return f"{cui}_{house(cas).short}"
-
-
 @dataclass(frozen=True)
 class NewKey:
     """A key just made: the clear serial (never stored), its digest and id."""
@@ -57,20 +52,6 @@ def new_key(pepper: bytes, now: datetime, *,
     serial = license.generate(randbits=randbits)
     return NewKey(key_id=str(uuid.uuid4()), serial=serial,
                   digest=license.digest(serial, pepper), issued_at=now)
-
-
-def load_pepper(path: Path) -> bytes:
-    """The pepper from its file (hex, as deploy/devpki writes it). Raises OSError when
-    unreadable and ValueError when it is not hex or shorter than the minimum."""
-    text = path.read_text("ascii").strip()
-    try:
-        pepper = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{path}: the licence pepper must be hexadecimal") from None
-    if len(pepper) < license.MIN_PEPPER_BYTES:
-        raise ValueError(f"{path}: the licence pepper must be at least "
-                         f"{license.MIN_PEPPER_BYTES} bytes")
-    return pepper
 
 
 def key_issued(provider: Mapping[str, Any], key: NewKey, *, reset: bool,

@@ -9,7 +9,7 @@ from shared import errors
 from shared.audit import audit_target
 from shared.auth import Right, authorize, house_filter
 from shared.db import POOL
-from shared.http import check_fields, read_json
+from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
 from services.keygen import desktop, registry

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from services.keygen.keys import external_username
+from shared.usernames import external_username
 from services.keygen.providers import PROVIDER_FIELDS, fold
 
 _LIKE_SPECIALS = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})

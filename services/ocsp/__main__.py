@@ -26,7 +26,7 @@ from shared.logging import configure_logging, get_logger
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
-from services.ocsp.front_site import FrontSite
+from services.ocsp.responder.front import FrontSite
 
 log = get_logger(__name__)
 
@@ -68,7 +68,7 @@ def serve(config: Config) -> None:
 async def _serve(config: Config) -> None:
     """The app behind the OCSP front on ``config.port`` until SIGINT/SIGTERM.
 
-    Not ``web.run_app``: the front (``services.ocsp.front``) owns the port and hands
+    Not ``web.run_app``: the front (``services.ocsp.responder.front``) owns the port and hands
     non-OCSP connections to the app's runner, which therefore has no site of its own
     (the :8443 channel has its own runner). Stopping: no new connections, the front's
     answers finished, then ``runner.cleanup()`` (aiohttp's connections, on_shutdown,

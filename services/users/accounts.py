@@ -15,7 +15,7 @@ from typing import Any
 
 from shared import errors
 from shared.auth import NATIONAL, NATIONAL_RIGHTS
-from shared.houses import house, is_house
+from shared.houses import is_house
 from shared.paging import PageQuery, parse_page_query, raise_problems
 
 from services.users.passwords import password_problems
@@ -27,21 +27,6 @@ EMPLOYEE_NAME_MAX = 200
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,63}")
 EMPLOYEE_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z./_-]*")
 EXTERNAL_NO_ROLES = "external users have no roles or rights"
-
-
-def schema_name(cas: str) -> str:
-    """The SIUI schema of a house's users: ``SIUIB`` for house B."""
-    return f"SIUI{cas}"
-
-
-def org_unit(cas: str) -> str:
-    """The org unit of a house: ``CAS-B`` (``CNAS`` for the national house)."""
-    return house(cas).short
-
-
-def external_username(cui: str, cas: str) -> str:
-    """An external user's name: ``12433636_CAS-B``."""
-    return f"{cui}_{org_unit(cas)}"
 
 
 # --- the list -------------------------------------------------------------------------

@@ -10,14 +10,15 @@ from argon2 import PasswordHasher
 
 from shared.clock import Clock, utc_now
 from shared.db import POOL
-from shared.http import base_app
+from shared.http.operational import base_app
 from shared.logging import get_logger
-from shared.service import add_platform, periodic_ctx
+from shared.service import add_platform
+from shared.tasks import periodic_ctx
 
 from services.users import queries, routes
 from services.users.bootstrap import ensure_national_admin
 from services.users.config import Config
-from services.users.consumers import HANDLERS
+from services.users.consumers import CONSUMERS
 from services.users.lockout import LockoutPolicy
 from services.users.openapi import OPENAPI_DOC
 from services.users.passwords import hash_password, make_hasher
@@ -38,7 +39,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher
     app = base_app("users", OPENAPI_DOC)
     app[CONFIG] = config
     # users keeps the sessions itself: it has no past logouts to catch up with.
-    add_platform(app, config.common, schema="users", migrations="services.users", consumers=HANDLERS,
+    add_platform(app, config.common, schema="users", migrations="services.users", consumers=CONSUMERS,
                  follow_past_logouts=False)
     app.cleanup_ctx.append(_login_kit_ctx(config, clock, hasher or make_hasher(), signer))
     app.cleanup_ctx.append(_national_admin_ctx(config))

@@ -8,7 +8,7 @@ from shared.auth import NATIONAL
 from shared.logging import get_logger
 
 from services.users import queries
-from services.users.accounts import org_unit, schema_name
+from shared.usernames import house_schema, org_unit
 from services.users.passwords import generate_password, hash_password, make_hasher, password_problems
 
 log = get_logger(__name__)
@@ -38,7 +38,7 @@ async def ensure_national_admin(conn: asyncpg.Connection, password: str | None, 
     password_hash = await hash_password(hasher or make_hasher(), password)
     created = await queries.insert_internal_user(
         conn, username=ADMIN_USERNAME, cas=NATIONAL, employee_code=None, employee_name=ADMIN_NAME,
-        password_hash=password_hash, enabled=True, schema_name=schema_name(NATIONAL),
+        password_hash=password_hash, enabled=True, schema_name=house_schema(NATIONAL),
         org_unit=org_unit(NATIONAL))
     if not created:
         return None

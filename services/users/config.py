@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.config import CommonConfig, ConfigError, env_int, service_port
+from shared.config import SERVICE_PORTS, CommonConfig, service_port, setting, settings_from_env, settle
 
 
 @dataclass(frozen=True)
@@ -14,22 +14,25 @@ class Config:
     """users settings. Each field: env var, default, why.
 
     port: SIUI_USERS_PORT, default 8102 (the contract's port).
-    token_minutes: SIUI_TOKEN_MINUTES, default 15. Tokens are verified locally by every
+    token_minutes: SIUI_TOKEN_MINUTES (at most 720). Tokens are verified locally by every
         service, which learn of a logout only over the bus; a short life bounds what a
         stolen or missed-revocation token can do. The console logs in again when it ends.
-    max_failed_logins: SIUI_LOGIN_MAX_FAILURES, default 5 (the issue's figure): wrong
-        passwords in a row before the account is locked.
-    lockout_minutes: SIUI_LOGIN_LOCKOUT_MINUTES, default 15 (the issue's figure).
+    max_failed_logins: SIUI_LOGIN_MAX_FAILURES: wrong passwords in a row before the
+        account is locked.
+    lockout_minutes: SIUI_LOGIN_LOCKOUT_MINUTES.
     admin_password: SIUI_ADMIN_PASSWORD, default none: the national admin's password on
         first start; without it one is generated and printed once.
     """
 
     common: CommonConfig
-    port: int
-    token_minutes: int = 15
-    max_failed_logins: int = 5
-    lockout_minutes: int = 15
+    port: int = SERVICE_PORTS["users"]
+    token_minutes: int = setting("SIUI_TOKEN_MINUTES", 15, minimum=1, maximum=12 * 60)
+    max_failed_logins: int = setting("SIUI_LOGIN_MAX_FAILURES", 5, minimum=1)
+    lockout_minutes: int = setting("SIUI_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
     admin_password: str | None = None
+
+    def __post_init__(self) -> None:
+        settle(self, self.common.data_dir)
 
     @property
     def token_signing_key_path(self) -> Path:
@@ -39,14 +42,5 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
         env = os.environ if env is None else env
-        token_minutes = env_int(env, "SIUI_TOKEN_MINUTES", 15, minimum=1)
-        if token_minutes > 12 * 60:
-            raise ConfigError("SIUI_TOKEN_MINUTES must be at most 720: tokens are meant to be short-lived")
-        return cls(
-            common=CommonConfig.from_env(env),
-            port=service_port(env, "users"),
-            token_minutes=token_minutes,
-            max_failed_logins=env_int(env, "SIUI_LOGIN_MAX_FAILURES", 5, minimum=1),
-            lockout_minutes=env_int(env, "SIUI_LOGIN_LOCKOUT_MINUTES", 15, minimum=1),
-            admin_password=env.get("SIUI_ADMIN_PASSWORD") or None,
-        )
+        return settings_from_env(cls, env, common=CommonConfig.from_env(env), port=service_port(env, "users"),
+                                 admin_password=env.get("SIUI_ADMIN_PASSWORD") or None)

@@ -22,10 +22,10 @@ from shared import errors
 from shared.auth import Principal, ensure_house, may_act_for_house
 from shared.events import ExternalUserDeleted
 from shared.outbox import add_event
+from shared.usernames import house_schema, org_unit
 
 from services.users import queries
-from services.users.accounts import (Changes, NewUser, Role, check_role_grant, list_item,
-                                     org_unit, schema_name, user_detail)
+from services.users.accounts import Changes, NewUser, Role, check_role_grant, list_item, user_detail
 from services.users.passwords import hash_password
 from services.users.sessions import end_sessions
 
@@ -99,7 +99,7 @@ async def create_user(conn: asyncpg.Connection, principal: Principal, new: NewUs
         created = await queries.insert_internal_user(
             conn, username=new.username, cas=new.cas, employee_code=new.employee_code,
             employee_name=new.employee_name, password_hash=password_hash, enabled=new.enabled,
-            schema_name=schema_name(new.cas), org_unit=org_unit(new.cas))
+            schema_name=house_schema(new.cas), org_unit=org_unit(new.cas))
         if not created:
             raise errors.Conflict(f"the user name {new.username} is already taken",
                                   errors={"username": "already taken"})

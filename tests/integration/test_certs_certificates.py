@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.certs.app import create_app
-from shared.clock import FrozenClock
+from tests.support.clock import FrozenClock
 from test_certs_support import (add_external_user, bus, certs, certs_config, db, new_cui, new_id, now,  # noqa: F401
                                 openssl_date, ossl, problem_errors, register_issuer, register_upload,
                                 serial_20_octets, unique)

@@ -90,7 +90,7 @@ async def console_url(common_config, token_for):
     """users, keygen and certs as real apps, the console in front of them, and two staff
     accounts made through the users API: a CNAS admin and a house-B operator."""
     users = await _server(users_app(UsersConfig(common=common_config, port=0)))
-    keygen = await _server(keygen_app(KeygenConfig.for_common(common_config)))
+    keygen = await _server(keygen_app(KeygenConfig(common=common_config, port=0)))
     certs = await _server(certs_app(CertsConfig(common=common_config, port=0)))
     urls = {name: str(s.make_url("")).rstrip("/") for name, s in
             (("users", users), ("keygen", keygen), ("certs", certs))}

@@ -60,7 +60,7 @@ def clock():
 def keygen_config(common_config) -> Config:
     # 127.0.0.1 (the test client) stands for a reverse proxy, so X-Forwarded-For can play
     # desktops at different addresses.
-    return Config.for_common(common_config, trusted_proxies=frozenset({"127.0.0.1"}))
+    return Config(common=common_config, port=0, trusted_proxies=frozenset({"127.0.0.1"}))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 
 from cryptography.x509 import ocsp
 
-from services.ocsp.codec import MAX_REQUEST_BYTES
+from services.ocsp.responder.codec import MAX_REQUEST_BYTES
 from tests.integration.test_ocsp_front_support import (  # noqa: F401  (fixtures)
     Conn, feed, get, good, ocsp_config, post, served,
 )

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from services.ocsp.app import create_app
-from services.ocsp.front_site import FrontSite
+from services.ocsp.responder.front import FrontSite
 from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
     TestCa, feed, ocsp_config, registered,
 )

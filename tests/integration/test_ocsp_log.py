@@ -15,7 +15,7 @@ from cryptography.x509 import ocsp
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
-from services.ocsp.oplog import OPLOG, LogEntry
+from services.ocsp.log import OPLOG, LogEntry
 from tests.integration.test_ocsp_online_support import (  # noqa: F401  (harness is a fixture)
     Harness, harness, make_ca, make_provider, new_cui,
 )
@@ -180,7 +180,7 @@ async def test_sustained_5000_entries_per_second(harness: Harness, db):
 
 
 async def test_nothing_is_lost_on_a_clean_stop(common_config, db):
-    client = TestClient(TestServer(create_app(Config.for_tests(common_config))))
+    client = TestClient(TestServer(create_app(Config(common=common_config, port=0, tls_port=0, workers=1))))
     await client.start_server()
     marker = f"stop-{uuid.uuid4().hex[:8]}"
     for _ in range(20_000):

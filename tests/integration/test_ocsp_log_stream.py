@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
-from services.ocsp.oplog import OPLOG, LogEntry
+from services.ocsp.log import OPLOG, LogEntry
 from tests.integration.test_ocsp_online_support import Harness, harness  # noqa: F401  (fixture)
 from tests.support.wait import eventually
 
@@ -131,7 +131,7 @@ async def test_stream_refusals(harness: Harness, auth_for):
 async def test_every_process_writes_and_every_stream_sees_all(harness: Harness, auth_for, common_config):
     """A second app on the same database stands for the second worker process: what it
     logs reaches a stream served by the first, in id order, none missing."""
-    other = TestClient(TestServer(create_app(Config.for_tests(common_config))))
+    other = TestClient(TestServer(create_app(Config(common=common_config, port=0, tls_port=0, workers=1))))
     await other.start_server()
     try:
         marker = f"sse-{uuid.uuid4().hex[:8]}"
@@ -151,7 +151,7 @@ async def test_every_process_writes_and_every_stream_sees_all(harness: Harness, 
 
 
 async def test_a_stop_ends_open_streams(common_config, auth_for):
-    client = TestClient(TestServer(create_app(Config.for_tests(common_config))))
+    client = TestClient(TestServer(create_app(Config(common=common_config, port=0, tls_port=0, workers=1))))
     await client.start_server()
     stream = await open_stream(client, auth_for)
     started = time.perf_counter()

@@ -268,7 +268,7 @@ async def test_key_and_user_events_handled_at_the_same_moment_keep_the_key(harne
     import asyncio
 
     from services.keygen import keys as keygen_keys
-    from services.ocsp.key_consumers import on_key_issued, on_user_created
+    from services.ocsp.online.consumers import on_key_issued, on_user_created
     from shared.db import POOL
     from shared.events import ExternalUserCreated, new_envelope
     from shared.inbox import handle_once

@@ -21,9 +21,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
-from services.ocsp.keys import KEYS
+from services.ocsp.online import KEYS
 from services.ocsp.online import ONLINE
-from services.ocsp.state import REGISTRY
+from services.ocsp.responder import REGISTRY
+from shared.license import load_pepper
 from shared.events import (
     CertificateRegistered, EventData, IssuerRegistered, new_envelope,
 )
@@ -204,14 +205,14 @@ class Harness:
 @pytest.fixture(scope="module")
 async def harness(common_config, pki, tmp_path_factory):
     """One ocsp app per test module (starting one costs about a second)."""
-    config = Config.for_tests(common_config)
+    config = Config(common=common_config, port=0, tls_port=0, workers=1)
     server = TestServer(create_app(config))
     client = TestClient(server)
     await client.start_server()
     connection = await aio_pika.connect(common_config.amqp_url)
     channel = await connection.channel()
     exchange = await channel.get_exchange(common_config.events_exchange)
-    yield Harness(client, exchange, keygen_keys.load_pepper(pki.license_pepper), pki.root_ca_cert,
+    yield Harness(client, exchange, load_pepper(pki.license_pepper), pki.root_ca_cert,
                   tmp_path_factory.mktemp("ocsp-online"))
     await connection.close()
     await client.close()

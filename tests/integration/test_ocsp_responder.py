@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from services.ocsp.codec import MAX_REQUEST_BYTES
+from services.ocsp.responder.codec import MAX_REQUEST_BYTES
 from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
     OCSP_REQUEST, TestCa, client, feed, ocsp_config, post, raw_get, registered, request_der,
 )

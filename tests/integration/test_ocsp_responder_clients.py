@@ -16,7 +16,7 @@ from cryptography.x509 import ocsp
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import RevokedError
 
-from services.ocsp.state import REGISTRY
+from services.ocsp.responder import REGISTRY
 from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
     TestCa, client, feed, ocsp_config, post, registered, request_der,
 )

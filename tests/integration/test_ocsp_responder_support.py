@@ -19,8 +19,8 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
-from services.ocsp.registry import issuer_hashes
-from services.ocsp.state import REGISTRY
+from services.ocsp.responder.registry import issuer_hashes
+from services.ocsp.responder import REGISTRY
 from shared.broker import connect
 from shared.events import (
     CertificateRegistered, CertificateReinstated, CertificateRevoked, CertificateSuspended, EventData,
@@ -135,7 +135,7 @@ async def feed(common_config):
 
 @pytest.fixture
 def ocsp_config(common_config) -> Config:
-    return Config.for_tests(common_config)
+    return Config(common=common_config, port=0, tls_port=0, workers=1)
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ import pytest
 from shared.broker import connect
 from shared.db import create_pool
 from shared.events import Envelope, ExternalUserDeleted, KeyIssued, new_envelope
-from shared.inbox import start_consumer
+from shared.inbox import CONSUMED, start_consumer
+from shared.listen import Listener
 from shared.migrations import MigrationError, migrate
 from shared.outbox import add_event, relay_once, run_relay
+from shared.tasks import BackgroundTask
 from tests.support.wait import eventually
 
 SCHEMA = "sample"
@@ -36,7 +38,8 @@ async def pool(database_url):
 async def test_migrations_apply_once_and_concurrently(database_url):
     results = await asyncio.gather(*(migrate(database_url, "sample_concurrent", "tests.support.sample_service")
                                      for _ in range(3)))
-    assert sorted(len(r) for r in results) == [0, 0, 1]
+    # Once: the platform's two migrations and the service's one, by exactly one of them.
+    assert sorted(len(r) for r in results) == [0, 0, 3]
     assert await migrate(database_url, "sample_concurrent", "tests.support.sample_service") == []
 
 
@@ -64,8 +67,10 @@ async def test_outbox_event_reaches_a_consumer_exactly_once(pool, common_config)
         assert await relay_once(pool, broker) == 1
         await eventually(lambda: _async(envelope.id in seen), what="event consumed")
         # The broker redelivers (a publisher retry after a lost confirm): one effect only.
+        duplicates = CONSUMED.labels(broker.queue_name("users.key-issued"), "duplicate")
+        before = duplicates._value.get()
         await broker.publish(envelope)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _async(duplicates._value.get() > before), what="duplicate recognised")
         assert seen.count(envelope.id) == 1
         assert await pool.fetchval("select count(*) from notes where text = $1", envelope.id) == 1
         assert await pool.fetchval("select count(*) from outbox") == 0
@@ -82,12 +87,23 @@ async def test_rolled_back_change_publishes_nothing(pool):
     assert await pool.fetchval("select count(*) from outbox") == 0
 
 
-async def test_relay_wakes_on_notify(pool, common_config):
+@pytest.fixture
+async def listener(database_url):
+    """The process's LISTEN follower, as add_platform runs it."""
+    listener = Listener(database_url)
+    task = BackgroundTask("listen", listener.run)
+    task.start()
+    yield listener
+    await task.stop()
+
+
+async def test_relay_wakes_on_notify(pool, common_config, listener):
     broker = await connect(common_config.amqp_url, common_config.events_exchange)
     queue_name = broker.queue_name("certs.users")
-    relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, poll_interval=30))
+    wake = listener.subscribe(f"outbox_{SCHEMA}")
+    relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, wake, asyncio.Event(), poll_interval=30))
     try:
-        await asyncio.sleep(0.2)
+        await eventually(lambda: _async(listener.connected), what="listening")
         async with pool.acquire() as conn, conn.transaction():
             envelope = await add_event(conn, ExternalUserDeleted(username="1_CAS-B"), "B")
         channel = await broker.connection.channel()
@@ -135,11 +151,12 @@ async def _async(value):
     return value
 
 
-async def test_clean_stop_publishes_what_was_committed(pool, common_config):
+async def test_clean_stop_publishes_what_was_committed(pool, common_config, listener):
     """A service stopped right after a change still hands its event to the broker."""
     broker = await connect(common_config.amqp_url, common_config.events_exchange)
     stopping = asyncio.Event()
-    relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, poll_interval=30, stopping=stopping))
+    wake = listener.subscribe(f"outbox_{SCHEMA}")
+    relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, wake, stopping, poll_interval=30))
     try:
         async with pool.acquire() as conn, conn.transaction():
             await add_event(conn, ExternalUserDeleted(username="2_CAS-B"), "B")
@@ -170,8 +187,6 @@ async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common
         await stop()
         assert asyncio.get_running_loop().time() - started < 3
         attempts_at_stop = attempts
-        await asyncio.sleep(1.5)  # long enough for two more retries, were it still retrying
-        assert attempts == attempts_at_stop, "still retrying after stop"
         channel = await broker.connection.channel()
         queue = await channel.get_queue(broker.queue_name("certs.users"))
 
@@ -182,5 +197,7 @@ async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common
                 return Envelope.from_json(message.body).data["username"] == "3_CAS-B"
 
         await eventually(requeued, what="message back in its queue")
+        # Taken back by us, it can be nobody's retry any more: the stopped consumer made none.
+        assert attempts == attempts_at_stop, "retried after stop"
     finally:
         await broker.close()

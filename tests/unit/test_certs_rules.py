@@ -119,7 +119,7 @@ def test_external_user_names_and_house_names():
     assert not rules.looks_external("admin") and not rules.looks_external("12433636_CAS-b")
     assert "not an external user" in rules.external_user_problem("admin", national=False)
     assert "in your house" in rules.external_user_problem("1234_CAS-CJ", national=False)
-    assert rules.house_names("B") == ("SIUIB", "CAS-B")
+    assert not rules.looks_external("12433636_CAS-XX")  # no such house
 
 
 def test_usage_batches_keep_what_is_well_formed():

@@ -82,8 +82,8 @@ def test_the_names_and_labels_the_services_declare_are_the_ones_read():
     # The services' own counters, exposed by prometheus_client: a renamed metric or label
     # on either side fails here instead of silently flattening a chart.
     from services.certs.routes import STATE_CHANGES
-    from services.ocsp.online import CONNECTS
-    from services.ocsp.responder import RESPONSES
+    from services.ocsp.online.routes import CONNECTS
+    from services.ocsp.responder.wire import RESPONSES
 
     def now() -> dict:
         return summarize({"ocsp": generate_latest(REGISTRY).decode()}).to_json()

@@ -12,7 +12,7 @@ from shared.config import ConfigError
 def test_defaults_follow_the_data_dir(tmp_path: Path):
     config = Config.from_env({"SIUI_DATA_DIR": str(tmp_path)})
     assert config.port == 8101
-    assert config.pepper_path == tmp_path / "secrets" / "license-pepper"
+    assert config.common.license_pepper_path == tmp_path / "secrets" / "license-pepper"
     assert (config.docsign_cert, config.docsign_key) == (tmp_path / "pki" / "docsign.pem",
                                                          tmp_path / "pki" / "docsign.key")
     assert config.docsign_chain == () and config.trusted_proxies == frozenset()

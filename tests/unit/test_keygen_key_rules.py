@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.keygen import keys
+from shared.usernames import external_username
 from shared import errors, license
 
 PEPPER = bytes(range(32))
@@ -42,8 +43,8 @@ def test_the_random_source_is_injectable():
 
 
 def test_external_username():
-    assert keys.external_username("12433636", "B") == "12433636_CAS-B"
-    assert keys.external_username("12433636", "OPSNAJ") == "12433636_CAS-OPSNAJ"
+    assert external_username("12433636", "B") == "12433636_CAS-B"
+    assert external_username("12433636", "OPSNAJ") == "12433636_CAS-OPSNAJ"
 
 
 def test_key_issued_carries_the_digest_never_the_key():
@@ -64,15 +65,3 @@ def test_the_agreement_is_dated_in_romania():
     data = keys.agreement_for(PROVIDER, keys.new_key(PEPPER, NOW))
     assert (data.house, data.cui, data.representative_cnp, data.date) == \
         ("B", "12433636", "1800101221144", date(2026, 3, 2))
-
-
-def test_load_pepper(tmp_path: Path):
-    good = tmp_path / "pepper"
-    good.write_text(PEPPER.hex() + "\n")
-    assert keys.load_pepper(good) == PEPPER
-    for text, words in (("zz" * 32, "hexadecimal"), ("ab" * 8 + "a", "hexadecimal"), ("ab" * 15, "at least")):
-        good.write_text(text)
-        with pytest.raises(ValueError, match=words):
-            keys.load_pepper(good)
-    with pytest.raises(OSError):
-        keys.load_pepper(tmp_path / "missing")

@@ -263,3 +263,16 @@ def test_a_short_pepper_is_refused():
         digest(generate(), b"short")
     with pytest.raises(ValueError):
         digest(generate(), "a string pepper of enough length")  # type: ignore[arg-type]
+
+
+def test_load_pepper(tmp_path):
+    pepper = bytes.fromhex('ab' * 32)
+    good = tmp_path / "pepper"
+    good.write_text(pepper.hex() + "\n")
+    assert license.load_pepper(good) == pepper
+    for text, words in (("zz" * 32, "hexadecimal"), ("ab" * 8 + "a", "hexadecimal"), ("ab" * 15, "at least")):
+        good.write_text(text)
+        with pytest.raises(ValueError, match=words):
+            license.load_pepper(good)
+    with pytest.raises(OSError):
+        license.load_pepper(tmp_path / "missing")

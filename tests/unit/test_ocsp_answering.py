@@ -14,14 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from services.ocsp.answering import Overloaded, Responder, SigningQueue
-from services.ocsp.registry import Registry, ResponseCache
-from services.ocsp.responses import ResponderIdentity
-from services.ocsp.signers import (
+from services.ocsp.responder.answering import Overloaded, Responder, SigningQueue
+from services.ocsp.responder.registry import Registry, ResponseCache
+from services.ocsp.responder.responses import ResponderIdentity
+from services.ocsp.state.signers import (
     DataKeyError, check_signer, decrypt_identity, encrypt_key, load_data_key,
 )
 from shared import errors
-from shared.clock import FrozenClock
+from tests.support.clock import FrozenClock
 from tests.support.pki import make_cert
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

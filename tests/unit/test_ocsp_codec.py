@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from services.ocsp.codec import (
+from services.ocsp.responder.codec import (
     MAX_CERTS_PER_REQUEST,
     MAX_REQUEST_BYTES,
     CertId,
@@ -290,7 +290,7 @@ def _outcome(parse, der: bytes):
 
 
 def test_fast_path_and_asn1crypto_agree_on_every_shape_and_mutation(codec_pki):
-    from services.ocsp import codec
+    from services.ocsp.responder import codec
 
     taken = 0
     for original in _fast_path_corpus(codec_pki):
@@ -312,7 +312,7 @@ def test_fast_path_and_asn1crypto_agree_on_every_shape_and_mutation(codec_pki):
 
 
 def test_fast_path_takes_what_real_clients_send(codec_pki):
-    from services.ocsp import codec
+    from services.ocsp.responder import codec
 
     for der in (_openssl_request(codec_pki), _openssl_request(codec_pki, "-sha256", "-no_nonce"),
                 _crypto_request(codec_pki, hashes.SHA256(), nonce=b"x" * 32)):

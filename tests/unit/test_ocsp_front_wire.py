@@ -1,4 +1,4 @@
-"""services.ocsp.front: the wire format and the framing that hands a connection to aiohttp
+"""services.ocsp.responder.front: the wire format and the framing that hands a connection to aiohttp
 byte-exact, with a fake transport and a stub responder (the real ones: integration tests)."""
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import web
 
-from services.ocsp.answering import Pending, Result
+from services.ocsp.responder.answering import Pending, Result
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
-from services.ocsp.front_site import Front, routed_elsewhere
-from services.ocsp.oplog import OPLOG
-from services.ocsp.responder import MAX_AGE, RESPONDER, render
+from services.ocsp.responder.front.connections import Front
+from services.ocsp.responder.front.protocol import FrontProtocol
+from services.ocsp.responder.front.site import routed_elsewhere
+from services.ocsp.responder.wire import render
 from shared.config import CommonConfig
 
 
@@ -96,15 +97,14 @@ async def world():
     app.router.add_post("/", _never)
     app.router.add_get("/{tail:.*}", _never)
     responder, log, handlers = Responder(), [], []
-    app[RESPONDER], app[OPLOG], app[MAX_AGE] = responder, SimpleNamespace(record=log.append), 60
 
     def handler_factory():
         handlers.append(Aiohttp())
         return handlers[-1]
 
-    front = Front(app, handler_factory)
+    front = Front(responder, log.append, 60, handler_factory, routed_elsewhere(app))
     transport = Transport()
-    protocol = front()
+    protocol = FrontProtocol(front)
     protocol.connection_made(transport)
     return SimpleNamespace(front=front, protocol=protocol, transport=transport, handlers=handlers,
                            responder=responder, log=log)
@@ -141,7 +141,7 @@ def test_render_forms():
 def test_routed_elsewhere_names_every_other_route(tmp_path):
     common = CommonConfig(database_url="postgresql://unused/x", amqp_url="amqp://unused", data_dir=tmp_path,
                           events_exchange="x", host="127.0.0.1", log_format="console")
-    segments = routed_elsewhere(create_app(Config.for_tests(common)))
+    segments = routed_elsewhere(create_app(Config(common=common, port=0, tls_port=0, workers=1)))
     assert {b"healthz", b"readyz", b"metrics", b"openapi.json", b"v1"} <= segments
     assert not any(s.startswith(b"M") or b"{" in s or not s for s in segments)
 
@@ -187,7 +187,7 @@ async def test_garbage_and_long_heads_go_to_aiohttp(world):
     world.protocol.data_received(b"\x16\x03\x01 not http\r\n\r\n")
     assert world.handlers[0].data == b"\x16\x03\x01 not http\r\n\r\n"
 
-    second = world.front()
+    second = FrontProtocol(world.front)
     transport = Transport()
     second.connection_made(transport)
     long_head = b"GET /M" + b"A" * 70_000
@@ -203,7 +203,7 @@ async def test_connection_close_and_oversized_bodies(world):
 
 
 async def test_shutdown_closes_idle_connections_and_finishes_answers(world):
-    busy = world.front()
+    busy = FrontProtocol(world.front)
     busy_transport = Transport()
     busy.connection_made(busy_transport)
     busy.data_received(post(b"sign it"))

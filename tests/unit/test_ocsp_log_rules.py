@@ -5,10 +5,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services.ocsp.logroutes import entry_json, parse_filters, parse_serial, parse_time
-from services.ocsp.logstore import to_record
-from services.ocsp.oplog import LogEntry, OpLog
-from services.ocsp.oplog_queries import LOG_COLUMNS
+from services.ocsp.log.filters import parse_filters, parse_serial, parse_time
+from services.ocsp.log.routes import entry_json
+from services.ocsp.log.writer import to_record
+from services.ocsp.log import LogEntry, OpLog
+from services.ocsp.log.queries import LOG_COLUMNS
 from shared import errors
 from shared.auth import Principal
 

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 
-from services.ocsp.keys import (
-    KeyRecord, KeyStore, SessionSigner, apply_key_issued, apply_user_created, apply_user_deleted,
-    check_key, key_fingerprint, load_pepper,
-)
-from services.ocsp.usage import MAX_PER_EVENT, UsageTracker, summarise
+from services.ocsp.online.keys import KeyRecord, apply_key_issued, apply_user_created, apply_user_deleted, check_key
+from services.ocsp.online.keystore import KeyStore
+from services.ocsp.online.sessions import SessionSigner, key_fingerprint
+from shared.license import load_pepper
+from services.ocsp.online.usage import MAX_PER_EVENT, UsageTracker, summarise
 
 PEPPER = b"a1" * 32
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=timezone.utc)

@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from services.ocsp.keys import KeyRecord
-from services.ocsp.online import TrustStore
-from services.ocsp.online_rules import (
+from services.ocsp.online.keys import KeyRecord
+from services.ocsp.online.trust import TrustStore
+from services.ocsp.online.rules import (
     MESSAGES, REASONS, ClientCert, evaluate, message_for, pick_language,
 )
-from services.ocsp.registry import CertificateRecord, Registry
+from services.ocsp.responder.registry import CertificateRecord, Registry
 
 NOW = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 USER = "12433636_CAS-B"

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
-from services.ocsp.codec import CertId, ParsedRequest, parse_request
-from services.ocsp.registry import Registry, ResponseCache, issuer_hashes
-from services.ocsp.responses import ResponderIdentity, SingleAnswer, build_response
+from services.ocsp.responder.codec import CertId, ParsedRequest, parse_request
+from services.ocsp.responder.registry import Registry, ResponseCache, issuer_hashes
+from services.ocsp.responder.responses import ResponderIdentity, SingleAnswer, build_response
 from tests.support.pki import make_cert
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)

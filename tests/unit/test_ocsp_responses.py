@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from services.ocsp.codec import CertId, parse_request
-from services.ocsp.responses import (
+from services.ocsp.responder.codec import CertId, parse_request
+from services.ocsp.responder.responses import (
     ERROR_STATUSES,
     ResponderIdentity,
     SingleAnswer,

@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from services.ocsp.config import Config, ConfigError
-from services.ocsp.registry import Registry
-from services.ocsp.state import apply_certificate, certificate_note
+from services.ocsp.responder.registry import Registry
+from services.ocsp.state.apply import apply_certificate
+from services.ocsp.state.queries import certificate_note
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 

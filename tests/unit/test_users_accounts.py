@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.users.accounts import (Role, check_role_grant, external_username, org_unit,
-                                     parse_list_query, schema_name, validate_changes, validate_new_user)
+from services.users.accounts import Role, check_role_grant, parse_list_query, validate_changes, validate_new_user
 from shared import errors
 from shared.auth import ALL_RIGHTS, NATIONAL_RIGHTS
 from shared.paging import page_count
@@ -35,11 +34,6 @@ def test_list_query_names_every_bad_parameter():
     with pytest.raises(errors.Invalid) as refused:
         parse_list_query({"type": "both", "page": "zero", "per_page": "25", "cas": "XX"})
     assert set(refused.value.errors) == {"type", "page", "per_page", "cas"}
-
-
-def test_house_naming():
-    assert (external_username("12433636", "B"), schema_name("B"), org_unit("B")) == ("12433636_CAS-B", "SIUIB", "CAS-B")
-    assert org_unit("CNAS") == "CNAS"
 
 
 def test_new_user_is_cleaned():

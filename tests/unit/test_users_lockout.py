@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from services.users.lockout import LockoutPolicy, LoginState, after_failure, after_success, is_locked
-from shared.clock import FrozenClock
+from tests.support.clock import FrozenClock
 
 POLICY = LockoutPolicy(max_failures=5, lock_minutes=15)
 

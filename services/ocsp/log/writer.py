@@ -1,0 +1,193 @@
+"""Writing the OCSP log: COPY batches into day partitions, and keeping partitions ahead.
+
+``LogWriter`` moves entries from the in-memory ``OpLog`` to PostgreSQL: one transaction
+per batch holding the writers' advisory lock (so ids commit in order, see
+002_log_and_keys.sql), COPY, then ``pg_notify('ocsp_log', max id)`` delivered at
+commit. A failed batch goes back to the front of the buffer and is retried with a
+backoff; the buffer's bound decides what is dropped meanwhile, never the answers.
+``PartitionKeeper`` creates today's and tomorrow's partitions at start and every hour.
+Both run as ``shared.tasks`` background tasks (started and stopped by ``log_ctx``).
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import datetime, timedelta
+
+import asyncpg
+from prometheus_client import Counter, Histogram
+
+from services.ocsp.log import queries as q
+from services.ocsp.log.buffer import LOG_DROPPED, OpLog
+from services.ocsp.log.entry import LogEntry
+from shared.clock import Clock, utc_now
+from shared.logging import get_logger
+from shared.tasks import wait_stopping
+
+log = get_logger(__name__)
+
+LOG_WRITTEN = Counter("siui_ocsp_log_written_total", "OCSP log entries committed to PostgreSQL")
+LOG_INVALID = Counter("siui_ocsp_log_invalid_total", "OCSP log entries that could not be encoded")
+LOG_FLUSH_SECONDS = Histogram("siui_ocsp_log_flush_seconds", "Time to write one batch of the OCSP log",
+                              buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+
+MAX_BATCH = 20_000         # entries per COPY when catching up: larger COPYs cost less each
+STOP_TIMEOUT = 15.0        # how long a stop keeps trying to write what is left
+PARTITION_CHECK = 3600.0   # seconds between partition checks
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text.replace("\x00", "") if "\x00" in text else text  # PostgreSQL text has no NUL
+
+
+def to_record(entry: LogEntry) -> tuple | None:
+    """The row COPY writes for ``entry`` (``queries.LOG_COLUMNS`` order), or None
+    when a field cannot be stored: one odd entry must not block the batch around it."""
+    try:
+        at = entry.at
+        if not isinstance(at, datetime):
+            return None
+        latency = float(entry.latency_ms)
+        if not math.isfinite(latency):
+            latency = -1.0
+        return (at, str(entry.operation), str(entry.status), latency, _text(entry.client),
+                _text(entry.cas), _text(entry.username), _text(entry.serial), _text(entry.issuer_id),
+                _text(entry.certificate_id), _text(entry.detail))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+# Errors of the data itself (retrying cannot help), as opposed to the database being away.
+_UNSTORABLE = (asyncpg.DataError, ValueError, TypeError)  # ValueError covers UnicodeEncodeError
+
+
+async def _commit(pool: asyncpg.Pool, records: list[tuple]) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        await q.lock_writer(conn)
+        await q.copy_entries(conn, records)
+        top = await q.last_id_in_session(conn)
+        await q.notify_written(conn, top)
+    return top
+
+
+async def write_batch(pool: asyncpg.Pool, batch: list[LogEntry]) -> int | None:
+    """Commit ``batch`` in one transaction; returns the highest id written (None if the
+    batch held nothing storable)."""
+    records = []
+    for entry in batch:
+        record = to_record(entry)
+        if record is None:
+            LOG_INVALID.inc()
+        else:
+            records.append(record)
+    if not records:
+        return None
+    try:
+        top = await _commit(pool, records)
+        LOG_WRITTEN.inc(len(records))
+        return top
+    except _UNSTORABLE:
+        pass
+    # One value that cannot be encoded or stored fails the whole COPY; rather than retry
+    # that forever, write the batch row by row and count the rows refused.
+    top = None
+    for record in records:
+        try:
+            top = await _commit(pool, [record])
+            LOG_WRITTEN.inc()
+        except _UNSTORABLE:
+            LOG_INVALID.inc()
+    return top
+
+
+class LogWriter:
+    """Empties an ``OpLog`` into the database (``run`` is a ``shared.tasks`` target)."""
+
+    def __init__(self, pool: asyncpg.Pool, oplog: OpLog, *, interval: float = 0.2,
+                 max_batch: int = MAX_BATCH, drain_timeout: float = STOP_TIMEOUT) -> None:
+        self.pool = pool
+        self.oplog = oplog
+        self.interval = interval
+        self.max_batch = max_batch
+        self.drain_timeout = drain_timeout
+        self.last_id = 0
+
+    async def flush_once(self) -> int:
+        """Write one batch (up to ``max_batch``); returns how many entries it took.
+        On failure the batch goes back into the buffer and the error propagates."""
+        batch = self.oplog.take(self.max_batch)
+        if not batch:
+            return 0
+        started = time.perf_counter()
+        try:
+            top = await write_batch(self.pool, batch)
+        except BaseException:
+            self.oplog.put_back(batch)
+            raise
+        LOG_FLUSH_SECONDS.observe(time.perf_counter() - started)
+        if top is not None:
+            self.last_id = top
+        return len(batch)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Write batches until ``stopping``; then write what is left (a batch in flight is
+        never cancelled: that would lose it) for at most ``drain_timeout`` seconds."""
+        backoff = 0.2
+        stop_waiting = asyncio.ensure_future(stopping.wait())
+        try:
+            while not stopping.is_set():
+                await self.oplog.wait_for_batch(self.interval, also=stop_waiting)
+                try:
+                    # Keep going while a full batch waits; a partial one waits for the next tick.
+                    while self.oplog.pending and not stopping.is_set():
+                        if await self.flush_once() < self.oplog.batch_size:
+                            break
+                    backoff = 0.2
+                except Exception as exc:  # database away: the entries are back in the buffer
+                    log.warning("ocsp_log_write_failed", error=repr(exc), pending=self.oplog.pending)
+                    await wait_stopping(stopping, backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            stop_waiting.cancel()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Write everything still buffered, giving up (and counting the loss) after
+        ``drain_timeout`` seconds of failures."""
+        deadline = time.monotonic() + self.drain_timeout
+        while self.oplog.pending:
+            try:
+                await self.flush_once()
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    lost = self.oplog.pending
+                    LOG_DROPPED.labels("unwritable_at_stop").inc(lost)
+                    log.error("ocsp_log_lost_at_stop", entries=lost, error=repr(exc))
+                    return
+                await asyncio.sleep(0.5)
+
+
+class PartitionKeeper:
+    """Creates the partitions of today and tomorrow (UTC), at start and then hourly, so a
+    batch written just after midnight finds its day's partition ready."""
+
+    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
+        self.pool = pool
+        self.clock = clock
+
+    async def ensure_now(self) -> list[str]:
+        """Create what is missing now; returns the days created (ISO dates)."""
+        today = self.clock().date()
+        created = []
+        async with self.pool.acquire() as conn:
+            for day in (today, today + timedelta(days=1)):
+                async with conn.transaction():
+                    if await q.ensure_day_partition(conn, day):
+                        created.append(day.isoformat())
+        if created:
+            log.info("ocsp_log_partitions_created", days=created)
+        return created

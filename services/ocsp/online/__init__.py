@@ -1,0 +1,84 @@
+"""The providers' online channel ("Conectare online") on :8443.
+
+The desktop presents the provider's certificate (mutual TLS, ``trust``) and HTTP Basic
+``<CUI>_CAS-<cas>:<licence serial>``; ``rules`` decides from memory only: the
+certificate's record in the responder's registry, the user's key in the ``keystore``
+(fed by ``consumers`` from keygen's and users' events, with the pure rules of ``keys``).
+An online desktop gets a session token (``sessions``) for its heartbeats; every decision
+is an OCSP log entry, and each online one counts as the certificate's last use
+(``usage``, published by ``publisher``).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from services.ocsp.config import Config
+from services.ocsp.online.appkeys import KEYS, ONLINE, SESSIONS, USAGE, Online
+from services.ocsp.online.consumers import HANDLERS
+from services.ocsp.online.keystore import KeyStore, KeySync
+from services.ocsp.online.openapi import OPENAPI
+from services.ocsp.online.queries import KEYS_CHANNEL
+from services.ocsp.online.routes import add_routes, online_app
+from services.ocsp.online.sessions import SessionSigner
+from services.ocsp.online.trust import TrustStore
+from services.ocsp.online.usage import UsageTracker
+from services.ocsp.online.publisher import DEFAULT_INTERVAL, publishing
+from services.ocsp.responder import REGISTRY
+from shared.clock import Clock, utc_now
+from shared.db import POOL
+from shared.license import load_pepper, pepper_fingerprint
+from shared.listen import LISTENER
+from shared.logging import get_logger
+from shared.tasks import BackgroundTask
+
+__all__ = ["HANDLERS", "KEYS", "ONLINE", "OPENAPI", "SESSIONS", "USAGE", "add_routes", "online_ctx"]
+
+log = get_logger(__name__)
+
+SESSION_TTL = timedelta(minutes=15)
+LOAD_TIMEOUT = 60.0
+
+
+def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta = SESSION_TTL,
+               usage_interval: float = DEFAULT_INTERVAL):
+    """cleanup_ctx: keys in memory (followed from the table the ``ocsp.keys`` consumer
+    writes), the usage publisher, and the :8443 TLS site in its own runner. Append after
+    ``log_ctx`` and after the registry is loaded; it stops before them, so its last
+    entries are logged and its last uses published."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        # Files first: a missing secret fails the start before anything runs.
+        app[SESSIONS] = SessionSigner.from_data_key(config.common.data_key_path)
+        pepper = load_pepper(config.common.license_pepper_path)
+        trust = TrustStore(app[REGISTRY], config.tls_cert, config.tls_key)
+        trust.refresh()
+        app[ONLINE] = Online(trust, pepper, clock, session_ttl)
+        pool = app[POOL]
+        # Whatever started is stopped in reverse order, also when a later step fails.
+        async with contextlib.AsyncExitStack() as started:
+            app[KEYS] = KeyStore()
+            sync = KeySync(pool, app[KEYS], app[LISTENER].subscribe(KEYS_CHANNEL))
+            syncing = BackgroundTask("ocsp-keys-sync", sync.run, cancel_on_stop=True)
+            syncing.start()
+            started.push_async_callback(syncing.stop)
+            await asyncio.wait_for(sync.loaded.wait(), LOAD_TIMEOUT)
+            app[USAGE] = UsageTracker()
+            publisher = BackgroundTask("ocsp-usage", publishing(pool, app[USAGE], interval=usage_interval))
+            publisher.start()
+            started.push_async_callback(publisher.stop)  # the last uses are published
+            runner = web.AppRunner(online_app(app), access_log=None, shutdown_timeout=5)
+            await runner.setup()
+            started.push_async_callback(runner.cleanup)  # first to run: :8443 stops, requests end
+            await web.TCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
+                              reuse_port=config.workers > 1).start()
+            app[ONLINE].port = runner.addresses[0][1]
+            log.info("online_channel_started", port=app[ONLINE].port, users=len(app[KEYS]),
+                     pepper=pepper_fingerprint(pepper))
+            yield
+
+    return ctx

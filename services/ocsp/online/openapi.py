@@ -1,0 +1,38 @@
+"""OpenAPI fragment of the online channel (served on :8443)."""
+from __future__ import annotations
+
+from services.ocsp.online.rules import REASONS
+
+_ONLINE = {"type": "object", "required": ["semaphore", "session_token", "expires_at", "username", "cas"],
+           "properties": {"semaphore": {"const": "online"}, "session_token": {"type": "string"},
+                          "expires_at": {"type": "string", "format": "date-time"},
+                          "username": {"type": "string"}, "cas": {"type": "string"},
+                          "message": {"type": "string"},
+                          "heartbeat_seconds": {"type": "integer", "description": "how often to beat"}}}
+_OFFLINE = {"description": "Offline: problem+json with the reason, in Romanian (English with "
+                           "Accept-Language: en)",
+            "content": {"application/problem+json": {"schema": {
+                "type": "object", "required": ["semaphore", "reason", "message"],
+                "properties": {"semaphore": {"const": "offline"}, "reason": {"enum": list(REASONS)},
+                               "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
+_CHANNEL = {"servers": [{"url": "https://127.0.0.1:8443"}],
+            "responses": {"200": {"description": "Online",
+                                  "content": {"application/json": {"schema": _ONLINE}}},
+                          "401": _OFFLINE}}
+_PATHS = {
+    "/v1/online/connect": {"post": {
+        **_CHANNEL, "summary": "Conectare online: mutual TLS + Basic <CUI>_CAS-<cas>:<licence serial>",
+        "description": "Served on :8443 only. Online when the presented certificate (TLS client auth, "
+                       "issued by a registered issuer) is registered to that external user, neither "
+                       "suspended nor revoked, within its validity, and the serial is the user's current "
+                       "key. Every attempt is an OCSP log entry (operation connect); an online one "
+                       "counts as the certificate's last use.",
+        "security": [{"basic": []}]}},
+    "/v1/online/heartbeat": {"post": {
+        **_CHANNEL, "summary": "Still online? Checks everything again (suspension, revocation, key reset)",
+        "description": "Served on :8443 only, with the same client certificate and "
+                       "`Authorization: Bearer <session_token>`; answers like connect, with a fresh token.",
+        "security": [{"bearer": []}]}},
+}
+
+OPENAPI = {"paths": _PATHS}

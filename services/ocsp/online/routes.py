@@ -1,0 +1,159 @@
+"""The providers' online channel ("Conectare online") on :8443: mutual TLS plus HTTP Basic
+``<CUI>_CAS-<cas>:<licence serial>``.
+
+``POST /v1/online/connect`` answers ``{"semaphore": "online", "session_token", ...}`` only
+when the presented certificate is registered to that external user, neither suspended nor
+revoked, within its validity, and the serial is the user's current key; otherwise 401
+problem+json with ``"semaphore": "offline"``, a ``reason`` code and a ``message`` a person
+understands (Romanian; English with ``Accept-Language: en``). ``POST
+/v1/online/heartbeat`` (Bearer session token, same certificate) checks it all again, so
+the desktop notices a suspension or a key reset while online.
+
+HTTP only: ``rules.evaluate`` decides. A connect reads only memory: certificates from the
+responder's registry, keys from the ``keystore``; the log and the usage summary are
+buffers. keygen is never called. The certificate's own validity is checked there, not by
+TLS (``trust``), so that an expired certificate gets a clear 401, not a failed handshake.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+from aiohttp import BasicAuth, web
+from prometheus_client import Counter
+
+from services.ocsp.log import OPLOG, LogEntry
+from services.ocsp.online.appkeys import KEYS, ONLINE, SESSIONS, USAGE
+from services.ocsp.online.keys import check_key
+from services.ocsp.online.rules import ClientCert, Verdict, evaluate, message_for, pick_language
+from services.ocsp.online.sessions import key_fingerprint
+from services.ocsp.online.trust import TrustStore
+from services.ocsp.responder import REGISTRY
+from services.ocsp.responder.registry import CertificateRecord
+from shared import errors
+from shared.db import POOL
+from shared.http.problems import SERVICE_NAME, request_middleware
+from shared.usernames import parse_external_username
+
+HEARTBEAT_SECONDS = 60         # what the desktop is told; a session outlives many beats
+
+# The dashboard's "conectari": one count per decision. Labels stay bounded: a house code
+# (or ""), online|offline, a REASONS code (or "" when online), connect|heartbeat.
+CONNECTS = Counter("siui_ocsp_online_connects_total", "Online channel decisions (connect or heartbeat)",
+                   ["cas", "result", "reason", "operation"])
+
+
+def _presented(request: web.Request, trust: TrustStore) -> ClientCert | None:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return trust.inspect(der) if der else None
+
+
+def _basic(request: web.Request) -> tuple[str | None, str | None]:
+    try:
+        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+    except ValueError:
+        return None, None
+    return auth.login.strip() or None, auth.password
+
+
+def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cert: ClientCert | None,
+            started: float, heartbeat: bool) -> web.Response:
+    """Log the attempt, note the use, and answer (raising the 401 for a refusal)."""
+    online = request.app[ONLINE]
+    now = online.clock()
+    record, key = verdict.record, verdict.key
+    claimed = parse_external_username(username)
+    cas = record.cas if record else key.cas if key else claimed.cas if claimed else None
+    detail = verdict.reason or ("heartbeat" if heartbeat else None)
+    if heartbeat and verdict.reason:
+        detail = f"heartbeat:{verdict.reason}"
+    CONNECTS.labels(cas or "", "online" if verdict.online else "offline", verdict.reason or "",
+                    "heartbeat" if heartbeat else "connect").inc()
+    request.app[OPLOG].record(LogEntry(
+        at=now, operation="connect", status="online" if verdict.online else "offline",
+        latency_ms=(time.perf_counter() - started) * 1000, client=request.remote, cas=cas,
+        username=username, serial=str(cert.serial) if cert else None,
+        issuer_id=cert.issuer_id if cert else None,
+        certificate_id=record.certificate_id if record else None, detail=detail))
+    language = pick_language(request.headers.get("Accept-Language"))
+    values = {"username": username or "", "serial": format(cert.serial, "X") if cert else "",
+              "date": cert.not_after.date().isoformat() if cert else ""}
+    if verdict.reason == "certificate_not_yet_valid":
+        values["date"] = cert.not_before.date().isoformat()
+    if not verdict.online:
+        message = message_for(verdict.reason, language, **values)
+        raise errors.Unauthorized(message, semaphore="offline", reason=verdict.reason, message=message,
+                                  challenge='Basic realm="SIUI online", charset="UTF-8"')
+    request.app[USAGE].used(record.certificate_id, record.cas, now)
+    expires = (now + online.session_ttl).replace(microsecond=0)  # what the token's exp says
+    token = request.app[SESSIONS].sign({
+        "v": 1, "u": username, "c": record.cas, "cid": record.certificate_id, "fp": cert.fingerprint,
+        "kf": key_fingerprint(key), "exp": int(expires.timestamp())})
+    return web.json_response({
+        "semaphore": "online", "session_token": token, "expires_at": expires.isoformat(),
+        "username": username, "cas": record.cas, "message": message_for("online", language, **values),
+        "heartbeat_seconds": HEARTBEAT_SECONDS}, dumps=functools.partial(json.dumps, ensure_ascii=False))
+
+
+def _lookup(request: web.Request, cert: ClientCert | None) -> CertificateRecord | None:
+    if cert is None or cert.issuer_id is None:
+        return None
+    return request.app[REGISTRY].certificate(cert.issuer_id, cert.serial)
+
+
+async def connect(request: web.Request) -> web.Response:
+    """POST /v1/online/connect: mutual TLS + Basic; online or a reasoned 401."""
+    started = time.perf_counter()
+    online = request.app[ONLINE]
+    online.trust.refresh()
+    cert = _presented(request, online.trust)
+    username, serial = _basic(request)
+    key = request.app[KEYS].get(username) if username else None
+    verdict_of_key = check_key(key, serial or "", online.pepper)
+    verdict = evaluate(cert, username, key, _lookup(request, cert), verdict_of_key, online.clock())
+    return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=False)
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    """POST /v1/online/heartbeat: Bearer session token + the same certificate; checks
+    everything again and answers like connect (with a fresh token)."""
+    started = time.perf_counter()
+    online = request.app[ONLINE]
+    online.trust.refresh()
+    cert = _presented(request, online.trust)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    claims = (request.app[SESSIONS].verify(token, online.clock().timestamp())
+              if scheme.lower() == "bearer" and token.strip() else "session_invalid")
+    username = claims.get("u") if isinstance(claims, dict) else None
+    if cert is None:
+        verdict = Verdict("certificate_missing")
+    elif isinstance(claims, str):
+        verdict = Verdict(claims)
+    elif claims.get("fp") != cert.fingerprint:  # a token is bound to its certificate
+        verdict = Verdict("session_invalid")
+    else:
+        key = request.app[KEYS].get(username) if username else None
+        current = key_fingerprint(key)
+        key_verdict = "ok" if current is not None and current == claims.get("kf") else "key_replaced"
+        verdict = evaluate(cert, username, key, _lookup(request, cert), key_verdict, online.clock())
+    return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=True)
+
+
+def add_routes(app: web.Application) -> None:
+    """The :8443 application's routes."""
+    app.router.add_post("/v1/online/connect", connect)
+    app.router.add_post("/v1/online/heartbeat", heartbeat)
+
+
+def online_app(parent: web.Application) -> web.Application:
+    """The small application served on :8443; it shares the parent's resources."""
+    app = web.Application(middlewares=[request_middleware], client_max_size=16 * 1024)
+    app[SERVICE_NAME] = parent[SERVICE_NAME] if SERVICE_NAME in parent else "ocsp"
+    for key in (POOL, REGISTRY, OPLOG, KEYS, USAGE, SESSIONS, ONLINE):
+        app[key] = parent[key]
+    add_routes(app)
+    return app
+
+

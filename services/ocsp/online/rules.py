@@ -1,0 +1,148 @@
+"""The online channel's decisions, free of HTTP and TLS: who goes online, and the reason
+and message (Romanian, or English on request) given to everyone else."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.ocsp.online.keys import KeyRecord
+from services.ocsp.responder.registry import CertificateRecord
+
+# (Romanian, English). {username}, {serial}, {date} are filled in.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "online": ("Conectat online la SIUI ca {username}.", "Online with SIUI as {username}."),
+    "certificate_missing": (
+        "Nu a fost prezentat niciun certificat digital. Instalați certificatul furnizorului și "
+        "încercați din nou.",
+        "No digital certificate was presented. Install the provider's certificate and try again."),
+    "credentials_missing": (
+        "Lipsesc utilizatorul și seria de licență (utilizator <CUI>_CAS-<cod casă>, parola = seria "
+        "de licență).",
+        "The user name and licence serial are missing (user <CUI>_CAS-<house code>, password = "
+        "the licence serial)."),
+    "unknown_user": (
+        "Utilizatorul {username} nu există în SIUI. Verificați CUI-ul și casa de asigurări aleasă "
+        "la activare.",
+        "User {username} does not exist in SIUI. Check the CUI and the insurance house chosen at "
+        "activation."),
+    "certificate_not_registered": (
+        "Certificatul digital (serie {serial}) nu este înregistrat în SIUI. Cereți casei de "
+        "asigurări să îl adauge la Certificate utilizatori.",
+        "The digital certificate (serial {serial}) is not registered in SIUI. Ask your insurance "
+        "house to add it to the user certificates."),
+    "certificate_other_user": (
+        "Certificatul digital prezentat este înregistrat pentru alt utilizator, nu pentru {username}.",
+        "The digital certificate presented is registered to another user, not to {username}."),
+    "certificate_suspended": (
+        "Certificatul digital este suspendat de casa de asigurări: accesul online este oprit. "
+        "Contactați casa de asigurări.",
+        "The insurance house has suspended this digital certificate: online access is stopped. "
+        "Contact your insurance house."),
+    "certificate_revoked": (
+        "Certificatul digital a fost revocat. Folosiți un certificat valabil și cereți "
+        "înregistrarea lui.",
+        "The digital certificate has been revoked. Use a valid certificate and ask for it to be "
+        "registered."),
+    "certificate_expired": (
+        "Certificatul digital a expirat la {date}. Reînnoiți-l și cereți înregistrarea noului "
+        "certificat.",
+        "The digital certificate expired on {date}. Renew it and ask for the new one to be "
+        "registered."),
+    "certificate_not_yet_valid": (
+        "Certificatul digital este valabil abia de la {date}.",
+        "The digital certificate is not valid before {date}."),
+    "wrong_key": (
+        "Seria de licență nu este cea a utilizatorului {username}.",
+        "The licence serial is not the one of user {username}."),
+    "key_malformed": (
+        "Seria de licență are o greșeală de scriere: verificați caracterele (patru grupe, "
+        "de forma XXXXX-XXXX-XXXX-XXXX).",
+        "The licence serial has a typo: check the characters (four groups, XXXXX-XXXX-XXXX-XXXX)."),
+    "key_replaced": (
+        "Seria de licență a fost înlocuită (resetare parolă). Reactivați aplicația cu seria nouă "
+        "primită de la casa de asigurări.",
+        "The licence serial has been replaced (password reset). Reactivate the application with "
+        "the new serial from your insurance house."),
+    "session_invalid": (
+        "Sesiunea online nu este valabilă pentru acest certificat. Conectați-vă din nou.",
+        "The online session is not valid for this certificate. Connect again."),
+    "session_expired": ("Sesiunea online a expirat. Conectați-vă din nou.",
+                        "The online session has expired. Connect again."),
+}
+REASONS = tuple(code for code in MESSAGES if code != "online")
+
+
+def pick_language(accept_language: str | None) -> str:
+    """'en' when the client prefers English over Romanian, else 'ro'."""
+    best, best_q = "ro", 0.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        language = tag.strip().lower().split("-")[0]
+        if language in ("ro", "en") and q > best_q:
+            best, best_q = language, q
+    return best
+
+
+def message_for(code: str, language: str, **values: str) -> str:
+    """The message of ``code`` in ``language`` ('ro' or 'en')."""
+    ro, en = MESSAGES[code]
+    return (en if language == "en" else ro).format_map({"username": "", "serial": "", "date": "",
+                                                        **values})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCert:
+    """What the channel uses of the presented certificate."""
+
+    serial: int
+    not_before: datetime
+    not_after: datetime
+    issuer_id: str | None      # the registered issuer that signed it, if any
+    fingerprint: str           # SHA-256 of the DER, hex
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a connect or heartbeat: ``reason`` is None when online."""
+
+    reason: str | None
+    record: CertificateRecord | None = None
+    key: KeyRecord | None = None
+
+    @property
+    def online(self) -> bool:
+        return self.reason is None
+
+
+def evaluate(cert: ClientCert | None, username: str | None, key: KeyRecord | None,
+             record: CertificateRecord | None, key_verdict: str, now: datetime) -> Verdict:
+    """Decide a connect. The order is the order a person fixes things in: the
+    certificate at hand, who they say they are, whether the house allows that
+    certificate for them, and last the key."""
+    if cert is None:
+        return Verdict("certificate_missing")
+    if not username:
+        return Verdict("credentials_missing")
+    if key is None or not key.active:
+        return Verdict("unknown_user", record)
+    if record is None:
+        return Verdict("certificate_not_registered", None, key)
+    if record.username != username:
+        return Verdict("certificate_other_user", record, key)
+    if record.status == "revoked":
+        return Verdict("certificate_revoked", record, key)
+    if record.suspended:
+        return Verdict("certificate_suspended", record, key)
+    if now >= cert.not_after:
+        return Verdict("certificate_expired", record, key)
+    if now < cert.not_before:
+        return Verdict("certificate_not_yet_valid", record, key)
+    if key_verdict != "ok":
+        return Verdict(key_verdict if key_verdict in MESSAGES else "wrong_key", record, key)
+    return Verdict(None, record, key)

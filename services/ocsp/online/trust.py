@@ -1,0 +1,79 @@
+"""The :8443 TLS context: our server certificate, client certificates optional (a
+missing one is answered in HTTP, with a reason), trusted when issued by a registered
+issuer, and the issuer that signed a presented certificate found again."""
+from __future__ import annotations
+
+import hashlib
+import ssl
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from services.ocsp.online.rules import ClientCert
+from services.ocsp.responder.registry import Registry
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class TrustStore:
+    """The :8443 TLS context: our server certificate, client certificates optional (a
+    missing one is answered in HTTP), trusted when issued by a registered issuer."""
+
+    def __init__(self, registry: Registry, cert_path, key_path) -> None:
+        self.registry = registry
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_path, key_path)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        # X509_V_FLAG_NO_CHECK_TIME: validity is judged in evaluate(), with a clear reason.
+        # PARTIAL_CHAIN: a registered issuer is an anchor even when it is an intermediate CA.
+        context.verify_flags |= 0x200000 | ssl.VERIFY_X509_PARTIAL_CHAIN
+        # Called at every handshake, before the client certificate is verified (also
+        # without SNI): an issuer registered a moment ago is trusted at once.
+        context.sni_callback = self._on_hello
+        self.context = context
+        self._seen = None
+        self._loaded: set[bytes] = set()
+        self._by_subject: dict[bytes, list[tuple[str, x509.Certificate]]] = {}
+
+    def refresh(self) -> bool:
+        """Trust issuers registered since the last call; True if anything changed. CAs
+        are added to the live context (new handshakes see them at once); an issuer that
+        is removed stays in the TLS store until restart, but its certificates no longer
+        resolve, so connects answer certificate_not_registered."""
+        version = self.registry.issuers_version
+        if version == self._seen:
+            return False
+        by_subject: dict[bytes, list[tuple[str, x509.Certificate]]] = {}
+        for issuer in self.registry.issuers():
+            if not issuer.certificate_der:
+                continue
+            certificate = x509.load_der_x509_certificate(issuer.certificate_der)
+            by_subject.setdefault(certificate.subject.public_bytes(), []).append(
+                (issuer.issuer_id, certificate))
+            if issuer.certificate_der not in self._loaded:
+                self.context.load_verify_locations(cadata=issuer.certificate_der)
+                self._loaded.add(issuer.certificate_der)
+        self._by_subject, self._seen = by_subject, version
+        return True
+
+    def _on_hello(self, _ssl_object, _server_name, _context) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # never fail a handshake over it: the last store stands
+            log.warning("online_trust_refresh_failed", error=repr(exc))
+
+    def inspect(self, der: bytes) -> ClientCert:
+        """The presented certificate, with the registered issuer that signed it."""
+        certificate = x509.load_der_x509_certificate(der)
+        issuer_id = None
+        for candidate_id, candidate in self._by_subject.get(certificate.issuer.public_bytes(), ()):
+            try:
+                certificate.verify_directly_issued_by(candidate)
+            except (InvalidSignature, ValueError, TypeError):  # not this namesake's signature
+                continue
+            issuer_id = candidate_id
+            break
+        return ClientCert(certificate.serial_number, certificate.not_valid_before_utc,
+                          certificate.not_valid_after_utc, issuer_id, hashlib.sha256(der).hexdigest())

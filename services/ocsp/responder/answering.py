@@ -1,0 +1,213 @@
+"""Answering an OCSP request: the responder's domain, free of HTTP.
+
+The chain, cheapest first (Boulder's "sources"): decode → filter unknown issuers
+(``unauthorized``) → the cache of signed answers → live signing behind a bounded queue
+(``tryLater`` when it is full). Nothing here touches the database: the registry is
+in memory and kept current by ``services.ocsp.state``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.clock import Clock, utc_now
+
+from services.ocsp.responder.codec import CertId, MalformedRequest, ParsedRequest, parse_request
+from services.ocsp.responder.registry import CachedResponse, Lookup, Registry, ResponseCache
+from services.ocsp.responder.responses import ResponderIdentity, build_response, error_response
+
+MALFORMED = error_response("malformed_request")
+UNAUTHORIZED = error_response("unauthorized")
+TRY_LATER = error_response("try_later")
+INTERNAL_ERROR = error_response("internal_error")
+PARSED_MEMO = 10_000  # parsed requests kept (a few hundred bytes each)
+
+
+class Overloaded(Exception):
+    """More answers are waiting to be signed than the configured bound."""
+
+
+class SigningQueue:
+    """Live signing with a bounded wait: at most ``max_pending`` answers wait, the rest are shed.
+
+    Signing is CPU work on the event loop's thread, so an ``asyncio.Semaphore`` around
+    it would never see a waiter. Instead jobs queue here and are signed ``batch`` at a
+    time in a callback scheduled after the requests already ready to run: the queue's
+    length is the real backlog, a request beyond ``max_pending`` is refused at once,
+    and between batches the loop serves cached answers and health checks.
+    """
+
+    def __init__(self, max_pending: int, batch: int):
+        if max_pending < 1 or batch < 1:
+            raise ValueError("max_pending and batch must be at least 1")
+        self.max_pending = max_pending
+        self.batch = batch
+        self._jobs: deque[tuple[Callable[[], bytes], asyncio.Future]] = deque()
+        self._scheduled = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, job: Callable[[], bytes]) -> asyncio.Future:
+        """Queue ``job`` (it returns the signed DER); raise ``Overloaded`` when the queue is full."""
+        if len(self._jobs) >= self.max_pending:
+            raise Overloaded()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.append((job, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._run_batch)
+        return future
+
+    def _run_batch(self) -> None:
+        jobs = self._jobs
+        for _ in range(min(self.batch, len(jobs))):
+            job, future = jobs.popleft()
+            if future.cancelled():  # the client went away while waiting: skip the work
+                continue
+            try:
+                future.set_result(job())
+            except Exception as exc:  # handed to the waiting request, which answers internalError
+                future.set_exception(exc)
+        if jobs:
+            asyncio.get_running_loop().call_soon(self._run_batch)
+        else:
+            self._scheduled = False
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A response to send, and what it said about each CertID (for the log and metrics).
+
+    ``status`` is 'successful', 'malformed', 'unauthorized', 'try_later' or 'internal_error';
+    ``answers`` pairs each CertID with its lookup (empty when nothing was looked up).
+    """
+
+    der: bytes
+    status: str
+    answers: tuple[tuple[CertId, Lookup], ...] = ()
+    produced_at: datetime | None = None
+    next_update: datetime | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An answer waiting in the signing queue: ``future`` gives the signed DER (or the
+    signer's exception); ``finish`` turns it into the Result. Cancelling ``future`` (the
+    client went away) makes the queue skip the work."""
+
+    future: asyncio.Future
+    finish: Callable[[bytes], Result]
+    answers: tuple[tuple[CertId, Lookup], ...]
+
+    def result(self) -> Result:
+        """The Result once ``future`` is done (not cancelled)."""
+        if self.future.exception() is not None:
+            # A signer that fails (an HSM away, say) is internalError, never a 500.
+            return Result(INTERNAL_ERROR, "internal_error", self.answers)
+        return self.finish(self.future.result())
+
+    async def wait(self) -> Result:
+        """Wait for the signing, then the Result."""
+        with contextlib.suppress(Exception):  # result() answers internalError
+            await self.future
+        return self.result()
+
+
+@dataclass
+class Responder:
+    """Answers requests from ``registry``, signing as ``identity`` or an issuer's delegate.
+
+    A request with CertIDs of several issuers is signed by ``identity`` unless they all
+    share one delegated signer; any CertID of an unregistered issuer makes the whole
+    answer ``unauthorized`` (we are not authoritative for it).
+    """
+
+    registry: Registry
+    identity: ResponderIdentity
+    signing: SigningQueue
+    cache: ResponseCache | None
+    validity: timedelta
+    clock: Clock = utc_now
+    # Nonce-less requests come back byte for byte (each desktop asks about its own
+    # certificate again and again): their parse, a pure function of the bytes, is kept.
+    _parsed: dict[bytes, ParsedRequest] = field(default_factory=dict, init=False, repr=False)
+
+    def answer(self, der: bytes) -> Result | Pending:
+        """The response for the DER request ``der``: a ``Result`` when it can be given at once
+        (cached, refused, malformed), else the ``Pending`` signing. Never raises for a
+        client's input. Synchronous, so that an edge can answer a cached request without
+        creating a task for it."""
+        parsed = self._parsed.get(der) if type(der) is bytes else None
+        if parsed is None:
+            try:
+                parsed = parse_request(der)
+            except MalformedRequest:
+                return Result(MALFORMED, "malformed")
+            if parsed.nonce is None and type(der) is bytes:
+                if len(self._parsed) >= PARSED_MEMO:
+                    self._parsed.clear()  # bounded, and simpler than an LRU for what it saves
+                self._parsed[der] = parsed
+        return self.answer_parsed(parsed)
+
+    async def respond(self, der: bytes) -> Result:
+        """``answer`` for callers that simply wait: the Result, signed if need be."""
+        outcome = self.answer(der)
+        return outcome if type(outcome) is Result else await outcome.wait()
+
+    def answer_parsed(self, parsed: ParsedRequest) -> Result | Pending:
+        """``answer`` for a request already parsed."""
+        lookup = self.registry.lookup
+        answers = tuple((cert_id, lookup(cert_id)) for cert_id in parsed.cert_ids)
+        for _, found in answers:
+            if found.issuer is None:
+                return Result(UNAUTHORIZED, "unauthorized", answers)
+        now = self.clock().replace(microsecond=0)
+        single = self.cache is not None and ResponseCache.cacheable(parsed)
+        if single:
+            cert_id, found = answers[0]
+            hit = self.cache.get(found, cert_id, now)
+            if hit is not None:
+                return _from_cache(hit, answers)
+        identity = self._signer_for(answers)
+        next_update = now + self.validity
+        singles = [found.answer(cert_id) for cert_id, found in answers]
+        nonce = parsed.nonce
+
+        def sign() -> bytes:
+            return build_response(identity, singles, nonce=nonce, produced_at=now, this_update=now,
+                                  next_update=next_update)
+
+        def finish(signed: bytes) -> Result:
+            if single:
+                # Keyed by the state version looked up before signing: had the state changed
+                # meanwhile, this entry is simply never matched again.
+                return _from_cache(self.cache.put(found, cert_id, signed, produced_at=now, next_update=next_update),
+                                   answers)
+            return Result(signed, "successful", answers, now, next_update)
+
+        try:
+            future = self.signing.submit(sign)
+        except Overloaded:
+            return Result(TRY_LATER, "try_later", answers)
+        return Pending(future, finish, answers)
+
+    def _signer_for(self, answers: tuple[tuple[CertId, Lookup], ...]) -> ResponderIdentity:
+        signer = answers[0][1].issuer.signer
+        if signer is None:
+            return self.identity
+        for _, found in answers[1:]:
+            if found.issuer.signer is not signer:
+                return self.identity
+        return signer
+
+
+def _from_cache(entry: CachedResponse, answers) -> Result:
+    return Result(entry.der, "successful", answers, entry.produced_at, entry.next_update, entry.etag)

@@ -1,0 +1,48 @@
+"""OpenAPI fragment of the responder: the OCSP endpoints (DER, not JSON, but described
+so that one document says everything the service answers)."""
+from __future__ import annotations
+
+from services.ocsp.responder.codec import MAX_CERTS_PER_REQUEST, MAX_REQUEST_BYTES
+
+_OCSP_RESPONSE = {"content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}}
+_OCSP_ANSWERS = (
+    "An RFC 6960 OCSPResponse (DER), HTTP 200 whatever it says. Per CertID (SHA-1, SHA-256, "
+    "SHA-384 or SHA-512, answered in the client's hash): registered and active → good; suspended → "
+    "revoked, reason certificateHold, at the suspension time; revoked → revoked with its reason; "
+    "registered issuer but unknown serial → unknown. Response statuses: `unauthorized` when any "
+    "CertID names an issuer that is not registered; `malformedRequest` for anything undecodable, "
+    f"a body over {MAX_REQUEST_BYTES} bytes, more than {MAX_CERTS_PER_REQUEST} CertIDs, or a nonce "
+    "outside 1..128 octets (RFC 9654); `tryLater` when too many answers wait to be signed. "
+    "A nonce is echoed. Signed by the responder certificate (GET /v1/responder.pem), or by the "
+    "issuer's delegated signer when every CertID's issuer has the same one; responderID byKey, "
+    "the signer certificate included, thisUpdate = now and nextUpdate = now + SIUI_OCSP_VALIDITY "
+    "(default 1 hour). Single-CertID requests without a nonce are answered from a cache of signed "
+    "responses, dropped the moment that certificate's state changes (a suspension shows within "
+    "one second).")
+
+OPENAPI = {"paths": {
+        "/": {"post": {
+            "summary": "OCSP request (RFC 6960 over HTTP POST)",
+            "description": "Send `Content-Type: application/ocsp-request` (other types are tolerated, "
+                           "the body is read as DER either way). " + _OCSP_ANSWERS,
+            "requestBody": {"required": True, "content": {"application/ocsp-request": {
+                "schema": {"type": "string", "format": "binary", "maxLength": MAX_REQUEST_BYTES}}}},
+            "responses": {"200": {"description": "OCSPResponse", **_OCSP_RESPONSE}}}},
+        "/{request}": {"get": {
+            "summary": "OCSP request (RFC 5019 GET)",
+            "description": "The path is the base64 of the DER request; `+`, `/` and `=` may be "
+                           "percent-encoded or not, and path cleaning that merged a `//` is repaired. "
+                           + _OCSP_ANSWERS + " Successful answers carry `Cache-Control: max-age=<SIUI_OCSP_MAX_AGE, "
+                           "default 60>, public, no-transform, must-revalidate` (short, because a "
+                           "suspension must reach clients fast), `Last-Modified` (producedAt), `Expires` "
+                           "(the earlier of nextUpdate and now + max-age) and `ETag` (SHA-256 of the body); "
+                           "`If-None-Match` with that ETag answers 304.",
+            "parameters": [{"name": "request", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "OCSPResponse", **_OCSP_RESPONSE},
+                          "304": {"description": "Not modified (ETag matched)"}}}},
+        "/v1/responder.pem": {"get": {
+            "summary": "The responder certificate that signs answers (trust it directly, or its CA)",
+            "responses": {"200": {"description": "PEM", "content": {"application/x-pem-file": {
+                "schema": {"type": "string"}}}}}}}
+}}

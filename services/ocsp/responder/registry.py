@@ -1,0 +1,318 @@
+"""The in-memory status source the OCSP hot path reads, and its cache of signed answers.
+
+Nothing here touches the database: the service loads the registry at start and keeps
+it current from events, so that answering a request is a few dict look-ups. All
+methods are synchronous and O(1); the service uses the registry from one event loop.
+
+Invalidation works by versions rather than by deleting cache entries: every change
+(an issuer added or re-signed, a certificate upserted or removed) takes the next value
+of one registry-wide counter, and a lookup reports the newest version among its issuer
+and its certificate. A cached answer is keyed by that version, so the first lookup after
+a change misses at once, and the stale entry simply ages out of the LRU.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import count
+from typing import Literal
+
+from asn1crypto import x509 as asn1_x509
+
+from services.ocsp.responder.codec import HASH_SIZES, CertId, ParsedRequest
+from services.ocsp.responder.responses import REVOCATION_REASONS, ResponderIdentity, SingleAnswer
+
+__all__ = [
+    "CachedResponse",
+    "CertificateRecord",
+    "Issuer",
+    "Lookup",
+    "Registry",
+    "ResponseCache",
+    "issuer_hashes",
+]
+
+IssuerHashes = Mapping[str, tuple[bytes, bytes]]
+
+
+def issuer_hashes(issuer_cert_der: bytes) -> dict[str, tuple[bytes, bytes]]:
+    """(issuerNameHash, issuerKeyHash) of a CA certificate for SHA-1/256/384/512.
+
+    The name hash covers the CA's subject exactly as encoded in its certificate; the
+    key hash covers the subjectPublicKey BIT STRING value without its unused-bits
+    octet (RFC 6960 §4.1.1).
+    """
+    tbs = asn1_x509.Certificate.load(issuer_cert_der, strict=True)["tbs_certificate"]
+    name_der = tbs["subject"].dump()
+    key_bits = tbs["subject_public_key_info"]["public_key"].contents[1:]
+    return {
+        alg: (hashlib.new(alg, name_der).digest(), hashlib.new(alg, key_bits).digest())
+        for alg in HASH_SIZES
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """A CA we answer for; ``signer`` is its delegated responder, or None for ours."""
+
+    issuer_id: str
+    signer: ResponderIdentity | None
+    version: int
+    #: The CA certificate (DER) when registered from it: what a TLS trust store needs.
+    certificate_der: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    """What we know of one certificate (mirrors the certs service's record)."""
+
+    issuer_id: str
+    serial: int
+    certificate_id: str
+    username: str
+    cas: str
+    status: Literal["good", "revoked"] = "good"
+    suspended: bool = False
+    suspended_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    version: int = 0
+    #: The certs service's time of the state this record holds: a late, older event
+    #: (events may arrive out of order) must not overwrite a newer state.
+    changed_at: datetime | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    provider_cui: str | None = None
+
+    def answer(self, cert_id: CertId) -> SingleAnswer:
+        """The OCSP answer: revocation wins over suspension, which is a certificateHold."""
+        if self.status == "revoked":
+            return SingleAnswer(cert_id, "revoked", self.revoked_at, self.revocation_reason)
+        if self.suspended:
+            return SingleAnswer(cert_id, "revoked", self.suspended_at, "certificate_hold")
+        return SingleAnswer(cert_id, "good")
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Result of ``Registry.lookup``: which of the three cases, and the state version.
+
+    ``unknown_issuer`` → the caller answers with the ``unauthorized`` response status;
+    ``unknown_serial`` → a SingleResponse ``unknown``; ``found`` → ``record.answer()``.
+    """
+
+    outcome: Literal["unknown_issuer", "unknown_serial", "found"]
+    issuer: Issuer | None = None
+    record: CertificateRecord | None = None
+    state_version: int = 0
+
+    def answer(self, cert_id: CertId) -> SingleAnswer:
+        """The SingleAnswer for a known issuer; ValueError for an unknown one."""
+        if self.record is not None:
+            return self.record.answer(cert_id)
+        if self.issuer is None:
+            raise ValueError("no answer for an unknown issuer: respond 'unauthorized'")
+        return SingleAnswer(cert_id, "unknown")
+
+
+_UNKNOWN_ISSUER = Lookup("unknown_issuer")
+
+
+class Registry:
+    """Issuers by every CertID hash triple, certificates by (issuer_id, serial)."""
+
+    def __init__(self) -> None:
+        self._versions = count(1)
+        self._issuers: dict[str, Issuer] = {}
+        self._by_hashes: dict[tuple[str, bytes, bytes], Issuer] = {}
+        self._hash_keys: dict[str, list[tuple[str, bytes, bytes]]] = {}
+        self._records: dict[tuple[str, int], CertificateRecord] = {}
+        #: Bumped whenever the set of issuers (or a signer) changes, so that users of the
+        #: issuer list (the online channel's TLS trust store) can tell when to rebuild.
+        self.issuers_version = 0
+
+    def add_issuer(self, issuer_id: str, issuer: bytes | IssuerHashes, *,
+                   signer: ResponderIdentity | None = None, certificate_der: bytes | None = None) -> Issuer:
+        """Register (or replace, signer included) a CA from its DER certificate or hashes.
+
+        ``issuer`` is the CA certificate's DER, or precomputed ``issuer_hashes()`` output
+        (for instance as stored in the service's own table).
+
+        Raises ValueError when the hashes are already registered under another id.
+        """
+        if isinstance(issuer, (bytes, bytearray)):
+            certificate_der = bytes(issuer)
+            hashes = issuer_hashes(certificate_der)
+        else:
+            hashes = issuer
+        keys = [(alg, name_hash, key_hash) for alg, (name_hash, key_hash) in hashes.items()]
+        for key in keys:
+            other = self._by_hashes.get(key)
+            if other is not None and other.issuer_id != issuer_id:
+                raise ValueError(f"issuer already registered as {other.issuer_id!r}")
+        self._drop_issuer_keys(issuer_id)
+        entry = Issuer(issuer_id, signer, next(self._versions), certificate_der)
+        self._issuers[issuer_id] = entry
+        self.issuers_version += 1
+        self._hash_keys[issuer_id] = keys
+        for key in keys:
+            self._by_hashes[key] = entry
+        return entry
+
+    def set_signer(self, issuer_id: str, identity: ResponderIdentity | None) -> Issuer:
+        """Delegate the issuer's OCSP signing to ``identity`` (None: back to ours)."""
+        current = self._issuers.get(issuer_id)
+        if current is None:
+            raise KeyError(issuer_id)
+        # A new version: answers cached under the previous signer stop matching.
+        entry = Issuer(issuer_id, identity, next(self._versions), current.certificate_der)
+        self._issuers[issuer_id] = entry
+        self.issuers_version += 1
+        for key in self._hash_keys[issuer_id]:
+            self._by_hashes[key] = entry
+        return entry
+
+    def remove_issuer(self, issuer_id: str) -> bool:
+        """Forget a CA (its certificate records stay, unreachable); True if it was known."""
+        self._drop_issuer_keys(issuer_id)
+        self.issuers_version += 1
+        return self._issuers.pop(issuer_id, None) is not None
+
+    def issuer(self, issuer_id: str) -> Issuer | None:
+        """The issuer registered under ``issuer_id``, if any."""
+        return self._issuers.get(issuer_id)
+
+    def issuers(self) -> tuple[Issuer, ...]:
+        """Every registered issuer (a snapshot)."""
+        return tuple(self._issuers.values())
+
+    def certificates(self) -> tuple[CertificateRecord, ...]:
+        """Every certificate record (a snapshot; O(n), not for the hot path)."""
+        return tuple(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def upsert_certificate(self, issuer_id: str, serial: int, *, certificate_id: str, username: str,
+                           cas: str, status: Literal["good", "revoked"] = "good", suspended: bool = False,
+                           suspended_at: datetime | None = None, revoked_at: datetime | None = None,
+                           revocation_reason: str | None = None, changed_at: datetime | None = None,
+                           not_before: datetime | None = None, not_after: datetime | None = None,
+                           provider_cui: str | None = None) -> CertificateRecord:
+        """Create or replace a certificate's record; its cached answers stop matching at once.
+
+        The issuer need not be registered yet: events may arrive in any order, and a
+        record is only reachable through its issuer anyway.
+        """
+        if status not in ("good", "revoked"):
+            raise ValueError(f"status must be 'good' or 'revoked', not {status!r}")
+        if status == "revoked" and revoked_at is None:
+            raise ValueError("a revoked certificate needs revoked_at")
+        if suspended and suspended_at is None:
+            raise ValueError("a suspended certificate needs suspended_at")
+        if revocation_reason is not None and revocation_reason not in REVOCATION_REASONS:
+            raise ValueError(f"unknown revocation reason {revocation_reason!r}")
+        record = CertificateRecord(issuer_id, serial, certificate_id, username, cas, status, suspended,
+                                   suspended_at, revoked_at, revocation_reason, next(self._versions),
+                                   changed_at, not_before, not_after, provider_cui)
+        self._records[(issuer_id, serial)] = record
+        return record
+
+    def remove_certificate(self, issuer_id: str, serial: int) -> bool:
+        """Forget a certificate (it answers ``unknown`` again); True if it was known."""
+        return self._records.pop((issuer_id, serial), None) is not None
+
+    def certificate(self, issuer_id: str, serial: int) -> CertificateRecord | None:
+        """The record for (issuer_id, serial), if any."""
+        return self._records.get((issuer_id, serial))
+
+    def lookup(self, cert_id: CertId) -> Lookup:
+        """Resolve a CertID: unknown issuer, unknown serial, or the certificate's record."""
+        issuer = self._by_hashes.get(cert_id.issuer_key)
+        if issuer is None:
+            return _UNKNOWN_ISSUER
+        record = self._records.get((issuer.issuer_id, cert_id.serial))
+        if record is None:
+            # "unknown" depends on nothing but the issuer, so its version is the issuer's.
+            return Lookup("unknown_serial", issuer, None, issuer.version)
+        return Lookup("found", issuer, record, max(issuer.version, record.version))
+
+    def _drop_issuer_keys(self, issuer_id: str) -> None:
+        for key in self._hash_keys.pop(issuer_id, ()):
+            self._by_hashes.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A signed answer ready to send, with what HTTP caching headers need."""
+
+    der: bytes
+    produced_at: datetime
+    next_update: datetime
+    etag: str
+    cert_id_der: bytes
+
+
+class ResponseCache:
+    """Bounded LRU of signed single-CertID, nonce-less responses.
+
+    Keyed by (issuer_id, serial, hash_algorithm, state_version): a state change gives a
+    new version, so stale answers are never served. An entry is served only until
+    ``next_update - refresh_margin``, so clients never get an answer about to expire.
+    """
+
+    def __init__(self, max_entries: int = 100_000, refresh_margin: timedelta = timedelta(minutes=10)):
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.refresh_margin = refresh_margin
+        self._entries: OrderedDict[tuple[str, int, str, int], CachedResponse] = OrderedDict()
+
+    @staticmethod
+    def cacheable(request: ParsedRequest) -> bool:
+        """Only a single CertID without nonce gives a response others can reuse."""
+        return request.nonce is None and len(request.cert_ids) == 1
+
+    @staticmethod
+    def _key(lookup: Lookup, cert_id: CertId) -> tuple[str, int, str, int]:
+        if lookup.issuer is None:
+            raise ValueError("unknown issuers are answered 'unauthorized', never cached")
+        return (lookup.issuer.issuer_id, cert_id.serial, cert_id.hash_algorithm, lookup.state_version)
+
+    def get(self, lookup: Lookup, cert_id: CertId, now: datetime) -> CachedResponse | None:
+        """The cached answer for this CertID in this state, if fresh enough to serve."""
+        key = self._key(lookup, cert_id)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if now >= entry.next_update - self.refresh_margin:
+            del self._entries[key]
+            return None
+        if cert_id.der and entry.cert_id_der != cert_id.der:
+            # Same question, different encoding (NULL vs absent hash parameters): the
+            # cached bytes would echo a CertID that client does not recognise.
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, lookup: Lookup, cert_id: CertId, der: bytes, *, produced_at: datetime,
+            next_update: datetime) -> CachedResponse:
+        """Store a freshly signed response, evicting the least recently used beyond the cap."""
+        key = self._key(lookup, cert_id)
+        etag = '"' + hashlib.sha256(der).hexdigest() + '"'  # strong validator: the body's SHA-256
+        entry = CachedResponse(der, produced_at, next_update, etag, cert_id.der)
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return entry
+
+    def clear(self) -> None:
+        """Drop everything (e.g. when the service's own responder identity changes)."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,70 @@
+"""The rules that put the ocsp tables' state into a process's ``Registry``: pure
+functions, no I/O. A row (at load) and a note (on NOTIFY) carry the same fields."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from services.ocsp.responder.registry import Registry
+from services.ocsp.responder.responses import REVOCATION_REASONS
+from services.ocsp.state.signers import decrypt_identity
+from shared.events import parse_optional_time
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def _time(value: Any) -> datetime | None:
+    # Rows carry datetimes; notes carry what certificate_note wrote (ISO with offset).
+    return parse_optional_time(value, "certificate state time")
+
+
+def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newer: bool = True) -> bool:
+    """Put one certificate's state (a row or a note) into ``registry``; True if it changed.
+
+    A state older than the one held is ignored (notes and reloads may cross), and an
+    identical one too, so that its cached answers stay valid.
+    """
+    issuer_id, serial = str(state["issuer_id"]), int(state["serial"])
+    changed_at = _time(state["changed_at"])
+    current = registry.certificate(issuer_id, serial)
+    if current is not None and only_if_newer and current.changed_at and changed_at < current.changed_at:
+        return False
+    status = state["status"]
+    reason = state.get("revocation_reason")
+    values = dict(
+        certificate_id=str(state["certificate_id"]), username=state["username"], cas=state["cas"],
+        status="revoked" if status == "revoked" else "good",
+        suspended=status == "suspended", suspended_at=_time(state.get("suspended_at")),
+        revoked_at=_time(state.get("revoked_at")),
+        # A reason this code cannot sign (a newer CRLReason) is left out rather than refused.
+        revocation_reason=reason if status == "revoked" and reason in REVOCATION_REASONS else None,
+        changed_at=changed_at, not_before=_time(state.get("not_before")),
+        not_after=_time(state.get("not_after")), provider_cui=state.get("provider_cui"),
+    )
+    if current is not None and all(getattr(current, name) == value for name, value in values.items()):
+        return False
+    registry.upsert_certificate(issuer_id, serial, **values)
+    return True
+
+
+def apply_issuer(registry: Registry, issuer_id: str, certificate_der: bytes, signer_row, data_key: bytes) -> None:
+    """Register (or re-register) an issuer with its delegated signer, if it has one."""
+    signer = None
+    if signer_row is not None:
+        try:
+            signer = decrypt_identity(data_key, uuid.UUID(issuer_id), signer_row["certificate_der"],
+                                      signer_row["key_nonce"], signer_row["key_ciphertext"])
+        except Exception as exc:  # a wrong data key must not take the issuer down with it
+            log.error("ocsp_signer_unusable", issuer_id=issuer_id, error=repr(exc))
+    current = registry.issuer(issuer_id)
+    if current is not None and current.certificate_der == certificate_der:
+        if current.signer is None and signer is None:
+            return
+        registry.set_signer(issuer_id, signer)
+        return
+    try:
+        registry.add_issuer(issuer_id, certificate_der, signer=signer)
+    except ValueError as exc:  # the same CA key and name under two ids: keep the first
+        log.error("ocsp_issuer_conflict", issuer_id=issuer_id, error=str(exc))

@@ -1,0 +1,67 @@
+"""Queue ``ocsp.certs``: certs' events into the ocsp tables, and a note to every process
+(``follower`` applies it).
+
+Each handler runs inside the inbox transaction (shared.inbox), so a redelivered event
+changes nothing twice, and the NOTIFY it sends goes out only if the change commits.
+Events carry the full state and may arrive out of order: the tables keep the newest
+(by certs' ``changed_at`` / the event's ``occurred_at``) and ignore older ones.
+"""
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from services.ocsp.state import queries
+from shared.events import (CertificateReinstated, CertificateRegistered, CertificateRevoked, CertificateState,
+                           CertificateSuspended, Envelope, EventDecodeError, IssuerRegistered, IssuerUpdated,
+                           parse_optional_time, parse_time)
+from shared.inbox import Handler
+
+STATUSES = ("active", "suspended", "revoked")
+
+
+def _der(pem: str | None) -> bytes | None:
+    if not pem:
+        return None
+    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+
+
+async def on_issuer(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """IssuerRegistered / IssuerUpdated: store the CA certificate every CertID is matched by."""
+    event: IssuerRegistered = envelope.payload()
+    issuer_id = uuid.UUID(event.issuer_id)
+    written = await queries.upsert_issuer(conn, issuer_id, event.subject_dn, _der(event.certificate_pem),
+                                          parse_time(envelope.occurred_at, "occurred_at"))
+    if written:
+        await queries.notify_state(conn, queries.issuer_note(issuer_id))
+
+
+async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """CertificateRegistered / Suspended / Reinstated / Revoked: the full state, newest wins."""
+    event: CertificateState = envelope.payload()
+    if event.status not in STATUSES:
+        raise EventDecodeError(f"unknown certificate status {event.status!r}")
+    row = await queries.upsert_certificate(
+        conn, issuer_id=uuid.UUID(event.issuer_id), serial=int(event.serial),
+        certificate_id=uuid.UUID(event.certificate_id), username=event.username, cas=envelope.cas,
+        provider_cui=event.provider_cui, status=event.status,
+        changed_at=parse_time(event.changed_at, "changed_at"),
+        revocation_reason=event.reason if event.status == "revoked" else None,
+        not_before=parse_optional_time(event.not_before, "not_before"),
+        not_after=parse_optional_time(event.not_after, "not_after"),
+        certificate_der=_der(event.certificate_pem))
+    if row is not None:
+        await queries.notify_state(conn, queries.certificate_note(row))
+
+
+HANDLERS: dict[str, Handler] = {
+    IssuerRegistered.TYPE: on_issuer,
+    IssuerUpdated.TYPE: on_issuer,
+    CertificateRegistered.TYPE: on_certificate,
+    CertificateSuspended.TYPE: on_certificate,
+    CertificateReinstated.TYPE: on_certificate,
+    CertificateRevoked.TYPE: on_certificate,
+}

@@ -1,0 +1,100 @@
+"""Keeping each process's in-memory registry equal to the ocsp tables.
+
+Whoever changes the tables (the consumers, the signer routes) sends a note on
+``queries.NOTIFY_CHANNEL`` in the same transaction, so the note goes out if and only if
+the change committed. Every process follows the channel through the shared LISTEN
+connection (``shared.listen``) and applies each note to its own ``Registry``
+(``apply``); at start, and again after that connection was lost, it reloads everything
+(``RESYNC``), so a missed note can never leave it wrong for longer than a reconnect.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from services.ocsp.responder.registry import Registry
+from services.ocsp.state import queries
+from services.ocsp.state.apply import apply_certificate, apply_issuer
+from shared.listen import RESYNC, Subscription
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def reload(pool: asyncpg.Pool, registry: Registry, data_key: bytes) -> None:
+    """Make ``registry`` equal to the tables: add and change what differs, drop what is gone."""
+    async with pool.acquire() as conn:
+        issuers = await queries.all_issuers(conn)
+        signers = {str(row["issuer_id"]): row for row in await queries.all_signers(conn)}
+        certificates = await queries.all_certificates(conn)
+    issuer_ids = {str(row["id"]) for row in issuers}
+    for row in issuers:
+        apply_issuer(registry, str(row["id"]), row["certificate_der"], signers.get(str(row["id"])), data_key)
+    for issuer in registry.issuers():
+        if issuer.issuer_id not in issuer_ids:
+            registry.remove_issuer(issuer.issuer_id)
+    keys = set()
+    for row in certificates:
+        keys.add((str(row["issuer_id"]), int(row["serial"])))
+        apply_certificate(registry, row, only_if_newer=False)
+    for record in registry.certificates():
+        if (record.issuer_id, record.serial) not in keys:
+            registry.remove_certificate(record.issuer_id, record.serial)
+    log.info("ocsp_registry_loaded", issuers=len(issuer_ids), certificates=len(keys))
+
+
+async def apply_note(pool: asyncpg.Pool, registry: Registry, data_key: bytes, note: dict[str, Any]) -> None:
+    """Apply one NOTIFY payload to ``registry``."""
+    kind = note.get("kind")
+    if kind == "certificate":
+        apply_certificate(registry, note)
+        return
+    if kind not in ("issuer", "signer"):
+        log.warning("ocsp_note_unknown", kind=kind)
+        return
+    issuer_id = uuid.UUID(note["issuer_id"])
+    async with pool.acquire() as conn:
+        row = await queries.get_issuer(conn, issuer_id)
+        signer = await queries.get_signer(conn, issuer_id)
+    if row is None:
+        registry.remove_issuer(str(issuer_id))
+    else:
+        apply_issuer(registry, str(issuer_id), row["certificate_der"], signer, data_key)
+
+
+class StateFollower:
+    """Applies the notes of one subscription in order; reloads on every ``RESYNC``."""
+
+    def __init__(self, pool: asyncpg.Pool, registry: Registry, data_key: bytes, notes: Subscription):
+        self.pool = pool
+        self.registry = registry
+        self.data_key = data_key
+        self.notes = notes
+        #: Set after the first full load: nothing may be served from an empty registry.
+        self.loaded = asyncio.Event()
+        # The first load waits for the first RESYNC: listening first, loading second.
+        self._reload_due = False
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Until stopped (a ``shared.tasks`` target): reload on RESYNC, apply notes. A
+        failure leaves a reload due, which the restarted task does first."""
+        while not stopping.is_set():
+            if self._reload_due:
+                await reload(self.pool, self.registry, self.data_key)  # raises while the database is away
+                self._reload_due = False
+                self.loaded.set()
+            item = await self.notes.get()
+            if item is RESYNC:
+                self._reload_due = True
+                continue
+            try:
+                await apply_note(self.pool, self.registry, self.data_key, json.loads(item))
+            except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError):
+                self._reload_due = True  # this note's row was not read: read everything
+                raise
+            except Exception:
+                log.exception("ocsp_note_failed", payload=item[:200])

@@ -1,0 +1,148 @@
+"""SQL of the state the responder answers from: one function per statement; the caller
+owns the transaction.
+
+Tables are unqualified: the pool's search_path is the ``ocsp`` schema. Serials travel as
+``Decimal`` (numeric(50,0)): up to 20 octets, beyond bigint.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+NOTIFY_CHANNEL = "ocsp_state"
+
+ISSUER_COLUMNS = "id, subject_dn, certificate_der, event_at"
+CERTIFICATE_COLUMNS = ("issuer_id, serial, certificate_id, username, cas, provider_cui, status, suspended_at, "
+                       "revoked_at, revocation_reason, not_before, not_after, changed_at")
+SIGNER_COLUMNS = "issuer_id, certificate_der, key_nonce, key_ciphertext, created_at, created_by"
+
+
+# -- issuers -----------------------------------------------------------------------------
+
+async def upsert_issuer(conn: asyncpg.Connection, issuer_id: uuid.UUID, subject_dn: str,
+                        certificate_der: bytes, event_at: datetime) -> bool:
+    """Insert or replace an issuer unless a newer event already did; True if written."""
+    written = await conn.fetchval(
+        f"""insert into issuers as i ({ISSUER_COLUMNS}) values ($1, $2, $3, $4)
+            on conflict (id) do update
+               set subject_dn = excluded.subject_dn, certificate_der = excluded.certificate_der,
+                   event_at = excluded.event_at, updated_at = now()
+             where i.event_at <= excluded.event_at
+            returning true""",
+        issuer_id, subject_dn, certificate_der, event_at)
+    return bool(written)
+
+
+async def get_issuer(conn: asyncpg.Connection, issuer_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"select {ISSUER_COLUMNS} from issuers where id = $1", issuer_id)
+
+
+async def all_issuers(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"select {ISSUER_COLUMNS} from issuers order by id")
+
+
+# -- certificates ------------------------------------------------------------------------
+
+async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, serial: int,
+                             certificate_id: uuid.UUID, username: str, cas: str, provider_cui: str,
+                             status: str, changed_at: datetime, revocation_reason: str | None,
+                             not_before: datetime | None, not_after: datetime | None,
+                             certificate_der: bytes | None) -> asyncpg.Record | None:
+    """Store a certificate's full state unless it is older than the one held; the row
+    as now stored, or None when the event was stale (or the certificate is revoked,
+    which is final).
+
+    A repeated suspension keeps the first suspension time: that is the hold's start.
+    """
+    return await conn.fetchrow(
+        f"""insert into certificates as c (issuer_id, serial, certificate_id, username, cas, provider_cui,
+                   status, suspended_at, revoked_at, revocation_reason, not_before, not_after,
+                   certificate_der, changed_at)
+            values ($1, $2, $3, $4, $5, $6, $7,
+                    case when $7 = 'suspended' then $8::timestamptz end,
+                    case when $7 = 'revoked' then $8::timestamptz end,
+                    $9, $10, $11, $12, $8)
+            on conflict (issuer_id, serial) do update
+               set certificate_id = excluded.certificate_id, username = excluded.username,
+                   cas = excluded.cas, provider_cui = excluded.provider_cui, status = excluded.status,
+                   suspended_at = case when excluded.status = 'suspended' and c.status = 'suspended'
+                                       then c.suspended_at else excluded.suspended_at end,
+                   revoked_at = excluded.revoked_at, revocation_reason = excluded.revocation_reason,
+                   not_before = coalesce(excluded.not_before, c.not_before),
+                   not_after = coalesce(excluded.not_after, c.not_after),
+                   certificate_der = coalesce(excluded.certificate_der, c.certificate_der),
+                   changed_at = excluded.changed_at, updated_at = now()
+             where c.changed_at <= excluded.changed_at and c.status <> 'revoked'
+            returning {CERTIFICATE_COLUMNS}""",
+        issuer_id, Decimal(serial), certificate_id, username, cas, provider_cui, status, changed_at,
+        revocation_reason, not_before, not_after, certificate_der)
+
+
+async def get_certificate(conn: asyncpg.Connection, issuer_id: uuid.UUID, serial: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"select {CERTIFICATE_COLUMNS} from certificates where issuer_id = $1 and serial = $2",
+                               issuer_id, Decimal(serial))
+
+
+async def all_certificates(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"select {CERTIFICATE_COLUMNS} from certificates")
+
+
+# -- delegated signers -----------------------------------------------------------------------
+
+async def upsert_signer(conn: asyncpg.Connection, issuer_id: uuid.UUID, certificate_der: bytes,
+                        key_nonce: bytes, key_ciphertext: bytes, actor: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""insert into signers ({SIGNER_COLUMNS}) values ($1, $2, $3, $4, now(), $5)
+            on conflict (issuer_id) do update
+               set certificate_der = excluded.certificate_der, key_nonce = excluded.key_nonce,
+                   key_ciphertext = excluded.key_ciphertext, created_at = now(),
+                   created_by = excluded.created_by
+            returning {SIGNER_COLUMNS}""",
+        issuer_id, certificate_der, key_nonce, key_ciphertext, actor)
+
+
+async def get_signer(conn: asyncpg.Connection, issuer_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"select {SIGNER_COLUMNS} from signers where issuer_id = $1", issuer_id)
+
+
+async def all_signers(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(f"select {SIGNER_COLUMNS} from signers")
+
+
+async def delete_signer(conn: asyncpg.Connection, issuer_id: uuid.UUID) -> bool:
+    return await conn.fetchval("delete from signers where issuer_id = $1 returning true", issuer_id) is not None
+
+
+# -- telling every process -------------------------------------------------------------------
+# Every change to these tables is followed, in its transaction, by a note on NOTIFY_CHANNEL
+# (delivered at commit): a certificate's full state, or just an issuer's / signer's id
+# (a signer's key is never put on the wire, even encrypted; the follower reads the row).
+
+def certificate_note(row: asyncpg.Record | dict) -> dict[str, Any]:
+    """The NOTIFY payload for a certificate row: its full state, as JSON-ready values."""
+    note: dict[str, Any] = {"kind": "certificate"}
+    for name in ("issuer_id", "certificate_id", "username", "cas", "provider_cui", "status",
+                 "revocation_reason"):
+        note[name] = str(row[name]) if row[name] is not None else None
+    note["serial"] = str(int(row["serial"]))
+    for name in ("suspended_at", "revoked_at", "not_before", "not_after", "changed_at"):
+        note[name] = row[name].isoformat() if row[name] is not None else None
+    return note
+
+
+def issuer_note(issuer_id: uuid.UUID) -> dict[str, Any]:
+    return {"kind": "issuer", "issuer_id": str(issuer_id)}
+
+
+def signer_note(issuer_id: uuid.UUID) -> dict[str, Any]:
+    return {"kind": "signer", "issuer_id": str(issuer_id)}
+
+
+async def notify_state(conn: asyncpg.Connection, change: dict[str, Any]) -> None:
+    """NOTIFY every process of a change; delivered when (and only if) the transaction commits."""
+    await conn.execute("select pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(change, separators=(",", ":")))

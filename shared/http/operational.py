@@ -1,0 +1,89 @@
+"""The endpoints every service answers for operations (``/healthz``, ``/readyz``,
+``/metrics``, ``/openapi.json``) and ``base_app``, the application they are part of."""
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from shared.http.problems import SERVICE_NAME, problem, request_middleware
+from shared.openapi import assemble
+
+ReadinessCheck = Callable[[web.Application], Awaitable[None]]
+READINESS = web.AppKey("readiness", list)
+OPENAPI = web.AppKey("openapi", dict)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive", "service": request.app[SERVICE_NAME]})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    failures = {}
+    for check in request.app[READINESS]:
+        try:
+            await check(request.app)
+        except Exception as exc:
+            failures[check.__name__] = str(exc) or type(exc).__name__
+    if failures:
+        return problem(503, "Not ready", "; ".join(f"{k}: {v}" for k, v in failures.items()),
+                       slug="not-ready", instance=request.path)
+    return web.json_response({"status": "ready", "service": request.app[SERVICE_NAME]})
+
+
+_MULTIPROCESS_REGISTRY: CollectorRegistry | None = None
+
+
+def _multiprocess_registry() -> CollectorRegistry | None:
+    """With PROMETHEUS_MULTIPROC_DIR set (the ocsp workers), a registry that reads every
+    worker's files: one scrape lands on one worker, and must still count them all."""
+    global _MULTIPROCESS_REGISTRY
+    if _MULTIPROCESS_REGISTRY is None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        _MULTIPROCESS_REGISTRY = registry
+    return _MULTIPROCESS_REGISTRY
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text; across all workers when they share a directory."""
+    registry = _multiprocess_registry()
+    body = generate_latest(registry) if registry is not None else generate_latest()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+def base_app(service: str, openapi_doc: dict, *, middlewares=(), client_max_size: int = 1024 ** 2,
+             **kw) -> web.Application:
+    """An application with the error middleware and the operational endpoints; the
+    service adds its own routes (and ``shared.service.add_platform`` its database,
+    broker and audit trail)."""
+    app = web.Application(middlewares=[request_middleware, *middlewares], client_max_size=client_max_size, **kw)
+    app[SERVICE_NAME] = service
+    app[READINESS] = []
+    app[OPENAPI] = assemble(openapi_doc, OPERATIONAL_OPENAPI)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+OPERATIONAL_OPENAPI = {"paths": {
+    "/healthz": {"get": {"summary": "Alive", "tags": ["operations"],
+                         "responses": {"200": {"description": "The process answers"}}}},
+    "/readyz": {"get": {"summary": "Ready: what the service needs is reachable", "tags": ["operations"],
+                        "responses": {"200": {"description": "Ready"},
+                                      "503": {"description": "Not ready (problem+json says why)"}}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"],
+                         "responses": {"200": {"description": "Prometheus text format"}}}},
+    "/openapi.json": {"get": {"summary": "This document (OpenAPI 3.1)", "tags": ["operations"],
+                              "responses": {"200": {"description": "JSON"}}}},
+}}
