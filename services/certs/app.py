@@ -26,14 +26,5 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     # After the pool's: its cleanup runs first, so in-flight writes commit before the pool closes.
     app.cleanup_ctx.append(pending_writes_ctx)
 
-    app.router.add_get("/v1/issuers", routes.list_issuers)
-    app.router.add_post("/v1/issuers", routes.create_issuer)
-    app.router.add_get("/v1/issuers/{id}", routes.get_issuer)
-    app.router.add_put("/v1/issuers/{id}", routes.replace_issuer)
-    app.router.add_get("/v1/issuers/{id}/certificate.pem", routes.get_issuer_certificate)
-    app.router.add_get("/v1/certificates", routes.list_certificates)
-    app.router.add_post("/v1/certificates", routes.create_certificate)
-    app.router.add_get("/v1/certificates/{id}", routes.get_certificate)
-    app.router.add_patch("/v1/certificates/{id}", routes.patch_certificate)
-    app.router.add_post("/v1/certificates/{id}/revoke", routes.revoke_certificate)
+    routes.add_routes(app)
     return app

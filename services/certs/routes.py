@@ -268,3 +268,16 @@ def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
         return uuid.UUID(raw)
     except ValueError:
         raise errors.Invalid(f"query parameter {name} is not an id", errors={name: "not a valid id"}) from None
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/issuers", list_issuers)
+    app.router.add_post("/v1/issuers", create_issuer)
+    app.router.add_get("/v1/issuers/{id}", get_issuer)
+    app.router.add_put("/v1/issuers/{id}", replace_issuer)
+    app.router.add_get("/v1/issuers/{id}/certificate.pem", get_issuer_certificate)
+    app.router.add_get("/v1/certificates", list_certificates)
+    app.router.add_post("/v1/certificates", create_certificate)
+    app.router.add_get("/v1/certificates/{id}", get_certificate)
+    app.router.add_patch("/v1/certificates/{id}", patch_certificate)
+    app.router.add_post("/v1/certificates/{id}/revoke", revoke_certificate)

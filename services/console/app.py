@@ -19,8 +19,7 @@ from services.console.api import HTTP, http_ctx
 from services.console.config import Config
 from services.console.openapi import OPENAPI_DOC
 from services.console.session import CookieKeys
-from services.console.web import (CONFIG, KEYS, add_security_headers, no_audit_here,
-                                  page_errors_middleware, session_middleware)
+from services.console.web import CONFIG, KEYS, add_security_headers, page_errors_middleware, session_middleware
 
 HERE = Path(__file__).parent
 UPLOAD_LIMIT = 256 * 1024  # a certificate upload is a few kB
@@ -29,7 +28,7 @@ UPLOAD_LIMIT = 256 * 1024  # a certificate upload is a few kB
 def create_app(config: Config, *, keys: CookieKeys | None = None,
                verifier: TokenVerifier | None = None) -> web.Application:
     """The console. ``keys`` and ``verifier`` replace the ones read from data_dir (tests)."""
-    app = base_app("console", OPENAPI_DOC, middlewares=[no_audit_here, page_errors_middleware, session_middleware],
+    app = base_app("console", OPENAPI_DOC, middlewares=[page_errors_middleware, session_middleware],
                    client_max_size=UPLOAD_LIMIT)
     app[CONFIG] = config
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -31,7 +31,6 @@ async def list_certificates(request: web.Request) -> web.Response:
     return render(request, "certificates.html", {
         "items": body.get("items", []), "paging": forms.Paging.of(body, page, 20), "filters": filters,
         "suspended_choices": SUSPENDED_CHOICES, "page_link": lambda **kw: page_link(request, **kw),
-        "show_date": texts.show_date, "show_time": texts.show_time,
         "can_write": principal.can(Right.CERTIFICATES_WRITE)})
 
 
@@ -75,7 +74,7 @@ async def create_certificate(request: web.Request) -> web.Response:
             house = house_choice(request) or principal.cas
             if not values["username"] and house != "CNAS":
                 values["username"] = external_username(read.common_name, house)
-        context.update(read=read, read_issuer=issuer, show_time=texts.show_time)
+        context.update(read=read, read_issuer=issuer)
         if form.get("actiune") == "citeste":
             return render(request, "certificate_new.html", context)
         body = {"username": values["username"], "certificate_pem": read.pem}
@@ -101,7 +100,7 @@ async def certificate_detail(request: web.Request) -> web.Response:
     principal = operator(request, Right.CERTIFICATES_READ)
     certificate = await api(request).get("certs", f"/v1/certificates/{quoted(request.match_info['id'])}")
     return render(request, "certificate.html", {
-        "c": certificate, "show_date": texts.show_date, "show_time": texts.show_time,
+        "c": certificate,
         "can_suspend": principal.can(Right.CERTIFICATES_SUSPEND),
         "history_words": {"registered": "inregistrat", "suspended": "suspendat", "reinstated": "reactivat",
                           "revoked": "revocat"}})

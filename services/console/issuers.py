@@ -14,15 +14,14 @@ async def list_issuers(request: web.Request) -> web.Response:
     """GET /autoritati: the list (Nou only for CNAS users allowed to add)."""
     operator(request, Right.ISSUERS_READ)
     body = await api(request).get("certs", "/v1/issuers")
-    return render(request, "issuers.html", {"items": body.get("items", []), "show_date": texts.show_date})
+    return render(request, "issuers.html", {"items": body.get("items", [])})
 
 
 async def issuer_detail(request: web.Request) -> web.Response:
     """GET /autoritati/{id}: DN, serial, validity, the certificate."""
     operator(request, Right.ISSUERS_READ)
     issuer = await api(request).get("certs", f"/v1/issuers/{quoted(request.match_info['id'])}")
-    return render(request, "issuer.html", {"i": issuer, "show_date": texts.show_date,
-                                           "show_time": texts.show_time})
+    return render(request, "issuer.html", {"i": issuer})
 
 
 async def issuer_certificate(request: web.Request) -> web.Response:

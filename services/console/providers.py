@@ -14,9 +14,9 @@ from services.console.web import api, house_choice, operator, page_link, quoted,
 
 PER_PAGE_CHOICES = (10, 20, 50, 100)
 PDF_NAME = "generatePassword.pdf"
-# Where keygen may say which serial the PDF carries (the key is never stored in clear,
-# so the PDF answer is the only place the console can read it from).
-SERIAL_HEADERS = ("X-License-Serial", "X-Siui-License-Serial", "License-Serial")
+# Where keygen says which serial the PDF carries (the key is never stored in clear, so
+# the PDF answer is the only place the console can read it from).
+SERIAL_HEADER = "X-License-Serial"
 
 
 async def list_providers(request: web.Request) -> web.Response:
@@ -31,7 +31,7 @@ async def list_providers(request: web.Request) -> web.Response:
     paging = forms.Paging.of(body, page, per_page)
     return render(request, "providers.html", {
         "items": body.get("items", []), "paging": paging, "q": q, "per_page_choices": PER_PAGE_CHOICES,
-        "page_link": lambda **kw: page_link(request, **kw), "show_date": texts.show_date,
+        "page_link": lambda **kw: page_link(request, **kw),
         "can_write": principal.can(Right.PROVIDERS_WRITE)})
 
 
@@ -131,7 +131,7 @@ async def issue_key(request: web.Request) -> web.Response:
         context = _form_context(request, forms.provider_values(provider), provider=provider,
                                 error=texts.detail_message(exc.detail, exc.status))
         return render(request, "provider.html", context, status=409)
-    serial = next((headers[h] for h in SERIAL_HEADERS if headers.get(h)), None)
+    serial = headers.get(SERIAL_HEADER)
     return render(request, "key_issued.html", {
         "provider": provider, "serial": serial, "reset": reset, "filename": PDF_NAME,
         "pdf_data": base64.b64encode(pdf).decode()})

@@ -85,7 +85,7 @@ async def user_detail(request: web.Request, *, error: str | None = None, field_e
     user = await api(request).get("users", f"/v1/users/{quoted(username)}")
     roles = await _roles(request) if user.get("type") == "internal" else []
     return render(request, "user.html", {
-        "user": user, "roles": roles, "chosen": user.get("roles", []), "show_time": texts.show_time,
+        "user": user, "roles": roles, "chosen": user.get("roles", []),
         "can_write": principal.can(Right.USERS_WRITE) and username != principal.username,
         "error": error, "field_errors": field_errors or {}}, status=status)
 

@@ -213,16 +213,6 @@ HTTP_PAGES = {404: ("Pagina nu exista", "Adresa ceruta nu exista in consola."),
 
 
 @web.middleware
-async def no_audit_here(request: web.Request, handler):
-    """shared.http.base_app gives every service GET /v1/audit over its own table; the
-    console has no database, so it says where the trail is instead of failing."""
-    if request.path.rstrip("/") == "/v1/audit":
-        raise errors.NotFound("the console keeps no audit trail: each service answers GET /v1/audit "
-                              "for the changes made through it")
-    return await handler(request)
-
-
-@web.middleware
 async def page_errors_middleware(request: web.Request, handler):
     """Refusals shown as pages a clerk understands: a service's 401 logs out, 403, 404,
     409 and 5xx explain; an unknown address or a too large upload too. The JSON

@@ -30,7 +30,6 @@ from services.keygen.openapi import OPENAPI_DOC
 
 log = get_logger(__name__)
 
-CONFIG = web.AppKey("config", Config)
 PURGE_EVERY_SECONDS = 3600.0
 
 
@@ -38,7 +37,6 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
                signer: signers.Signer | None = None) -> web.Application:
     """The keygen app. ``clock``, ``verifier`` and ``signer`` may be replaced (tests, bench)."""
     app = base_app("keygen", OPENAPI_DOC)
-    app[CONFIG] = config
     add_platform(app, config.common, schema="keygen", migrations="services.keygen",
                  verifier=verifier)
     app.cleanup_ctx.append(_kit_ctx(config, clock, signer))

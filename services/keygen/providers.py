@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -22,7 +21,7 @@ from stdnum.ro import cui as stdnum_cui
 from shared.houses import COUNTY_HOUSE_CODES, NATIONAL
 
 __all__ = [
-    "ORG_TYPES", "PROVIDER_FIELDS", "InvalidFields", "LegalRepresentative", "ProviderInput",
+    "ORG_TYPES", "PROVIDER_FIELDS", "InvalidFields",
     "validate_provider", "apply_patch", "fold",
 ]  # fmt: skip
 
@@ -72,45 +71,6 @@ class InvalidFields(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = dict(errors)
-
-
-@dataclass(frozen=True, slots=True)
-class LegalRepresentative:
-    name: str
-    cnp: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderInput:
-    """A provider as the form describes it, validated."""
-
-    cas: str
-    cui: str
-    name: str
-    description: str | None = None
-    code: str | None = None  # None only before validation: it defaults to the CUI
-    cui_date: date | None = None
-    org_type: str | None = None
-    fiscal_attribute: str | None = None
-    fiscal_attribute_date: date | None = None
-    trade_register_no: str | None = None
-    registered_on: date | None = None
-    country: str = "ROM"
-    locality: str | None = None
-    currency: str = "RON"
-    print_order: int | None = None
-    valid_from: date | None = None
-    valid_to: date | None = None
-    work_point: str | None = None
-    location_type: str | None = None
-    legal_representative: LegalRepresentative | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProviderInput:
-        """Validate ``data`` (see :func:`validate_provider`) and build the instance."""
-        clean = validate_provider(data)
-        rep = clean["legal_representative"]
-        return cls(**{**clean, "legal_representative": rep and LegalRepresentative(**rep)})
 
 
 class _Bad(Exception):

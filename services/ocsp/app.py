@@ -1,7 +1,8 @@
 """The ocsp service's composition root: the only module that knows all four features.
 
-    state ──▶ responder ──▶ log ◀── online
-      (tables → registry)   (answers)   (connects)
+    state ──▶ responder ──▶ log
+                  ▲            ▲
+                  └── online ──┘
 
 ``state`` keeps the process's registry equal to the tables certs' events fill;
 ``responder`` answers OCSP from it; ``online`` decides connects from it and from the

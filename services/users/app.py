@@ -27,7 +27,6 @@ from services.users.tokens import TokenSigner
 
 log = get_logger(__name__)
 
-CONFIG = web.AppKey("config", Config)
 PURGE_EVERY_SECONDS = 3600.0
 # Session rows are kept a day past their expiry: long enough to answer "who was logged in".
 PURGE_AFTER = timedelta(days=1)
@@ -37,7 +36,6 @@ def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher
                signer: TokenSigner | None = None) -> web.Application:
     """The users app. ``clock``, ``hasher`` and ``signer`` may be replaced (tests, bench)."""
     app = base_app("users", OPENAPI_DOC)
-    app[CONFIG] = config
     # users keeps the sessions itself: it has no past logouts to catch up with.
     add_platform(app, config.common, schema="users", migrations="services.users", consumers=CONSUMERS,
                  follow_past_logouts=False)

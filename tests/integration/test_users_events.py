@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
-from services.users.app import CONFIG, create_app
+from services.users.app import create_app
 from services.users.config import Config
 from shared.auth import ALL_RIGHTS
 from shared.broker import connect
@@ -85,7 +85,7 @@ async def detail(client, cnas, username):
     return await response.json() if response.status == 200 else None
 
 
-async def test_key_issued_twice_creates_one_user_and_one_announcement(client, broker, announced, cnas):
+async def test_key_issued_twice_creates_one_user_and_one_announcement(client, common, broker, announced, cnas):
     event = key_issued("12433636", "B")
     envelope = new_envelope(event, "B")
     await broker.publish(envelope)
@@ -102,7 +102,8 @@ async def test_key_issued_twice_creates_one_user_and_one_announcement(client, br
     await eventually(one_created, what="ExternalUserCreated on the bus")
 
     async def all_handled():  # two applied, the redelivery recognised as a duplicate
-        return await _deliveries(client, "applied") >= 2 and await _deliveries(client, "duplicate") >= 1
+        return (await _deliveries(client, common, "applied") >= 2
+                and await _deliveries(client, common, "duplicate") >= 1)
 
     await eventually(all_handled, what="three deliveries handled")
     created = [e for e in await announced() if e.type == "ExternalUserCreated"]
@@ -193,12 +194,12 @@ async def _outbox_empty(client) -> bool:
     return await client.server.app[POOL].fetchval("select count(*) from outbox") == 0
 
 
-async def _deliveries(client, outcome: str) -> float:
+async def _deliveries(client, common, outcome: str) -> float:
     """siui_events_consumed_total of this module's users.key-issued queue, from /metrics."""
     text = await (await client.get("/metrics")).text()
     total = 0.0
     for line in text.splitlines():
         if line.startswith("siui_events_consumed_total{") and "users.key-issued" in line \
-                and client.server.app[CONFIG].common.events_exchange in line and f'outcome="{outcome}"' in line:
+                and common.events_exchange in line and f'outcome="{outcome}"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
