@@ -14,6 +14,7 @@ from aiohttp import web
 
 from shared.auth import Right, authorize, house_filter
 from shared.db import POOL
+from shared.http.clients import remote_address
 from shared.http.operational import OPENAPI
 from shared.http.reading import query_int
 from shared.logging import get_logger
@@ -55,7 +56,7 @@ async def audit_middleware(request: web.Request, handler):
                    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
                 principal.username, principal.cas, target.get("cas") or principal.cas, action,
                 target.get("kind"), target.get("id") or _path_id(request), response.status,
-                _result(response.status), request.remote, target.get("details"))
+                _result(response.status), remote_address(request), target.get("details"))
         except Exception:  # the answer is already decided; never turn it into a 500
             log.exception("audit_write_failed", action=action)
     return response

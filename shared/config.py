@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.addresses import parse_addresses
+
 DEFAULT_DATABASE_URL = "postgresql://siui:siui@127.0.0.1:5432/siui"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -141,6 +143,10 @@ class CommonConfig:
         read), default ``<data dir>/secrets/license-pepper``: the HMAC key under which
         licence serials are stored. keygen hashes new keys with it and ocsp checks
         presented ones with it, so it is one setting for both, never two.
+    trusted_proxies: SIUI_TRUSTED_PROXIES (formerly SIUI_KEYGEN_TRUSTED_PROXIES, still
+        read), default none: addresses of the reverse proxies whose X-Forwarded-For is
+        believed (shared.addresses). Behind a proxy every client would otherwise share
+        its address, and one typo-prone clinic would lock out all.
     """
 
     database_url: str
@@ -151,6 +157,7 @@ class CommonConfig:
     log_format: str
     users_url: str = "http://127.0.0.1:8102"
     license_pepper_path: Path | None = None  # None: <data dir>/secrets/license-pepper
+    trusted_proxies: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.license_pepper_path is None:
@@ -191,6 +198,7 @@ class CommonConfig:
             log_format=log_format,
             users_url=service_url(env, "users"),
             license_pepper_path=_pepper_path(env),
+            trusted_proxies=_trusted_proxies(env),
         )
 
 
@@ -212,3 +220,11 @@ def service_url(env: Mapping[str, str], service: str) -> str:
 def _pepper_path(env: Mapping[str, str]) -> Path | None:
     raw = env_str(env, "SIUI_LICENSE_PEPPER_FILE", "") or env_str(env, "SIUI_KEYGEN_PEPPER_FILE", "")
     return Path(raw).resolve() if raw else None
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> frozenset[str]:
+    name = "SIUI_TRUSTED_PROXIES" if env_str(env, "SIUI_TRUSTED_PROXIES", "") else "SIUI_KEYGEN_TRUSTED_PROXIES"
+    try:
+        return parse_addresses(env_str(env, name, ""))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None

@@ -19,6 +19,7 @@ from shared.broker import BROKER, broker_ctx
 from shared.config import CommonConfig
 from shared.db import POOL, pool_ctx
 from shared.events import Envelope, EventDecodeError, SessionRevoked
+from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import READINESS
 from shared.inbox import Handler, consumer_ctx
 from shared.listen import LISTENER, Listener
@@ -126,6 +127,7 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     app.cleanup_ctx.append(outbox_relay_ctx(schema))
     for queue, handlers in (consumers or {}).items():
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))
+    app[TRUSTED_PROXIES] = common.trusted_proxies
     add_audit(app)
     app[READINESS].extend([database_reachable, broker_reachable])
 

@@ -17,7 +17,6 @@ Decisions:
 """
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,30 +82,3 @@ def classify(key: Mapping[str, Any] | None, cas: str) -> str:
     if key["cas"] != cas:
         return Outcome.WRONG_HOUSE
     return Outcome.OK
-
-
-def client_address(peer: str | None, forwarded_for: str | None,
-                   trusted_proxies: frozenset[str]) -> str:
-    """The address an attempt is counted against.
-
-    The peer's address, unless the peer is a trusted reverse proxy: then the nearest
-    X-Forwarded-For entry that is not itself a trusted proxy (entries further left were
-    written by the client and could be anything).
-    """
-    address = _canonical(peer) or "unknown"
-    if address not in trusted_proxies or not forwarded_for:
-        return address
-    hops = [_canonical(h.strip()) for h in forwarded_for.split(",")]
-    for hop in reversed(hops):
-        if hop is None:
-            return address  # garbage in the header: count against the proxy's own address
-        if hop not in trusted_proxies:
-            return hop
-    return address
-
-
-def _canonical(text: str | None) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text)) if text else None
-    except ValueError:
-        return None

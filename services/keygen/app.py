@@ -62,7 +62,7 @@ def _kit_ctx(config: Config, clock: Clock, signer: signers.Signer | None):
                                              config.docsign_chain),
                 executor=executor, clock=clock,
                 policy=ThrottlePolicy(config.max_failures, config.failure_window_minutes),
-                trusted_proxies=config.trusted_proxies, fonts=fonts,
+                fonts=fonts,
                 pdf_gate=asyncio.Semaphore(config.pdf_workers))
             await kit.agreement(AgreementData(
                 house="B", provider_name="Verificare la pornire", cui="12433636",

@@ -17,7 +17,8 @@ class Config:
 
     port: SIUI_KEYGEN_PORT, default 8101 (the contract's port).
     (The licence pepper, the HMAC key under which serials are stored, is
-    ``common.license_pepper_path``: the ocsp service checks serials with the same one.)
+    ``common.license_pepper_path``: the ocsp service checks serials with the same one.
+    The reverse proxies whose X-Forwarded-For is believed are ``common.trusted_proxies``.)
     docsign_cert / docsign_key: SIUI_KEYGEN_DOCSIGN_CERT / SIUI_KEYGEN_DOCSIGN_KEY, by
         default in the data directory: the house's document-signing certificate and key
         that sign ``generatePassword.pdf``.
@@ -27,9 +28,6 @@ class Config:
     max_failures: SIUI_ACTIVATION_MAX_FAILURES: failed activations from one client
         address, or against one provider, before 429.
     failure_window_minutes: SIUI_ACTIVATION_WINDOW_MINUTES: how far back failures count.
-    trusted_proxies: SIUI_KEYGEN_TRUSTED_PROXIES, default none: addresses of reverse
-        proxies whose X-Forwarded-For is believed. Behind a proxy every desktop would
-        otherwise share the proxy's address and one typo-prone clinic would lock out all.
     pdf_workers: SIUI_KEYGEN_PDF_WORKERS: threads that render and sign agreements;
         signing is CPU-bound, so more threads than cores only queue.
     attempts_retention_days: SIUI_ACTIVATION_LOG_DAYS: activation attempts older than
@@ -47,7 +45,6 @@ class Config:
     docsign_chain: tuple[Path, ...] = ()
     max_failures: int = setting("SIUI_ACTIVATION_MAX_FAILURES", 5, minimum=1)
     failure_window_minutes: int = setting("SIUI_ACTIVATION_WINDOW_MINUTES", 15, minimum=1)
-    trusted_proxies: frozenset[str] = frozenset()
     pdf_workers: int = setting("SIUI_KEYGEN_PDF_WORKERS", 2, minimum=1, maximum=64)
     attempts_retention_days: int = setting("SIUI_ACTIVATION_LOG_DAYS", 180, minimum=1)
     font_cache_dir: Path = setting("SIUI_KEYGEN_FONT_CACHE", Path("cache/fonts"), data_path=True)
@@ -61,15 +58,4 @@ class Config:
         chain = tuple(Path(p.strip()).resolve()
                       for p in env_str(env, "SIUI_KEYGEN_DOCSIGN_CHAIN", "").split(",") if p.strip())
         return settings_from_env(cls, env, common=CommonConfig.from_env(env), port=service_port(env, "keygen"),
-                                 docsign_chain=chain,
-                                 trusted_proxies=_addresses(env_str(env, "SIUI_KEYGEN_TRUSTED_PROXIES", "")))
-
-
-def _addresses(raw: str) -> frozenset[str]:
-    found = set()
-    for item in filter(None, (p.strip() for p in raw.split(","))):
-        try:
-            found.add(str(ipaddress.ip_address(item)))
-        except ValueError:
-            raise ConfigError(f"SIUI_KEYGEN_TRUSTED_PROXIES: {item!r} is not an IP address") from None
-    return frozenset(found)
+                                 docsign_chain=chain)

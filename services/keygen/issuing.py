@@ -35,7 +35,6 @@ class KeyKit:
     executor: Executor  # renders and signs agreements off the event loop
     clock: Clock
     policy: ThrottlePolicy
-    trusted_proxies: frozenset[str] = frozenset()
     # Tried in order: the fast Latin subset first, the full fonts for any other text.
     fonts: tuple[FontChoice, ...] = (FontChoice(DEFAULT_FONTS),)
     # Requests for a PDF wait here, before they take a database connection: each holds

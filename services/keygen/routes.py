@@ -13,7 +13,7 @@ from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
 from services.keygen import desktop, registry
-from services.keygen.activation import client_address
+from shared.http.clients import remote_address
 from services.keygen.agreement import FILENAME
 from services.keygen.issuing import KeyKit, issue_key
 
@@ -148,8 +148,7 @@ async def create_activation_key(request: web.Request) -> web.StreamResponse:
 async def create_activation(request: web.Request) -> web.Response:
     """POST /v1/activations (no token): the desktop's "Activare"."""
     kit = request.app[KIT]
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                             kit.trusted_proxies)
+    address = remote_address(request)
     raw: dict = {}
     try:
         raw = await read_json(request)

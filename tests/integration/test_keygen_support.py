@@ -3,6 +3,8 @@ database and RabbitMQ exchange, operators' tokens, providers with fresh valid CU
 tap on the exchange that sees every keygen.# event."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import random
 from datetime import datetime, timedelta, timezone
@@ -60,7 +62,7 @@ def clock():
 def keygen_config(common_config) -> Config:
     # 127.0.0.1 (the test client) stands for a reverse proxy, so X-Forwarded-For can play
     # desktops at different addresses.
-    return Config(common=common_config, port=0, trusted_proxies=frozenset({"127.0.0.1"}))
+    return Config(common=dataclasses.replace(common_config, trusted_proxies=frozenset({"127.0.0.1"})), port=0)
 
 
 @pytest.fixture(scope="module")

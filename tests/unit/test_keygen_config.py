@@ -15,7 +15,7 @@ def test_defaults_follow_the_data_dir(tmp_path: Path):
     assert config.common.license_pepper_path == tmp_path / "secrets" / "license-pepper"
     assert (config.docsign_cert, config.docsign_key) == (tmp_path / "pki" / "docsign.pem",
                                                          tmp_path / "pki" / "docsign.key")
-    assert config.docsign_chain == () and config.trusted_proxies == frozenset()
+    assert config.docsign_chain == () and config.common.trusted_proxies == frozenset()
     assert (config.max_failures, config.failure_window_minutes) == (5, 15)
 
 
@@ -30,7 +30,7 @@ def test_everything_can_be_set(tmp_path: Path):
     assert config.port == 9101 and config.docsign_cert == tmp_path / "c.pem"
     assert config.docsign_chain == (tmp_path / "a.pem", tmp_path / "b.pem")
     assert (config.max_failures, config.failure_window_minutes) == (3, 60)
-    assert config.trusted_proxies == frozenset({"10.0.0.1", "::1"})
+    assert config.common.trusted_proxies == frozenset({"10.0.0.1", "::1"})
     assert (config.pdf_workers, config.attempts_retention_days) == (4, 30)
 
 

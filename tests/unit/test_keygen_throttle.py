@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.keygen.activation import Outcome, ThrottlePolicy, classify, client_address, retry_after
+from services.keygen.activation import Outcome, ThrottlePolicy, classify, retry_after
+from shared.addresses import client_address
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 POLICY = ThrottlePolicy(max_failures=5, window_minutes=15)
