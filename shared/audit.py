@@ -83,6 +83,22 @@ async def list_audit(request: web.Request) -> web.Response:
     return web.json_response({"items": [{**dict(r), "at": r["at"].isoformat()} for r in rows]})
 
 
+PURGE_BATCH = 10_000
+
+
+async def purge_audit(pool, before) -> int:
+    """Delete audit rows older than ``before``, a batch at a time (no long lock); how many."""
+    total = 0
+    while True:
+        deleted = await pool.fetchval(
+            """with gone as (delete from audit_log where id in (
+                   select id from audit_log where at < $1 order by id limit $2) returning 1)
+               select count(*) from gone""", before, PURGE_BATCH)
+        total += deleted
+        if deleted < PURGE_BATCH:
+            return total
+
+
 def add_audit(app: web.Application) -> None:
     """Record every write of this (database-backed) service and serve ``GET /v1/audit``.
     Outermost middleware: by then errors are answers, so refusals are recorded too."""

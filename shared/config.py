@@ -147,6 +147,9 @@ class CommonConfig:
         read), default none: addresses of the reverse proxies whose X-Forwarded-For is
         believed (shared.addresses). Behind a proxy every client would otherwise share
         its address, and one typo-prone clinic would lock out all.
+    audit_retention_days: SIUI_AUDIT_RETENTION_DAYS: how long each service keeps its audit
+        rows (a year and a month: an inquiry about last year's operations still finds
+        them); older rows are deleted in batches every hour.
     """
 
     database_url: str
@@ -158,8 +161,10 @@ class CommonConfig:
     users_url: str = "http://127.0.0.1:8102"
     license_pepper_path: Path | None = None  # None: <data dir>/secrets/license-pepper
     trusted_proxies: frozenset[str] = frozenset()
+    audit_retention_days: int = setting("SIUI_AUDIT_RETENTION_DAYS", 400, minimum=30, maximum=36_600)
 
     def __post_init__(self) -> None:
+        settle(self, self.data_dir)
         if self.license_pepper_path is None:
             object.__setattr__(self, "license_pepper_path", self.data_dir / "secrets" / "license-pepper")
 
@@ -179,6 +184,10 @@ class CommonConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "CommonConfig":
+        return settings_from_env(cls, os.environ if env is None else env, **cls._given(env))
+
+    @classmethod
+    def _given(cls, env: Mapping[str, str] | None) -> dict[str, Any]:
         env = os.environ if env is None else env
         log_format = env_str(env, "SIUI_LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
@@ -189,7 +198,7 @@ class CommonConfig:
         amqp_url = env_str(env, "SIUI_AMQP_URL", DEFAULT_AMQP_URL)
         if not amqp_url.startswith(("amqp://", "amqps://")):
             raise ConfigError("SIUI_AMQP_URL must be an amqp:// URL")
-        return cls(
+        return dict(
             database_url=database_url,
             amqp_url=amqp_url,
             data_dir=Path(env_str(env, "SIUI_DATA_DIR", ".siui")).resolve(),

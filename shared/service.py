@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import aio_pika
 from aiohttp import web
 
-from shared.audit import add_audit
+from shared.audit import add_audit, purge_audit
 from shared.auth import VERIFIER, TokenVerifier
 from shared.broker import BROKER, broker_ctx
 from shared.config import CommonConfig
@@ -25,7 +26,8 @@ from shared.inbox import Handler, consumer_ctx
 from shared.listen import LISTENER, Listener
 from shared.logging import configure_logging, get_logger
 from shared.outbox import outbox_relay_ctx
-from shared.tasks import BackgroundTask, background_ctx, wait_stopping
+from shared.clock import utc_now
+from shared.tasks import BackgroundTask, background_ctx, periodic_ctx, wait_stopping
 
 log = get_logger(__name__)
 
@@ -114,6 +116,13 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_
     return ctx
 
 
+def _purge_audit(common: CommonConfig):
+    async def purge(app: web.Application) -> None:
+        await purge_audit(app[POOL], utc_now() - timedelta(days=common.audit_retention_days))
+
+    return purge
+
+
 def add_platform(app: web.Application, common: CommonConfig, *, schema: str, migrations: str,
                  consumers: Consumers | None = None, verifier: TokenVerifier | None = None,
                  pool_max_size: int = 10, follow_past_logouts: bool = True) -> None:
@@ -129,6 +138,7 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))
     app[TRUSTED_PROXIES] = common.trusted_proxies
     add_audit(app)
+    app.cleanup_ctx.append(periodic_ctx("audit-retention", 3600, _purge_audit(common)))
     app[READINESS].extend([database_reachable, broker_reachable])
 
 

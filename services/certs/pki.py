@@ -23,7 +23,12 @@ from .x509names import format_name, name_key
 # RFC 5280 4.1.2.2: at most 20 octets. Read as an unsigned magnitude so that the
 # non-conforming serials some CAs issue (top bit set: 21 octets in DER) still register.
 MAX_SERIAL = (1 << 160) - 1
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+#: Largest PEM/base64 text read: one certificate is 1-3 kB; a CA's with long policies a few
+#: more. Beyond it the text is refused before any parsing (it is also what a 64 kB JSON
+#: field can carry), so no upload can hold a worker for long.
+MAX_PEM_CHARS = 64 * 1024
+_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+_END = re.compile(r"-----END ([A-Z0-9 ]{1,40})-----")
 _HEX_SEPARATORS = re.compile(r"[\s:]")
 
 
@@ -59,16 +64,50 @@ class CertificateFacts:
     is_ca: bool
 
 
+def pem_blocks(text: str) -> list[tuple[str, str]] | None:
+    """The (kind, base64 body) of each PEM block, read line by line (linear time, whatever
+    the text holds); None when the text has no BEGIN line; ValueError for a block that is
+    not closed by its own END line."""
+    blocks: list[tuple[str, str]] = []
+    kind: str | None = None
+    body: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if kind is None:
+            begin = _BEGIN.fullmatch(line)
+            if begin:
+                kind, body = begin.group(1), []
+            continue
+        end = _END.fullmatch(line)
+        if end:
+            if end.group(1) != kind:
+                raise ValueError(f"the PEM block {kind} ends with END {end.group(1)}")
+            blocks.append((kind, "".join(body)))
+            kind = None
+        elif line.startswith("-----"):
+            raise ValueError(f"the PEM block {kind} is not closed by its -----END line")
+        else:
+            body.append(line)
+    if kind is not None:
+        raise ValueError("the PEM block is not closed by its -----END line")
+    if not blocks and "-----BEGIN" in text:
+        raise ValueError("the -----BEGIN line is not a PEM header")
+    return blocks or None
+
+
 def read_certificate(text: str, field: str = "certificate_pem") -> tuple[x509.Certificate, bytes]:
     """One X.509 certificate from PEM or base64 DER text, with its DER."""
-    blocks = _PEM_BLOCK.findall(text)
+    if len(text) > MAX_PEM_CHARS:
+        raise _invalid(field, f"at most {MAX_PEM_CHARS // 1024} kB: one certificate is a few kB")
+    try:
+        blocks = pem_blocks(text)
+    except ValueError as exc:
+        raise _invalid(field, str(exc)) from None
     if blocks:
         certificates = [body for kind, body in blocks if kind in ("CERTIFICATE", "X509 CERTIFICATE")]
         if len(certificates) != 1:
             raise _invalid(field, "send exactly one certificate (-----BEGIN CERTIFICATE-----)")
         encoded = certificates[0]
-    elif "-----BEGIN" in text:
-        raise _invalid(field, "the PEM block is not closed by its -----END line")
     else:
         encoded = text
     try:

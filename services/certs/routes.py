@@ -3,6 +3,8 @@ answer JSON. Rules live in ``certificates``/``pki``; errors are raised, never bu
 """
 from __future__ import annotations
 
+import asyncio
+
 import math
 import uuid
 from datetime import timedelta
@@ -60,7 +62,7 @@ async def create_issuer(request: web.Request) -> web.Response:
     """POST /v1/issuers {"certificate_pem"}: CNAS registers an authority (201, 409 same DN)."""
     principal = _national(authorize(request, Right.ISSUERS_WRITE))
     body = check_fields(await read_json(request), {"certificate_pem": str}, required=("certificate_pem",))
-    facts = issuer_facts(body["certificate_pem"])
+    facts = await asyncio.to_thread(issuer_facts, body["certificate_pem"])  # CPU work off the event loop
 
     async def write():
         async with request.app[POOL].acquire() as conn, conn.transaction():
@@ -77,7 +79,7 @@ async def replace_issuer(request: web.Request) -> web.Response:
     principal = _national(authorize(request, Right.ISSUERS_WRITE))
     issuer_id = _path_id(request, "issuing authority")
     body = check_fields(await read_json(request), {"certificate_pem": str}, required=("certificate_pem",))
-    facts = issuer_facts(body["certificate_pem"])
+    facts = await asyncio.to_thread(issuer_facts, body["certificate_pem"])
 
     async def write():
         async with request.app[POOL].acquire() as conn, conn.transaction():
@@ -99,7 +101,9 @@ async def create_certificate(request: web.Request) -> web.Response:
     """POST /v1/certificates: the seed's form (serial + issuer) or the certificate itself."""
     principal = authorize(request, Right.CERTIFICATES_WRITE)
     body = check_fields(await read_json(request), _CREATE_FIELDS, required=("username",))
-    registration = _registration(body)
+    # Reading an uploaded certificate is CPU work: off the event loop, so other houses'
+    # requests are not held behind it.
+    registration = await asyncio.to_thread(_registration, body)
 
     async def write():
         async with request.app[POOL].acquire() as conn, conn.transaction():

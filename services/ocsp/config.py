@@ -51,6 +51,9 @@ class Config:
         PostgreSQL catches up (about 270 bytes each, so ~130 MB at most). Sized for a
         10-second burst at 50,000 answers/s, or 100 s of a database outage at 5,000/s;
         beyond it entries are dropped and counted, never answers delayed.
+    log_retention_days: SIUI_OCSP_LOG_RETENTION_DAYS: days of OCSP log kept; older day
+        partitions are dropped whole, hourly. 90 days answers "who used this certificate
+        last quarter", the usual inquiry, and bounds the table (~40 GB at 5,000 answers/s).
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, by default in the data directory: the
         online channel's server certificate.
     (common.data_key_path encrypts delegated signers' private keys at rest;
@@ -69,6 +72,7 @@ class Config:
     signing_batch: int = setting("SIUI_OCSP_SIGNING_BATCH", 64, minimum=1)
     cache_entries: int = setting("SIUI_OCSP_CACHE_ENTRIES", 200_000, minimum=0)
     log_buffer_entries: int = setting("SIUI_OCSP_LOG_BUFFER", 500_000, minimum=10_000)
+    log_retention_days: int = setting("SIUI_OCSP_LOG_RETENTION_DAYS", 90, minimum=1, maximum=3660)
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
 

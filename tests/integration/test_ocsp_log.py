@@ -16,6 +16,7 @@ from cryptography.x509 import ocsp
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from services.ocsp.log import OPLOG, LogEntry
+from services.ocsp.log.writer import TEXT_LIMITS
 from tests.integration.test_ocsp_online_support import (  # noqa: F401  (harness is a fixture)
     Harness, harness, make_ca, make_provider, new_cui,
 )
@@ -90,13 +91,28 @@ async def test_an_unstorable_entry_does_not_block_the_others(harness: Harness, d
     marker = f"odd-{uuid.uuid4().hex[:8]}"
     oplog = harness.app[OPLOG]
     oplog.record(entry(marker, detail="before"))
-    oplog.record(entry(marker, detail="bad \udcff surrogate"))  # PostgreSQL refuses it
+    oplog.record(entry(marker, detail="bad \udcff surrogate"))  # not UTF-8: replaced, kept
     oplog.record(entry(marker, detail="nul\x00byte"))            # cleaned
     oplog.record(entry(marker, at="not a time"))                  # dropped before COPY
     oplog.record(entry(marker, detail="after"))
-    await eventually(lambda: written(db, marker, 3), what="the good entries")
+    await eventually(lambda: written(db, marker, 4), what="the good entries")
     rows = await db.fetch("select detail from ocsp_log where username = $1 order by id", marker)
-    assert [r["detail"] for r in rows] == ["before", "nulbyte", "after"]
+    assert [r["detail"] for r in rows] == ["before", "bad ? surrogate", "nulbyte", "after"]
+
+
+async def test_oversized_fields_are_capped_and_the_log_keeps_flowing(harness: Harness, db):
+    """Regression: a ~4,000-digit serial or a 3 kB user name once made a row larger than the
+    btree limit of the indexes; the batch was retried forever and the log went silent."""
+    marker = f"big-{uuid.uuid4().hex[:8]}"
+    oplog = harness.app[OPLOG]
+    oplog.record(LogEntry(datetime.now(timezone.utc), "connect", "offline", 1.0, "x" * 5000, "B",
+                          marker, "9" * 4000, "i" * 3000, "c" * 3000, "d" * 10_000))
+    oplog.record(entry(marker, detail="after"))
+    await eventually(lambda: written(db, marker, 2), what="both entries")
+    big = await db.fetchrow("select client, serial, issuer_id, detail from ocsp_log where username = $1 "
+                            "and operation = 'connect'", marker)
+    assert len(big["serial"]) <= TEXT_LIMITS["serial"] and len(big["detail"]) <= TEXT_LIMITS["detail"]
+    assert len(big["client"]) <= TEXT_LIMITS["client"] and big["serial"].startswith("999")
 
 
 async def test_filters_paging_and_house_scope(harness: Harness, auth_for, db):

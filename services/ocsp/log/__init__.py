@@ -28,7 +28,7 @@ __all__ = ["LOG_FEED", "OPERATIONS", "OPENAPI", "OPLOG", "STATUSES", "STREAMS", 
 
 
 def log_ctx(*, capacity: int = DEFAULT_CAPACITY, batch_size: int = DEFAULT_BATCH,
-            interval: float = DEFAULT_INTERVAL):
+            interval: float = DEFAULT_INTERVAL, retention_days: int = 90):
     """cleanup_ctx: ``app[OPLOG]`` with its writer and the day partitions, and the feed the
     live streams wait on. Needs the pool (``add_platform``); the sites that record into
     the log must stop before it, so that its final drain writes their last entries."""
@@ -36,7 +36,7 @@ def log_ctx(*, capacity: int = DEFAULT_CAPACITY, batch_size: int = DEFAULT_BATCH
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         oplog = OpLog(capacity, batch_size)
         app[OPLOG] = oplog
-        keeper = PartitionKeeper(app[POOL])
+        keeper = PartitionKeeper(app[POOL], retention_days=retention_days)
         await keeper.ensure_now()
         feed = LogFeed(app[LISTENER].subscribe(NOTIFY_CHANNEL))
         app[LOG_FEED] = feed

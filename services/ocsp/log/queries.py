@@ -53,6 +53,11 @@ async def ensure_day_partition(conn: asyncpg.Connection, day: date) -> bool:
     return await conn.fetchval("select ocsp_log_ensure_day($1)", day)
 
 
+async def drop_days_before(conn: asyncpg.Connection, cutoff: date) -> list[str]:
+    """Drop the day partitions before ``cutoff`` (UTC); returns the tables dropped."""
+    return [row[0] for row in await conn.fetch("select ocsp_log_drop_days_before($1)", cutoff)]
+
+
 async def max_id(conn: asyncpg.Connection) -> int:
     """The newest entry's id (0 for an empty log)."""
     return await conn.fetchval("select coalesce(max(id), 0) from ocsp_log")

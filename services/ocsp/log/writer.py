@@ -37,16 +37,28 @@ STOP_TIMEOUT = 15.0        # how long a stop keeps trying to write what is left
 PARTITION_CHECK = 3600.0   # seconds between partition checks
 
 
-def _text(value) -> str | None:
+# How much of each text column is kept: bounds on what a client can make us store per
+# row (a claimed username, a detail), well within the btree limit of the indexed ones.
+TEXT_LIMITS = {"client": 64, "cas": 16, "username": 128, "serial": 64, "issuer_id": 64,
+               "certificate_id": 64, "detail": 256}
+
+
+def _text(value, limit: int) -> str | None:
     if value is None:
         return None
-    text = str(value)
-    return text.replace("\x00", "") if "\x00" in text else text  # PostgreSQL text has no NUL
+    text = value if type(value) is str else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")  # PostgreSQL text has no NUL
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    # A lone surrogate cannot be encoded for PostgreSQL: replace rather than lose the row.
+    return text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
 
 
 def to_record(entry: LogEntry) -> tuple | None:
-    """The row COPY writes for ``entry`` (``queries.LOG_COLUMNS`` order), or None
-    when a field cannot be stored: one odd entry must not block the batch around it."""
+    """The row COPY writes for ``entry`` (``queries.LOG_COLUMNS`` order), every text
+    field capped (``TEXT_LIMITS``), or None when a field cannot be stored at all: one odd
+    entry must not block the batch around it."""
     try:
         at = entry.at
         if not isinstance(at, datetime):
@@ -54,15 +66,19 @@ def to_record(entry: LogEntry) -> tuple | None:
         latency = float(entry.latency_ms)
         if not math.isfinite(latency):
             latency = -1.0
-        return (at, str(entry.operation), str(entry.status), latency, _text(entry.client),
-                _text(entry.cas), _text(entry.username), _text(entry.serial), _text(entry.issuer_id),
-                _text(entry.certificate_id), _text(entry.detail))
+        limits = TEXT_LIMITS
+        return (at, _text(entry.operation, 16), _text(entry.status, 16), latency,
+                _text(entry.client, limits["client"]), _text(entry.cas, limits["cas"]),
+                _text(entry.username, limits["username"]), _text(entry.serial, limits["serial"]),
+                _text(entry.issuer_id, limits["issuer_id"]), _text(entry.certificate_id, limits["certificate_id"]),
+                _text(entry.detail, limits["detail"]))
     except (AttributeError, TypeError, ValueError):
         return None
 
 
-# Errors of the data itself (retrying cannot help), as opposed to the database being away.
-_UNSTORABLE = (asyncpg.DataError, ValueError, TypeError)  # ValueError covers UnicodeEncodeError
+# Errors of the data itself (retrying cannot help), as opposed to the database being away:
+# class 22 (data exception) and 54 (a program limit, such as an index row too large).
+_UNSTORABLE = (asyncpg.DataError, asyncpg.ProgramLimitExceededError, ValueError, TypeError)
 
 
 async def _commit(pool: asyncpg.Pool, records: list[tuple]) -> int:
@@ -173,10 +189,12 @@ class LogWriter:
 
 class PartitionKeeper:
     """Creates the partitions of today and tomorrow (UTC), at start and then hourly, so a
-    batch written just after midnight finds its day's partition ready."""
+    batch written just after midnight finds its day's partition ready; and drops the
+    days older than ``retention_days``."""
 
-    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, retention_days: int = 90, clock: Clock = utc_now) -> None:
         self.pool = pool
+        self.retention_days = retention_days
         self.clock = clock
 
     async def ensure_now(self) -> list[str]:
@@ -188,6 +206,10 @@ class PartitionKeeper:
                 async with conn.transaction():
                     if await q.ensure_day_partition(conn, day):
                         created.append(day.isoformat())
+            async with conn.transaction():
+                dropped = await q.drop_days_before(conn, today - timedelta(days=self.retention_days))
         if created:
             log.info("ocsp_log_partitions_created", days=created)
+        if dropped:
+            log.info("ocsp_log_partitions_dropped", tables=dropped, retention_days=self.retention_days)
         return created

@@ -26,7 +26,8 @@ from prometheus_client import Counter
 from services.ocsp.log import OPLOG, LogEntry
 from services.ocsp.online.appkeys import KEYS, ONLINE, SESSIONS, USAGE
 from services.ocsp.online.keys import check_key
-from services.ocsp.online.rules import ClientCert, Verdict, evaluate, message_for, pick_language
+from services.ocsp.online.rules import (MAX_SECRET, MAX_USERNAME, ClientCert, Verdict, attribute, clean_claim,
+                                        evaluate, message_for, pick_language)
 from services.ocsp.online.sessions import key_fingerprint
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.responder import REGISTRY
@@ -34,7 +35,7 @@ from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
 from shared.db import POOL
 from shared.http.problems import SERVICE_NAME, request_middleware
-from shared.usernames import parse_external_username
+from shared.http.clients import remote_address
 
 HEARTBEAT_SECONDS = 60         # what the desktop is told; a session outlives many beats
 
@@ -51,11 +52,19 @@ def _presented(request: web.Request, trust: TrustStore) -> ClientCert | None:
 
 
 def _basic(request: web.Request) -> tuple[str | None, str | None]:
+    """(user name, licence serial) of the Basic credentials; (None, None) when absent,
+    unreadable or longer than any real one (``rules.MAX_USERNAME``/``MAX_SECRET``)."""
+    header = request.headers.get("Authorization", "")
+    if len(header) > 512:
+        return None, None
     try:
-        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+        auth = BasicAuth.decode(header)
     except ValueError:
         return None, None
-    return auth.login.strip() or None, auth.password
+    login = auth.login.strip()
+    if not login or len(login) > MAX_USERNAME or len(auth.password) > MAX_SECRET:
+        return None, None
+    return login, auth.password
 
 
 def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cert: ClientCert | None,
@@ -64,21 +73,22 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
     online = request.app[ONLINE]
     now = online.clock()
     record, key = verdict.record, verdict.key
-    claimed = parse_external_username(username)
-    cas = record.cas if record else key.cas if key else claimed.cas if claimed else None
+    who = attribute(record, username)
     detail = verdict.reason or ("heartbeat" if heartbeat else None)
     if heartbeat and verdict.reason:
         detail = f"heartbeat:{verdict.reason}"
-    CONNECTS.labels(cas or "", "online" if verdict.online else "offline", verdict.reason or "",
+    if who.claimed:
+        detail = f"{detail or 'online'}; claimed {who.claimed}"
+    CONNECTS.labels(who.cas or "", "online" if verdict.online else "offline", verdict.reason or "",
                     "heartbeat" if heartbeat else "connect").inc()
     request.app[OPLOG].record(LogEntry(
         at=now, operation="connect", status="online" if verdict.online else "offline",
-        latency_ms=(time.perf_counter() - started) * 1000, client=request.remote, cas=cas,
-        username=username, serial=str(cert.serial) if cert else None,
+        latency_ms=(time.perf_counter() - started) * 1000, client=remote_address(request), cas=who.cas,
+        username=who.username, serial=cert.serial_text if cert else None,
         issuer_id=cert.issuer_id if cert else None,
         certificate_id=record.certificate_id if record else None, detail=detail))
     language = pick_language(request.headers.get("Accept-Language"))
-    values = {"username": username or "", "serial": format(cert.serial, "X") if cert else "",
+    values = {"username": clean_claim(username) or "", "serial": cert.serial_hex if cert else "",
               "date": cert.not_after.date().isoformat() if cert else ""}
     if verdict.reason == "certificate_not_yet_valid":
         values["date"] = cert.not_before.date().isoformat()

@@ -106,6 +106,53 @@ class ClientCert:
     issuer_id: str | None      # the registered issuer that signed it, if any
     fingerprint: str           # SHA-256 of the DER, hex
 
+    @property
+    def serial_text(self) -> str | None:
+        """The serial in decimal, as the log keeps it; None beyond RFC 5280's 20 octets
+        (no registered certificate has such a serial, and its decimal is unbounded)."""
+        return str(self.serial) if self.serial.bit_length() <= MAX_SERIAL_BITS else None
+
+    @property
+    def serial_hex(self) -> str:
+        """The serial as a person compares it with the certificate's details (capped)."""
+        text = format(self.serial, "X")
+        return text if len(text) <= 42 else text[:40] + "…"
+
+
+#: RFC 5280 4.1.2.2: at most 20 octets.
+MAX_SERIAL_BITS = 160
+#: Longest user name the channel looks at: <13-digit CNP>_CAS-<6-letter house>, with room.
+MAX_USERNAME = 64
+MAX_SECRET = 64  # a licence serial is 20 characters with its dashes
+
+
+def clean_claim(username: str | None) -> str | None:
+    """A user name as a client claimed it, made safe to keep in the log: printable
+    characters only (no CR/LF to forge lines, no controls), capped."""
+    if not username:
+        return None
+    kept = "".join(c for c in username[:MAX_USERNAME] if c.isprintable())
+    return kept or None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Whose attempt the log says it was: the house and user are set only when a
+    certificate verified by TLS and registered in SIUI backs it; whatever the client only
+    claimed is kept apart, marked as claimed."""
+
+    cas: str | None
+    username: str | None
+    claimed: str | None
+
+
+def attribute(record: CertificateRecord | None, username: str | None) -> Attribution:
+    """The log's attribution of an attempt (see ``Attribution``)."""
+    if record is None:
+        return Attribution(None, None, clean_claim(username))
+    claimed = None if username == record.username else clean_claim(username)
+    return Attribution(record.cas, record.username, claimed)
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:

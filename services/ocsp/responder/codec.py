@@ -21,6 +21,7 @@ from asn1crypto import ocsp as asn1_ocsp
 __all__ = [
     "MAX_CERTS_PER_REQUEST",
     "MAX_REQUEST_BYTES",
+    "MAX_SERIAL_OCTETS",
     "HASH_SIZES",
     "CertId",
     "MalformedRequest",
@@ -33,6 +34,9 @@ __all__ = [
 MAX_REQUEST_BYTES = 10_000
 #: More entries than this is abuse, not a browser or a TLS server stapling.
 MAX_CERTS_PER_REQUEST = 100
+#: RFC 5280 4.1.2.2: certificate serials are at most 20 octets; a CertID naming a longer
+#: one is about no certificate anybody may issue (and would bloat every log row).
+MAX_SERIAL_OCTETS = 20
 #: RFC 9654: the nonce is an OCTET STRING of 1..128 octets.
 MIN_NONCE_OCTETS, MAX_NONCE_OCTETS = 1, 128
 #: Digest length per supported CertID hash algorithm (asn1crypto names).
@@ -87,7 +91,8 @@ def parse_request(der: bytes) -> ParsedRequest:
     Refused: more than ``MAX_REQUEST_BYTES``, bytes that are not one complete DER
     OCSPRequest (trailing data included), no entries, more than
     ``MAX_CERTS_PER_REQUEST`` entries, a CertID hash other than SHA-1/256/384/512 or of
-    the wrong length, and a nonce that is not an OCTET STRING of 1..128 octets.
+    the wrong length, a serial that is empty, not minimally encoded or longer than
+    ``MAX_SERIAL_OCTETS``, and a nonce that is not an OCTET STRING of 1..128 octets.
     Extensions other than the nonce, and any request signature, are ignored: we
     require neither.
     """
@@ -114,7 +119,8 @@ def _parse_with_asn1crypto(der: bytes) -> ParsedRequest:
         if len(entries) > MAX_CERTS_PER_REQUEST:
             raise MalformedRequest(f"request lists more than {MAX_CERTS_PER_REQUEST} certificates")
         raw_entries = request["tbs_request"]["request_list"]
-        cert_ids = tuple(_cert_id(entry["req_cert"], raw_entries[i]["req_cert"].dump())
+        cert_ids = tuple(_cert_id(entry["req_cert"], raw_entries[i]["req_cert"].dump(),
+                                  raw_entries[i]["req_cert"]["serial_number"].contents)
                          for i, entry in enumerate(entries))
         nonce = _nonce(tbs["request_extensions"])
     except MalformedRequest:
@@ -124,7 +130,8 @@ def _parse_with_asn1crypto(der: bytes) -> ParsedRequest:
     return ParsedRequest(cert_ids=cert_ids, nonce=nonce)
 
 
-def _cert_id(value: dict, der: bytes) -> CertId:
+def _cert_id(value: dict, der: bytes, serial_contents: bytes) -> CertId:
+    _check_serial(serial_contents)
     algorithm = value["hash_algorithm"]["algorithm"]
     size = HASH_SIZES.get(algorithm)
     if size is None:
@@ -133,6 +140,21 @@ def _cert_id(value: dict, der: bytes) -> CertId:
     if len(name_hash) != size or len(key_hash) != size:
         raise MalformedRequest(f"CertID hashes are not {algorithm} digests")
     return CertId(algorithm, name_hash, key_hash, value["serial_number"], der)
+
+
+def _check_serial(contents: bytes) -> None:
+    """A CertID serial must be a DER INTEGER (present, minimally encoded) of at most
+    ``MAX_SERIAL_OCTETS`` octets, as RFC 5280 bounds certificate serials. A zero-padded
+    serial is another encoding of a registered one: answering it would let two requests
+    about one certificate look different, and OpenSSL cannot match such an answer."""
+    if not contents:
+        raise MalformedRequest("CertID serial is empty")
+    if len(contents) > 1 and ((contents[0] == 0 and contents[1] < 0x80) or
+                              (contents[0] == 0xFF and contents[1] >= 0x80)):
+        raise MalformedRequest("CertID serial is not minimally encoded (not DER)")
+    # A positive 20-octet serial whose first bit is set needs a leading zero octet.
+    if len(contents) > MAX_SERIAL_OCTETS + 1 or (len(contents) == MAX_SERIAL_OCTETS + 1 and contents[0] != 0):
+        raise MalformedRequest(f"CertID serial is longer than {MAX_SERIAL_OCTETS} octets (RFC 5280)")
 
 
 def _nonce(extensions: list[dict] | None) -> bytes | None:
@@ -210,7 +232,9 @@ def _fast_cert_id(data: bytes, tlv_start: int, start: int, end: int) -> CertId:
         raise ValueError
     serial = data[s_start:s_end]
     if len(serial) > 1 and ((serial[0] == 0 and serial[1] < 0x80) or (serial[0] == 0xFF and serial[1] >= 0x80)):
-        raise ValueError  # a non-minimal INTEGER is not DER
+        raise ValueError  # a non-minimal INTEGER is not DER: asn1crypto's path refuses it by name
+    if len(serial) > MAX_SERIAL_OCTETS:
+        raise ValueError  # maybe a 20-octet serial with its sign octet: the general path decides
     return CertId(algorithm, data[n_start:n_end], data[k_start:k_end],
                   int.from_bytes(serial, "big", signed=True), data[tlv_start:end])
 

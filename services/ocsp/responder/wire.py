@@ -44,8 +44,15 @@ def _http_date(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
+#: Log entries one request may write: a request may carry 100 CertIDs, and 100 rows from
+#: one 7 kB request would let anyone multiply the log. The rest are summed up in one.
+LOGGED_PER_REQUEST = 8
+
+
 def record_answer(record: Callable[[LogEntry], None], client: str | None, result: Result, started: float) -> None:
-    """One log entry and one count per CertID answered; never slows the answer down.
+    """One count per CertID answered and one log entry each, up to ``LOGGED_PER_REQUEST``
+    per request (the last of them then says how many more the request asked about);
+    never slows the answer down.
 
     ``record`` is the OCSP log's ``record``, ``client`` the caller's address and
     ``started`` the ``perf_counter()`` when the request's body was complete."""
@@ -61,7 +68,8 @@ def record_answer(record: Callable[[LogEntry], None], client: str | None, result
     # The log knows no internalError (our fault, not the client's): the client was told
     # to come back, so it is logged as try_later with the cause in the detail.
     detail = "internal_error" if result.status == "internal_error" else None
-    for cert_id, found in result.answers:
+    answers = result.answers
+    for position, (cert_id, found) in enumerate(answers, start=1):
         entry = found.record
         if not successful:
             status = "try_later" if detail else result.status
@@ -71,10 +79,16 @@ def record_answer(record: Callable[[LogEntry], None], client: str | None, result
             status = "revoked" if entry.status == "revoked" or entry.suspended else "good"
         cas = entry.cas if entry is not None else None
         _count(status, cas)
+        if position > LOGGED_PER_REQUEST:
+            continue
+        note = detail
+        if position == LOGGED_PER_REQUEST and len(answers) > LOGGED_PER_REQUEST:
+            more = f"and {len(answers) - LOGGED_PER_REQUEST} more CertIDs in this request"
+            note = f"{detail}; {more}" if detail else more
         record(LogEntry(at, "ocsp", status, latency_ms, client, cas,
                         entry.username if entry is not None else None, str(cert_id.serial),
                         found.issuer.issuer_id if found.issuer is not None else None,
-                        entry.certificate_id if entry is not None else None, detail))
+                        entry.certificate_id if entry is not None else None, note))
 
 
 def is_ocsp_get(tail: str) -> bool:
