@@ -3,8 +3,9 @@ against the running stack, driven by real input events (xdotool: the keyboard fo
 menu, mouse clicks on the buttons, typing into the fields, the file chooser):
 
 Administrare / Activare: tick Reactivare baza de date curenta, Inainte; a serial the
-house does not know (403, said in words), Inapoi; a typo flagged at once; the serial
-typed in lower case without dashes, house B from the list, Inainte: activated. Then
+house does not know, pasted (Ctrl+V) into the first box (403, said in words), Inapoi; a
+typo flagged at once; the serial typed in lower case without dashes, house B from the
+list, Inainte: activated. Then
 Conectare online with the PKCS#12 picked in the file chooser and its passphrase (a wrong
 one said first): the semaphore green with the heartbeat's time moving; the house
 suspends the certificate: red with the reason; reinstated: green; Deconectare; Ieșire.
@@ -115,11 +116,15 @@ async def test_the_window_activates_connects_and_its_semaphore_follows_the_house
         window.shot("02-wizard-reactivare")
         await window.click(".wizard.footer.next")
 
-        # Step 2: a well-formed serial the house never issued: refused (403), in words.
+        # Step 2: a well-formed serial the house never issued, pasted (Ctrl+V) into the
+        # first box: it fills all four; refused by the house (403), in words.
         await window.shows(".wizard.step", "Pasul 2 din 3")
-        await window.click(".serial.box1")
-        window.type(generate())
-        await window.shows(".step2.feedback", "Seria de licență este corectă")
+        unknown = generate()
+        with display.clipboard(unknown):
+            await window.click(".serial.box1")
+            window.keys("ctrl+v")
+            await window.shows(".step2.feedback", f"Seria de licență este corectă: {unknown}")
+        assert [window.text(f".serial.box{i}") for i in range(1, 5)] == unknown.split("-")
         window.keys("Tab", "b")  # to the list of houses; typed, the code picks Bucharest
         await window.shows(".step2.house", "B \u2014 București (CAS-B)")
         await window.click(".wizard.footer.next")

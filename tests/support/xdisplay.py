@@ -13,6 +13,7 @@ import json
 import os
 import select
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,16 @@ from pathlib import Path
 from tests.support.wait import eventually
 
 START_WITHIN = 10.0
+_CLIPBOARD_OWNER = """
+import sys, tkinter
+root = tkinter.Tk()
+root.withdraw()
+root.clipboard_clear()
+root.clipboard_append(sys.argv[1])
+root.update()
+print("ready", flush=True)
+root.mainloop()
+"""
 
 
 class Display:
@@ -69,6 +80,23 @@ class Display:
         if done.returncode != 0:
             raise AssertionError(f"xdotool {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
+
+    @contextlib.contextmanager
+    def clipboard(self, text: str):
+        """The CLIPBOARD holding ``text`` while the block runs, as a copy from another
+        program (the agreement PDF) leaves it: a small Tk program owns the selection
+        and answers whoever pastes."""
+        owner = subprocess.Popen([sys.executable, "-c", _CLIPBOARD_OWNER, text],
+                                 env={**os.environ, **self.env}, stdout=subprocess.PIPE)
+        try:
+            ready, _, _ = select.select([owner.stdout], [], [], START_WITHIN)
+            if not ready or owner.stdout.readline().strip() != b"ready":
+                raise RuntimeError("the clipboard's owner did not start")
+            yield
+        finally:
+            owner.terminate()
+            owner.wait(5)
+            owner.stdout.close()
 
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

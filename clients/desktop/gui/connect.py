@@ -60,8 +60,7 @@ class ConnectDialog:
         self.connect_button.grid(row=0, column=2, padx=(style.GAP, 0))
         self.top.bind("<Return>", lambda e: self.connect())
         self.top.bind("<Escape>", lambda e: self.close())
-        self.top.grab_set()
-        self.top.focus_force()
+        style.modal(self.top)
 
     def _file_row(self, body: ttk.Frame, row: int, name: str, label: str, title: str,
                   types: list[tuple[str, str]]) -> None:

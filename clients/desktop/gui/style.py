@@ -59,6 +59,19 @@ def dialog(parent: tk.Tk, name: str, title: str, width: int, height: int) -> tk.
     return window
 
 
+def modal(window: tk.Toplevel) -> None:
+    """Keep the input in ``window`` until it closes. A window manager may not have
+    mapped it yet (grab fails on a window not viewable): then try again shortly."""
+    if not window.winfo_exists():
+        return
+    try:
+        window.grab_set()
+    except tk.TclError:
+        window.after(50, modal, window)
+        return
+    window.focus_force()
+
+
 def background(widget: tk.Misc) -> str:
     return ttk.Style(widget).lookup("TFrame", "background") or "#dcdad5"
 

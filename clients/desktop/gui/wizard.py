@@ -35,8 +35,7 @@ class ActivationWizard:
         self._footer()
         self.busy = False
         self.show(1)
-        self.top.grab_set()
-        self.top.focus_force()
+        style.modal(self.top)
 
     # -- the steps ---------------------------------------------------------------------
     def _step_reactivate(self) -> ttk.Frame:
