@@ -41,3 +41,10 @@ def test_a_marked_letter_is_taken_out_of_a_label():
     assert mnemonic("< Inap&oi") == ("< Inapoi", 6)
     assert mnemonic("Deconectare") == ("Deconectare", -1)
     assert mnemonic("trailing&") == ("trailing&", -1)
+
+
+@pytest.mark.parametrize("choice", HOUSES, ids=lambda h: h.code)
+def test_every_house_is_found_by_its_code_and_by_its_countys_name(choice):
+    assert find_house(choice.code) == choice
+    if choice.county:  # a county sharing a prefix with another's code is still reachable whole
+        assert find_house(choice.county) == choice

@@ -24,8 +24,9 @@ class ConnectDialog:
         self.top.protocol("WM_DELETE_WINDOW", self.close)
         self.busy = False
         self.kind = tk.StringVar(self.top, value="p12")
-        self.paths = {name: tk.StringVar(self.top) for name in ("p12", "cert", "key")}
-        self.passphrase = tk.StringVar(self.top)
+        self.paths = {name: style.bounded(tk.StringVar(self.top), MAX_PATH)
+                      for name in ("p12", "cert", "key")}
+        self.passphrase = style.bounded(tk.StringVar(self.top), MAX_PASSPHRASE)
         self.entries: dict[str, ttk.Entry] = {}
         body = ttk.Frame(self.top, name="body", padding=style.PAD)
         body.grid(row=0, column=0, sticky="nsew")
@@ -84,7 +85,7 @@ class ConnectDialog:
 
     def _files(self) -> CertificateFiles:
         def path(name: str) -> Path | None:
-            text = self.paths[name].get().strip()[:MAX_PATH]
+            text = self.paths[name].get().strip()
             return Path(text).expanduser() if text else None
 
         if self.kind.get() == "p12":
@@ -100,7 +101,7 @@ class ConnectDialog:
         except CredentialsError:
             self.error.configure(text=m("files_missing"))
             return
-        passphrase = self.passphrase.get()[:MAX_PASSPHRASE]
+        passphrase = self.passphrase.get()
 
         def ask(name: str, retry: bool) -> str:
             # One passphrase per try, from the field: a wrong one is said in the dialog.

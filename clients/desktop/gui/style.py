@@ -72,6 +72,17 @@ def modal(window: tk.Toplevel) -> None:
     window.focus_force()
 
 
+def bounded(variable: tk.StringVar, limit: int) -> tk.StringVar:
+    """Keep what a field holds to ``limit`` characters, however much is pasted in."""
+    def cut(*_: object) -> None:
+        text = variable.get()
+        if len(text) > limit:
+            variable.set(text[:limit])
+
+    variable.trace_add("write", cut)
+    return variable
+
+
 def background(widget: tk.Misc) -> str:
     return ttk.Style(widget).lookup("TFrame", "background") or "#dcdad5"
 
