@@ -120,14 +120,17 @@ class App:
 
     # -- what the window shows ---------------------------------------------------------------
     def activation_changed(self) -> None:
-        activation, _ = self.store.load()
+        activation, narrowed = self.store.load()
         f, m = self.activation_fields, self.messages
         f["field_user"].configure(text=activation.external_user if activation else "")
         f["field_house"].configure(text=activation.house_label if activation else "")
         f["field_provider"].configure(text=m("provider_value", name=activation.provider_name,
                                              cui=activation.provider_cui) if activation else "")
         f["field_activated_at"].configure(text=local_time(activation.activated_at) if activation else "")
-        self._note(f["note"], "" if activation else m("not_activated"))
+        note = "" if activation else m("not_activated")
+        if narrowed:  # readable by others until now: the serial in it may be known
+            note = m("file_permissions_fixed", path=self.store.path)
+        self._note(f["note"], note)
 
     def _show_certificate(self, credentials: Credentials | None) -> None:
         f = self.certificate_fields
