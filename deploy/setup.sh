@@ -142,7 +142,12 @@ PYTHON="$(find_python || true)"
 PG_LISTENING=0; listening 127.0.0.1 5432 && PG_LISTENING=1
 RABBIT_LISTENING=0; listening 127.0.0.1 5672 && RABBIT_LISTENING=1
 if command -v dpkg >/dev/null 2>&1; then
-    want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client prometheus)
+    # prometheus: promtool and the monitoring e2e test. xvfb, xdotool, imagemagick: the
+    # desktop window's e2e test (a display, real input events, screenshots); python3-tk
+    # when the chosen python has no tkinter (Debian's).
+    want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client prometheus
+          xvfb xdotool imagemagick)
+    { [ -n "$PYTHON" ] && "$PYTHON" -c 'import tkinter' 2>/dev/null; } || want+=(python3-tk)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
     [ -n "$PYTHON" ] || want+=(python3 python3-venv)

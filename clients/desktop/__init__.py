@@ -1,10 +1,14 @@
 """The provider's desktop client: *Activare* with the licence serial, then *Conectare
-online* over mutual TLS with a status bar showing the semaphore.
+online* over mutual TLS with a status bar showing the semaphore; as a window
+(``python -m clients.desktop gui``) or in the terminal (the wizard, ``activate``,
+``connect``, ``status``), both on the same domain code.
 
-Run as ``python -m clients.desktop`` (the wizard) or with a subcommand: ``activate``,
-``connect``, ``status``, ``wizard``. Modules: :mod:`.activation` (serial entry, house
-choice, the local activation file), :mod:`.keygen` (the activation call),
-:mod:`.tls` (the client certificate and trust), :mod:`.online` (the online channel and its
-heartbeat), :mod:`.statusbar` and :mod:`.messages` (what the provider reads, ro/en),
-:mod:`.wizard` (the terminal wizard), :mod:`.transport` (HTTP over http.client).
+Domain (no Tk): :mod:`.activation` (serial entry, the local activation file),
+:mod:`.choices` and :mod:`.serialbox` (the house list and the serial's four boxes),
+:mod:`.keygen` (the activation call), :mod:`.tls` and :mod:`.connection` (the client
+certificate and trust), :mod:`.online` (the online channel and its keep-online loop),
+:mod:`.backoff` (when to try again), :mod:`.statusview` and :mod:`.messages` with the
+``texts_*`` modules (what the provider reads, ro/en), :mod:`.background` (work off the
+window's thread), :mod:`.transport` (HTTP over http.client). Faces: :mod:`.wizard` and
+:mod:`.statusbar` (the terminal), :mod:`.gui` (the window).
 """

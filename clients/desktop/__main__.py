@@ -1,7 +1,8 @@
 """``python -m clients.desktop``: the provider's desktop client.
 
-Without a subcommand (or with ``wizard``) it runs the *Activare* wizard; ``activate``,
-``connect`` and ``status`` are the same steps for scripts. Exit status: 0 done (online,
+Without a subcommand (or with ``wizard``) it runs the *Activare* wizard in the terminal;
+``gui`` opens the window (the same steps, menu *Administrare*, with the status bar);
+``activate``, ``connect`` and ``status`` are the same steps for scripts. Exit status: 0 done (online,
 for ``connect --once``); 1 refused, offline or cancelled; 2 unusable input (a serial with
 a typo, an unknown house, a certificate or key that cannot be used).
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import signal
 import sys
 import time
@@ -17,13 +17,15 @@ from pathlib import Path
 
 from clients.desktop.activation import (ActivationStore, SerialRejected, choose_house,
                                         default_home, mask_serial, read_serial)
-from clients.desktop.keygen import ActivationRefused, default_server, request_activation
+from clients.desktop.keygen import ActivationRefused, activate_and_save, default_server
 from clients.desktop.messages import LANGUAGES, Messages, resolve_language
-from clients.desktop.online import DEFAULT_INTERVAL, OnlineChannel, keep_online
+from clients.desktop.backoff import CAP_SECONDS, Schedule
+from clients.desktop.connection import (CertificateFiles, default_online_server,
+                                        load_credentials, open_channel)
+from clients.desktop.online import DEFAULT_INTERVAL, keep_online
 from clients.desktop.statusbar import StatusBar, render, use_color
-from clients.desktop.tls import CredentialsError, client_context, default_ca, load_p12, load_pem
+from clients.desktop.tls import CredentialsError, default_ca
 from clients.desktop.wizard import Console, run_wizard
-from shared.config import service_port
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
@@ -64,12 +66,28 @@ def parser() -> argparse.ArgumentParser:
                          help=f"heartbeat every S seconds (default {DEFAULT_INTERVAL:g})")
     connect.add_argument("--server", dest="online_server", default=argparse.SUPPRESS,
                          help="online channel URL (default https://127.0.0.1:$SIUI_OCSP_TLS_PORT or 8443)")
-    connect.add_argument("--ca", type=Path,
-                         help="CA file the server's certificate must chain to "
-                              "(default $SIUI_DATA_DIR/pki/root-ca.pem if present, else the system's)")
+    _online_options(connect)
+
+    gui = sub.add_parser("gui", parents=[common], help="the window: Administrare / Activare, "
+                                                       "Conectare online, the status bar")
+    gui.add_argument("--server", dest="keygen_server", default=argparse.SUPPRESS, help="keygen URL")
+    gui.add_argument("--online-server", dest="online_server", default=argparse.SUPPRESS,
+                     help="online channel URL (default https://127.0.0.1:$SIUI_OCSP_TLS_PORT or 8443)")
+    gui.add_argument("--interval", type=_seconds, default=DEFAULT_INTERVAL,
+                     help=f"heartbeat every S seconds (default {DEFAULT_INTERVAL:g})")
+    _online_options(gui)
 
     sub.add_parser("status", parents=[common], help="show the stored activation")
     return top
+
+
+def _online_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--ca", type=Path,
+                         help="CA file the server's certificate must chain to "
+                              "(default $SIUI_DATA_DIR/pki/root-ca.pem if present, else the system's)")
+    command.add_argument("--retry-max", type=_seconds, default=CAP_SECONDS,
+                         help="longest wait between reconnects, full-jitter backoff "
+                              f"(default {CAP_SECONDS:g} s)")
 
 
 def _seconds(text: str) -> float:
@@ -91,13 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "wizard"
     if command == "connect" and not args.p12 and not (args.cert and args.key):
         parser().error("connect needs --cert and --key, or --p12")
-    handler = {"wizard": _wizard, "activate": _activate, "connect": _connect, "status": _status}
+    handler = {"wizard": _wizard, "activate": _activate, "connect": _connect, "status": _status,
+               "gui": _gui}
     return handler[command](args, messages, store)
 
 
 def _wizard(args, messages: Messages, store: ActivationStore) -> int:
     console = Console(ask=input, say=print)
     return run_wizard(console, messages, store, server=getattr(args, "keygen_server", None) or default_server())
+
+
+def _gui(args, messages: Messages, store: ActivationStore) -> int:
+    from clients.desktop.gui import run_window  # Tk only for the window: scripts need none
+
+    return run_window(messages, store,
+                      keygen_server=getattr(args, "keygen_server", None) or default_server(),
+                      online_server=getattr(args, "online_server", None) or default_online_server(),
+                      ca=args.ca or default_ca(), interval=args.interval, retry_max=args.retry_max)
 
 
 def _activate(args, messages: Messages, store: ActivationStore) -> int:
@@ -110,10 +138,9 @@ def _activate(args, messages: Messages, store: ActivationStore) -> int:
         return _fail(messages("house_invalid", text=args.cas), BAD_INPUT)
     server = getattr(args, "keygen_server", None) or default_server()
     try:
-        activation = request_activation(server, serial, house.code)
+        activation, path = activate_and_save(store, server, serial, house.code)
     except ActivationRefused as refused:
         return _fail(messages(refused.key, **refused.params), FAILED)
-    path = store.save(activation)
     print(messages("activation_ok", user=activation.external_user, provider=activation.provider_name,
                    cui=activation.provider_cui, house=activation.house_label))
     print(messages("activation_saved", path=path))
@@ -140,26 +167,26 @@ def _connect(args, messages: Messages, store: ActivationStore) -> int:
             print(messages("passphrase_wrong", file=name), file=sys.stderr)
         return getpass.getpass(messages("passphrase_prompt", file=name))
 
+    server = getattr(args, "online_server", None) or default_online_server()
     try:
-        credentials = load_p12(args.p12, ask) if args.p12 else load_pem(args.cert, args.key, ask)
-        context = client_context(credentials, args.ca or default_ca())
+        credentials = load_credentials(CertificateFiles(args.p12, args.cert, args.key), ask)
+        channel = open_channel(store, credentials, server=server, ca=args.ca or default_ca(),
+                               language=messages.language)
     except CredentialsError as exc:
         return _fail(messages(exc.key, **exc.params), BAD_INPUT)
     except (EOFError, KeyboardInterrupt):
         return _fail(messages("connect_cancelled"), FAILED)
     print(messages("certificate_info", subject=credentials.subject, issuer=credentials.issuer,
                    until=credentials.not_after))
-    server = getattr(args, "online_server", None) or _default_online_server()
-    channel = OnlineChannel(server, context, activation=lambda: store.load()[0],
-                            language=messages.language)
+    schedule = Schedule(args.interval, cap=args.retry_max)
     if args.once:
-        status = keep_online(channel, lambda s: None, interval=args.interval, wait=_sleep, once=True)
+        status = keep_online(channel, lambda s: None, schedule=schedule, wait=_sleep, once=True)
         print(render(status, messages, color=use_color(sys.stdout), server=server))
         return OK if status.online else FAILED
     bar = StatusBar(sys.stdout, messages, server=server)
     signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        keep_online(channel, bar.show, interval=args.interval, wait=_sleep)
+        keep_online(channel, bar.show, schedule=schedule, wait=_sleep)
     except (KeyboardInterrupt, _Stopped):
         pass
     bar.close()
@@ -171,10 +198,6 @@ def _load(messages: Messages, store: ActivationStore):
     if narrowed:
         print(messages("file_permissions_fixed", path=store.path), file=sys.stderr)
     return activation
-
-
-def _default_online_server() -> str:
-    return f"https://127.0.0.1:{service_port(os.environ, 'ocsp_tls')}"
 
 
 def _sleep(seconds: float) -> bool:

@@ -23,6 +23,7 @@ from shared.houses import HOUSES, House, UnknownHouse, house
 
 FILE_NAME = "activation.json"
 FORMAT_VERSION = 1
+MAX_FILE_BYTES = 64 * 1024  # the file is a few hundred bytes
 # Characters people put between the groups; anything else that is not a letter or a
 # digit is a foreign character. (shared.license accepts these same separators.)
 _SEPARATORS = frozenset(" \t\u00a0-_\u2010\u2011\u2012\u2013\u2014\u2212")
@@ -97,6 +98,12 @@ def choose_house(text: str) -> House:
     return found
 
 
+def may_proceed(existing: "Activation | None", reactivate: bool) -> bool:
+    """Step 1 of the wizard: an existing activation is replaced only when *Reactivare
+    baza de date curenta* is ticked (so that a stray Inainte never loses it)."""
+    return existing is None or reactivate
+
+
 def mask_serial(serial: str) -> str:
     """The serial as ``status`` shows it: first and last group only."""
     groups = serial.split("-")
@@ -163,18 +170,21 @@ class ActivationStore:
         counts as no activation.
         """
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            with open(self.path, "rb") as file:
+                raw = file.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
             return None, False
         narrowed = False
         if stat.S_IMODE(self.path.stat().st_mode) & 0o077:
             self.path.chmod(0o600)
             narrowed = True
+        if len(raw) > MAX_FILE_BYTES:
+            return None, narrowed  # not a file this client wrote
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"))
             fields = {k: data[k] for k in Activation.__dataclass_fields__ if k in data}
             return Activation(**fields), narrowed
-        except (ValueError, TypeError):
+        except (ValueError, TypeError):  # UnicodeDecodeError is a ValueError
             return None, narrowed
 
     def save(self, activation: Activation) -> Path:

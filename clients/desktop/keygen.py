@@ -3,15 +3,17 @@
 keygen answers 200 ``{"external_user","provider":{"cui","name"},"cas"}``; 422 for a
 serial that fails its own check (the client checks first, so only a client out of date
 sees it); 403, one generic answer, for a key that is not this house's; 429 with
-``Retry-After`` when failures repeat.
+``Retry-After`` when failures repeat (said with the wait; the person retries, nothing
+here retries on its own).
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 
-from clients.desktop.activation import Activation
+from clients.desktop.activation import Activation, ActivationStore
 from clients.desktop.transport import Reply, TransportError, post_json
 from shared.config import service_url
 
@@ -25,6 +27,12 @@ class ActivationRefused(Exception):
         super().__init__(key)
         self.key = key
         self.params = params
+
+    @property
+    def retype(self) -> bool:
+        """Whether the provider fixes it by typing the serial again (the house refused
+        the serial) rather than by trying again later (unreachable, throttled)."""
+        return self.key in ("activation_forbidden", "activation_invalid")
 
 
 def default_server(env: Mapping[str, str] | None = None) -> str:
@@ -52,8 +60,17 @@ def request_activation(server: str, serial: str, cas: str, *,
     if reply.status in (400, 422):
         raise ActivationRefused("activation_invalid", detail=_problem_detail(reply.body))
     if reply.status == 429:
-        raise ActivationRefused("throttled", seconds=reply.retry_after(60))
+        raise ActivationRefused("activation_throttled", seconds=reply.retry_after(60))
     raise ActivationRefused("activation_failed", status=reply.status)
+
+
+def activate_and_save(store: ActivationStore, server: str, serial: str, cas: str, *,
+                      request: Callable[..., Activation] = request_activation,
+                      ) -> tuple[Activation, Path]:
+    """The last step of every *Activare* (terminal, script, window): ask, then keep the
+    activation; a refusal raises :class:`ActivationRefused` and keeps the old one."""
+    activation = request(server, serial, cas)
+    return activation, store.save(activation)
 
 
 def _problem_detail(body: Mapping) -> str:

@@ -14,44 +14,34 @@ from typing import TextIO
 
 from clients.desktop.messages import Messages
 from clients.desktop.online import Status
+from clients.desktop.statusview import view
 
 DOT = "\u25cf"  # ●
+WARNING_SIGN = "\u26a0"  # ⚠
 GREEN, RED, DIM, RESET = "\x1b[1;32m", "\x1b[1;31m", "\x1b[2m", "\x1b[0m"
 CLEAR_LINE = "\r\x1b[2K"
 SEPARATOR = " | "
 
 
-def explain(status: Status, messages: Messages, server: str = "") -> str:
-    """The server's own message when it gave one (it is worded in our language and
-    may be more precise, e.g. an expiry date); else ours for the reason."""
-    if status.message.strip():
-        return status.message.strip()
-    house = _house(status.cas)
-    if status.online:
-        return messages("online", user=status.username, house=house)
-    return messages.reason(status.reason, user=status.username or "?", house=house,
-                           server=server, detail=status.detail, status=status.detail,
-                           seconds=status.retry_after)
-
-
 def render(status: Status, messages: Messages, *, color: bool = False, server: str = "",
            width: int | None = None) -> str:
-    """One line: ``● online | <user> @ <house> | <message> | verificat la HH:MM:SS``.
+    """One line: ``● online | <user> @ <house> | <message> | verificat la HH:MM:SS``,
+    with the server's warning after the message and, while offline, when the next
+    attempt comes (:func:`clients.desktop.statusview.view` decides all of it).
 
     ``width`` truncates the line (with an ellipsis) so that an in-place redraw never
     wraps; colours are ANSI escapes, added only when ``color``.
     """
-    semaphore = f"{DOT} {status.semaphore}"
-    parts = [status.username and f"{status.username} @ {_house(status.cas)}",
-             explain(status, messages, server)]
-    if status.at is not None:
-        parts.append(messages("last_check", time=status.at.astimezone().strftime("%H:%M:%S")))
+    shown = view(status, messages, server=server)
+    semaphore = f"{DOT} {shown.semaphore}"
+    parts = [shown.who, shown.text, shown.warning and f"{WARNING_SIGN} {shown.warning}",
+             shown.checked, shown.next_attempt]
     rest = SEPARATOR.join(p for p in parts if p)
     line = f"{semaphore}{SEPARATOR}{rest}"
     if width is not None and len(line) > width:
         rest = rest[: max(0, width - len(semaphore) - len(SEPARATOR) - 1)] + "\u2026"
     if color:
-        semaphore = f"{GREEN if status.online else RED}{semaphore}{RESET}"
+        semaphore = f"{GREEN if shown.online else RED}{semaphore}{RESET}"
     return f"{semaphore}{SEPARATOR}{rest}"
 
 
@@ -98,6 +88,3 @@ class StatusBar:
         self._out.write(text)
         self._out.flush()
 
-
-def _house(cas: str) -> str:
-    return f"CAS-{cas}" if cas and not cas.startswith("CAS") else cas

@@ -24,6 +24,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 PASSPHRASE_ATTEMPTS = 3
+# A certificate with its chain, a key or a PKCS#12 bundle is a few KiB; a larger file
+# was picked by mistake and is not read whole.
+MAX_FILE_BYTES = 256 * 1024
+MAX_PASSPHRASE = 1024
 
 # ask(file, retry) -> passphrase; ``retry`` is True after a wrong one.
 AskPassphrase = Callable[[str, bool], str]
@@ -125,7 +129,7 @@ def _with_passphrase(name: str, ask: AskPassphrase, load: Callable[[bytes | None
         if not _maybe_encrypted(exc):
             raise CredentialsError("credentials_unusable", detail=f"{name}: {exc}") from None
     for attempt in range(PASSPHRASE_ATTEMPTS):
-        passphrase = ask(name, attempt > 0)
+        passphrase = ask(name, attempt > 0)[:MAX_PASSPHRASE]
         try:
             return load(passphrase.encode())
         except (ValueError, TypeError):
@@ -161,9 +165,15 @@ def _display(name: x509.Name) -> str:
 
 def _read(path: Path) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise CredentialsError("credentials_unusable", detail=f"{path}: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CredentialsError("credentials_unusable",
+                               detail=f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, "
+                                      "not a certificate or key file")
+    return data
 
 
 def _read_certificates(path: Path) -> list[x509.Certificate]:

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import socket
 import ssl
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 10.0
 MAX_BODY = 1 << 20  # answers are small JSON documents; a larger one is not ours
+MAX_RETRY_AFTER = 3600  # a longer wait asked for is a server's mistake, not a plan
 
 
 class TransportError(Exception):
@@ -56,12 +60,20 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict = field(default_factory=dict)
 
-    def retry_after(self, default: int) -> int:
-        """Seconds from ``Retry-After`` (delta-seconds form), else ``default``."""
+    def retry_after(self, default: int, now: datetime | None = None) -> int:
+        """Seconds from ``Retry-After`` (delta-seconds or an HTTP date), at least 1 and
+        at most :data:`MAX_RETRY_AFTER`; ``default`` when absent or unreadable."""
+        value = self.headers.get("retry-after", "").strip()[:64]
+        if value.isdigit():
+            return min(max(1, int(value)), MAX_RETRY_AFTER)
         try:
-            return max(1, int(self.headers.get("retry-after", "")))
-        except ValueError:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
             return default
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+        return min(max(1, math.ceil(seconds)), MAX_RETRY_AFTER)
 
 
 def post_json(url: str, payload: dict | None = None, *, headers: dict[str, str] | None = None,

@@ -11,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clients.desktop.activation import (ActivationStore, SerialRejected, choose_house,
-                                        read_serial)
-from clients.desktop.keygen import ActivationRefused, request_activation
+from clients.desktop.activation import (Activation, ActivationStore, SerialRejected, choose_house,
+                                        may_proceed, read_serial)
+from clients.desktop.keygen import ActivationRefused, activate_and_save, request_activation
 from clients.desktop.messages import Messages
 from shared.houses import HOUSES, House
 
 COLUMNS = 3
 CELL = 28  # the longest, " 6. BN     Bistrița-Năsăud", with room; 3 columns fit in 80
 CANCEL, BACK, TICK = "q", "i", "x"
-
-# A refusal the provider fixes by typing the serial again, rather than by retrying.
-_RETYPE = ("activation_forbidden", "activation_invalid")
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def _run(console: Console, messages: Messages, store: ActivationStore, server: s
          activate: Callable[..., object]) -> int:
     console.say(messages("wizard_title"))
     existing, _ = store.load()
-    _reactivate_step(console, messages, existing.external_user if existing else None)
+    _reactivate_step(console, messages, existing)
     serial = house = None
     while True:
         if serial is None:
@@ -69,13 +66,13 @@ def _run(console: Console, messages: Messages, store: ActivationStore, server: s
             continue  # anything else: show the summary again
         console.say(messages("contacting", server=server))
         try:
-            activation = activate(server, serial, house.code)
+            activation, path = activate_and_save(store, server, serial, house.code,
+                                                 request=activate)
         except ActivationRefused as refused:
             console.say(messages(refused.key, **refused.params))
-            if refused.key in _RETYPE:
+            if refused.retype:
                 serial = None
             continue  # otherwise back to Inainte, to retry
-        path = store.save(activation)
         console.say(messages("activation_ok", user=activation.external_user,
                              provider=activation.provider_name, cui=activation.provider_cui,
                              house=activation.house_label))
@@ -83,7 +80,7 @@ def _run(console: Console, messages: Messages, store: ActivationStore, server: s
         return 0
 
 
-def _reactivate_step(console: Console, messages: Messages, existing_user: str | None) -> None:
+def _reactivate_step(console: Console, messages: Messages, existing: Activation | None) -> None:
     """The tick box; Inainte goes on (refused while an activation exists unticked)."""
     ticked = False
     while True:
@@ -92,8 +89,8 @@ def _reactivate_step(console: Console, messages: Messages, existing_user: str | 
         if answer == TICK:
             ticked = not ticked
         elif answer == "":
-            if existing_user and not ticked:
-                console.say(messages("activation_exists", user=existing_user))
+            if not may_proceed(existing, ticked):
+                console.say(messages("activation_exists", user=existing.external_user))
                 continue
             return
 

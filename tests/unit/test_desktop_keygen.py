@@ -29,7 +29,7 @@ def test_the_activation_is_what_keygen_answered():
     (Reply(403, {}, {"detail": "not accepted"}), "activation_forbidden", {}),
     (Reply(422, {}, {"detail": "bad", "errors": {"cas": "unknown"}}), "activation_invalid",
      {"detail": "bad (cas: unknown)"}),
-    (Reply(429, {"retry-after": "300"}, {}), "throttled", {"seconds": 300}),
+    (Reply(429, {"retry-after": "300"}, {}), "activation_throttled", {"seconds": 300}),
     (Reply(500), "activation_failed", {"status": 500}),
     (Reply(200, {}, {"unexpected": True}), "activation_failed", {"status": 200}),
 ])
