@@ -14,6 +14,7 @@ wins and the others read its file). To start afresh, delete the directory. Layou
     secrets/token-signing.key, .pub.pem   Ed25519 key of the users service's JWTs
     secrets/license-pepper                HMAC key for licence serials (64 hex chars)
     secrets/data-key                      AES-256-GCM key for private keys at rest (hex)
+    secrets/metrics-token                 bearer token Prometheus scrapes /metrics with (hex)
 
 Directories are 0700, private keys and secrets 0600; keys are unencrypted PKCS#8 PEM.
 CLI: ``python -m deploy.devpki [--data-dir DIR]`` (default ``$SIUI_DATA_DIR``, else
@@ -75,6 +76,7 @@ class DevPki:
     token_signing_public_key: Path
     license_pepper: Path
     data_key: Path
+    metrics_token: Path
 
     @classmethod
     def at(cls, data_dir: Path) -> "DevPki":
@@ -100,6 +102,7 @@ class DevPki:
             token_signing_public_key=sec / "token-signing.pub.pem",
             license_pepper=sec / "license-pepper",
             data_key=sec / "data-key",
+            metrics_token=sec / "metrics-token",
         )
 
 
@@ -169,7 +172,7 @@ def ensure_dev_pki(data_dir: Path, *, now: datetime | None = None) -> DevPki:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         _write_once(paths.token_signing_public_key, spki, 0o644)
-    for secret in (paths.license_pepper, paths.data_key):
+    for secret in (paths.license_pepper, paths.data_key, paths.metrics_token):
         if not secret.exists():
             # No trailing newline: the file's bytes are exactly the 64 hex characters.
             _write_once(secret, secrets.token_hex(SECRET_BYTES).encode(), 0o600)

@@ -173,6 +173,11 @@ class CommonConfig:
         return self.data_dir / relative
 
     @property
+    def metrics_token_path(self) -> Path:
+        """The bearer token ``GET /metrics`` asks for (per-house counters are not public)."""
+        return self.data_dir / "secrets" / "metrics-token"
+
+    @property
     def token_public_key_path(self) -> Path:
         return self.data_dir / "secrets" / "token-signing.pub.pem"
 

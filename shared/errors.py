@@ -71,6 +71,12 @@ class TooManyRequests(DomainError):
 
 
 class Unavailable(DomainError):
+    """A dependency is away or the service is saturated for now (503, with Retry-After)."""
+
     status = 503
     title = "Service unavailable"
     type_slug = "unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5, **kw):
+        super().__init__(detail, **kw)
+        self.retry_after = retry_after

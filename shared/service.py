@@ -21,7 +21,8 @@ from shared.config import CommonConfig
 from shared.db import POOL, pool_ctx
 from shared.events import Envelope, EventDecodeError, SessionRevoked
 from shared.http.clients import TRUSTED_PROXIES
-from shared.http.operational import READINESS
+from shared.http.operational import READINESS, metrics_token_ctx
+from shared.http.serving import serve_forever
 from shared.inbox import Handler, consumer_ctx
 from shared.listen import LISTENER, Listener
 from shared.logging import configure_logging, get_logger
@@ -128,6 +129,7 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
                  pool_max_size: int = 10, follow_past_logouts: bool = True) -> None:
     """Attach the shared resources, in start order (cleanup runs in reverse), the audit
     trail, and the readiness checks."""
+    app.cleanup_ctx.append(metrics_token_ctx(common.metrics_token_path))
     app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
     app[LISTENER] = Listener(common.database_url)
     app.cleanup_ctx.append(background_ctx("listen", lambda a: a[LISTENER].run))
@@ -143,13 +145,11 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
 
 
 def run(service: str, common: CommonConfig, make_app: Callable[[], web.Application], port: int,
-        *, reuse_port: bool = False, loop: asyncio.AbstractEventLoop | None = None) -> None:
-    """Run one service in the foreground until SIGINT/SIGTERM, then stop gracefully.
-
-    ``loop``: the event loop to run on (e.g. uvloop's); default asyncio's."""
+        *, reuse_port: bool = False) -> None:
+    """Run one service in the foreground until SIGINT/SIGTERM, then stop gracefully,
+    through the guarded server (shared.http.serving: slow clients cut off, per-address
+    connection cap, problem+json for what aiohttp refuses)."""
     configure_logging(service, common.log_format)
     log.info("starting", port=port, host=common.host)
-    web.run_app(make_app(), host=common.host, port=port, reuse_port=reuse_port,
-                shutdown_timeout=10, print=None, access_log=None,
-                handle_signals=True, loop=loop)
+    asyncio.run(serve_forever(make_app, common.host, port, reuse_port=reuse_port))
     log.info("stopped")

@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from shared.auth import VERIFIER, TokenVerifier
-from shared.http.operational import READINESS, base_app
+from shared.http.operational import READINESS, base_app, metrics_token_ctx
 
 from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, texts,
                               users)
@@ -35,6 +35,7 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters.update(data=texts.show_date, timp=texts.show_time)
     app.on_response_prepare.append(add_security_headers)
+    app.cleanup_ctx.append(metrics_token_ctx(config.common.metrics_token_path))
     app.cleanup_ctx.append(_keys_ctx(config, keys, verifier))
     app.cleanup_ctx.append(http_ctx(config))
     app.cleanup_ctx.append(dashboard.probe_ctx(config))

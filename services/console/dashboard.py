@@ -17,6 +17,7 @@ import aio_pika
 import aiohttp
 from aiohttp import web
 
+from shared.http.operational import METRICS_TOKEN
 from shared import errors
 from shared.broker import TOPOLOGY
 
@@ -99,9 +100,10 @@ async def dashboard_page(request: web.Request) -> web.Response:
     return render(request, "panou.html", {})
 
 
-async def _scrape(http: aiohttp.ClientSession, url: str) -> str | None:
+async def _scrape(http: aiohttp.ClientSession, url: str, token: bytes) -> str | None:
     try:
-        async with http.get(url + "/metrics", timeout=SCRAPE_TIMEOUT) as response:
+        async with http.get(url + "/metrics", timeout=SCRAPE_TIMEOUT,
+                            headers={"Authorization": "Bearer " + token.decode()}) as response:
             return await response.text() if response.status == 200 else None
     except (aiohttp.ClientError, asyncio.TimeoutError, UnicodeDecodeError):
         return None
@@ -110,7 +112,8 @@ async def _scrape(http: aiohttp.ClientSession, url: str) -> str | None:
 async def sample(app: web.Application, house: str | None) -> dict:
     """One sample of every number the dashboard draws."""
     config = app[CONFIG]
-    texts = await asyncio.gather(*(_scrape(app[HTTP], config.backends[name]) for name in BACKENDS))
+    texts = await asyncio.gather(*(_scrape(app[HTTP], config.backends[name], app[METRICS_TOKEN])
+                                   for name in BACKENDS))
     summary = metrics.summarize(dict(zip(BACKENDS, texts)), house=house)
     queues = await app[PROBE].depths()
     return {"at": time.time(), "house": house, **summary.to_json(), "queues": queues}

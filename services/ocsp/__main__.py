@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from aiohttp import web
+from shared.http.serving import GuardedAppRunner
 from prometheus_client import multiprocess
 
 from shared.logging import configure_logging, get_logger
@@ -77,7 +77,7 @@ async def _serve(config: Config) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # from the start: a stop during startup waits for it
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(_app(config), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = GuardedAppRunner(_app(config), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         await runner.setup()
         site = FrontSite(runner, config.common.host, config.port, reuse_port=config.workers > 1)

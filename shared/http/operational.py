@@ -2,13 +2,16 @@
 ``/metrics``, ``/openapi.json``) and ``base_app``, the application they are part of."""
 from __future__ import annotations
 
+import hmac
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from shared.http.problems import SERVICE_NAME, problem, request_middleware
+from shared.http.reading import input_middleware
 from shared.openapi import assemble
 
 ReadinessCheck = Callable[[web.Application], Awaitable[None]]
@@ -49,8 +52,34 @@ def _multiprocess_registry() -> CollectorRegistry | None:
     return _MULTIPROCESS_REGISTRY
 
 
+#: The bearer token /metrics asks for (read at start by ``metrics_token_ctx``).
+METRICS_TOKEN = web.AppKey("metrics_token", bytes)
+
+
+def metrics_token_ctx(path: Path):
+    """cleanup_ctx: read the metrics token (deploy/devpki writes one; Prometheus sends it
+    with ``authorization: credentials_file``)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        token = path.read_bytes().strip()
+        if len(token) < 16:
+            raise ValueError(f"{path}: the metrics token must be at least 16 characters")
+        app[METRICS_TOKEN] = token
+        yield
+
+    return ctx
+
+
 async def metrics(request: web.Request) -> web.Response:
-    """GET /metrics: Prometheus text; across all workers when they share a directory."""
+    """GET /metrics: Prometheus text; across all workers when they share a directory.
+    Only with ``Authorization: Bearer <metrics token>``: the counters name houses and
+    show each one's traffic, which is not for everyone who can reach the port."""
+    expected = request.app.get(METRICS_TOKEN)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if expected is None or scheme.lower() != "bearer" or \
+            not hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected):
+        return problem(401, "Authentication required", "send Authorization: Bearer <metrics token>",
+                       slug="unauthorized", instance=request.path, headers={"WWW-Authenticate": "Bearer"})
     registry = _multiprocess_registry()
     body = generate_latest(registry) if registry is not None else generate_latest()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -65,7 +94,8 @@ def base_app(service: str, openapi_doc: dict, *, middlewares=(), client_max_size
     """An application with the error middleware and the operational endpoints; the
     service adds its own routes (and ``shared.service.add_platform`` its database,
     broker and audit trail)."""
-    app = web.Application(middlewares=[request_middleware, *middlewares], client_max_size=client_max_size, **kw)
+    app = web.Application(middlewares=[request_middleware, input_middleware, *middlewares],
+                          client_max_size=client_max_size, **kw)
     app[SERVICE_NAME] = service
     app[READINESS] = []
     app[OPENAPI] = assemble(openapi_doc, OPERATIONAL_OPENAPI)
@@ -82,8 +112,10 @@ OPERATIONAL_OPENAPI = {"paths": {
     "/readyz": {"get": {"summary": "Ready: what the service needs is reachable", "tags": ["operations"],
                         "responses": {"200": {"description": "Ready"},
                                       "503": {"description": "Not ready (problem+json says why)"}}}},
-    "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"],
-                         "responses": {"200": {"description": "Prometheus text format"}}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics (Authorization: Bearer <metrics token>)",
+                         "tags": ["operations"], "security": [{"metrics": []}],
+                         "responses": {"200": {"description": "Prometheus text format"},
+                                       "401": {"description": "No or wrong metrics token"}}}},
     "/openapi.json": {"get": {"summary": "This document (OpenAPI 3.1)", "tags": ["operations"],
                               "responses": {"200": {"description": "JSON"}}}},
 }}

@@ -3,27 +3,65 @@ sends that cannot be used is a 400 (unreadable) or 422 (a value breaks a rule) p
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 from shared import errors
+from shared.http.problems import HOT_PATH_ATTR
+from shared.validation import MAX_INT, MAX_JSON_DEPTH, json_depth, json_problems, parse_json_int, text_problem
+
+
+_WHOLE = re.compile(r"-?[0-9]{1,19}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body, or a 400 problem saying what is wrong with it."""
+    """The request's JSON object body: 400 when it cannot be read (not JSON, nested deeper
+    than ``MAX_JSON_DEPTH``, a number beyond 64 bits, NaN), 422 naming each field whose
+    text cannot be stored (NUL, control characters, lone surrogates)."""
     if request.content_type not in ("application/json", "application/merge-patch+json", ""):
         raise errors.BadRequest("send the body as application/json")
-    raw = await request.read()
+    raw = await request.read()  # bounded by the application's client_max_size
     if not raw:
         raise errors.BadRequest("the request body is empty; a JSON object is expected")
+    if json_depth(raw) is None:
+        raise errors.BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(f"the body is not valid JSON: {exc}") from None
+        body = json.loads(raw, parse_int=parse_json_int, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise errors.BadRequest(f"the body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(body, dict):
         raise errors.BadRequest("the body must be a JSON object")
+    problems = json_problems(body)
+    if problems:
+        raise errors.Invalid("some fields hold text that cannot be accepted", errors=problems)
     return body
+
+
+@web.middleware
+async def input_middleware(request: web.Request, handler):
+    """Query parameters and path segments hold text, not NUL or control characters or
+    lone surrogates; one place refuses them (400) before any handler or query sees them.
+    (Hot paths, the OCSP answers, judge their own input: garbage there is an OCSP error.)"""
+    if getattr(handler, HOT_PATH_ATTR, False):
+        return await handler(request)
+    problems = {}
+    for name, value in request.query.items():
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            problems[name[:40] if not text_problem(name) else "(query)"] = problem
+    for name, value in request.match_info.items():
+        problem = text_problem(value)
+        if problem:
+            problems[name] = problem
+    if problems:
+        raise errors.BadRequest("the address holds text that cannot be accepted", errors=problems)
+    return await handler(request)
 
 
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list",
@@ -53,10 +91,16 @@ def check_fields(body: dict[str, Any], spec: dict[str, type | tuple[type, ...]],
     return body
 
 
-def query_int(request: web.Request, name: str, default: int, *, minimum: int = 1, maximum: int | None = None) -> int:
+def query_int(request: web.Request, name: str, default: int, *, minimum: int = 1,
+              maximum: int | None = None) -> int:
+    """A whole-number query parameter within [minimum, maximum] (at most ``MAX_INT``), or 422."""
     raw = request.query.get(name)
     if raw in (None, ""):
         return default
+    maximum = MAX_INT if maximum is None else maximum
+    if not _WHOLE.fullmatch(raw):
+        raise errors.Invalid(f"query parameter {name} must be a whole number",
+                             errors={name: "not a number (or too long)"})
     try:
         value = int(raw)
     except ValueError:

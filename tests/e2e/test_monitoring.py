@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client.parser import text_string_to_metric_families
 from stdnum.ro import cui as ro_cui
 
+from tests.support import infra
 from tests.support.prometheus import PROMETHEUS_DIR, running_prometheus
 from tests.support.stack import HTTP_SERVICES
 from tests.support.wait import eventually
@@ -230,7 +231,7 @@ async def own_totals(stack, http: aiohttp.ClientSession) -> dict[str, float]:
               ("certs", "siui_certs_state_changes")}
     totals: dict[str, float] = {}
     for service, family_name in wanted:
-        async with http.get(stack.url(service, "/metrics")) as r:
+        async with http.get(stack.url(service, "/metrics"), headers=infra.metrics_headers(stack.data_dir)) as r:
             text = await r.text()
         for family in text_string_to_metric_families(text):
             if family.name == family_name:

@@ -55,8 +55,8 @@ async def _post(session: aiohttp.ClientSession, url: str, der: bytes) -> None:
         await response.read()
 
 
-async def _scrape(session: aiohttp.ClientSession, url: str) -> str:
-    async with session.get(url + "metrics", headers={"Connection": "close"}) as response:
+async def _scrape(session: aiohttp.ClientSession, url: str, data_dir) -> str:
+    async with session.get(url + "metrics", headers={"Connection": "close", **infra.metrics_headers(data_dir)}) as response:
         assert response.status == 200
         return await response.text()
 
@@ -95,20 +95,20 @@ async def test_metrics_count_both_workers_answers(common_config, feed, tmp_path)
 
             metrics_dir = await eventually(both_answering, timeout=60, interval=0.1, what="two workers answering")
             assert oct(metrics_dir.stat().st_mode & 0o777) == "0o700"  # private to the service's user
-            before = sum(answers_in(await _scrape(session, url)).values())
+            before = sum(answers_in(await _scrape(session, url, common_config.data_dir)).values())
             split_before = per_worker(metrics_dir, scratch)
 
             await asyncio.gather(*(_post(session, url, der) for _ in range(N)))
 
             # Every scrape, whichever worker answers it, holds both workers' answers.
             for _ in range(6):
-                assert sum(answers_in(await _scrape(session, url)).values()) == before + N
+                assert sum(answers_in(await _scrape(session, url, common_config.data_dir)).values()) == before + N
             split_after = per_worker(metrics_dir, scratch)
             gained = {pid: split_after[pid] - split_before.get(pid, 0) for pid in split_after}
             assert len(gained) == 2 and sum(gained.values()) == N
             assert all(gained.values()), f"one worker took every request: {gained}"
             # A per-process gauge is summed over the live workers, not listed by pid.
-            text = await _scrape(session, url)
+            text = await _scrape(session, url, common_config.data_dir)
             assert 'siui_ocsp_log_buffered ' in text and 'pid="' not in text
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0

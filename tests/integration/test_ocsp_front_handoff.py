@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from tests.support import infra
 from tests.integration.test_ocsp_front_support import (  # noqa: F401  (fixtures)
     Conn, feed, get, good, ocsp_config, post, served,
 )
@@ -16,7 +17,7 @@ from tests.support.wait import eventually
 NATIONAL = {"cas": "CNAS", "username": "admin"}
 
 
-async def test_healthz_openapi_and_metrics_through_the_front(served):
+async def test_healthz_openapi_and_metrics_through_the_front(served, pki):
     conn = await Conn.open(served)
     await conn.send(get("/healthz"))
     reply = await conn.reply()
@@ -26,7 +27,8 @@ async def test_healthz_openapi_and_metrics_through_the_front(served):
     await conn.close()
 
     conn = await Conn.open(served)
-    await conn.send(get("/metrics", headers="Connection: close\r\n"))
+    token = infra.metrics_headers(pki.data_dir)["Authorization"]
+    await conn.send(get("/metrics", headers=f"Authorization: {token}\r\nConnection: close\r\n"))
     reply = await conn.reply()
     assert reply.status == 200 and b"siui_ocsp_responses_total" in reply.body
     assert await conn.closed_by_server()

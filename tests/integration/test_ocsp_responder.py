@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES
+from tests.support import infra
 from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
     OCSP_REQUEST, TestCa, client, feed, ocsp_config, post, raw_get, registered, request_der,
 )
@@ -194,9 +195,10 @@ async def test_state_survives_a_restart(aiohttp_client, ocsp_config, feed, ca):
     assert (await post(second, request_der(ca, leaf))).revocation_reason == x509.ReasonFlags.certificate_hold
 
 
-async def test_metrics_count_answers_by_status(client, feed, ca):
+async def test_metrics_count_answers_by_status(client, feed, ca, pki):
     await registered(client, ca)
     await post(client, request_der(ca, 99))
-    text = await (await client.get("/metrics")).text()
+    assert (await client.get("/metrics")).status == 401  # the counters name houses: a token is asked
+    text = await (await client.get("/metrics", headers=infra.metrics_headers(pki.data_dir))).text()
     assert 'siui_ocsp_responses_total{cas="",status="unknown"}' in text
     assert "siui_ocsp_response_seconds_bucket" in text

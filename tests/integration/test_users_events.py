@@ -196,7 +196,7 @@ async def _outbox_empty(client) -> bool:
 
 async def _deliveries(client, common, outcome: str) -> float:
     """siui_events_consumed_total of this module's users.key-issued queue, from /metrics."""
-    text = await (await client.get("/metrics")).text()
+    text = await (await client.get("/metrics", headers=infra.metrics_headers(common.data_dir))).text()
     total = 0.0
     for line in text.splitlines():
         if line.startswith("siui_events_consumed_total{") and "users.key-issued" in line \

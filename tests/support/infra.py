@@ -98,3 +98,11 @@ async def isolated_config(data_dir, prefix: str):
     finally:
         await delete_exchange(exchange)
         await drop_database(url)
+
+
+def metrics_headers(data_dir) -> dict[str, str]:
+    """What GET /metrics asks for: the metrics token of that data directory."""
+    from pathlib import Path
+
+    token = (Path(data_dir) / "secrets" / "metrics-token").read_text().strip()
+    return {"Authorization": f"Bearer {token}"}

@@ -29,7 +29,8 @@ INTERVAL = "1s"
 def scrape_config(stack: Stack) -> dict:
     """deploy/prometheus/prometheus.yml with the stack's ports and 1-second intervals.
 
-    Only the addresses, the intervals and the rule files' (absolute) paths change; jobs,
+    Only the addresses, the metrics token's path, the intervals and the rule files'
+    (absolute) paths change; jobs,
     labels and relabelling are the deployed ones. Fails if the deployed file stops having
     exactly one job per service, each on that service's default port."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
@@ -43,6 +44,8 @@ def scrape_config(stack: Stack) -> dict:
         (address,) = static["targets"]
         assert address == f"127.0.0.1:{DEFAULT_PORTS[service]}", (job["job_name"], address)
         static["targets"] = [f"127.0.0.1:{stack.ports[service]}"]
+        assert job["authorization"]["type"] == "Bearer", job["job_name"]
+        job["authorization"]["credentials_file"] = str(stack.data_dir / "secrets" / "metrics-token")
         seen.append(service)
     assert sorted(seen) == sorted(HTTP_SERVICES), seen
     return config

@@ -11,6 +11,7 @@ from services.ocsp.log.entry import OPERATIONS, STATUSES
 from shared import errors
 from shared.auth import Principal, house_filter
 from shared.houses import is_house
+from shared.validation import check_moment
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class LogFilter:
 def parse_serial(text: str) -> str:
     """A certificate serial as typed (decimal, or hex with ``0x``), in the log's decimal form."""
     raw = text.strip().replace(":", "").replace(" ", "")
+    if len(raw) > 64:  # a 20-octet serial is 49 decimal digits, 42 hex with 0x
+        raise ValueError("is longer than any certificate serial")
     try:
         value = int(raw[2:], 16) if raw.lower().startswith("0x") else int(raw, 10)
     except ValueError:
@@ -49,6 +52,9 @@ def parse_time(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError("must be an ISO 8601 date or time, e.g. 2026-01-31T10:00:00Z") from None
+    problem = check_moment(moment)
+    if problem:
+        raise ValueError(problem)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -24,10 +24,12 @@ from services.ocsp.log import queries as q
 from services.ocsp.log.appkeys import LOG_FEED, STREAMS
 from services.ocsp.log.filters import parse_filters
 from shared import errors
-from shared.auth import Right, authorize
+from shared.auth import VERIFIER, Principal, Right, TokenVerifier, authorize
+from shared.clock import utc_now
 from shared.db import POOL
 from shared.http.reading import query_int
 from shared.logging import get_logger
+from shared.validation import MAX_INT
 
 log = get_logger(__name__)
 
@@ -69,17 +71,22 @@ async def list_log(request: web.Request) -> web.Response:
 
 
 def _resume_point(request: web.Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("after")
-    if raw in (None, ""):
+    raw = (request.headers.get("Last-Event-ID") or request.query.get("after") or "").strip()
+    if not raw:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
+    if not raw.isdigit() or not raw.isascii() or len(raw) > 19 or int(raw) > MAX_INT:
         raise errors.Invalid("Last-Event-ID must be an entry id",
-                             errors={"Last-Event-ID": "not a number"}) from None
-    if value < 0:
-        raise errors.Invalid("Last-Event-ID must be an entry id", errors={"Last-Event-ID": "negative"})
-    return value
+                             errors={"Last-Event-ID": "must be a whole number from 0 to 2^63-1"})
+    return int(raw)
+
+
+def session_end(principal: Principal, verifier: TokenVerifier, now) -> str | None:
+    """Why the session a stream was opened with has ended ('revoked', 'expired'), or None."""
+    if principal.token_id in verifier.revoked:
+        return "revoked"
+    if principal.expires_at is not None and now >= principal.expires_at:
+        return "expired"
+    return None
 
 
 def sse_events(rows) -> str:
@@ -91,8 +98,14 @@ def sse_events(rows) -> str:
 
 async def stream_log(request: web.Request) -> web.StreamResponse:
     """GET /v1/log/stream: entries as Server-Sent Events (``id:`` = entry id), from
-    ``Last-Event-ID`` (or ``?after=``) on, else from now; a ``: ping`` every 15 s."""
+    ``Last-Event-ID`` (or ``?after=``) on, else from now; a ``: ping`` every 15 s.
+
+    The stream lasts as long as the session it was opened with: when the token expires,
+    or is revoked (logout; users revokes the sessions of a user whose roles are removed,
+    who is disabled or deleted), an ``event: session-ended`` is sent and the stream ends;
+    the reader reconnects with ``Last-Event-ID`` and a fresh token, missing nothing."""
     principal = authorize(request, Right.OCSP_LOG_READ)
+    verifier = request.app[VERIFIER]
     filters = parse_filters(request.query, principal)
     last = _resume_point(request)
     pool, feed = request.app[POOL], request.app[LOG_FEED]
@@ -103,6 +116,10 @@ async def stream_log(request: web.Request) -> web.StreamResponse:
         request.app[STREAMS].add(resp)
         try:
             while resp.is_connected():
+                ended = session_end(principal, verifier, utc_now())
+                if ended:
+                    await resp.write(f"event: session-ended\ndata: {json.dumps({'reason': ended})}\n\n".encode())
+                    break
                 changed = feed.changed()
                 async with pool.acquire() as conn:
                     rows = await q.entries_after(conn, last, STREAM_BATCH, **filters.params())

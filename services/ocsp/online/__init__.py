@@ -31,6 +31,7 @@ from services.ocsp.online.publisher import DEFAULT_INTERVAL, publishing
 from services.ocsp.responder import REGISTRY
 from shared.clock import Clock, utc_now
 from shared.db import POOL
+from shared.http.serving import GuardedAppRunner, GuardedTCPSite
 from shared.license import load_pepper, pepper_fingerprint
 from shared.listen import LISTENER
 from shared.logging import get_logger
@@ -71,11 +72,11 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             publisher = BackgroundTask("ocsp-usage", publishing(pool, app[USAGE], interval=usage_interval))
             publisher.start()
             started.push_async_callback(publisher.stop)  # the last uses are published
-            runner = web.AppRunner(online_app(app), access_log=None, shutdown_timeout=5)
+            runner = GuardedAppRunner(online_app(app), access_log=None, shutdown_timeout=5)
             await runner.setup()
             started.push_async_callback(runner.cleanup)  # first to run: :8443 stops, requests end
-            await web.TCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
-                              reuse_port=config.workers > 1).start()
+            await GuardedTCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
+                                 reuse_port=config.workers > 1).start()
             app[ONLINE].port = runner.addresses[0][1]
             log.info("online_channel_started", port=app[ONLINE].port, users=len(app[KEYS]),
                      pepper=pepper_fingerprint(pepper))

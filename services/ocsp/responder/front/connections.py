@@ -5,20 +5,22 @@ connections, swept when idle and drained at shutdown. Plain state: the protocol
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
 from services.ocsp.log import LogEntry
 from services.ocsp.responder.answering import Responder
+from shared.http.serving import CUT_OFF, GuardLimits
 
 KEEPALIVE_TIMEOUT = 75.0  # aiohttp's default: both edges give idle clients the same time
-SWEEP_SECONDS = 5.0       # how often idle connections are looked for (one timer per process)
+SWEEP_SECONDS = 1.0       # how often slow and idle connections are looked for (one timer per process)
 
 
 class Connection(Protocol):
     """What the front needs of a connection to sweep and drain it."""
 
-    last_active: float
+    def overdue(self, now: float) -> str | None: ...
 
     def close(self) -> None: ...
 
@@ -30,7 +32,7 @@ class Front:
 
     def __init__(self, responder: Responder, record: Callable[[LogEntry], None], max_age: int,
                  handler_factory: Callable[[], asyncio.Protocol], elsewhere: frozenset[bytes], *,
-                 keepalive_timeout: float = KEEPALIVE_TIMEOUT):
+                 keepalive_timeout: float = KEEPALIVE_TIMEOUT, limits: GuardLimits | None = None):
         self.responder = responder
         self.record = record
         self.max_age = max_age
@@ -38,6 +40,10 @@ class Front:
         #: First path segments of the app's other routes: a GET under one is for aiohttp.
         self.elsewhere = elsewhere
         self.keepalive_timeout = keepalive_timeout
+        #: The same bounds as every aiohttp port (shared.http.serving): slow heads and
+        #: bodies are cut off, one address holds a bounded number of connections.
+        self.limits = limits or GuardLimits(idle_timeout=keepalive_timeout)
+        self._per_address: Counter[str] = Counter()
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
         self.closing = False
@@ -48,15 +54,32 @@ class Front:
         """Look for idle connections from now on."""
         self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
 
+    def admit(self, address: str | None) -> bool:
+        """Count a new connection from ``address``; False when that address holds too many."""
+        key = address or ""
+        self._per_address[key] += 1
+        if self._per_address[key] > self.limits.max_per_address:
+            CUT_OFF.labels("per_address").inc()
+            return False
+        return True
+
+    def release(self, address: str) -> None:
+        self._per_address[address] -= 1
+        if self._per_address[address] <= 0:
+            del self._per_address[address]
+
     def forget(self, connection: Connection) -> None:
         self.connections.discard(connection)
         if self.closing and not self.connections:
             self._drained.set()
 
     def _sweep(self) -> None:
-        deadline = self.loop.time() - self.keepalive_timeout
-        for connection in [c for c in self.connections if c.last_active < deadline]:
-            connection.close()
+        now = self.loop.time()
+        for connection in list(self.connections):
+            why = connection.overdue(now)
+            if why is not None:
+                CUT_OFF.labels(why).inc()
+                connection.close()
         self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
 
     async def shutdown(self, timeout: float) -> None:

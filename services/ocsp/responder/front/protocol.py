@@ -71,7 +71,7 @@ class FrontProtocol(asyncio.Protocol):
     HTTP client retries a request left unanswered)."""
 
     # One is made per connection: slots make it cheaper to create and to free.
-    __slots__ = ("front", "transport", "parser", "last_active", "_phase", "_received", "_chunk", "_chunk_at",
+    __slots__ = ("front", "transport", "parser", "last_active", "head_since", "_admitted", "_phase", "_received", "_chunk", "_chunk_at",
                  "_stream", "_stream_at", "_known", "_body_at", "_url", "_body", "_size", "_kind", "_chunked",
                  "_if_none_match", "_expect", "_queue", "_handoff", "_handoff_method", "_last", "_eof",
                  "_client", "_reading_paused", "_writing_paused")
@@ -81,6 +81,8 @@ class FrontProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.last_active = front.loop.time()
+        self.head_since: float | None = self.last_active  # a new connection owes a request head
+        self._admitted = False
         self._phase = _IDLE
         self._received = 0                    # bytes read on the connection so far
         self._chunk, self._chunk_at = b"", 0  # the read being parsed, and its offset
@@ -106,14 +108,15 @@ class FrontProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self.front.connections.add(self)
-        if self.front.closing:
+        self._admitted = self.front.admit(self._peer())
+        if self.front.closing or not self._admitted:
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The parser holds our bound methods: without it the protocol is freed by its
         # reference count at once, not by a garbage collection some connections later.
         self.transport = self.parser = None
-        self.front.forget(self)
+        self._release()
         for slot in self._queue:  # nobody to answer: signing work not begun is skipped
             if slot.pending is not None:
                 slot.pending.future.cancel()
@@ -165,6 +168,7 @@ class FrontProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._last:
             raise _Stop()
+        self.head_since = self.front.loop.time()
         self._phase = _HEAD
         self._url, self._body, self._size, self._chunked = b"", [], 0, False
         self._if_none_match = self._expect = None
@@ -184,6 +188,7 @@ class FrontProtocol(asyncio.Protocol):
                 self._chunked = True
 
     def on_headers_complete(self) -> None:
+        self.head_since = None
         parser, url = self.parser, self._url
         method = parser.get_method()
         kind = 0
@@ -319,7 +324,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def _give_to_aiohttp(self) -> None:
         transport, data, self._handoff = self.transport, self._handoff, None
-        self.front.forget(self)
+        self._release()  # aiohttp's guarded handler counts the connection from now on
         self.transport = self.parser = None
         handler = self.front.handler_factory()
         transport.set_protocol(handler)
@@ -338,6 +343,23 @@ class FrontProtocol(asyncio.Protocol):
         if pause != self._reading_paused and self.transport is not None and self._handoff is None:
             self._reading_paused = pause
             (self.transport.pause_reading if pause else self.transport.resume_reading)()
+
+    def _release(self) -> None:
+        self.front.forget(self)
+        if self._admitted:
+            self._admitted = False
+            self.front.release(self._client or "")
+
+    def overdue(self, now: float) -> str | None:
+        """Why the front should cut this connection now (a slow or idle client), or None."""
+        limits = self.front.limits
+        if self.head_since is not None and now - self.head_since > limits.head_timeout:
+            return "head_timeout"
+        if self._phase == _BODY and now - self.last_active > limits.body_timeout:
+            return "body_timeout"
+        if self._phase == _IDLE and not self._queue and now - self.last_active > self.front.keepalive_timeout:
+            return "idle"
+        return None
 
     def close_when_done(self) -> None:
         """At shutdown: answer the request being read, if any (with Connection: close),

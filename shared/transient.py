@@ -1,0 +1,25 @@
+"""Which failures mean "a dependency is away for now", written once.
+
+A request that meets one answers 503 with ``Retry-After`` (shared.http.problems), a
+consumer holds its message and retries without counting a failure (shared.inbox), a
+relay or writer keeps its rows and tries again. Anything else is a real failure.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+#: The database is unreachable, restarting, shutting down, out of connections, or a
+#: statement was cancelled by it (an operator, a statement timeout while it is stalled).
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError,                               # refused, reset, unreachable
+    asyncio.TimeoutError,                  # connect or pool-acquire timeouts
+    asyncpg.PostgresConnectionError,       # class 08, ConnectionDoesNotExistError included
+    asyncpg.OperatorInterventionError,     # class 57: admin/crash shutdown, cannot connect now, cancelled
+    asyncpg.InsufficientResourcesError,    # class 53: too many connections, disk full
+    asyncpg.InterfaceError,                # "connection is closed" after the server went away
+)
+
+#: Seconds a client is asked to wait when a dependency is away.
+RETRY_AFTER_SECONDS = 5
