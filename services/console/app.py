@@ -10,7 +10,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from shared.auth import VERIFIER, TokenVerifier
+from shared.auth import TokenVerifier
+from shared.broker import broker_ctx
+from shared.service import verifier_ctx
 from shared.http.operational import READINESS, base_app, metrics_token_ctx
 
 from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, texts,
@@ -36,7 +38,12 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
     env.filters.update(data=texts.show_date, timp=texts.show_time)
     app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(metrics_token_ctx(config.common.metrics_token_path))
-    app.cleanup_ctx.append(_keys_ctx(config, keys, verifier))
+    app.cleanup_ctx.append(_keys_ctx(config, keys))
+    # Logouts done elsewhere (another tab, the API, an admin removing roles) arrive as
+    # SessionRevoked; the console follows them like every service, so a revoked session
+    # is logged out here at its next page.
+    app.cleanup_ctx.append(broker_ctx(config.common.amqp_url, config.common.events_exchange))
+    app.cleanup_ctx.append(verifier_ctx(config.common, verifier))
     app.cleanup_ctx.append(http_ctx(config))
     app.cleanup_ctx.append(dashboard.probe_ctx(config))
     app[READINESS].append(users_service_answers)
@@ -46,10 +53,9 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
     return app
 
 
-def _keys_ctx(config: Config, keys: CookieKeys | None, verifier: TokenVerifier | None):
+def _keys_ctx(config: Config, keys: CookieKeys | None):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[KEYS] = keys or CookieKeys.from_file(config.common.data_key_path)
-        app[VERIFIER] = verifier or TokenVerifier.from_file(config.common.token_public_key_path)
         yield
 
     return ctx

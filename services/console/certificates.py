@@ -10,7 +10,7 @@ from services.console import certfile, forms, texts
 from services.console.api import ApiError
 from shared.usernames import external_username
 
-from services.console.web import api, house_choice, operator, page_link, quoted, redirect, render
+from services.console.web import read_form, api, house_choice, operator, page_link, quoted, redirect, render
 
 SUSPENDED_CHOICES = {"": "Toate", "da": "Da", "nu": "Nu"}
 NEW_FIELDS = ("provider", "serial", "issuer_id", "username", "certificate_pem")
@@ -53,7 +53,7 @@ async def create_certificate(request: web.Request) -> web.Response:
     """POST /certificate/nou: "Citeste certificatul" shows what the file holds;
     "Salveaza" registers it (the file, or the serial and the chosen authority)."""
     principal = operator(request, Right.CERTIFICATES_WRITE)
-    form = await request.post()
+    form = await read_form(request)
     values = {name: str(form.get(name, "")).strip() for name in NEW_FIELDS}
     issuers = await _issuers(request)
     context = {"values": values, "issuers": issuers, "field_errors": {}, "read": None}
@@ -109,7 +109,7 @@ async def certificate_detail(request: web.Request) -> web.Response:
 async def set_suspended(request: web.Request) -> web.Response:
     """POST /certificate/{id}: the *Suspendat* check box (the form sends it, or not)."""
     operator(request, Right.CERTIFICATES_SUSPEND)
-    form = await request.post()
+    form = await read_form(request)
     suspended = form.get("suspendat") == "1"
     await api(request).patch("certs", f"/v1/certificates/{quoted(request.match_info['id'])}",
                              {"suspended": suspended})

@@ -107,8 +107,10 @@ def provider_body(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
             except ValueError as exc:
                 problems[field.name] = str(exc)
         elif field.kind == "int":
-            if text and not text.lstrip("-").isdigit():
+            if text and not (text.lstrip("-").isdigit() and text.isascii()):
                 problems[field.name] = "trebuie sa fie un numar intreg"
+            elif len(text.lstrip("-")) > 9:
+                problems[field.name] = "este prea mare"
             body[field.name] = int(text) if text and field.name not in problems else None
         else:
             body[field.name] = text or None
@@ -191,6 +193,8 @@ class Paging:
 
 def page_number(raw: str | None, default: int = 1, maximum: int = 1_000_000) -> int:
     """A page or size typed in a URL; the default when it is not a sensible number."""
+    if raw and (len(raw) > 9 or not raw.isascii()):
+        return default
     try:
         value = int(raw or default)
     except ValueError:

@@ -7,7 +7,7 @@ from shared.auth import Right
 
 from services.console import certfile, texts
 from services.console.api import ApiError
-from services.console.web import api, operator, quoted, redirect, render
+from services.console.web import read_form, api, operator, quoted, redirect, render
 
 
 async def list_issuers(request: web.Request) -> web.Response:
@@ -51,7 +51,7 @@ async def new_issuer_form(request: web.Request) -> web.Response:
 async def create_issuer(request: web.Request) -> web.Response:
     """POST /autoritati/nou: register the authority with certs."""
     _national_writer(request)
-    form = await request.post()
+    form = await read_form(request)
     upload = form.get("fisier")
     data = upload.file.read(certfile.MAX_BYTES + 1) if getattr(upload, "file", None) else b""
     pasted = str(form.get("pem", "")).strip()

@@ -12,7 +12,7 @@ from shared.houses import COUNTY_HOUSE_CODES
 from services.console import session as sessions
 from services.console import texts
 from services.console.api import ApiError
-from services.console.web import api, operator, redirect, render, save_session
+from services.console.web import read_form, api, operator, redirect, render, save_session
 
 HOME = "/furnizori"
 
@@ -40,7 +40,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     """POST /: check the credentials with the users service and open the session."""
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     target = safe_next(str(form.get("next", "")))
@@ -86,7 +86,7 @@ async def logout(request: web.Request) -> web.Response:
 async def switch_house(request: web.Request) -> web.Response:
     """POST /casa: a CNAS user chooses the house the listings show ("" for all)."""
     principal = operator(request)
-    form = await request.post()
+    form = await read_form(request)
     back = safe_next(str(form.get("inapoi", "")))
     if not principal.is_national:
         raise ApiError(403, "only CNAS users choose a house")

@@ -10,7 +10,7 @@ from shared.auth import Right
 
 from services.console import forms, texts
 from services.console.api import ApiError
-from services.console.web import api, house_choice, operator, page_link, quoted, redirect, render
+from services.console.web import read_form, api, house_choice, operator, page_link, quoted, redirect, render
 
 PER_PAGE_CHOICES = (10, 20, 50, 100)
 PDF_NAME = "generatePassword.pdf"
@@ -57,7 +57,7 @@ async def new_provider_form(request: web.Request) -> web.Response:
 async def create_provider(request: web.Request) -> web.Response:
     """POST /furnizori/nou: create it with keygen; errors back next to the fields."""
     principal = operator(request, Right.PROVIDERS_WRITE)
-    form = await request.post()
+    form = await read_form(request)
     values = {f.name: str(form.get(f.name, "")) for f in forms.PROVIDER_FORM}
     if not principal.is_national:
         values["cas"] = principal.cas  # a county clerk's provider is always its own house's
@@ -89,7 +89,7 @@ async def save_provider(request: web.Request) -> web.Response:
     operator(request, Right.PROVIDERS_WRITE)
     path = f"/v1/providers/{quoted(request.match_info['id'])}"
     provider = await api(request).get("keygen", path)
-    form = await request.post()
+    form = await read_form(request)
     values = {f.name: str(form.get(f.name, "")) for f in forms.PROVIDER_FORM}
     values["cas"] = provider.get("cas", "")
     body, problems = forms.provider_body(values)
@@ -116,7 +116,7 @@ async def issue_key(request: web.Request) -> web.Response:
     serial is shown on the answer page once and the PDF handed to the browser."""
     operator(request, Right.KEYS_ISSUE)
     provider_id = request.match_info["id"]
-    form = await request.post()
+    form = await read_form(request)
     reset = form.get("reset") == "1"
     provider = await api(request).get("keygen", f"/v1/providers/{quoted(provider_id)}")
     if reset and form.get("confirmat") != "1":

@@ -123,6 +123,7 @@ def csrf_token(keys: CookieKeys, session: Session) -> str:
 
 def csrf_ok(keys: CookieKeys, session: Session | None, sent: str | None) -> bool:
     """Whether ``sent`` is this session's CSRF token (constant-time comparison)."""
-    if session is None or not sent:
+    if session is None or not sent or len(sent) > 128:
         return False
-    return hmac.compare_digest(csrf_token(keys, session), sent)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forged token may have some).
+    return hmac.compare_digest(csrf_token(keys, session).encode(), sent.encode("utf-8", "replace"))

@@ -9,7 +9,7 @@ from shared.houses import HOUSES
 
 from services.console import forms, texts
 from services.console.api import ApiError
-from services.console.web import api, house_choice, operator, page_link, quoted, redirect, render
+from services.console.web import read_form, api, house_choice, operator, page_link, quoted, redirect, render
 
 TYPES = {"toate": "all", "intern": "internal", "extern": "external"}
 PER_PAGE_CHOICES = (10, 20, 50, 100)
@@ -57,7 +57,7 @@ async def new_user_form(request: web.Request) -> web.Response:
 async def create_user(request: web.Request) -> web.Response:
     """POST /utilizatori/nou: create the staff account with its roles."""
     principal = operator(request, Right.USERS_WRITE)
-    form = await request.post()
+    form = await read_form(request)
     values = {name: str(form.get(name, "")).strip() for name in USER_FIELDS}
     values["password"] = str(form.get("password", ""))
     if not principal.is_national:
@@ -94,7 +94,7 @@ async def save_user(request: web.Request) -> web.Response:
     """POST /utilizatori/{username}: "Salveaza" the staff fields, password, enabled, unlock."""
     operator(request, Right.USERS_WRITE)
     username = request.match_info["username"]
-    form = await request.post()
+    form = await read_form(request)
     body: dict = {"employee_code": str(form.get("employee_code", "")).strip(),
                   "employee_name": str(form.get("employee_name", "")).strip(),
                   "enabled": form.get("enabled") == "1"}
@@ -109,7 +109,7 @@ async def save_roles(request: web.Request) -> web.Response:
     """POST /utilizatori/{username}/roluri: replace the user's roles."""
     operator(request, Right.USERS_WRITE)
     username = request.match_info["username"]
-    form = await request.post()
+    form = await read_form(request)
     roles = {"roles": [str(r) for r in form.getall("roles", [])]}
     return await _change_user(request, username,
                               api(request).put("users", f"/v1/users/{quoted(username)}/roles", roles))
@@ -132,7 +132,7 @@ async def delete_user(request: web.Request) -> web.Response:
     """POST /utilizatori/{username}/sterge: "Sterge", after a confirmation page."""
     operator(request, Right.USERS_WRITE)
     username = request.match_info["username"]
-    form = await request.post()
+    form = await read_form(request)
     if form.get("confirmat") != "1":
         user = await api(request).get("users", f"/v1/users/{quoted(username)}")
         return render(request, "user_delete.html", {"user": user})

@@ -16,6 +16,7 @@ import aiohttp_jinja2
 import structlog
 from aiohttp import web
 
+from shared.validation import text_problem
 from shared import errors
 from shared.auth import VERIFIER, Principal, Right
 from shared.houses import HOUSES
@@ -95,7 +96,12 @@ async def session_middleware(request: web.Request, handler):
     if found is None or current is not found:
         save_session(request, current)  # a first visit gets its session id here
     if request.method in UNSAFE_METHODS:
-        form = await request.post()
+        try:
+            form = await read_form(request)
+        except FormUnreadable as exc:
+            response = render(request, "error.html", {"title": "Formular invalid", "message": str(exc)}, status=400)
+            _write_cookie(request, response)
+            return response
         sent = form.get("csrf") or request.headers.get("X-CSRF-Token")
         if found is None or not sessions.csrf_ok(app[KEYS], found, sent if isinstance(sent, str) else None):
             response = await csrf_refused(request)
@@ -108,6 +114,31 @@ async def session_middleware(request: web.Request, handler):
         raise
     _write_cookie(request, response)
     return response
+
+
+class FormUnreadable(Exception):
+    """A form the console cannot read: the message says why, in Romanian."""
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def read_form(request: web.Request):
+    """The submitted form (read once: aiohttp keeps it). Refused with ``FormUnreadable``:
+    another content type, multipart without a boundary, an unknown charset, a body that
+    does not decode, or a value holding NUL or control characters."""
+    if request.content_type not in FORM_TYPES:
+        raise FormUnreadable("Formularul nu a fost trimis ca formular HTML.")
+    if request.content_type == "multipart/form-data" and "boundary=" not in request.headers.get("Content-Type", ""):
+        raise FormUnreadable("Formularul trimis nu poate fi citit (lipseste delimitatorul).")
+    try:
+        form = await request.post()
+    except (ValueError, LookupError, AssertionError, UnicodeDecodeError, KeyError) as exc:
+        raise FormUnreadable("Formularul trimis nu poate fi citit.") from exc
+    for name, value in form.items():
+        if (isinstance(value, str) and text_problem(value)) or text_problem(name):
+            raise FormUnreadable("Formularul contine caractere nepermise (de control).")
+    return form
 
 
 def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
@@ -233,6 +264,8 @@ async def page_errors_middleware(request: web.Request, handler):
         response = render(request, "error.html", {
             "title": title, "message": texts.detail_message(exc.detail, exc.status),
             "errors": texts.field_errors(exc.errors)}, status=status)
+    except FormUnreadable as exc:
+        response = render(request, "error.html", {"title": "Formular invalid", "message": str(exc)}, status=400)
     except web.HTTPException as exc:
         if exc.status not in HTTP_PAGES or request.path.startswith(JSON_PATHS):
             raise

@@ -21,6 +21,7 @@ from services.keygen.config import Config as KeygenConfig
 from services.users.app import create_app as users_app
 from services.users.config import Config as UsersConfig
 from shared.auth import ALL_RIGHTS
+from tests.support import infra
 
 PASSWORD = "Consola-Test-2026!"
 RUN = uuid.uuid4().hex[:6]
@@ -264,10 +265,14 @@ async def test_unknown_pages_and_large_uploads_are_explained(visitor):
     assert status == 404 and "Inregistrarea nu exista" in html
 
 
-async def test_the_platform_endpoints(visitor, token_for):
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+async def test_the_platform_endpoints(visitor, token_for, pki):
+    for path in ("/healthz", "/readyz", "/openapi.json"):
         status, _, _ = await visitor.get(path)
         assert status == 200, path
+    status, _, _ = await visitor.get("/metrics")
+    assert status == 401  # per-house numbers: only with the metrics token
+    async with visitor.session.get(visitor.base + "/metrics", headers=infra.metrics_headers(pki.data_dir)) as r:
+        assert r.status == 200 and "siui_http_request_seconds" in await r.text()
     status, text, _ = await visitor.get("/openapi.json")
     assert '"openapi": "3.1.0"' in text and "/panou/date" in text
     async with visitor.session.get(visitor.base + "/v1/audit",

@@ -19,10 +19,10 @@ TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.test.yml"))
 SEVERITIES = {"critical", "warning"}
 
 
-def promtool(*args: str) -> str:
+def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> str:
     binary = shutil.which("promtool")
     assert binary, "promtool not found: deploy/setup.sh installs Debian's prometheus package"
-    result = subprocess.run([binary, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"promtool {' '.join(args)} failed ({result.returncode}):\n{output}"
     return output
@@ -37,8 +37,19 @@ def rule_tests() -> list[dict]:
     return [test for path in TEST_FILES for test in yaml.safe_load(path.read_text())["tests"]]
 
 
-def test_the_scrape_config_is_valid():
-    out = promtool("check", "config", "prometheus.yml")
+def test_the_scrape_config_is_valid(tmp_path):
+    # As deployed, with the metrics token where the config expects it (promtool checks the
+    # file exists): a copy pointing at a token file of this test's own.
+    copy = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS_DIR, copy)
+    token = tmp_path / "metrics-token"
+    token.write_text("0" * 64)
+    config = yaml.safe_load((copy / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        assert job["authorization"]["credentials_file"] == "/var/lib/siui/secrets/metrics-token", job["job_name"]
+        job["authorization"]["credentials_file"] = str(token)
+    (copy / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = promtool("check", "config", "prometheus.yml", cwd=copy)
     assert f"SUCCESS: {len(RULE_FILES)} rule files found" in out, out
 
 
