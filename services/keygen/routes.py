@@ -12,10 +12,11 @@ from shared.db import POOL
 from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
-from services.keygen import desktop, registry
+from services.keygen import bodies, desktop, registry
 from shared.http.clients import remote_address
 from services.keygen.agreement import FILENAME
 from services.keygen.issuing import KeyKit, issue_key
+from services.keygen.text import field_label
 
 KIT = web.AppKey("key_kit", KeyKit)
 
@@ -52,12 +53,30 @@ def wants_pdf(accept: str) -> bool:
     return pdf >= max(quality.get("application/*", 0.0), quality.get("*/*", 0.0))
 
 
+async def read_body(request: web.Request) -> dict:
+    """The JSON object body (``shared.http.reading.read_json``: 400 when unreadable), except
+    that a number too long for Python to read is kept for its field's rule to refuse (422
+    naming it) rather than making the whole body unreadable (see bodies.py)."""
+    try:
+        body = await read_json(request)
+    except errors.BadRequest:
+        body = bodies.loads(await request.read())  # aiohttp keeps the body: no second read
+        if body is None:
+            raise
+    # No field is named with anything but printable ASCII: an odd name is refused here,
+    # escaped, so that no answer echoes a NUL or a lone surrogate back.
+    odd = {field_label(name): "unknown field" for name in body if field_label(name) != name}
+    if odd:
+        raise errors.Invalid("some fields are not acceptable", errors=odd)
+    return body
+
+
 # --- providers ------------------------------------------------------------------------
 
 async def create_provider(request: web.Request) -> web.Response:
     """POST /v1/providers ("Nou"): 201 with the provider's detail."""
     principal = authorize(request, Right.PROVIDERS_WRITE)
-    body = await read_json(request)
+    body = await read_body(request)
     audit_target(request, "provider", None, body.get("cas") if isinstance(body.get("cas"), str) else None)
     async with request.app[POOL].acquire() as conn:
         provider = await registry.create_provider(conn, principal, body, request.app[KIT].clock())
@@ -94,7 +113,7 @@ async def patch_provider(request: web.Request) -> web.Response:
     principal = authorize(request, Right.PROVIDERS_WRITE)
     provider_id = registry.parse_id(request.match_info["id"])
     audit_target(request, "provider", provider_id, None)
-    body = await read_json(request)
+    body = await read_body(request)
     async with request.app[POOL].acquire() as conn:
         provider = await registry.update_provider(conn, principal, provider_id, body,
                                                   request.app[KIT].clock())
@@ -122,7 +141,7 @@ async def create_activation_key(request: web.Request) -> web.StreamResponse:
     principal = authorize(request, Right.KEYS_ISSUE)
     provider_id = registry.parse_id(request.match_info["id"])
     audit_target(request, "provider", provider_id, None)
-    body = check_fields(await read_json(request), ISSUE, required=("reset",))
+    body = check_fields(await read_body(request), ISSUE, required=("reset",))
     pdf = wants_pdf(request.headers.get("Accept", ""))
     kit = request.app[KIT]
     async with kit.pdf_gate if pdf else contextlib.nullcontext(), \
