@@ -14,6 +14,7 @@ from shared.paging import page_count
 
 from services.keygen import bodies, desktop, registry
 from shared.http.clients import remote_address
+from services.keygen.activation import parse_attempt
 from services.keygen.agreement import FILENAME
 from services.keygen.issuing import KeyKit, issue_key
 from services.keygen.text import field_label
@@ -21,7 +22,6 @@ from services.keygen.text import field_label
 KIT = web.AppKey("key_kit", KeyKit)
 
 ISSUE = {"reset": bool}
-ACTIVATION = {"license_serial": str, "cas": str}
 # The serial exists in clear in these answers only: no cache may keep a copy.
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -167,18 +167,15 @@ async def create_activation_key(request: web.Request) -> web.StreamResponse:
 async def create_activation(request: web.Request) -> web.Response:
     """POST /v1/activations (no token): the desktop's "Activare"."""
     kit = request.app[KIT]
-    address = remote_address(request)
-    raw: dict = {}
     try:
-        raw = await read_json(request)
-        attempt = desktop.parse_attempt(
-            check_fields(raw, ACTIVATION, required=("license_serial", "cas")))
-    except errors.DomainError as exc:  # 400/422, before any lookup; still an attempt
-        async with request.app[POOL].acquire() as conn:
-            await desktop.record_malformed(conn, kit, address, raw.get("cas"), exc)
+        # A typo (the check character) is answered here: no lookup, nothing stored.
+        attempt = parse_attempt(await read_body(request))
+    except errors.DomainError:
+        desktop.count_malformed()
         raise
     async with request.app[POOL].acquire() as conn:
-        answer = await desktop.activate(conn, kit, address, attempt)
+        answer = await desktop.activate(conn, kit.pepper, kit.policy, kit.clock(),
+                                        remote_address(request), attempt)
     return web.json_response(answer, headers=NO_STORE)
 
 
