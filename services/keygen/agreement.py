@@ -9,6 +9,11 @@ incremental update; the tests verify it with pyHanko's validator and poppler's p
 Signing runs pyHanko's asyncio code: call :func:`sign_pdf` outside an event loop (for
 example in ``loop.run_in_executor``) or await :func:`async_sign_pdf`. Both rendering and
 signing are CPU-bound; a handler should run them in an executor either way.
+
+What is drawn is what was stored: a text holding a character that draws nothing yet
+changes what is seen (a bidirectional control, a zero-width or invisible character, a
+control character: services/keygen/text.py) is refused with :class:`UnprintableText`,
+both when the :class:`AgreementData` is made and again for every line drawn.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 from shared import license
 from shared.houses import COUNTY_HOUSE_CODES, house
 
+from services.keygen.text import first_unsafe
+
 __all__ = [
     "AgreementData",
+    "UnprintableText",
     "FontPaths",
     "DEFAULT_FONTS",
     "SIGNATURE_FIELD",
@@ -69,6 +77,27 @@ _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")  # Debian's fonts-dejavu-core
 DEFAULT_FONTS = FontPaths(_DEJAVU / "DejaVuSans.ttf", _DEJAVU / "DejaVuSans-Bold.ttf")
 
 
+class UnprintableText(ValueError):
+    """A text of the agreement holds a character that must not be drawn. ``field`` names
+    it (an :class:`AgreementData` field, or ``None`` for a line of the document)."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(f"{field or 'the agreement'} {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _refuse_unprintable(field: str | None, text: str) -> None:
+    found = first_unsafe(text)
+    if found is not None:
+        raise UnprintableText(field, found[1])
+
+
+#: The AgreementData fields that are printed as given.
+TEXT_FIELDS = ("provider_name", "cui", "trade_register_no", "representative_name",
+               "representative_cnp")
+
+
 @dataclass(frozen=True, slots=True)
 class AgreementData:
     """What the agreement states. ``cui`` may be a CNP (13 digits) for a provider
@@ -92,6 +121,10 @@ class AgreementData:
                 raise ValueError(f"{name} is required")
         if bool(self.representative_name) != bool(self.representative_cnp):
             raise ValueError("the representative needs both a name and a CNP")
+        for name in TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                _refuse_unprintable(name, value)
         # A serial that would fail at activation must never be printed.
         object.__setattr__(self, "license_serial", license.check(self.license_serial))
 
@@ -137,7 +170,8 @@ def render_agreement(
     """The unsigned agreement as PDF bytes (A4, one page).
 
     ``created`` is the document's creation date (default: now). Raises
-    FileNotFoundError when a font file is missing.
+    FileNotFoundError when a font file is missing, and :class:`UnprintableText` rather
+    than draw a bidirectional control or an invisible character.
     """
     pdf = FPDF(format="A4")
     pdf.set_title(TITLE)
@@ -155,6 +189,7 @@ def render_agreement(
 
     def line(text: str, *, size: float = 11, bold: bool = False, align: str = "L",
              height: float = 6) -> None:  # fmt: skip
+        _refuse_unprintable(None, text)  # defence in depth: never drawn, whatever the data
         pdf.set_font("DejaVu", "B" if bold else "", size)
         pdf.multi_cell(full, height, text, align=align, new_x="LMARGIN", new_y="NEXT")
 

@@ -61,7 +61,8 @@ def _kit_ctx(config: Config, clock: Clock, signer: signers.Signer | None):
                 signer=signer or load_signer(config.docsign_cert, config.docsign_key,
                                              config.docsign_chain),
                 executor=executor, clock=clock,
-                policy=ThrottlePolicy(config.max_failures, config.failure_window_minutes),
+                policy=ThrottlePolicy(config.max_failures, config.failure_window_minutes,
+                                      config.ipv6_prefix),
                 fonts=fonts,
                 pdf_gate=asyncio.Semaphore(config.pdf_workers))
             await kit.agreement(AgreementData(
@@ -88,11 +89,14 @@ def _font_choices(cache_dir: Path | None) -> tuple[FontChoice, ...]:
 
 
 def _purge_attempts(config: Config, clock: Clock):
-    """Delete activation attempts past their retention."""
+    """Delete activation attempts past their retention (at start, then every hour)."""
     retention = timedelta(days=config.attempts_retention_days)
 
     async def purge(app: web.Application) -> None:
+        before = clock() - retention
         async with app[POOL].acquire() as conn:
-            await desktop.purge(conn, clock() - retention)
+            deleted = await desktop.purge(conn, before)
+        if deleted:
+            log.info("activation_attempts_purged", deleted=deleted, before=before.isoformat())
 
     return purge

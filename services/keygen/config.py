@@ -25,13 +25,24 @@ class Config:
     docsign_chain: SIUI_KEYGEN_DOCSIGN_CHAIN, default none: intermediate certificates
         embedded in each signature (comma-separated PEM paths). The dev signer is issued
         straight by the root, which validators must trust anyway, so none is needed.
-    max_failures: SIUI_ACTIVATION_MAX_FAILURES: failed activations from one client
-        address, or against one provider, before 429.
-    failure_window_minutes: SIUI_ACTIVATION_WINDOW_MINUTES: how far back failures count.
+    max_failures: SIUI_ACTIVATION_MAX_FAILURES, default 100: refused activations (a
+        well-formed serial that is not a current key of the house named) from one client
+        address within the window before that address gets 429 instead of 403. Per
+        address only, and generous: a clinic's or a whole county's NAT shares one address,
+        typos are caught by the check character and never count, and the current key
+        always activates. With 80 random bits per key the limit is not what stops guessing;
+        it keeps a guesser's rows bounded and shows the campaign.
+    failure_window_minutes: SIUI_ACTIVATION_WINDOW_MINUTES, default 15 (at most a day):
+        how far back refusals count.
+    ipv6_prefix: SIUI_ACTIVATION_IPV6_PREFIX, default 64: IPv6 clients are counted by
+        this network prefix (a LAN has a /64; every device its own addresses in it);
+        128 counts each address.
     pdf_workers: SIUI_KEYGEN_PDF_WORKERS: threads that render and sign agreements;
         signing is CPU-bound, so more threads than cores only queue.
-    attempts_retention_days: SIUI_ACTIVATION_LOG_DAYS: activation attempts older than
-        this are deleted; throttling needs minutes, the rest is for inquiries.
+    attempts_retention_days: SIUI_ACTIVATION_LOG_DAYS, default 30: activation attempts
+        (successes and counted refusals: time, address, house, provider, outcome; never
+        the serial) older than this are deleted by the hourly purge. The limit needs only
+        the window's minutes; the rest is for inquiries (who tried a provider's old key).
     font_cache_dir: SIUI_KEYGEN_FONT_CACHE, by default in the data directory: where the
         cut-down (Latin) copies of the agreement's fonts are kept between starts; they
         make an agreement about twice as fast to lay out (services/keygen/fonts.py).
@@ -43,10 +54,14 @@ class Config:
     docsign_cert: Path = setting("SIUI_KEYGEN_DOCSIGN_CERT", Path("pki/docsign.pem"), data_path=True)
     docsign_key: Path = setting("SIUI_KEYGEN_DOCSIGN_KEY", Path("pki/docsign.key"), data_path=True)
     docsign_chain: tuple[Path, ...] = ()
-    max_failures: int = setting("SIUI_ACTIVATION_MAX_FAILURES", 5, minimum=1)
-    failure_window_minutes: int = setting("SIUI_ACTIVATION_WINDOW_MINUTES", 15, minimum=1)
+    max_failures: int = setting("SIUI_ACTIVATION_MAX_FAILURES", 100, minimum=1, maximum=100_000)
+    # At most a day, so that the shortest retention (1 day) still covers the window.
+    failure_window_minutes: int = setting("SIUI_ACTIVATION_WINDOW_MINUTES", 15, minimum=1,
+                                          maximum=24 * 60)
+    ipv6_prefix: int = setting("SIUI_ACTIVATION_IPV6_PREFIX", 64, minimum=32, maximum=128)
     pdf_workers: int = setting("SIUI_KEYGEN_PDF_WORKERS", 2, minimum=1, maximum=64)
-    attempts_retention_days: int = setting("SIUI_ACTIVATION_LOG_DAYS", 180, minimum=1)
+    attempts_retention_days: int = setting("SIUI_ACTIVATION_LOG_DAYS", 30, minimum=1,
+                                           maximum=3660)
     font_cache_dir: Path = setting("SIUI_KEYGEN_FONT_CACHE", Path("cache/fonts"), data_path=True)
 
     def __post_init__(self) -> None:

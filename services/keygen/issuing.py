@@ -66,13 +66,15 @@ class Issued:
 async def issue_key(conn: asyncpg.Connection, kit: KeyKit, principal: Principal,
                     provider_id: str, *, reset: bool, with_pdf: bool) -> Issued:
     """Generate (``reset`` false) or reset a provider's key; 404 for a provider the caller
-    cannot see, 409 when the button does not fit the provider's state."""
+    cannot see, 409 when the button does not fit the provider's state, 422 when its
+    stored details hold characters the agreement must not print (correct them first)."""
     async with conn.transaction():
         # The row lock serialises issuing for one provider: of two simultaneous
         # "Generare parola" the second waits, then finds the first one's key (409).
         provider = await registry.visible(conn, principal, provider_id, lock=True)
         current = await queries.fetch_current_key(conn, provider_id)
         keys.check_issue(has_key=current is not None, reset=reset)
+        keys.check_printable(provider)
         key = keys.new_key(kit.pepper, kit.clock())
         if current is not None:
             await queries.replace_key(conn, current["id"], key.issued_at, principal.username)

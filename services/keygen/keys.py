@@ -20,9 +20,18 @@ from shared.usernames import external_username
 from shared.events import KeyIssued
 
 from services.keygen.agreement import AgreementData
+from services.keygen.text import problem_in
 
 GENERATE_WHEN_KEYED = "this provider already has a key: use Resetare parola"
 RESET_WHEN_UNKEYED = "this provider has no key yet: use Generare parola"
+UNPRINTABLE_PROVIDER = ("this provider's stored details hold characters that must not be printed "
+                        "on the agreement: correct the provider (Modifica) first, then issue the key")
+# A provider row's text columns, as the API names them.
+_TEXT_COLUMNS = {c: c for c in ("cas", "cui", "name", "description", "code", "org_type",
+                                "fiscal_attribute", "trade_register_no", "country", "locality",
+                                "currency", "work_point", "location_type")}
+_TEXT_COLUMNS |= {"legal_representative_name": "legal_representative.name",
+                  "legal_representative_cnp": "legal_representative.cnp"}
 # The agreement's "Data" is the day at the house, not in UTC.
 HOUSE_TIME = ZoneInfo("Europe/Bucharest")
 
@@ -34,6 +43,16 @@ def check_issue(*, has_key: bool, reset: bool) -> None:
         raise errors.Conflict(GENERATE_WHEN_KEYED)
     if reset and not has_key:
         raise errors.Conflict(RESET_WHEN_UNKEYED)
+
+
+def check_printable(provider: Mapping[str, Any]) -> None:
+    """422 naming every text of ``provider`` (a providers row) that holds a character the
+    agreement refuses to draw (text.py): a record stored before that rule. The key and
+    its agreement (and the KeyIssued event naming the provider) wait until it is corrected."""
+    problems = {field: why for column, field in _TEXT_COLUMNS.items()
+                if isinstance(provider[column], str) and (why := problem_in(provider[column]))}
+    if problems:
+        raise errors.Invalid(UNPRINTABLE_PROVIDER, errors=problems)
 
 
 @dataclass(frozen=True)

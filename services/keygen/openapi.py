@@ -10,7 +10,8 @@ _AUTH_ERRORS = {"401": {**PROBLEM_RESPONSE, "description": "no valid token"},
 _NOT_FOUND = {**PROBLEM_RESPONSE, "description": "no such provider, or one of another house (county users)"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _STR = {"type": ["string", "null"]}
-_DATE = {"type": ["string", "null"], "format": "date"}
+_DATE = {"type": ["string", "null"], "format": "date",
+         "description": "1900-01-01 .. 2199-12-31"}
 _TIME = {"type": "string", "format": "date-time"}
 _NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"},
                                "description": "the serial is in clear: nothing may cache it"}}
@@ -20,6 +21,15 @@ _SERIAL = {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-
            "examples": ["F8E73-MVXY-FYKQ-9TGK"],
            "description": ("17 symbols of 0-9 A-Z without I L O U, the last a GF(32) check symbol "
                            "(README: \"The activation key\")")}
+
+
+_TEXT_RULE = ("Every text field refuses (422 naming it) control characters (NUL, C0, C1, line "
+              "separators), lone UTF-16 surrogates, bidirectional controls (U+202A-202E, "
+              "U+2066-2069, U+200E, U+200F, U+061C), zero-width and invisible characters "
+              "(U+200B-200D, U+2060, U+FEFF, the soft hyphen U+00AD, other format characters, "
+              "fillers, variation selectors), private-use and unassigned code points: what the "
+              "signed agreement prints must be what is stored. A number too long to read "
+              "(thousands of digits) is out of range (422), not an unreadable body.")
 
 
 def _json_body(ref: str) -> dict:
@@ -32,18 +42,18 @@ _FIELDS = {
     "name": {"type": "string", "maxLength": 200, "description": "Nume"},
     "description": {**_STR, "maxLength": 500, "description": "Descriere"},
     "code": {**_STR, "maxLength": 32, "description": "Cod: the provider code; defaults to the CUI"},
-    "cui_date": {**_DATE, "description": "Data CUI"},
+    "cui_date": {**_DATE, "description": "Data CUI (1900-01-01 .. 2199-12-31)"},
     "org_type": {"type": ["string", "null"], "enum": [*ORG_TYPES, None], "description": "Tip organizatoric (matched ignoring case and diacritics)"},
     "fiscal_attribute": {**_STR, "description": "Atribut fiscal, e.g. RO (set by an RO-prefixed CUI)"},
-    "fiscal_attribute_date": {**_DATE, "description": "Data atribut fiscal"},
+    "fiscal_attribute_date": {**_DATE, "description": "Data atribut fiscal (1900-01-01 .. 2199-12-31)"},
     "trade_register_no": {**_STR, "examples": ["J40/10/3456"], "description": "Nr.Reg.Comert"},
-    "registered_on": {**_DATE, "description": "Data inregistrarii"},
+    "registered_on": {**_DATE, "description": "Data inregistrarii (1900-01-01 .. 2199-12-31)"},
     "country": {"type": "string", "default": "ROM", "description": "Tara (ISO 3166 alpha-3)"},
     "locality": {**_STR, "maxLength": 100, "examples": ["17913 Bucuresti"], "description": "Localitate"},
     "currency": {"type": "string", "default": "RON", "description": "Valuta (ISO 4217)"},
     "print_order": {"type": ["integer", "null"], "minimum": 0, "maximum": 1000000, "description": "Ordine printare"},
-    "valid_from": {**_DATE, "description": "Valabil de la"},
-    "valid_to": {**_DATE, "description": "Valabil pana la (not before valid_from)"},
+    "valid_from": {**_DATE, "description": "Valabil de la (1900-01-01 .. 2199-12-31)"},
+    "valid_to": {**_DATE, "description": "Valabil pana la (1900-01-01 .. 2199-12-31, not before valid_from)"},
     "work_point": {**_STR, "maxLength": 200, "description": "Punct de lucru"},
     "location_type": {**_STR, "maxLength": 100, "description": "Tip locatie"},
     "legal_representative": {"type": ["object", "null"], "required": ["name", "cnp"],
@@ -71,7 +81,8 @@ OPENAPI_DOC = {
                 provider_id={"type": "string", "format": "uuid",
                              "description": "409 duplicate CUI: the provider already registered"}),
             "NewProvider": {"type": "object", "required": ["cas", "cui", "name"],
-                            "additionalProperties": False, "properties": _FIELDS},
+                            "additionalProperties": False, "properties": _FIELDS,
+                            "description": _TEXT_RULE},
             "ProviderChanges": {"type": "object", "additionalProperties": False, "properties": _FIELDS,
                                 "description": ("only the fields to change; null clears an optional one. "
                                                 "cas cannot change (422); cui only while the provider never "
@@ -108,9 +119,10 @@ OPENAPI_DOC = {
                                          "external_user": {"type": "string", "examples": ["12433636_CAS-B"]},
                                          "issued_at": _TIME}},
             "Activation": {"type": "object", "required": ["license_serial", "cas"], "additionalProperties": False,
-                           "properties": {"license_serial": {"type": "string", "description": (
+                           "properties": {"license_serial": {"type": "string", "maxLength": 64, "description": (
                                "as typed: case, blanks and dashes are free; O reads as 0, I and L as 1, U as V")},
-                               "cas": {"type": "string", "description": "the house chosen (\"Casa de asigurari\")"}}},
+                               "cas": {"type": "string", "maxLength": 16,
+                                       "description": "the house chosen (\"Casa de asigurari\")"}}},
             "Activated": {"type": "object", "required": ["external_user", "provider", "cas"], "properties": {
                 "external_user": {"type": "string", "examples": ["12433636_CAS-B"]},
                 "provider": {"type": "object", "properties": {"cui": {"type": "string"}, "name": {"type": "string"}}},
@@ -164,7 +176,9 @@ OPENAPI_DOC = {
                 "is the agreement generatePassword.pdf, PAdES-signed with the house's "
                 "document-signing certificate; the serial, key id and external user then come in "
                 "the X- headers, so one call gives both. If the agreement cannot be made, no key "
-                "is issued (500)."),
+                "is issued (500). A provider whose stored details hold a character the agreement "
+                "must not print (a bidirectional control, an invisible character: see NewProvider) "
+                "gets no key: 422 naming the fields, to be corrected first (PATCH)."),
             "parameters": [_ID, {"name": "Accept", "in": "header", "schema": {"type": "string"},
                                  "description": "application/pdf for the signed agreement; JSON otherwise"}],
             "requestBody": _json_body("IssueKey"),
@@ -182,24 +196,40 @@ OPENAPI_DOC = {
                 "400": PROBLEM_RESPONSE, **_AUTH_ERRORS, "404": _NOT_FOUND,
                 "409": {**PROBLEM_RESPONSE, "description": ("\"this provider already has a key: use Resetare parola\" or "
                                                     "\"this provider has no key yet: use Generare parola\"")},
-                "422": PROBLEM_RESPONSE}}},
+                "422": {**PROBLEM_RESPONSE, "description": (
+                    "bad body, or the provider's stored details must be corrected first "
+                    "(`errors` names the fields)")}}}},
         "/v1/activations": {"post": {
             "summary": "Activare: the desktop application checks its licence serial (no token)",
             "security": [],
             "description": (
-                "422 at once, before any lookup, for a serial that is malformed or fails its check "
-                "character (a typo). 403 with one generic message for a wrong, replaced or other "
-                "house's key. After SIUI_ACTIVATION_MAX_FAILURES (5) failures from one client address, "
-                "or against one provider, within SIUI_ACTIVATION_WINDOW_MINUTES (15): 429 with "
-                "Retry-After (seconds). Malformed requests count against the address. Every attempt "
-                "is stored and logged, never the serial."),
+                "A serial that is malformed or fails its check character (a typo) is answered 422 "
+                "at once, before any lookup; it is neither stored nor counted. The provider's "
+                "current key at its own house always activates (200), whatever was tried before "
+                "from that address or against that provider. Every other well-formed serial "
+                "(never issued, replaced by a reset, another house's key) gets the same 403 with "
+                "the same message and counts the same against the client address (an IPv6 "
+                "address by its /64); after SIUI_ACTIVATION_MAX_FAILURES (100) such refusals "
+                "within SIUI_ACTIVATION_WINDOW_MINUTES (15) the address gets 429 with "
+                "Retry-After instead of 403, the same for every serial, until the oldest leaves "
+                "the window. There is no limit per provider. Successes and counted refusals are "
+                "stored (never the serial) for SIUI_ACTIVATION_LOG_DAYS (30) days."),
             "requestBody": _json_body("Activation"),
             "responses": {"200": {"description": "activated", "headers": _NO_STORE,
                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Activated"}}}},
-                          "400": PROBLEM_RESPONSE,
-                          "403": {**PROBLEM_RESPONSE, "description": "the serial is not valid for this house (one message for every cause)"},
-                          "422": {**PROBLEM_RESPONSE, "description": "malformed serial or check character failed, or an unknown house"},
-                          "429": {**PROBLEM_RESPONSE, "description": "too many failures", "headers": {
-                              "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}}}}},
+                          "400": {**PROBLEM_RESPONSE, "description": "the body is not a JSON object"},
+                          "403": {**PROBLEM_RESPONSE, "description": (
+                              "the serial is not a current key of this house: never issued, replaced "
+                              "by a reset, or another house's (one answer, body and headers, for every cause)")},
+                          "422": {**PROBLEM_RESPONSE, "description": (
+                              "a field is missing, unknown, too long or not a string, the serial is "
+                              "malformed or fails its check character, or the house is unknown "
+                              "(`errors` names the field); not counted")},
+                          "429": {**PROBLEM_RESPONSE, "description": (
+                              "this client address had SIUI_ACTIVATION_MAX_FAILURES refusals in the "
+                              "window: the same answer for every serial but the current key, which "
+                              "still activates"), "headers": {
+                              "Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                              "description": "seconds until the address is below its limit"}}}}}},
     },
 }

@@ -4,6 +4,10 @@
 returns cleaned values (dates as :class:`datetime.date`, codes upper case, the CUI
 without its ``RO`` prefix) or raises :class:`InvalidFields` naming every bad field at
 once. Messages are English; the console translates them.
+
+Every field has a bound: texts a length and a repertoire (no control, invisible or
+text-direction characters: services/keygen/text.py), dates 1900-01-01 .. 2199-12-31,
+``print_order`` 0 .. 1,000,000 (a number too long even to read is out of range too).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from stdnum.ro import cnp as stdnum_cnp
 from stdnum.ro import cui as stdnum_cui
 
 from shared.houses import COUNTY_HOUSE_CODES, NATIONAL
+
+from services.keygen.bodies import OverlongNumber
+from services.keygen.text import field_label, problem_in
 
 __all__ = [
     "ORG_TYPES", "PROVIDER_FIELDS", "InvalidFields",
@@ -52,14 +59,17 @@ TEXT_LIMITS = {"name": 200, "description": 500, "locality": 100, "work_point": 2
                "location_type": 100}  # fmt: skip
 CODE_MAX = 32
 PRINT_ORDER_MAX = 1_000_000
+# Dates a provider's record can sensibly hold (a registration, a contract's validity).
+DATE_MIN = date(1900, 1, 1)
+DATE_MAX = date(2199, 12, 31)
 
 _JSON_TYPES = {str: "string", bool: "boolean", int: "number", float: "number",
                dict: "object", list: "array", type(None): "null"}  # fmt: skip
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
 # Nr. Reg. Com.: [J|F|C]<county 1-52>/<order number>/<year>, e.g. J40/10/3456, or the
 # compact form registrations get since 2024: J<year><6-9 digits>.
-_TRN_CLASSIC = re.compile(r"([JFC]?)(\d{1,2})/(\d{1,7})/(\d{2}|\d{4})")
-_TRN_COMPACT = re.compile(r"[JFC](?:19[89]\d|20\d\d)\d{6,9}")
+_TRN_CLASSIC = re.compile(r"([JFC]?)(\d{1,2})/(\d{1,7})/(\d{2}|\d{4})", re.ASCII)
+_TRN_COMPACT = re.compile(r"[JFC](?:19[89]\d|20\d\d)\d{6,9}", re.ASCII)
 # Cedilla look-alikes that old keyboards produce, mapped to the correct comma-below.
 _CEDILLA = str.maketrans("ŞşŢţ", "ȘșȚț")
 
@@ -78,15 +88,19 @@ class _Bad(Exception):
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, OverlongNumber):
+        return "number"
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _text(value: Any, limit: int) -> str | None:
     if not isinstance(value, str):
         raise _Bad(f"must be a string, not {_type_name(value)}")
+    if len(value) > 4 * limit:  # far too long: refused before any work on it
+        raise _Bad(f"must be at most {limit} characters")
     text = unicodedata.normalize("NFC", value.translate(_CEDILLA)).strip()
-    if any(unicodedata.category(c) == "Cc" for c in text):
-        raise _Bad("must not contain control characters")
+    if (problem := problem_in(text)) is not None:
+        raise _Bad(problem)
     if len(text) > limit:
         raise _Bad(f"must be at most {limit} characters")
     return text or None
@@ -103,7 +117,7 @@ _ORG_TYPE_KEYS = {fold(t): t for t in ORG_TYPES}
 
 def _date(value: Any) -> date:
     if isinstance(value, date) and not hasattr(value, "hour"):  # a date, not a datetime
-        return value
+        return _date_in_range(value)
     text = _text(value, 40) or ""
     if not _ISO_DATE.fullmatch(text):
         raise _Bad("must be an ISO 8601 date, YYYY-MM-DD")
@@ -111,9 +125,15 @@ def _date(value: Any) -> date:
         parsed = date.fromisoformat(text)
     except ValueError:
         raise _Bad("is not a calendar date") from None
-    if parsed.year < 1900:
-        raise _Bad("must not be before 1900")
-    return parsed
+    return _date_in_range(parsed)
+
+
+def _date_in_range(value: date) -> date:
+    if value < DATE_MIN:
+        raise _Bad("must not be before 1900")  # the console translates this wording
+    if value > DATE_MAX:
+        raise _Bad(f"must not be after {DATE_MAX.year}")
+    return value
 
 
 def _cnp(value: Any) -> str:
@@ -185,6 +205,8 @@ def _pattern(pattern: str, limit: int, message: str, *, upper: bool = True):
 
 
 def _print_order(value: Any) -> int:
+    if isinstance(value, OverlongNumber):  # thousands of digits: out of range by far
+        raise _Bad(f"must be between 0 and {PRINT_ORDER_MAX}")
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Bad(f"must be an integer, not {_type_name(value)}")
     if not 0 <= value <= PRINT_ORDER_MAX:
@@ -226,7 +248,7 @@ def _legal_representative(value: Any, errors: dict[str, str]) -> dict[str, str] 
         return None
     for key in value:
         if key not in ("name", "cnp"):
-            errors[f"legal_representative.{key}"] = "unknown field"
+            errors[f"legal_representative.{field_label(key)}"] = "unknown field"
     clean: dict[str, str] = {}
     for key, check in (("name", _CHECKS["name"]), ("cnp", _cnp)):
         try:
@@ -249,7 +271,7 @@ def validate_provider(data: dict[str, Any], *, partial: bool = False) -> dict[st
     """
     if not isinstance(data, dict):
         raise InvalidFields({"": f"the provider must be an object, not {_type_name(data)}"})
-    errors = {str(f): "unknown field" for f in data if f not in PROVIDER_FIELDS}
+    errors = {field_label(f): "unknown field" for f in data if f not in PROVIDER_FIELDS}
     clean: dict[str, Any] = {}
     vat_prefix = False
     for field in PROVIDER_FIELDS:

@@ -140,38 +140,30 @@ async def find_key(conn: asyncpg.Connection, digest: bytes) -> asyncpg.Record | 
 # --- activation attempts --------------------------------------------------------------
 
 async def lock_throttle(conn: asyncpg.Connection, subject: str) -> None:
-    """Serialise attempts on one address or provider until the transaction ends, so that
+    """Serialise refusals counted under one subject until the transaction ends, so that
     simultaneous guesses cannot all slip under the limit."""
     await conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"keygen-activation:{subject}")
 
 
-async def failures_by_address(conn: asyncpg.Connection, address: str, since: datetime,
-                              limit: int) -> list[datetime]:
-    """Times of the newest failures from ``address`` after ``since``, newest first."""
-    rows = await conn.fetch(
-        """select at from activation_attempts where failed and address = $1 and at > $2
-           order by at desc limit $3""", address, since, limit)
-    return [r["at"] for r in rows]
+async def counted_refusal(conn: asyncpg.Connection, network: str, since: datetime,
+                          rank: int) -> datetime | None:
+    """The time of the ``rank``-th newest refusal counted under ``network`` after
+    ``since`` (None when there are fewer): one row read from the index's end."""
+    return await conn.fetchval(
+        """select at from activation_attempts where failed and network = $1 and at > $2
+           order by at desc offset $3 limit 1""", network, since, rank - 1)
 
 
-async def failures_by_provider(conn: asyncpg.Connection, provider_id: str, since: datetime,
-                               limit: int) -> list[datetime]:
-    """Times of the newest failures against ``provider_id`` after ``since``, newest first."""
-    rows = await conn.fetch(
-        """select at from activation_attempts
-           where failed and provider_id = $1 and at > $2 order by at desc limit $3""",
-        provider_id, since, limit)
-    return [r["at"] for r in rows]
-
-
-async def insert_attempt(conn: asyncpg.Connection, *, at: datetime, address: str,
+async def insert_attempt(conn: asyncpg.Connection, *, at: datetime, address: str, network: str,
                          cas: str | None, provider_id: str | None, outcome: str,
                          failed: bool) -> None:
     await conn.execute(
-        """insert into activation_attempts (at, address, cas, provider_id, outcome, failed)
-           values ($1, $2, $3, $4, $5, $6)""",
-        at, address, cas, provider_id, outcome, failed)
+        """insert into activation_attempts (at, address, network, cas, provider_id, outcome, failed)
+           values ($1, $2, $3, $4, $5, $6, $7)""",
+        at, address, network, cas, provider_id, outcome, failed)
 
 
-async def purge_attempts(conn: asyncpg.Connection, before: datetime) -> str:
-    return await conn.execute("delete from activation_attempts where at < $1", before)
+async def purge_attempts(conn: asyncpg.Connection, before: datetime) -> int:
+    """Delete the attempts older than ``before``; how many were deleted."""
+    status = await conn.execute("delete from activation_attempts where at < $1", before)
+    return int(status.rsplit(" ", 1)[-1])

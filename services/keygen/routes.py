@@ -12,15 +12,16 @@ from shared.db import POOL
 from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
-from services.keygen import desktop, registry
+from services.keygen import bodies, desktop, registry
 from shared.http.clients import remote_address
+from services.keygen.activation import parse_attempt
 from services.keygen.agreement import FILENAME
 from services.keygen.issuing import KeyKit, issue_key
+from services.keygen.text import field_label
 
 KIT = web.AppKey("key_kit", KeyKit)
 
 ISSUE = {"reset": bool}
-ACTIVATION = {"license_serial": str, "cas": str}
 # The serial exists in clear in these answers only: no cache may keep a copy.
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -52,12 +53,30 @@ def wants_pdf(accept: str) -> bool:
     return pdf >= max(quality.get("application/*", 0.0), quality.get("*/*", 0.0))
 
 
+async def read_body(request: web.Request) -> dict:
+    """The JSON object body (``shared.http.reading.read_json``: 400 when unreadable), except
+    that a number too long for Python to read is kept for its field's rule to refuse (422
+    naming it) rather than making the whole body unreadable (see bodies.py)."""
+    try:
+        body = await read_json(request)
+    except errors.BadRequest:
+        body = bodies.loads(await request.read())  # aiohttp keeps the body: no second read
+        if body is None:
+            raise
+    # No field is named with anything but printable ASCII: an odd name is refused here,
+    # escaped, so that no answer echoes a NUL or a lone surrogate back.
+    odd = {field_label(name): "unknown field" for name in body if field_label(name) != name}
+    if odd:
+        raise errors.Invalid("some fields are not acceptable", errors=odd)
+    return body
+
+
 # --- providers ------------------------------------------------------------------------
 
 async def create_provider(request: web.Request) -> web.Response:
     """POST /v1/providers ("Nou"): 201 with the provider's detail."""
     principal = authorize(request, Right.PROVIDERS_WRITE)
-    body = await read_json(request)
+    body = await read_body(request)
     audit_target(request, "provider", None, body.get("cas") if isinstance(body.get("cas"), str) else None)
     async with request.app[POOL].acquire() as conn:
         provider = await registry.create_provider(conn, principal, body, request.app[KIT].clock())
@@ -94,7 +113,7 @@ async def patch_provider(request: web.Request) -> web.Response:
     principal = authorize(request, Right.PROVIDERS_WRITE)
     provider_id = registry.parse_id(request.match_info["id"])
     audit_target(request, "provider", provider_id, None)
-    body = await read_json(request)
+    body = await read_body(request)
     async with request.app[POOL].acquire() as conn:
         provider = await registry.update_provider(conn, principal, provider_id, body,
                                                   request.app[KIT].clock())
@@ -122,7 +141,7 @@ async def create_activation_key(request: web.Request) -> web.StreamResponse:
     principal = authorize(request, Right.KEYS_ISSUE)
     provider_id = registry.parse_id(request.match_info["id"])
     audit_target(request, "provider", provider_id, None)
-    body = check_fields(await read_json(request), ISSUE, required=("reset",))
+    body = check_fields(await read_body(request), ISSUE, required=("reset",))
     pdf = wants_pdf(request.headers.get("Accept", ""))
     kit = request.app[KIT]
     async with kit.pdf_gate if pdf else contextlib.nullcontext(), \
@@ -148,18 +167,15 @@ async def create_activation_key(request: web.Request) -> web.StreamResponse:
 async def create_activation(request: web.Request) -> web.Response:
     """POST /v1/activations (no token): the desktop's "Activare"."""
     kit = request.app[KIT]
-    address = remote_address(request)
-    raw: dict = {}
     try:
-        raw = await read_json(request)
-        attempt = desktop.parse_attempt(
-            check_fields(raw, ACTIVATION, required=("license_serial", "cas")))
-    except errors.DomainError as exc:  # 400/422, before any lookup; still an attempt
-        async with request.app[POOL].acquire() as conn:
-            await desktop.record_malformed(conn, kit, address, raw.get("cas"), exc)
+        # A typo (the check character) is answered here: no lookup, nothing stored.
+        attempt = parse_attempt(await read_body(request))
+    except errors.DomainError:
+        desktop.count_malformed()
         raise
     async with request.app[POOL].acquire() as conn:
-        answer = await desktop.activate(conn, kit, address, attempt)
+        answer = await desktop.activate(conn, kit.pepper, kit.policy, kit.clock(),
+                                        remote_address(request), attempt)
     return web.json_response(answer, headers=NO_STORE)
 
 

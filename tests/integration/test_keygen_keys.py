@@ -10,6 +10,7 @@ import io
 import shutil
 import subprocess
 
+import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -211,3 +212,40 @@ async def test_no_key_is_issued_when_the_agreement_cannot_be_made(keygen_config,
     await tap.events(key_id=new.headers["X-Key-Id"])
     events = [b for b in tap.bodies if provider["id"].encode() in b]
     assert len(events) == 2, "only the two keys issued were announced"
+
+
+async def test_a_provider_stored_with_bidi_or_invisible_characters_gets_no_agreement(keygen, national,
+                                                                                     database_url):
+    # Rows stored before the field rules refused these characters: written straight to
+    # the table, as an old release or a manual fix could have left them.
+    provider = await make_provider(keygen, national, cas="HD", name="SC ALFA SRL")
+    keyed = await make_provider(keygen, national, cas="HD")
+    old = await issued_key(keygen, national, keyed["id"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        for pid in (provider["id"], keyed["id"]):
+            await conn.execute(
+                """update keygen.providers set name = 'SC \u202eLRS AFLA', trade_register_no = 'J20/1\u200b/2001',
+                   legal_representative_name = 'Ion\u2066 Pop' where id = $1""", pid)
+    finally:
+        await conn.close()
+    for pid, reset in ((provider["id"], False), (keyed["id"], True)):
+        for pdf in (True, False):
+            body = await problem(await issue(keygen, national, pid, reset=reset, pdf=pdf), 422)
+            assert "correct the provider" in body["detail"]
+            assert set(body["errors"]) == {"name", "trade_register_no", "legal_representative.name"}
+            assert "text-direction" in body["errors"]["name"] and "invisible" in body["errors"]["trade_register_no"]
+    detail = await (await keygen.get(f"/v1/providers/{keyed['id']}", headers=national)).json()
+    assert [k["key_id"] for k in detail["keys"]] == [old["key_id"]]  # nothing issued, nothing replaced
+
+    # An edit of another field is refused too, naming what to correct ...
+    path = f"/v1/providers/{provider['id']}"
+    refused = await keygen.patch(path, headers=national, json={"locality": "Deva"})
+    assert set((await problem(refused, 422))["errors"]) == {"name", "trade_register_no", "legal_representative.name"}
+    # ... and once corrected, the agreement is made.
+    fixed = await keygen.patch(path, headers=national, json={
+        "name": "SC ALFA SRL", "trade_register_no": "J20/1/2001",
+        "legal_representative": {"name": "Ion Pop", "cnp": provider["legal_representative"]["cnp"]}})
+    assert fixed.status == 200, await fixed.text()
+    response = await issue(keygen, national, provider["id"], pdf=True)
+    assert response.status == 201 and response.content_type == "application/pdf"

@@ -2,6 +2,10 @@
 the form's fields, check digits, duplicates, house scoping, the list, edits and history."""
 from __future__ import annotations
 
+import json
+
+from yarl import URL
+
 from test_keygen_support import (bad_check_digit, clock, county, issued_key, keygen,  # noqa: F401
                                  keygen_config, make_provider, national, new_cnp, new_cui,
                                  problem, provider_body)
@@ -228,3 +232,82 @@ async def test_openapi_documents_every_endpoint(keygen):
     key = doc["paths"]["/v1/providers/{id}/activation-key"]["post"]["responses"]["201"]
     assert {"X-License-Serial", "X-Key-Id", "X-External-User", "Cache-Control"} <= set(key["headers"])
     assert {"application/json", "application/pdf"} <= set(key["content"])
+
+
+async def raw_request(keygen, headers, method: str, path: str, body: dict, **raw_fields):
+    """``body`` as JSON with ``raw_fields`` spliced in as they are written (a 5,000-digit
+    number, an escaped lone surrogate): what a client may send, not what json.dumps makes."""
+    text = json.dumps(body)
+    extra = "".join(f', "{name}": {literal}' for name, literal in raw_fields.items())
+    data = (text[:-1] + extra + "}") if body else "{" + extra[2:] + "}"
+    return await keygen.request(method, path, data=data.encode(),
+                                headers={**headers, "Content-Type": "application/json"})
+
+
+async def test_a_number_too_long_to_read_is_422_naming_its_field(keygen, national):
+    provider = await make_provider(keygen, national, cas="B")
+    huge = "1" + "0" * 5000
+    for method, path, body in (("POST", "/v1/providers", provider_body()),
+                               ("PATCH", f"/v1/providers/{provider['id']}", {})):
+        response = await raw_request(keygen, national, method, path, body, print_order=huge)
+        assert (await problem(response, 422))["errors"] == {"print_order": "must be between 0 and 1000000"}
+        response = await raw_request(keygen, national, method, path, body, print_order="-" + huge)
+        assert (await problem(response, 422))["errors"] == {"print_order": "must be between 0 and 1000000"}
+        response = await raw_request(keygen, national, method, path, body, print_order=1_000_001)
+        assert "print_order" in (await problem(response, 422))["errors"]
+    response = await raw_request(keygen, national, "POST", "/v1/providers", provider_body(name=None), name=huge)
+    assert (await problem(response, 422))["errors"] == {"name": "must be a string, not number"}
+    response = await raw_request(keygen, national, "POST", f"/v1/providers/{provider['id']}/activation-key",
+                                 {}, reset=huge)
+    assert list((await problem(response, 422))["errors"]) == ["reset"]
+    response = await raw_request(keygen, national, "POST", "/v1/providers", {}, cas='"B", "x": 1' + "0" * 5000 + "]")
+    await problem(response, 400)  # not JSON even so: still unreadable
+
+
+async def test_dates_beyond_1900_2199_are_422_naming_the_field(keygen, national):
+    provider = await make_provider(keygen, national, cas="B")
+    for field in ("cui_date", "fiscal_attribute_date", "registered_on", "valid_from", "valid_to"):
+        for bad, words in (("9999-12-31", "after 2199"), ("0001-01-01", "before 1900")):
+            for method, path, body in (("POST", "/v1/providers", provider_body(**{field: bad})),
+                                       ("PATCH", f"/v1/providers/{provider['id']}", {field: bad})):
+                response = await keygen.request(method, path, headers=national, json=body)
+                errors = (await problem(response, 422))["errors"]
+                assert list(errors) == [field] and words in errors[field], (method, field, errors)
+
+
+BAD_TEXT = {"NUL": ("\x00", "control characters"), "C0": ("\x1b", "control characters"),
+            "lone surrogate": ("\ud800", "UTF-16"), "bidi override": ("\u202e", "text-direction"),
+            "bidi isolate": ("\u2067", "text-direction"), "zero-width": ("\u200b", "invisible"),
+            "BOM": ("\ufeff", "invisible"), "soft hyphen": ("\u00ad", "invisible")}
+
+
+async def test_controls_surrogates_bidi_and_invisible_characters_are_422_naming_the_field(keygen, national):
+    provider = await make_provider(keygen, national, cas="B")
+    for kind, (bad, words) in BAD_TEXT.items():
+        cnp = new_cnp()
+        for field, body in (("name", {"name": f"SC ALFA{bad} SRL"}),
+                            ("trade_register_no", {"trade_register_no": f"J40/10{bad}/3456"}),
+                            ("locality", {"locality": f"Otopeni{bad}"}),
+                            ("description", {"description": f"{bad}Clinică"}),
+                            ("code", {"code": f"P{bad}1"}),
+                            ("legal_representative.name", {"legal_representative": {"name": f"Ion{bad} Pop", "cnp": cnp}}),
+                            ("legal_representative.cnp", {"legal_representative": {"name": "Ion Pop", "cnp": cnp + bad}}),
+                            ("cui", {"cui": new_cui() + bad})):
+            for method, path, json_body in (("POST", "/v1/providers", provider_body(**body)),
+                                            ("PATCH", f"/v1/providers/{provider['id']}", body)):
+                response = await keygen.request(method, path, headers=national, json=json_body)
+                errors = (await problem(response, 422))["errors"]
+                assert list(errors) == [field] and words in errors[field], (kind, method, field, errors)
+    response = await keygen.post("/v1/providers", headers=national, json={**provider_body(), "\ud800\x00": 1})
+    assert (await problem(response, 422))["errors"] == {"\\ud800\\x00": "unknown field"}
+    unchanged = await (await keygen.get(f"/v1/providers/{provider['id']}", headers=national)).json()
+    assert unchanged == provider
+
+
+async def test_path_ids_that_are_not_uuids_are_404_problems(keygen, national):
+    for raw_id in ("not-a-uuid", "1" * 5000, "%00", "%ED%A0%80", "%E2%80%AE", "12345678-1234-5678-1234-56781234567"):
+        for method, suffix, body in (("GET", "", None), ("PATCH", "", {"name": "X"}), ("GET", "/history", None),
+                                     ("POST", "/activation-key", {"reset": False})):
+            url = URL(f"/v1/providers/{raw_id}{suffix}", encoded=True)
+            response = await keygen.request(method, url, headers=national, json=body)
+            assert (await problem(response, 404))["detail"] == "no such provider", (method, raw_id[:20], suffix)

@@ -5,6 +5,7 @@ NSS trust check needs libnss3-tools (certutil) and is skipped without it."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import re
 import shutil
@@ -31,6 +32,7 @@ from services.keygen.agreement import (
     FontPaths,
     async_sign_pdf,
     load_signer,
+    UnprintableText,
     render_agreement,
     sign_pdf,
 )
@@ -245,6 +247,32 @@ def test_agreement_data_is_checked():
             AgreementData(**{**good, **bad})
     lax = AgreementData(**{**good, "license_serial": DATA.license_serial.lower()})
     assert lax.license_serial == DATA.license_serial
+
+
+@pytest.mark.parametrize("field", ["provider_name", "trade_register_no", "representative_name",
+                                   "representative_cnp", "cui"])
+@pytest.mark.parametrize("bad", ["\u202e", "\u2067", "\u200f", "\u061c", "\u200b", "\ufeff",
+                                 "\u00ad", "\x00", "\ud800"])
+def test_agreement_data_refuses_bidi_and_invisible_characters(field, bad):
+    value = getattr(DATA, field)
+    with pytest.raises(UnprintableText) as caught:
+        AgreementData(**{**{f: getattr(DATA, f) for f in DATA.__dataclass_fields__},
+                         field: value[:3] + bad + value[3:]})
+    assert caught.value.field == field
+    assert isinstance(caught.value, ValueError)
+
+
+def test_the_renderer_refuses_to_draw_a_bidi_character_whatever_the_data():
+    # Data that slipped past AgreementData's own check still never reaches the page.
+    tampered = copy.copy(DATA)
+    object.__setattr__(tampered, "provider_name", "SC \u202eLRS AFLA")
+    with pytest.raises(UnprintableText, match="text-direction") as caught:
+        render_agreement(tampered)
+    assert caught.value.field is None  # refused by the line drawer itself
+    object.__setattr__(tampered, "representative_name", "ION\u200bPOPA")
+    object.__setattr__(tampered, "provider_name", DATA.provider_name)
+    with pytest.raises(UnprintableText, match="invisible character"):
+        render_agreement(tampered)
 
 
 # --- the signature ------------------------------------------------------------------

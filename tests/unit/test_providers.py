@@ -239,3 +239,67 @@ def test_apply_patch_checks_the_merged_record():
 def test_not_an_object():
     errors = errors_of([])  # type: ignore[arg-type]
     assert errors == {"": "the provider must be an object, not array"}
+
+
+TEXT_FIELDS = ("name", "description", "locality", "work_point", "location_type", "code",
+               "trade_register_no", "org_type", "country", "currency", "fiscal_attribute")
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+@pytest.mark.parametrize(("bad", "words"), [
+    ("\x00", "control characters"), ("\x1f", "control characters"),
+    ("\ud800", "UTF-16"), ("\u202e", "text-direction"), ("\u2066", "text-direction"),
+    ("\u200f", "text-direction"), ("\u200b", "invisible character"),
+    ("\ufeff", "invisible character"), ("\u00ad", "invisible character"),
+])
+def test_every_text_field_refuses_controls_surrogates_bidi_and_invisible_characters(field, bad, words):
+    value = {"code": "P1", "trade_register_no": "J40/10/3456", "org_type": "SRL",
+             "country": "ROM", "currency": "RON", "fiscal_attribute": "RO"}.get(field, "Alfa")
+    errors = errors_of({**SEED, field: value[:1] + bad + value[1:]})
+    assert list(errors) == [field] and words in errors[field], errors
+
+
+@pytest.mark.parametrize("bad", ["\u202e", "\u200b", "\ud800", "\x00"])
+def test_the_representative_and_the_codes_refuse_them_too(bad):
+    errors = errors_of({**SEED, "legal_representative": {"name": f"Ion{bad} Pop", "cnp": CNP + bad}})
+    assert set(errors) == {"legal_representative.name", "legal_representative.cnp"}
+    for field in ("cui", "cas"):
+        assert field in errors_of({**SEED, field: SEED[field] + bad})
+    assert "cui_date" in errors_of({**SEED, "cui_date": "2020-01-01" + bad})
+
+
+def test_the_bidi_message_tells_the_operator_what_to_do():
+    message = errors_of({**SEED, "name": "SC \u202eLRS AFLA"})["name"]
+    assert message.startswith("contains an invisible text-direction control (U+202E RIGHT-TO-LEFT OVERRIDE)")
+    assert "delete it" in message
+
+
+def test_odd_field_names_are_named_escaped():
+    assert errors_of({**SEED, "\ud800": 1, "legal_representative": {"name": "X", "cnp": CNP, "\x00": 2}}) == {
+        "\\ud800": "unknown field", "legal_representative.\\x00": "unknown field"}
+
+
+def test_dates_are_bounded_to_1900_2199():
+    for field in ("cui_date", "fiscal_attribute_date", "registered_on", "valid_from", "valid_to"):
+        for bad, words in (("9999-12-31", "after 2199"), ("2200-01-01", "after 2199"),
+                           ("0001-01-01", "before 1900"), ("1899-12-31", "before 1900"),
+                           ("٢٠٢٠-٠١-٠١", "YYYY-MM-DD")):
+            assert words in errors_of({**SEED, field: bad})[field], (field, bad)
+        for good in ("1900-01-01", "2199-12-31"):
+            assert str(validate_provider({**SEED, field: good})[field]) == good
+    assert "after 2199" in errors_of({**SEED, "valid_to": date(9999, 1, 1)})["valid_to"]
+
+
+def test_print_order_is_bounded_even_when_too_long_to_read():
+    from services.keygen.bodies import loads
+    body = loads(b'{"print_order": 1' + b"0" * 5000 + b"}")
+    assert errors_of({**SEED, **body}) == {"print_order": "must be between 0 and 1000000"}
+    assert errors_of({**SEED, "print_order": 10 ** 4000}) == {"print_order": "must be between 0 and 1000000"}
+    assert errors_of({**SEED, "print_order": -1}) == {"print_order": "must be between 0 and 1000000"}
+    assert errors_of({**SEED, "print_order": float("inf")}) == {"print_order": "must be an integer, not number"}
+    assert errors_of({**SEED, "name": body["print_order"]}) == {"name": "must be a string, not number"}
+    assert validate_provider({**SEED, "print_order": 1_000_000})["print_order"] == 1_000_000
+
+
+def test_far_too_long_texts_are_refused_before_any_work():
+    assert errors_of({**SEED, "name": "x" * 100_000}) == {"name": "must be at most 200 characters"}
