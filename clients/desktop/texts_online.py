@@ -21,7 +21,7 @@ SERVER_REASONS = (
 # once by a new connect, which the certificate and key may well still allow.
 SESSION_REASONS = ("session_invalid", "session_expired")
 # Reasons the client finds itself, before or instead of an answer.
-LOCAL_REASONS = ("unreachable", "tls_rejected", "server_untrusted", "server_error",
+LOCAL_REASONS = ("unreachable", "tls_rejected", "certificate_untrusted", "server_untrusted", "server_error",
                  "throttled", "protocol", "not_activated", "not_connected")
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -131,6 +131,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "tls_rejected": {
         "ro": "Serverul a refuzat certificatul digital la negocierea TLS ({detail}).",
         "en": "The server refused the digital certificate in the TLS handshake ({detail}).",
+    },
+    "certificate_untrusted": {
+        "ro": "Certificatul digital nu este emis de o autoritate emitentă înregistrată în SIUI. "
+              "Folosiți certificatul calificat al furnizorului.",
+        "en": "The digital certificate is not issued by an issuing authority registered in SIUI. "
+              "Use the provider's qualified certificate.",
     },
     "server_untrusted": {
         "ro": "Certificatul serverului nu este de încredere ({detail}); verificați --ca.",

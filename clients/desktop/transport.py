@@ -52,6 +52,13 @@ class TlsRejected(TransportError):
     reason = "tls_rejected"
 
 
+class CertificateUntrusted(TlsRejected):
+    """The server said (TLS alert unknown_ca) that our certificate's issuer is not one it
+    trusts: not an issuing authority registered in SIUI."""
+
+    reason = "certificate_untrusted"
+
+
 @dataclass(frozen=True)
 class Reply:
     """An HTTP answer: status, headers (lower-case names) and the JSON body, if any."""
@@ -101,6 +108,8 @@ def post_json(url: str, payload: dict | None = None, *, headers: dict[str, str] 
     except ssl.SSLCertVerificationError as exc:
         raise ServerUntrusted(exc.verify_message or str(exc)) from None
     except ssl.SSLError as exc:
+        if (exc.reason or "").upper().endswith("ALERT_UNKNOWN_CA"):
+            raise CertificateUntrusted(exc.reason) from None
         raise TlsRejected(exc.reason or str(exc)) from None
     except (OSError, http.client.HTTPException) as exc:
         # A bare reset counts as unreachable: a server refusing our certificate sends

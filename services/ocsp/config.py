@@ -46,7 +46,9 @@ class Config:
         serves other work again, so a flood of uncachable requests (nonces) cannot
         starve cached answers for long.
     cache_entries: SIUI_OCSP_CACHE_ENTRIES: signed answers kept per process (an LRU; about
-        1 kB each). 0 disables the cache (benchmarks of live signing).
+        1 kB each with our EC key). 0 disables the cache (benchmarks of live signing).
+    cache_bytes: SIUI_OCSP_CACHE_BYTES: and at most this many bytes of them: a delegated
+        RSA signer with a chain makes answers several kB, and the bound must hold anyway.
     log_buffer_entries: SIUI_OCSP_LOG_BUFFER: OCSP log entries a process may hold while
         PostgreSQL catches up (about 270 bytes each, so ~130 MB at most). Sized for a
         10-second burst at 50,000 answers/s, or 100 s of a database outage at 5,000/s;
@@ -71,6 +73,7 @@ class Config:
     max_pending: int = setting("SIUI_OCSP_MAX_PENDING", 1000, minimum=1)
     signing_batch: int = setting("SIUI_OCSP_SIGNING_BATCH", 64, minimum=1)
     cache_entries: int = setting("SIUI_OCSP_CACHE_ENTRIES", 200_000, minimum=0)
+    cache_bytes: int = setting("SIUI_OCSP_CACHE_BYTES", 256 * 1024 * 1024, minimum=1024 * 1024)
     log_buffer_entries: int = setting("SIUI_OCSP_LOG_BUFFER", 500_000, minimum=10_000)
     log_retention_days: int = setting("SIUI_OCSP_LOG_RETENTION_DAYS", 90, minimum=1, maximum=3660)
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)

@@ -31,6 +31,7 @@ from aiohttp.web_request import BaseRequest
 from prometheus_client import Counter as MetricCounter
 
 from shared.http.problems import PROBLEM_CT
+from shared.http.tls import Refused, TlsServerProtocol
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -199,22 +200,31 @@ class GuardedAppRunner(web.AppRunner):
 
 
 class GuardedTCPSite(web.TCPSite):
-    """``web.TCPSite`` that also bounds the TLS handshake (a client that opens a TLS
-    connection and never finishes the handshake holds nothing for long)."""
+    """``web.TCPSite`` whose TLS (with an ``ssl_context``) is terminated by
+    ``shared.http.tls.TlsServerProtocol``: the handshake is bounded in time, and a refused
+    one sends its TLS alert and is reported to ``on_tls_refused(peer, error)``."""
 
-    def __init__(self, *args, handshake_timeout: float = 10.0, **kwargs) -> None:
+    def __init__(self, *args, handshake_timeout: float = 10.0, on_tls_refused: Refused | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._handshake_timeout = handshake_timeout
+        self._on_tls_refused = on_tls_refused
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
-        extra = {"ssl_handshake_timeout": self._handshake_timeout} if self._ssl_context else {}
+        factory = server
+        if self._ssl_context is not None:
+            context, refused, timeout = self._ssl_context, self._on_tls_refused, self._handshake_timeout
+
+            def factory():
+                return TlsServerProtocol(context, server, on_refused=refused, handshake_timeout=timeout)
+
         self._server = await loop.create_server(
-            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port, **extra)
+            factory, self._host, self._port, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port)
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
 

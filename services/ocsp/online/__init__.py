@@ -23,7 +23,7 @@ from services.ocsp.online.consumers import HANDLERS
 from services.ocsp.online.keystore import KeyStore, KeySync
 from services.ocsp.online.openapi import OPENAPI
 from services.ocsp.online.queries import KEYS_CHANNEL
-from services.ocsp.online.routes import add_routes, online_app
+from services.ocsp.online.routes import add_routes, on_tls_refused, online_app
 from services.ocsp.online.sessions import SessionSigner
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.online.usage import UsageTracker
@@ -76,7 +76,7 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             await runner.setup()
             started.push_async_callback(runner.cleanup)  # first to run: :8443 stops, requests end
             await GuardedTCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
-                                 reuse_port=config.workers > 1).start()
+                                 reuse_port=config.workers > 1, on_tls_refused=on_tls_refused(app)).start()
             app[ONLINE].port = runner.addresses[0][1]
             log.info("online_channel_started", port=app[ONLINE].port, users=len(app[KEYS]),
                      pepper=pepper_fingerprint(pepper))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import ssl
 import time
 
 from aiohttp import BasicAuth, web
@@ -36,6 +37,9 @@ from shared import errors
 from shared.db import POOL
 from shared.http.problems import SERVICE_NAME, request_middleware
 from shared.http.clients import remote_address
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 HEARTBEAT_SECONDS = 60         # what the desktop is told; a session outlives many beats
 
@@ -149,6 +153,36 @@ async def heartbeat(request: web.Request) -> web.Response:
         key_verdict = "ok" if current is not None and current == claims.get("kf") else "key_replaced"
         verdict = evaluate(cert, username, key, _lookup(request, cert), key_verdict, online.clock())
     return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=True)
+
+
+TLS_REFUSED = Counter("siui_ocsp_online_tls_refused_total", "Online channel TLS handshakes refused", ["reason"])
+
+
+def tls_refused_reason(error: ssl.SSLError) -> str:
+    """A bounded name for why a handshake was refused (the metric's label, the log's detail)."""
+    text = str(error).lower()
+    if "certificate verify failed" in text or "unknown ca" in text:
+        return "certificate_untrusted"
+    if "took too long" in text:
+        return "handshake_timeout"
+    if "no shared cipher" in text or "version" in text:
+        return "tls_version_or_cipher"
+    return "tls_error"
+
+
+def on_tls_refused(app: web.Application):
+    """What the :8443 site does when it refuses a handshake (it has sent the TLS alert):
+    count it, say it in the service's log, and put an entry in the OCSP log (attributed to
+    no house: no certificate of ours backs it) so operations and CNAS see the attempts."""
+
+    def report(peer: str | None, error: ssl.SSLError) -> None:
+        reason = tls_refused_reason(error)
+        TLS_REFUSED.labels(reason).inc()
+        log.info("online_tls_refused", peer=peer, reason=reason, error=str(error)[:200])
+        app[OPLOG].record(LogEntry(at=app[ONLINE].clock(), operation="connect", status="offline",
+                                   latency_ms=0.0, client=peer, detail=f"tls:{reason}"))
+
+    return report
 
 
 def add_routes(app: web.Application) -> None:

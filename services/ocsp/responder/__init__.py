@@ -45,7 +45,8 @@ def responder_ctx(config: Config, clock: Clock = utc_now):
         cache = None
         if config.cache_entries:
             # Refresh well before nextUpdate, but never beyond a quarter of the validity.
-            cache = ResponseCache(config.cache_entries, refresh_margin=min(timedelta(minutes=10), validity / 4))
+            cache = ResponseCache(config.cache_entries, refresh_margin=min(timedelta(minutes=10), validity / 4),
+                                  max_bytes=config.cache_bytes)
         app[RESPONDER_PEM] = cert_pem
         app[MAX_AGE] = config.max_age_seconds
         app[RESPONDER] = Responder(app[REGISTRY], identity, SigningQueue(config.max_pending, config.signing_batch),

@@ -257,18 +257,23 @@ class CachedResponse:
 
 
 class ResponseCache:
-    """Bounded LRU of signed single-CertID, nonce-less responses.
+    """LRU of signed single-CertID, nonce-less responses, bounded in entries and in bytes
+    (an answer's size depends on its signer: an RSA-4096 delegated signer with a chain
+    makes answers several times larger than ours).
 
     Keyed by (issuer_id, serial, hash_algorithm, state_version): a state change gives a
     new version, so stale answers are never served. An entry is served only until
     ``next_update - refresh_margin``, so clients never get an answer about to expire.
     """
 
-    def __init__(self, max_entries: int = 100_000, refresh_margin: timedelta = timedelta(minutes=10)):
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
+    def __init__(self, max_entries: int = 100_000, refresh_margin: timedelta = timedelta(minutes=10), *,
+                 max_bytes: int = 256 * 1024 * 1024):
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError("max_entries and max_bytes must be at least 1")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.refresh_margin = refresh_margin
+        self.size_bytes = 0
         self._entries: OrderedDict[tuple[str, int, str, int], CachedResponse] = OrderedDict()
 
     @staticmethod
@@ -289,7 +294,7 @@ class ResponseCache:
         if entry is None:
             return None
         if now >= entry.next_update - self.refresh_margin:
-            del self._entries[key]
+            self._drop(key)
             return None
         if cert_id.der and entry.cert_id_der != cert_id.der:
             # Same question, different encoding (NULL vs absent hash parameters): the
@@ -304,15 +309,23 @@ class ResponseCache:
         key = self._key(lookup, cert_id)
         etag = '"' + hashlib.sha256(der).hexdigest() + '"'  # strong validator: the body's SHA-256
         entry = CachedResponse(der, produced_at, next_update, etag, cert_id.der)
+        self._drop(key)
         self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.size_bytes += len(der)
+        while len(self._entries) > self.max_entries or self.size_bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.size_bytes -= len(evicted.der)
         return entry
+
+    def _drop(self, key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size_bytes -= len(entry.der)
 
     def clear(self) -> None:
         """Drop everything (e.g. when the service's own responder identity changes)."""
         self._entries.clear()
+        self.size_bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
