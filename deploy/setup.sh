@@ -149,6 +149,16 @@ config_default() {
 }
 
 rabbitmq_loopback_only() {
+    # The node's name must be on loopback too: the default rabbit@<hostname> resolves to
+    # 127.0.1.1 on Debian (or to nothing in some containers), where an epmd bound to
+    # 127.0.0.1 cannot be reached ("epmd error for host ...: address"), and the node
+    # does not start. Server and CLI tools read the name from rabbitmq-env.conf.
+    if ! grep -qsE '^[[:space:]]*(RABBITMQ_)?NODENAME=' /etc/rabbitmq/rabbitmq-env.conf \
+        && as_root sh -c 'ls -d /var/lib/rabbitmq/mnesia/rabbit@* 2>/dev/null' | grep -qv '@localhost$'; then
+        warn "RabbitMQ has data of a node with another name; rabbit@localhost starts empty"
+    fi
+    config_default /etc/rabbitmq/rabbitmq-env.conf 'NODENAME=rabbit@localhost' \
+        '^[[:space:]]*(RABBITMQ_)?NODENAME='
     config_default /etc/rabbitmq/rabbitmq.conf 'listeners.tcp.default = 127.0.0.1:5672' \
         '^[[:space:]]*listeners\.tcp\.'
     # rabbitmq-env.conf is sourced by the server's and the CLI's start scripts: ERL_EPMD_ADDRESS
@@ -245,14 +255,6 @@ if listening 127.0.0.1 5672; then
     info "already listening"
 else
     command -v rabbitmq-server >/dev/null 2>&1 || die "rabbitmq-server is not installed"
-    # The node is named rabbit@<short hostname>; a container whose hostname does not
-    # resolve cannot start it, so such a machine uses rabbit@localhost (server and CLI).
-    if ! getent hosts "$(hostname -s)" >/dev/null 2>&1 \
-        && ! grep -qs '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf; then
-        info "hostname does not resolve: NODENAME=rabbit@localhost"
-        echo 'NODENAME=rabbit@localhost' \
-            | as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
-    fi
     # Started by us, so configured by us: the AMQP listener, the distribution port
     # (25672, and the CLI tools' 35672-35682) and epmd (4369) all listen on 127.0.0.1
     # only. Debian's defaults are every interface, which on a fresh machine puts an
