@@ -27,6 +27,7 @@ Logs and the suite's artifacts are kept under test-artifacts/fresh/<run>/.
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
 import fcntl
 import ipaddress
@@ -119,6 +120,22 @@ def pip_hosts() -> set[str]:
         if result.returncode == 0 and result.stdout.split():
             return set(result.stdout.split())
     raise Failure("cannot learn pip's default index hosts (no pip on this host)")
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle the host's pip is told to verify HTTPS with, if any (PIP_CERT and
+    the like, or `cert` in pip's configuration files); None when pip uses its own."""
+    for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE"):
+        if os.environ.get(name) and Path(os.environ[name]).is_file():
+            return Path(os.environ[name])
+    parser = configparser.ConfigParser()
+    parser.read(["/etc/xdg/pip/pip.conf", "/etc/pip.conf", Path.home() / ".config/pip/pip.conf",
+                 Path.home() / ".pip/pip.conf"])
+    for section in ("install", "global"):
+        cert = parser.get(section, "cert", fallback=None)
+        if cert and Path(cert).is_file():
+            return Path(cert)
+    return None
 
 
 def apt_hosts(root: Path) -> set[str]:
@@ -246,7 +263,15 @@ def prepare_root(root: Path, base: Base, commit: str, proxy_url: str) -> Path:
     # requests to 127.0.0.1 included.
     (root / "etc/apt/apt.conf.d/80siui-fresh-proxy").write_text(
         f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{proxy_url}";\n')
-    (root / "etc/pip.conf").write_text(f"[global]\nproxy = {proxy_url}\n")
+    pip_conf = f"[global]\nproxy = {proxy_url}\n"
+    if (bundle := host_ca_bundle()) is not None:
+        # The host reaches PyPI through a gateway that its own trust store vouches for
+        # (a TLS-inspecting one, whose CA a machine behind it must trust): so must pip in
+        # the root, or every HTTPS download fails verification. apt uses plain HTTP.
+        shutil.copy(bundle, root / "etc/ssl/siui-fresh-host-ca.pem")
+        pip_conf += "cert = /etc/ssl/siui-fresh-host-ca.pem\n"
+        say(f"pip in the root trusts the host's CA bundle too ({bundle}, as the host's pip does)")
+    (root / "etc/pip.conf").write_text(pip_conf)
     inside = root / "usr/local/sbin/siui-fresh-inside"
     shutil.copy(HERE / "inside.sh", inside)
     inside.chmod(0o755)
