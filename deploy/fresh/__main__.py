@@ -268,8 +268,9 @@ def prepare_root(root: Path, base: Base, commit: str, proxy_url: str) -> Path:
         # The host reaches PyPI through a gateway that its own trust store vouches for
         # (a TLS-inspecting one, whose CA a machine behind it must trust): so must pip in
         # the root, or every HTTPS download fails verification. apt uses plain HTTP.
-        shutil.copy(bundle, root / "etc/ssl/siui-fresh-host-ca.pem")
-        pip_conf += "cert = /etc/ssl/siui-fresh-host-ca.pem\n"
+        (root / "usr/local/share/siui-fresh").mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundle, root / "usr/local/share/siui-fresh/host-ca.pem")
+        pip_conf += "cert = /usr/local/share/siui-fresh/host-ca.pem\n"
         say(f"pip in the root trusts the host's CA bundle too ({bundle}, as the host's pip does)")
     (root / "etc/pip.conf").write_text(pip_conf)
     inside = root / "usr/local/sbin/siui-fresh-inside"
