@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             say("pytest: " + (summary or "(no summary line)"))
             say("timings: " + report_timings(timings, base, extract))
             say("proxy: " + ", ".join(f"{host} {count}" for host, count in tally.allowed.most_common())
-                + f" requests, {tally.bytes_in / 1e6:.0f} MB in; refused: "
+                + f" (requests, or tunnels for HTTPS), {tally.bytes_in / 1e6:.0f} MB in; refused: "
                 + (", ".join(f"{target} {count}" for target, count in tally.denied.most_common()) or "none")
                 + (f"; upstream failures: {dict(tally.failed)}" if tally.failed else ""))
             if tally.denied:

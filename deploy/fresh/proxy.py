@@ -48,8 +48,9 @@ class Tally:
 
 
 class AllowListProxy:
-    def __init__(self, allow: set[str], log_path: Path | None = None):
+    def __init__(self, allow: set[str], log_path: Path | None = None, ports: frozenset[int] = ALLOWED_PORTS):
         self.allow = {host.lower().rstrip(".") for host in allow}
+        self.ports = ports
         self.tally = Tally()
         self._log = open(log_path, "a", buffering=1) if log_path else None
 
@@ -59,7 +60,7 @@ class AllowListProxy:
             self._log.write(f"{time.strftime('%H:%M:%S')} {kind:7} {method} {target} {detail}\n")
 
     def allowed(self, host: str | None, port: int) -> bool:
-        return bool(host) and host.lower().rstrip(".") in self.allow and port in ALLOWED_PORTS
+        return bool(host) and host.lower().rstrip(".") in self.allow and port in self.ports
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
