@@ -181,8 +181,9 @@ RABBIT_LISTENING=0; listening 127.0.0.1 5672 && RABBIT_LISTENING=1
 if command -v dpkg >/dev/null 2>&1; then
     # chromium: the e2e tests' browser (Debian's; Playwright downloads none). libatomic1:
     # Playwright's driver (a node binary) links libatomic.so.1, which a minimal Debian lacks.
+    # curl: the README's walk (and its test) use it; a minimal Debian has none.
     want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client
-        chromium libatomic1)
+        chromium libatomic1 curl)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
     [ -n "$PYTHON" ] || want+=(python3 python3-venv)
