@@ -7,7 +7,7 @@ export SIUI_DATABASE_URL ?= postgresql://siui:siui@127.0.0.1:5432/siui
 export SIUI_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export SIUI_DATA_DIR ?= .siui
 
-.PHONY: setup up test test-unit test-integration test-e2e bench clean
+.PHONY: setup up test test-unit test-integration test-e2e test-fresh bench clean
 
 setup:
 	bash deploy/setup.sh
@@ -26,6 +26,11 @@ test-integration:
 
 test-e2e:
 	$(PYTHON) -m pytest -q tests/e2e
+
+# `make test` on a minimal Debian 12 in its own network namespace, as a new user would
+# run it (root needed; tens of minutes; never part of `make test`). See deploy/fresh/.
+test-fresh:
+	python3 -m deploy.fresh
 
 bench:
 	bash deploy/setup.sh --bench

@@ -31,6 +31,9 @@ export SIUI_DATA_DIR="${SIUI_DATA_DIR:-.siui}"
 # C.UTF-8 ships with glibc on Debian 12 and Ubuntu 22.04+, unlike a user's LANG: it
 # keeps initdb (run by the postgresql package or by us) from failing on a bad locale.
 export LC_ALL=C.UTF-8
+# A normal user's PATH on Debian has no sbin directories, where rabbitmq-server (and
+# other daemons' tools) live: `command -v` would not find what apt has just installed.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 BENCH=0
 for arg in "$@"; do
@@ -136,17 +139,54 @@ missing_packages() {
     done
 }
 
+# Appends line $2 to config file $1 (as root) unless a line matching regex $3 is there.
+config_default() {
+    local file="$1" line="$2" present="$3"
+    grep -qsE "$present" "$file" && return 0
+    info "$file: $line"
+    as_root install -d -m 0755 "$(dirname "$file")"
+    printf '%s\n' "$line" | as_root tee -a "$file" >/dev/null
+}
+
+rabbitmq_loopback_only() {
+    # The node's name must be on loopback too: the default rabbit@<hostname> resolves to
+    # 127.0.1.1 on Debian (or to nothing in some containers), where an epmd bound to
+    # 127.0.0.1 cannot be reached ("epmd error for host ...: address"), and the node
+    # does not start. Server and CLI tools read the name from rabbitmq-env.conf.
+    if ! grep -qsE '^[[:space:]]*(RABBITMQ_)?NODENAME=' /etc/rabbitmq/rabbitmq-env.conf \
+        && as_root sh -c 'ls -d /var/lib/rabbitmq/mnesia/rabbit@* 2>/dev/null' | grep -qv '@localhost$'; then
+        warn "RabbitMQ has data of a node with another name; rabbit@localhost starts empty"
+    fi
+    config_default /etc/rabbitmq/rabbitmq-env.conf 'NODENAME=rabbit@localhost' \
+        '^[[:space:]]*(RABBITMQ_)?NODENAME='
+    config_default /etc/rabbitmq/rabbitmq.conf 'listeners.tcp.default = 127.0.0.1:5672' \
+        '^[[:space:]]*listeners\.tcp\.'
+    # rabbitmq-env.conf is sourced by the server's and the CLI's start scripts: ERL_EPMD_ADDRESS
+    # is exported to epmd; the *_ERL_ARGS reach erl (server, and CLI tools, which listen too).
+    config_default /etc/rabbitmq/rabbitmq-env.conf 'ERL_EPMD_ADDRESS=127.0.0.1' \
+        '^[[:space:]]*(export[[:space:]]+)?ERL_EPMD_ADDRESS='
+    config_default /etc/rabbitmq/rabbitmq-env.conf \
+        'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"' \
+        '^[[:space:]]*(RABBITMQ_)?SERVER_ADDITIONAL_ERL_ARGS=|^[^#]*ERL_FLAGS=.*inet_dist_use_interface'
+    config_default /etc/rabbitmq/rabbitmq-env.conf \
+        'CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"' \
+        '^[[:space:]]*(RABBITMQ_)?CTL_ERL_ARGS=|^[^#]*ERL_FLAGS=.*inet_dist_use_interface'
+}
+
 # -- 1. packages ----------------------------------------------------------------------
 step "System packages"
 PYTHON="$(find_python || true)"
 PG_LISTENING=0; listening 127.0.0.1 5432 && PG_LISTENING=1
 RABBIT_LISTENING=0; listening 127.0.0.1 5672 && RABBIT_LISTENING=1
 if command -v dpkg >/dev/null 2>&1; then
+    # chromium: the e2e tests' browser (Debian's; Playwright downloads none). libatomic1:
+    # Playwright's driver (a node binary) links libatomic.so.1, which a minimal Debian lacks.
+    # curl: the README's walk (and its test) use it; a minimal Debian has none.
     # prometheus: promtool and the monitoring e2e test. xvfb, xdotool, imagemagick: the
     # desktop window's e2e test (a display, real input events, screenshots); python3-tk
     # when the chosen python has no tkinter (Debian's).
-    want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client prometheus
-          xvfb xdotool imagemagick)
+    want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client
+        chromium libatomic1 curl prometheus xvfb xdotool imagemagick)
     { [ -n "$PYTHON" ] && "$PYTHON" -c 'import tkinter' 2>/dev/null; } || want+=(python3-tk)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
@@ -158,14 +198,8 @@ if command -v dpkg >/dev/null 2>&1; then
     fi
     [ "$BENCH" -eq 0 ] || want+=(wrk)
     mapfile -t missing < <(missing_packages "${want[@]}")
-    # chromium (the e2e tests' browser) is a Debian package; Ubuntu only has a snap
-    # stub, so it is installed when it can be and the e2e tests skip without it.
-    mapfile -t missing_optional < <(missing_packages chromium)
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_install "${missing[@]}"
-    fi
-    if [ "${#missing_optional[@]}" -gt 0 ]; then
-        apt_install "${missing_optional[@]}" || warn "could not install ${missing_optional[*]}"
     fi
     if [ -z "$PYTHON" ]; then
         # Ubuntu 22.04's python3 is 3.10; its archive also has python3.11.
@@ -226,14 +260,12 @@ if listening 127.0.0.1 5672; then
     info "already listening"
 else
     command -v rabbitmq-server >/dev/null 2>&1 || die "rabbitmq-server is not installed"
-    # The node is named rabbit@<short hostname>; a container whose hostname does not
-    # resolve cannot start it, so such a machine uses rabbit@localhost (server and CLI).
-    if ! getent hosts "$(hostname -s)" >/dev/null 2>&1 \
-        && ! grep -qs '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf; then
-        info "hostname does not resolve: NODENAME=rabbit@localhost"
-        echo 'NODENAME=rabbit@localhost' \
-            | as_root tee -a /etc/rabbitmq/rabbitmq-env.conf >/dev/null
-    fi
+    # Started by us, so configured by us: the AMQP listener, the distribution port
+    # (25672, and the CLI tools' 35672-35682) and epmd (4369) all listen on 127.0.0.1
+    # only. Debian's defaults are every interface, which on a fresh machine puts an
+    # Erlang node (with a cookie guarding it) on the network. A setting the machine's
+    # owner already made is kept.
+    rabbitmq_loopback_only
     # The Debian wrapper runs the server as user rabbitmq, HOME /var/lib/rabbitmq, where
     # its Erlang cookie is created; -detached also starts epmd.
     info "starting rabbitmq-server -detached"

@@ -20,14 +20,48 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from tests.e2e.netlog import outbound_hosts
 from tests.support import infra
 from tests.support.stack import ARTIFACTS, Stack, start_stack
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+# A request that stands for "anything beyond this machine": its name must show in the net
+# log before the log is believed (the name resolves to a closed port on loopback).
+CANARY = "siui-outbound-canary.invalid"
+# Nothing leaves this machine. Chromium, headless or not, calls Google's services at
+# start and while it runs (updates, sign-in, ...): on a machine without that network
+# each is a failed connection, on one with it a test calling home. These switches stop
+# every such call; the browser's own net log shows it (assert_stayed_on_this_machine,
+# and tests/e2e/test_browser_offline.py, which also shows the calls without them).
+QUIET_ARGS = [
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--disable-default-apps", "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+    "--no-pings", "--metrics-recording-only", "--disable-breakpad", "--no-default-browser-check",
+    # Two callers that the switches above leave on (measured, Chromium 156): the
+    # component updater's on-demand check for the on-device model manifest, and
+    # sign-in's ListAccounts. Their servers are pointed at a closed loopback port.
+    "--component-updater=url-source=http://127.0.0.1:1/", "--gaia-url=http://127.0.0.1:1/",
+    # And a name nobody foresaw resolves nowhere, without asking any DNS server.
+    f"--host-resolver-rules=MAP {CANARY} 127.0.0.1:1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+# Chromium keeps only the last --disable-features it is given, and Playwright gives its
+# own first (network time queries, optimization hints, search preconnect, ...): so ours
+# is Playwright's (1.65) plus AutofillServerCommunication, which a page with a form
+# otherwise sends to Google. test_browser_offline checks that ours still holds all of
+# Playwright's.
+PLAYWRIGHT_DISABLED_FEATURES = [
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect", "TcpPortRandomizationWin", "OptimizationHints", "NetworkTimeServiceQuerying",
+    "AimEnabled", "PreconnectToSearch", "msForceBrowserSignIn", "msEdgeUpdateLaunchServicesPreferredVersion",
+]
+DISABLED_FEATURES = [*PLAYWRIGHT_DISABLED_FEATURES, "AutofillServerCommunication"]
+QUIET_ARGS.append("--disable-features=" + ",".join(DISABLED_FEATURES))
+BASE_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [*BASE_ARGS, *QUIET_ARGS]
+NETLOGS = ARTIFACTS / "netlog"
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 SHOTS = ARTIFACTS / "screenshots"
@@ -49,13 +83,45 @@ def console_stack(pki):
     assert code == 0, f"the stack did not stop cleanly ({code}); see {running.log_path}"
 
 
+def launch_chromium(playwright: Playwright, name: str, args: list[str] = CHROMIUM_ARGS) -> tuple[Browser, Path]:
+    """Debian's Chromium, headless (Playwright's own browser download is not used),
+    writing its net log to test-artifacts/netlog/<name>.json."""
+    NETLOGS.mkdir(parents=True, exist_ok=True)
+    netlog = NETLOGS / f"{name}.json"
+    netlog.unlink(missing_ok=True)
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*args, f"--log-net-log={netlog}"],
+                                         headless=True)
+    return browser, netlog
+
+
+def ask_canary(browser: Browser) -> None:
+    page = browser.new_page()
+    try:  # fails (nothing listens there); what counts is that it was asked
+        page.evaluate("url => fetch(url).then(() => 'answered', error => String(error))", f"http://{CANARY}/")
+    finally:
+        page.close()
+
+
+def assert_stayed_on_this_machine(browser: Browser, netlog: Path) -> None:
+    """Close ``browser`` and assert its net log names no host beyond loopback. The
+    canary is asked first and must be in the log: a log that is not read, or a reader
+    that sees nothing, cannot pass."""
+    ask_canary(browser)
+    until(lambda: CANARY in outbound_hosts(netlog), timeout=15, what=f"the canary request in {netlog}")
+    browser.close()
+    reached = outbound_hosts(netlog)
+    reached.pop(CANARY)
+    assert not reached, f"Chromium tried to reach beyond this machine (see {netlog}): " + ", ".join(
+        f"{host} ({', '.join(sorted(kinds))})" for host, kinds in sorted(reached.items()))
+
+
 @pytest.fixture(scope="module")
 def chromium():
-    """Debian's Chromium, headless (Playwright's own browser download is not used)."""
+    """Chromium for a module's tests; afterwards, proof that it reached only loopback."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser, netlog = launch_chromium(playwright, "console-browser")
         yield browser
-        browser.close()
+        assert_stayed_on_this_machine(browser, netlog)
 
 
 class Visit:

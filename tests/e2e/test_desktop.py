@@ -55,6 +55,10 @@ class Terminal:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: become the program at once
+            # As a terminal's shell would: Ctrl-C interrupts the program. An ignored SIGINT
+            # survives exec (nohup, some CI runners start `make test` so), and Python then
+            # installs no KeyboardInterrupt handler: the program would never see the Ctrl-C.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(ROOT)
             os.execvpe(sys.executable, [sys.executable, "-m", "clients.desktop", *args], env)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 220, 0, 0))
