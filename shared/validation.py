@@ -97,10 +97,10 @@ def json_problems(value: Any, path: str = "") -> dict[str, str]:
                 problems.setdefault(where or "(body)", problem)
         elif isinstance(item, dict):
             for key, child in item.items():
-                problem = text_problem(key)
                 name = f"{where}.{key}" if where else key
-                if problem:
-                    problems.setdefault(repr(key)[:40], "field names " + problem)
+                if text_problem(key):
+                    # Shown escaped (it could not be shown otherwise); no such field exists.
+                    problems.setdefault(key.encode("unicode_escape").decode("ascii")[:60], "unknown field")
                     continue
                 stack.append((name, child))
         elif isinstance(item, list):

@@ -129,3 +129,20 @@ async def test_openapi_documents_every_endpoint(certs):
     assert doc["openapi"].startswith("3.1")
     assert {"/v1/issuers", "/v1/issuers/{id}", "/v1/certificates", "/v1/certificates/{id}",
             "/v1/certificates/{id}/revoke"} <= set(doc["paths"])
+
+
+async def test_a_pathological_pem_is_refused_fast_and_nobody_waits_behind_it(certs, auth_for):
+    """Regression: a 68 kB certificate_pem of repeated BEGIN lines held the event loop 6 s
+    in a quadratic regex (1 MiB: ~25 minutes), so no house could suspend anything."""
+    import asyncio
+    import time
+
+    national = auth_for(cas="CNAS")
+    for text in ("-----BEGIN A-----" * 3800, "-----BEGIN A-----\n" * 3500, "x" * 70_000):
+        started = time.perf_counter()
+        upload = asyncio.ensure_future(certs.post("/v1/issuers", json={"certificate_pem": text}, headers=national))
+        health = await certs.get("/healthz")
+        assert health.status == 200 and time.perf_counter() - started < 1.0
+        response = await upload
+        assert response.status == 422 and "certificate_pem" in (await response.json())["errors"]
+        assert time.perf_counter() - started < 2.0

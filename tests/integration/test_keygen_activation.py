@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import pytest
+
+from shared.http.operational import METRICS_TOKEN
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
@@ -90,7 +92,8 @@ async def refuse(client, address: str, n: int, serial=None) -> None:
 
 
 async def outcomes(client) -> dict[str, float]:
-    text = await (await client.get("/metrics")).text()
+    token = client.server.app[METRICS_TOKEN].decode()
+    text = await (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text()
     return {m[1]: float(m[2]) for m in
             re.finditer(r'^siui_keygen_activations_total\{outcome="([^"]+)"\} (\S+)$', text, re.M)}
 
@@ -117,8 +120,9 @@ async def test_the_right_key_activates_however_it_is_typed(keygen, keyed):
 async def test_a_typo_or_junk_is_422_naming_the_field(keygen, keyed):
     for serial, words in ((typo(keyed["serial"]), "check character"), ("F8E73-MVXY", "17 characters"),
                           ("F8E73-MVXY-FYKL-ITG!", "not used"), (12345, "must be a string"),
-                          (keyed["serial"][:-1] + "\x00", "not used"),
-                          (keyed["serial"][:-1] + "\ud800", "not used"),
+                          # NUL and lone surrogates: refused by the shared input layer first.
+                          (keyed["serial"][:-1] + "\x00", "control characters"),
+                          (keyed["serial"][:-1] + "\ud800", "lone surrogate"),
                           (keyed["serial"] + "\u202e", "not used"),
                           (keyed["serial"] + " " * 100, "at most 64")):
         body = await problem(await activate(keygen, serial, address="10.1.0.1"), 422)

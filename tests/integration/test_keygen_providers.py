@@ -276,7 +276,7 @@ async def test_dates_beyond_1900_2199_are_422_naming_the_field(keygen, national)
 
 
 BAD_TEXT = {"NUL": ("\x00", "control characters"), "C0": ("\x1b", "control characters"),
-            "lone surrogate": ("\ud800", "UTF-16"), "bidi override": ("\u202e", "text-direction"),
+            "lone surrogate": ("\ud800", "lone surrogate"), "bidi override": ("\u202e", "text-direction"),
             "bidi isolate": ("\u2067", "text-direction"), "zero-width": ("\u200b", "invisible"),
             "BOM": ("\ufeff", "invisible"), "soft hyphen": ("\u00ad", "invisible")}
 
@@ -310,4 +310,7 @@ async def test_path_ids_that_are_not_uuids_are_404_problems(keygen, national):
                                      ("POST", "/activation-key", {"reset": False})):
             url = URL(f"/v1/providers/{raw_id}{suffix}", encoded=True)
             response = await keygen.request(method, url, headers=national, json=body)
+            if raw_id == "%00":  # NUL is not text: the shared input layer answers 400
+                assert "id" in (await problem(response, 400))["errors"], (method, raw_id, suffix)
+                continue
             assert (await problem(response, 404))["detail"] == "no such provider", (method, raw_id[:20], suffix)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
@@ -157,4 +157,35 @@ async def test_a_stop_ends_open_streams(common_config, auth_for):
     started = time.perf_counter()
     await client.close()
     assert time.perf_counter() - started < 5  # not held to the shutdown timeout by the stream
+    stream.close()
+
+
+@pytest.mark.parametrize("how", ["logout", "expiry"])
+async def test_a_stream_ends_with_the_session_it_was_opened_with(harness: Harness, pki, how):
+    """A stream opened with a token stops when that session ends (logout anywhere, which
+    users also does for role removal, disabling and deletion; or expiry): it says so, and
+    the reader comes back with a fresh token and Last-Event-ID."""
+    import jwt
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, TOKEN_ISSUER
+    from shared.events import SessionRevoked
+
+    now = datetime.now(timezone.utc)
+    jti = str(uuid.uuid4())
+    expires = now + (timedelta(seconds=2) if how == "expiry" else timedelta(minutes=10))
+    token = jwt.encode({"sub": "viewer.b", "cas": "B", "rights": sorted(ALL_RIGHTS), "roles": ["house-viewer"],
+                        "jti": jti, "iat": now, "exp": expires, "iss": TOKEN_ISSUER, "aud": TOKEN_AUDIENCE},
+                       load_pem_private_key(pki.token_signing_key.read_bytes(), None), algorithm="EdDSA")
+    response = await harness.client.get("/v1/log/stream", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    stream = Stream(response)
+    if how == "logout":
+        await harness.publish(SessionRevoked(jti=jti, username="viewer.b", expires_at=expires.isoformat()), "B")
+    while True:  # entries of house B may come first; the end is an event of its own
+        event = await stream.next(timeout=15)
+        if event.get("event") == "session-ended":
+            break
+    assert event["data"] == {"reason": "revoked" if how == "logout" else "expired"}
+    assert await asyncio.wait_for(response.content.read(), 5) == b""  # and the stream is over
     stream.close()

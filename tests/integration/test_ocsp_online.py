@@ -3,6 +3,7 @@ who gets "online", and why everyone else is told "offline"."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -10,12 +11,14 @@ from datetime import datetime, timedelta, timezone
 import aio_pika
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from shared.events import (
     CertificateReinstated, CertificateRevoked, CertificateSuspended, Envelope, ExternalUserDeleted,
 )
 from tests.integration.test_ocsp_online_support import (  # noqa: F401  (harness is a fixture)
-    NOW, Harness, harness, make_ca, make_provider, new_cui,
+    NOW, Harness, Provider, harness, make_ca, make_provider, new_cui,
 )
 from tests.support.wait import eventually
 
@@ -285,3 +288,74 @@ async def test_key_and_user_events_handled_at_the_same_moment_keep_the_key(harne
         await asyncio.gather(handle_once(pool, issued, on_key_issued), handle_once(pool, created, on_user_created))
         digest = await pool.fetchval("select key_digest from external_user_keys where username = $1", username)
         assert digest == key.digest.hex()
+
+
+# -- hardening: what one client could once make of the channel ----------------------------
+
+async def cnas_log(harness: Harness, auth_for, **params) -> list[dict]:
+    response = await harness.client.get("/v1/log", params={"limit": "500", **params},
+                                        headers=auth_for(cas="CNAS", username="admin"))
+    assert response.status == 200
+    return (await response.json())["items"]
+
+
+async def test_a_3_kb_user_name_is_refused_in_words_and_the_log_keeps_it_bounded(harness, ca, auth_for):
+    username, provider, serial, _ = await enrol(harness, ca)
+    status, body = await harness.connect(provider, "9" * 3000 + "_CAS-B", serial)
+    assert (status, body["reason"]) == (401, "credentials_missing")
+
+    async def logged():
+        return [e for e in await cnas_log(harness, auth_for, serial=str(provider.serial))
+                if e["detail"] == "credentials_missing"]
+
+    (entry,) = await eventually(logged, what="the refusal in the log")
+    assert entry["cas"] is None and entry["username"] is None  # nothing claimed is attributed
+
+
+async def test_a_client_certificate_with_a_huge_serial_is_refused_in_words(harness, ca, tmp_path):
+    username, _, serial, _ = await enrol(harness, ca)
+    (tmp_path / "ca.pem").write_text(ca.pem)
+    (tmp_path / "ca.key").write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    for args in (["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                  "huge.key", "-subj", f"/C=RO/CN={username.partition('_')[0]}", "-out", "huge.csr"],
+                 ["x509", "-req", "-in", "huge.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "30",
+                  "-set_serial", "0x7" + "f" * 3999, "-out", "huge.pem"]):  # 2,000 octets: > 4,300 digits
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+    huge = Provider(x509.load_pem_x509_certificate((tmp_path / "huge.pem").read_bytes()),
+                    tmp_path / "huge.pem", tmp_path / "huge.key")
+    status, body = await harness.connect(huge, username, serial)
+    assert (status, body["reason"]) == (401, "certificate_not_registered")
+    assert len(body["message"]) < 400  # the serial shown to the person is capped
+
+
+async def test_an_attempt_without_a_certificate_is_not_put_in_a_house_log(harness, ca, auth_for):
+    claimed = f"{new_cui()}_CAS-B"
+    status, body = await harness.connect(None, claimed + "\r\n<b>x</b>", "ABCDE-1234-5678-9ABC")
+    assert (status, body["reason"]) == (401, "certificate_missing")
+
+    async def logged():
+        return [e for e in await cnas_log(harness, auth_for) if claimed in (e["detail"] or "")]
+
+    (entry,) = await eventually(logged, what="the attempt in the national log")
+    assert entry["cas"] is None and entry["username"] is None
+    assert entry["detail"] == f"certificate_missing; claimed {claimed}<b>x</b>"  # no CR/LF kept
+    assert not [e for e in await cnas_log(harness, auth_for, cas="B") if claimed in (e["detail"] or "")]
+
+
+async def test_a_certificate_of_an_unknown_authority_gets_a_tls_alert_and_is_counted(harness, auth_for):
+    from services.ocsp.online.routes import TLS_REFUSED
+
+    before = TLS_REFUSED.labels("certificate_untrusted")._value.get()
+    stranger = make_ca(f"Stranger CA {uuid.uuid4().hex[:6]}")
+    provider = make_provider(stranger, harness.directory, new_cui())
+    with pytest.raises(aiohttp.ClientError) as refused:
+        await harness.connect(provider, f"{new_cui()}_CAS-B", "x")
+    assert "UNKNOWN_CA" in repr(refused.value).upper()  # the alert, not a bare disconnect
+    assert TLS_REFUSED.labels("certificate_untrusted")._value.get() == before + 1
+
+    async def logged():
+        return [e for e in await cnas_log(harness, auth_for) if e["detail"] == "tls:certificate_untrusted"]
+
+    await eventually(logged, what="the refused handshake in the OCSP log")

@@ -237,3 +237,19 @@ def test_only_single_nonce_less_requests_are_cacheable(registry):
     assert not ResponseCache.cacheable(ParsedRequest((cid, cid), None))
     with pytest.raises(ValueError, match="never cached"):
         ResponseCache().get(registry.lookup(cid), cid, NOW)
+
+
+def test_the_response_cache_is_bounded_in_bytes_as_well_as_entries(reg_pki):
+    registry = Registry()
+    issuer_der = _der(reg_pki.ec_ca)
+    registry.add_issuer("i", issuer_der)
+    cache = ResponseCache(max_entries=1000, max_bytes=10_000)
+    now = NOW
+    for serial in range(100):
+        cert_id = CertId("sha1", *issuer_hashes(issuer_der)["sha1"], serial)
+        cache.put(registry.lookup(cert_id), cert_id, b"x" * 1000, produced_at=now, next_update=now + timedelta(hours=1))
+    assert len(cache) == 10 and cache.size_bytes == 10_000  # the oldest went first
+    newest = CertId("sha1", *issuer_hashes(issuer_der)["sha1"], 99)
+    assert cache.get(registry.lookup(newest), newest, now) is not None
+    oldest = CertId("sha1", *issuer_hashes(issuer_der)["sha1"], 0)
+    assert cache.get(registry.lookup(oldest), oldest, now) is None

@@ -39,9 +39,8 @@ class Front:
         self.handler_factory = handler_factory
         #: First path segments of the app's other routes: a GET under one is for aiohttp.
         self.elsewhere = elsewhere
-        self.keepalive_timeout = keepalive_timeout
         #: The same bounds as every aiohttp port (shared.http.serving): slow heads and
-        #: bodies are cut off, one address holds a bounded number of connections.
+        #: bodies are cut off, idle connections closed, one address holds a bounded number.
         self.limits = limits or GuardLimits(idle_timeout=keepalive_timeout)
         self._per_address: Counter[str] = Counter()
         self.loop = asyncio.get_running_loop()

@@ -357,7 +357,7 @@ class FrontProtocol(asyncio.Protocol):
             return "head_timeout"
         if self._phase == _BODY and now - self.last_active > limits.body_timeout:
             return "body_timeout"
-        if self._phase == _IDLE and not self._queue and now - self.last_active > self.front.keepalive_timeout:
+        if self._phase == _IDLE and not self._queue and now - self.last_active > limits.idle_timeout:
             return "idle"
         return None
 

@@ -10,6 +10,7 @@ from services.ocsp.log import OPLOG
 from services.ocsp.responder.appkeys import MAX_AGE, RESPONDER
 from services.ocsp.responder.front.connections import Front
 from services.ocsp.responder.front.protocol import FrontProtocol
+from shared.http.serving import GuardLimits
 
 BACKLOG = 1024  # new connections waiting to be accepted: many desktops at once
 
@@ -29,14 +30,17 @@ class FrontSite:
     """The listening socket of the front for ``runner``'s app (which must have been set
     up: the responder is read from the app)."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, reuse_port: bool = False):
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, reuse_port: bool = False,
+                 limits: GuardLimits | None = None):
         self.runner, self.host, self.port, self.reuse_port = runner, host, port, reuse_port
+        self.limits = limits
         self.front: Front | None = None
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         app = self.runner.app
-        front = Front(app[RESPONDER], app[OPLOG].record, app[MAX_AGE], self.runner.server, routed_elsewhere(app))
+        front = Front(app[RESPONDER], app[OPLOG].record, app[MAX_AGE], self.runner.server, routed_elsewhere(app),
+                      limits=self.limits)
         self.front = front
         self._server = await asyncio.get_running_loop().create_server(
             lambda: FrontProtocol(front), self.host, self.port, reuse_port=self.reuse_port or None, backlog=BACKLOG)
