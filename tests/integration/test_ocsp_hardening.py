@@ -199,3 +199,44 @@ async def test_the_front_bounds_the_connections_of_one_address(world):
             return False
 
     await eventually(accepted_again, what="a connection accepted again")
+
+
+async def test_a_seeded_fuzz_over_http_gets_proper_ocsp_answers_from_the_front(world):
+    """The hypothesis fuzz (tests/unit/test_ocsp_fuzz.py) drives the parser and responder
+    in process; this sends mutated requests over the wire, POST and GET, pipelined on
+    keep-alive connections, to the front as production serves it."""
+    import base64
+    import random
+
+    from asn1crypto import ocsp as asn1_ocsp
+
+    rng = random.Random(2026)
+    errors = {error_response(n) for n in ("malformed_request", "internal_error", "try_later", "unauthorized")}
+    seeds = [world.request(contents(world.leaf_serial)), world.request(contents(world.leaf_serial), contents(99)),
+             world.request(b"\x01" * 30), world.request(contents(7))]
+    counts = {"successful": 0, "error": 0}
+    reader, writer = await asyncio.open_connection("127.0.0.1", world.port)
+    for n in range(600):
+        der = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(0, 3)):
+            at = rng.randrange(len(der))
+            der[at] = rng.choice([der[at] ^ (1 << rng.randrange(8)), 0x00, 0x80, 0xFF, 0x30])
+        der = bytes(der)
+        if n % 3 == 0:
+            request = b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % base64.b64encode(der).replace(b"/", b"%2F")
+        else:
+            request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(der), der)
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+        if body in errors:
+            counts["error"] += 1
+        else:
+            parsed = asn1_ocsp.OCSPResponse.load(body, strict=True)
+            assert parsed["response_status"].native == "successful"
+            ocsp.load_der_ocsp_response(body)
+            counts["successful"] += 1
+    writer.close()
+    assert counts["successful"] > 50 and counts["error"] > 50, counts
