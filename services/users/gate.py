@@ -6,7 +6,8 @@ and PostgreSQL; run inside a transaction, it also holds a pool connection. The g
 checks in its own thread pool of ``concurrency`` threads (argon2-cffi releases the GIL,
 so they really run beside the event loop), lets at most ``queue_limit`` more wait for a
 thread, and refuses the next one at once (``Busy``): the caller answers 503 with
-Retry-After instead of letting a queue grow without bound.
+Retry-After instead of letting a queue grow without bound. The threads run at a lower
+priority than the rest of the process: short of CPU, logins wait, the API does not.
 
 A place is reserved (``reserve``) before the attempt touches the database, so a login
 refused as Busy has not been counted anywhere.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -25,6 +28,20 @@ T = TypeVar("T")
 
 WAITING = Gauge("siui_users_login_checks_waiting", "Logins waiting for a password-checking thread")
 RUNNING = Gauge("siui_users_login_checks_running", "Password checks running")
+
+
+#: How much nicer than the process the checking threads are (Linux schedules threads one
+#: by one): when the cores are short, the event loop and PostgreSQL go first and logins
+#: wait, not the other way round.
+CHECK_NICENESS = 10
+
+
+def _yield_to_the_event_loop() -> None:
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + CHECK_NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at the usual priority
+        pass
 
 
 class Busy(Exception):
@@ -56,7 +73,8 @@ class LoginGate:
         self.retry_after = retry_after
         self._admitted = 0  # reserved places: running, waiting, or on their way to the gate
         self._slots = asyncio.Semaphore(concurrency)
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="login-check")
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="login-check",
+                                            initializer=_yield_to_the_event_loop)
 
     @property
     def admitted(self) -> int:
