@@ -130,8 +130,6 @@ async def update_user(conn: asyncpg.Connection, principal: Principal, username: 
             await queries.clear_account_locks(conn, username)
         if password_hash:
             await queries.set_password(conn, username, password_hash, now)
-        elif changes.get("unlock"):
-            await queries.clear_lock(conn, username, now)
         if password_hash or (row["enabled"] and not enabled):
             await end_sessions(conn, username, row["cas"], now)
         return await detail(conn, await queries.fetch_user(conn, username))

@@ -5,7 +5,7 @@ A lock belongs to one (account, client address) pair, never to the account alone
 to that account for ``lock_minutes``; every other address, the owner's included, is
 unaffected. Otherwise anybody could lock anybody out (``admin`` included) by typing five
 wrong passwords. The counter starts again from zero when the lock is set, and a correct
-password from that address clears it.
+password from that address forgets the pair (its row is deleted).
 
 User names that do not exist are counted and locked exactly like those that do: the
 pair is keyed by the name as typed, so neither the counts nor the answers differ.
@@ -60,11 +60,6 @@ def after_failure(state: LoginState, policy: LockoutPolicy, now: datetime) -> Lo
         return LoginState(0, now + timedelta(minutes=policy.lock_minutes))
     # A lock that has run out is forgotten, the count before it was already reset.
     return LoginState(failures, None)
-
-
-def after_success() -> LoginState:
-    """The state after a correct password: no failures, no lock."""
-    return LoginState(0, None)
 
 
 def admit(state: LoginState, policy: LockoutPolicy, now: datetime) -> Admission:

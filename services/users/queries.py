@@ -10,7 +10,7 @@ import asyncpg
 
 USER_COLUMNS = """username, type, cas, employee_code, employee_name, password_hash, enabled,
                   schema_name, org_unit, provider_cui, provider_code, provider_name,
-                  failed_logins, locked_until, created_at, updated_at"""
+                  created_at, updated_at"""
 LIST_COLUMNS = "username, employee_code, employee_name, type, cas, schema_name, org_unit"
 TRIGRAM = 3  # the shortest search the trigram index can answer
 
@@ -71,30 +71,15 @@ async def update_internal_user(conn: asyncpg.Connection, username: str, *, emplo
 
 async def set_password(conn: asyncpg.Connection, username: str, password_hash: str,
                        now: datetime) -> None:
-    """A new password also clears the failure count and any lock."""
-    await conn.execute(
-        """update users set password_hash = $2, failed_logins = 0, locked_until = null,
-                            updated_at = $3
-           where username = $1""",
-        username, password_hash, now)
+    """(The caller clears the account's locks too: ``clear_account_locks``.)"""
+    await conn.execute("update users set password_hash = $2, updated_at = $3 where username = $1",
+                       username, password_hash, now)
 
 
 async def rehash_password(conn: asyncpg.Connection, username: str, password_hash: str) -> None:
     """Store a stronger hash of the same password (argon2 parameters were raised)."""
     await conn.execute("update users set password_hash = $2 where username = $1",
                        username, password_hash)
-
-
-async def set_login_state(conn: asyncpg.Connection, username: str, failed_logins: int,
-                          locked_until: datetime | None) -> None:
-    await conn.execute("update users set failed_logins = $2, locked_until = $3 where username = $1",
-                       username, failed_logins, locked_until)
-
-
-async def clear_lock(conn: asyncpg.Connection, username: str, now: datetime) -> None:
-    await conn.execute(
-        "update users set failed_logins = 0, locked_until = null, updated_at = $2 where username = $1",
-        username, now)
 
 
 async def delete_user(conn: asyncpg.Connection, username: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from services.users.lockout import LockoutPolicy, LoginState, admit, after_failure, after_success, is_locked
+from services.users.lockout import LockoutPolicy, LoginState, admit, after_failure, is_locked
 from tests.support.clock import FrozenClock
 
 POLICY = LockoutPolicy(max_failures=5, lock_minutes=15)
@@ -30,10 +30,6 @@ def test_after_the_lock_the_count_starts_again():
     state = LoginState(0, clock() - timedelta(minutes=1))  # a lock that has run out
     state = after_failure(state, POLICY, clock())
     assert state == LoginState(1, None)
-
-
-def test_success_clears_failures():
-    assert after_success() == LoginState(0, None)
 
 
 def test_policy_figures_are_configurable():
