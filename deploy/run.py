@@ -18,6 +18,11 @@ STOP_GRACE_SECONDS = 15
 
 async def _run(services: tuple[str, ...]) -> int:
     env = dict(os.environ)
+    if not env.get("SIUI_TRUSTED_PROXIES", "").strip() and not env.get("SIUI_KEYGEN_TRUSTED_PROXIES", "").strip():
+        # Here every service runs on this host: the console calls the users service from
+        # loopback, passing the browser's address on (logins are counted and locked per
+        # client address). Believed only from loopback, which only this host can send from.
+        env["SIUI_TRUSTED_PROXIES"] = "127.0.0.1,::1"
     procs: dict[str, asyncio.subprocess.Process] = {}
     for name in services:
         # Each in its own process group: a terminal's Ctrl-C (sent to the whole foreground

@@ -122,7 +122,19 @@ _COMPILED = tuple((re.compile(p, re.IGNORECASE), ro) for p, ro in _MESSAGES)
 
 # Details of whole answers (problem+json "detail"), matched the same way.
 _DETAILS: tuple[tuple[str, str], ...] = (
+    # The one refusal of a login (unknown name, wrong password, or a lock of the account
+    # from this address: the service does not say which, and neither may the page).
+    (r"wrong user name or password \(after (\d+) wrong passwords in a row from one address, "
+     r"that account cannot log in from there for (\d+) minutes\)",
+     r"Nume de utilizator sau parola gresita. Dupa \1 parole gresite la rand de la aceeasi adresa, "
+     r"contul nu mai poate fi folosit de la acea adresa timp de \2 minute."),
     (r"wrong user name or password", "Nume de utilizator sau parola gresita."),
+    (r"too many login attempts from your address; try again in (\d+) s",
+     r"Prea multe incercari de autentificare de la adresa dumneavoastra; reincercati peste \1 s."),
+    (r"too many login attempts at the moment; try again in (\d+) s",
+     r"Prea multe incercari de autentificare in acest moment; reincercati peste \1 s."),
+    (r"too many logins are being checked at the moment; try again in (\d+) s",
+     r"Serviciul de autentificare este ocupat; reincercati peste \1 s."),
     (r"this account is disabled.*", "Contul este dezactivat; adresati-va administratorului casei."),
     (r"some (fields|query parameters) are not acceptable", "Unele campuri nu sunt completate corect."),
     (r"the session (has expired|was ended).*|the token is not valid.*|log in.*",
@@ -203,11 +215,3 @@ def detail_message(text: str | None, status: int) -> str:
     if generic and text:
         return f"{generic} ({text})"
     return generic or text or "Eroare."
-
-
-def locked_message(locked_until: str | None) -> str:
-    """What a locked account's login says."""
-    when = show_time(locked_until)
-    until = f" pana la {when}" if when else ""
-    return (f"Contul este blocat{until} dupa prea multe parole gresite. Reincercati dupa "
-            "aceasta ora sau cereti deblocarea administratorului casei.")

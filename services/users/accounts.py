@@ -11,6 +11,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared import errors
@@ -203,12 +204,14 @@ def list_item(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def user_detail(row: Mapping[str, Any], *, roles: list[str], rights: list[str],
-                key_changes: list[Mapping[str, Any]] = (), certificates: int = 0) -> dict[str, Any]:
-    """A user's detail: roles and rights for staff, the provider's fields for externals."""
+                key_changes: list[Mapping[str, Any]] = (), certificates: int = 0,
+                locked_until: datetime | None = None) -> dict[str, Any]:
+    """A user's detail: roles and rights for staff, the provider's fields for externals.
+    ``locked_until``: the latest end of a lock of the account from one client address."""
     body = {**list_item(row), "enabled": row["enabled"], "created_at": row["created_at"].isoformat(),
             "updated_at": row["updated_at"].isoformat()}
     if row["type"] == "internal":
-        locked = row["locked_until"]
+        locked = locked_until
         body.update(roles=roles, rights=rights, locked_until=locked.isoformat() if locked else None)
     else:
         body.update(provider_cui=row["provider_cui"], provider_code=row["provider_code"],

@@ -19,10 +19,12 @@ from services.users import queries, routes
 from services.users.bootstrap import ensure_national_admin
 from services.users.config import Config
 from services.users.consumers import CONSUMERS
+from services.users.gate import LoginGate
 from services.users.lockout import LockoutPolicy
 from services.users.openapi import OPENAPI_DOC
 from services.users.passwords import hash_password, make_hasher
 from services.users.sessions import LoginKit
+from services.users.throttle import AddressPolicy, TokenBucket
 from services.users.tokens import TokenSigner
 
 log = get_logger(__name__)
@@ -48,14 +50,21 @@ def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher
 
 def _login_kit_ctx(config: Config, clock: Clock, hasher: PasswordHasher, signer: TokenSigner | None):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        gate = LoginGate(config.login_concurrency, config.login_queue)
         app[routes.KIT] = LoginKit(
             hasher=hasher,
             signer=signer or TokenSigner.from_file(config.token_signing_key_path,
                                                    timedelta(minutes=config.token_minutes)),
             policy=LockoutPolicy(config.max_failed_logins, config.lockout_minutes),
             clock=clock,
-            dummy_hash=await hash_password(hasher, secrets.token_urlsafe(16)))
-        yield
+            dummy_hash=await hash_password(hasher, secrets.token_urlsafe(16)),
+            gate=gate,
+            address_policy=AddressPolicy(config.login_per_address, 60),
+            ceiling=TokenBucket(config.login_global_per_second, config.login_global_per_second))
+        try:
+            yield
+        finally:
+            gate.close()
 
     return ctx
 
@@ -78,7 +87,12 @@ def _national_admin_ctx(config: Config):
 
 def _purge_sessions(clock: Clock):
     async def purge(app: web.Application) -> None:
+        now = clock()
         async with app[POOL].acquire() as conn:
-            await queries.purge_sessions(conn, clock() - PURGE_AFTER)
+            await queries.purge_sessions(conn, now - PURGE_AFTER)
+            # The sliding window reads two windows back at most; a pair's failures are
+            # forgotten after a quiet day (a lock lasts at most SIUI_LOGIN_LOCKOUT_MINUTES).
+            await queries.purge_login_throttle(conn, windows_before=now - timedelta(minutes=5),
+                                               failures_before=now - PURGE_AFTER)
 
     return purge

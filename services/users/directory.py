@@ -61,7 +61,8 @@ async def detail(conn: asyncpg.Connection, row: asyncpg.Record) -> dict:
     """The detail view of one user row."""
     if row["type"] == "internal":
         return user_detail(row, roles=await queries.fetch_user_roles(conn, row["username"]),
-                           rights=await queries.fetch_user_rights(conn, row["username"]))
+                           rights=await queries.fetch_user_rights(conn, row["username"]),
+                           locked_until=await queries.account_locked_until(conn, row["username"]))
     return user_detail(row, roles=[], rights=[],
                        key_changes=await queries.fetch_key_changes(conn, row["username"]),
                        certificates=await queries.count_live_certificates(conn, row["username"]))
@@ -124,10 +125,11 @@ async def update_user(conn: asyncpg.Connection, principal: Principal, username: 
             conn, username, employee_code=changes.get("employee_code", row["employee_code"]),
             employee_name=changes.get("employee_name", row["employee_name"]), enabled=enabled,
             now=now)
+        if password_hash or changes.get("unlock"):
+            # A new password clears every lock of the account too, from every address.
+            await queries.clear_account_locks(conn, username)
         if password_hash:
             await queries.set_password(conn, username, password_hash, now)
-        elif changes.get("unlock"):
-            await queries.clear_lock(conn, username, now)
         if password_hash or (row["enabled"] and not enabled):
             await end_sessions(conn, username, row["cas"], now)
         return await detail(conn, await queries.fetch_user(conn, username))

@@ -12,6 +12,12 @@ _USER_DETAIL = {"description": "the user", "content": {"application/json": {
 _NULLABLE_STR = {"type": ["string", "null"]}
 
 
+def _retry_after(description: str) -> dict:
+    return {**PROBLEM_RESPONSE, "description": description, "headers": {"Retry-After": {
+        "description": "whole seconds after which the attempt may be let through",
+        "schema": {"type": "integer", "minimum": 1}}}}
+
+
 def _body(ref: str) -> dict:
     return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
@@ -27,8 +33,6 @@ OPENAPI_DOC = {
         "securitySchemes": {"bearer": BEARER},
         "schemas": {
             "Problem": problem_schema(
-                locked_until={"type": "string", "format": "date-time",
-                              "description": "login of a locked account: when the lock ends"},
                 certificates={"type": "integer",
                               "description": "delete refused: certificates the user still has"}),
             "Credentials": {"type": "object", "required": ["username", "password"],
@@ -61,7 +65,9 @@ OPENAPI_DOC = {
                 "roles": {"type": "array", "items": {"type": "string"}, "description": "internal users only"},
                 "rights": {"type": "array", "items": {"type": "string"}, "description": "internal users only"},
                 "locked_until": {"type": ["string", "null"], "format": "date-time",
-                                 "description": "internal users only; in the past means no longer locked"},
+                                 "description": ("internal users only: the latest end of a lock of this "
+                                                 "account from one client address (other addresses "
+                                                 "are not locked); in the past means no longer locked")},
                 "provider_cui": {"type": "string", "description": "external users only"},
                 "provider_code": {"type": "string", "description": "external users only"},
                 "provider_name": {"type": "string", "description": "external users only"},
@@ -84,9 +90,9 @@ OPENAPI_DOC = {
                 "enabled": {"type": "boolean", "default": True}}},
             "UserChanges": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
                 "employee_code": _NULLABLE_STR, "employee_name": _NULLABLE_STR,
-                "password": {"type": "string", "description": "also clears a lock; ends the user's sessions"},
-                "enabled": {"type": "boolean", "description": "false ends the user's sessions"},
-                "unlock": {"type": "boolean", "description": "true clears a lockout"}}},
+                "password": {"type": "string", "description": "also clears the account's locks; ends the user's sessions"},
+                "enabled": {"type": "boolean", "description": "false ends the user's sessions (SessionRevoked for each)"},
+                "unlock": {"type": "boolean", "description": "true clears the account's locks, from every address"}}},
             "Roles": {"type": "object", "required": ["roles"], "additionalProperties": False, "properties": {
                 "roles": {"type": "array", "items": {"type": "string"}}}},
             "Role": {"type": "object", "properties": {
@@ -99,14 +105,31 @@ OPENAPI_DOC = {
     "paths": {
         "/v1/sessions": {"post": {
             "summary": "Log in", "security": [], "requestBody": _body("Credentials"),
-            "description": ("201: a session token. 401 with one generic message for an unknown user, "
-                            "an external user (they never log in) or a wrong password. After "
-                            "SIUI_LOGIN_MAX_FAILURES (5) wrong passwords the account is locked for "
-                            "SIUI_LOGIN_LOCKOUT_MINUTES (15): every attempt then answers 401 "
-                            "\"account locked until …\" with `locked_until`, and no password is checked."),
+            "description": (
+                "201: a session token. **401** with one answer, byte for byte and after the same "
+                "work, for an unknown user, an external user (they never log in), a wrong password, "
+                "and an account locked *from the caller's address*: after SIUI_LOGIN_MAX_FAILURES (5) "
+                "wrong passwords in a row from one client address, that address cannot log in to "
+                "that account for SIUI_LOGIN_LOCKOUT_MINUTES (15), whatever password it sends; every "
+                "other address, the owner's, is unaffected. A disabled account is said so only after "
+                "its correct password. **429** with Retry-After, the same for every user name: more "
+                "than SIUI_LOGIN_PER_ADDRESS_PER_MINUTE (30) attempts from the client address in the "
+                "last minute (sliding window, shared by every replica), or more than "
+                "SIUI_LOGIN_GLOBAL_PER_SECOND (20) attempts a second reaching this process from "
+                "everybody. **503** with Retry-After: SIUI_LOGIN_CONCURRENCY (2) password checks are "
+                "running and SIUI_LOGIN_QUEUE (16) more wait; answered at once, not queued. The "
+                "client address is the peer's, or the X-Forwarded-For of a proxy listed in "
+                "SIUI_TRUSTED_PROXIES (the console is one)."),
             "responses": {"201": {"description": "logged in", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Session"}}}},
-                "400": PROBLEM_RESPONSE, "401": PROBLEM_RESPONSE, "422": PROBLEM_RESPONSE}}},
+                "400": PROBLEM_RESPONSE,
+                "401": {**PROBLEM_RESPONSE, "description": (
+                    "wrong user name or password, or the account is locked from this address "
+                    "(one answer; or, after the correct password, a disabled account)")},
+                "422": PROBLEM_RESPONSE,
+                "429": _retry_after("too many attempts from the client address, or from everybody "
+                                    "at this moment; the same for every user name"),
+                "503": _retry_after("every password-checking thread is busy and the queue is full")}}},
         "/v1/sessions/revoked": {"get": {
             "summary": "Ids of ended sessions whose tokens have not expired yet",
             "description": ("Read by the other services when they start, so that a restart does not "

@@ -2,8 +2,9 @@
 
 The policy follows NIST SP 800-63B rather than composition rules: long enough, not a
 well-known password, not the user's own name. Hashes are argon2id (argon2-cffi's
-defaults, RFC 9106's low-memory profile); hashing runs in a worker thread because it
-takes ~0.1 s of CPU by design and must not stall the event loop.
+defaults, RFC 9106's low-memory profile); hashing and checking run in a worker thread
+because they take ~0.1 s of CPU by design and must not stall the event loop (a login's
+check runs in the gate's bounded threads: services/users/gate.py).
 """
 from __future__ import annotations
 
@@ -69,13 +70,13 @@ async def hash_password(hasher: PasswordHasher, password: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(None, hasher.hash, password)
 
 
-async def verify_password(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
-    """Whether ``password`` matches ``password_hash`` (False for a damaged hash too)."""
-
-    def verify() -> bool:
-        try:
-            return hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.get_running_loop().run_in_executor(None, verify)
+def check(hasher: PasswordHasher, password_hash: str, password: str) -> tuple[bool, str | None]:
+    """Whether ``password`` matches ``password_hash`` (False for a damaged hash too), and
+    when it does and the hash's parameters are weaker than the hasher's, a new hash of
+    it. Blocking (argon2 work): run it in a thread (services/users/gate.py)."""
+    try:
+        if not hasher.verify(password_hash, password):
+            return False, None
+    except (VerificationError, InvalidHashError):
+        return False, None
+    return True, hasher.hash(password) if hasher.check_needs_rehash(password_hash) else None

@@ -10,7 +10,7 @@ import asyncpg
 
 USER_COLUMNS = """username, type, cas, employee_code, employee_name, password_hash, enabled,
                   schema_name, org_unit, provider_cui, provider_code, provider_name,
-                  failed_logins, locked_until, created_at, updated_at"""
+                  created_at, updated_at"""
 LIST_COLUMNS = "username, employee_code, employee_name, type, cas, schema_name, org_unit"
 TRIGRAM = 3  # the shortest search the trigram index can answer
 
@@ -71,30 +71,15 @@ async def update_internal_user(conn: asyncpg.Connection, username: str, *, emplo
 
 async def set_password(conn: asyncpg.Connection, username: str, password_hash: str,
                        now: datetime) -> None:
-    """A new password also clears the failure count and any lock."""
-    await conn.execute(
-        """update users set password_hash = $2, failed_logins = 0, locked_until = null,
-                            updated_at = $3
-           where username = $1""",
-        username, password_hash, now)
+    """(The caller clears the account's locks too: ``clear_account_locks``.)"""
+    await conn.execute("update users set password_hash = $2, updated_at = $3 where username = $1",
+                       username, password_hash, now)
 
 
 async def rehash_password(conn: asyncpg.Connection, username: str, password_hash: str) -> None:
     """Store a stronger hash of the same password (argon2 parameters were raised)."""
     await conn.execute("update users set password_hash = $2 where username = $1",
                        username, password_hash)
-
-
-async def set_login_state(conn: asyncpg.Connection, username: str, failed_logins: int,
-                          locked_until: datetime | None) -> None:
-    await conn.execute("update users set failed_logins = $2, locked_until = $3 where username = $1",
-                       username, failed_logins, locked_until)
-
-
-async def clear_lock(conn: asyncpg.Connection, username: str, now: datetime) -> None:
-    await conn.execute(
-        "update users set failed_logins = 0, locked_until = null, updated_at = $2 where username = $1",
-        username, now)
 
 
 async def delete_user(conn: asyncpg.Connection, username: str) -> bool:
@@ -237,6 +222,76 @@ async def purge_sessions(conn: asyncpg.Connection, before: datetime) -> int:
     """Forget sessions that ended before ``before``: their tokens are refused by expiry."""
     status = await conn.execute("delete from sessions where expires_at < $1", before)
     return int(status.split()[-1])
+
+
+# --- logging in: attempts per address, lockout per (account, address) -----------------
+
+async def address_window_counts(conn: asyncpg.Connection, address: str,
+                                windows: list[datetime]) -> dict[datetime, int]:
+    """Attempts from ``address`` counted in each of these windows (absent: none)."""
+    rows = await conn.fetch(
+        "select window_start, attempts from login_windows where address = $1 and window_start = any($2::timestamptz[])",
+        address, windows)
+    return {r["window_start"]: r["attempts"] for r in rows}
+
+
+async def count_address_attempt(conn: asyncpg.Connection, address: str, window_start: datetime,
+                                cap: int) -> int | None:
+    """Count one attempt from ``address`` in this window if it holds fewer than ``cap``:
+    the new count, or None (full: not counted). One statement, so replicas never both
+    take the last place."""
+    return await conn.fetchval(
+        """insert into login_windows (address, window_start, attempts) select $1, $2, 1 where $3 > 0
+           on conflict (address, window_start) do update set attempts = login_windows.attempts + 1
+           where login_windows.attempts < $3
+           returning attempts""",
+        address, window_start, cap)
+
+
+async def lock_login_failures(conn: asyncpg.Connection, username: str, address: str) -> asyncpg.Record:
+    """The (user name, address) pair's failures and lock, the row made if missing and
+    locked until the transaction ends (parallel attempts on one pair take turns)."""
+    return await conn.fetchrow(
+        """insert into login_failures (username, address) values ($1, $2)
+           on conflict (username, address) do update set username = excluded.username
+           returning failed_logins, locked_until""",
+        username, address)
+
+
+async def set_login_failures(conn: asyncpg.Connection, username: str, address: str, failed_logins: int,
+                             locked_until: datetime | None, now: datetime) -> None:
+    await conn.execute(
+        """update login_failures set failed_logins = $3, locked_until = $4, updated_at = $5
+           where username = $1 and address = $2""",
+        username, address, failed_logins, locked_until, now)
+
+
+async def clear_login_failures(conn: asyncpg.Connection, username: str, address: str) -> None:
+    """A correct password from ``address``: that pair starts again from nothing."""
+    await conn.execute("delete from login_failures where username = $1 and address = $2",
+                       username, address)
+
+
+async def clear_account_locks(conn: asyncpg.Connection, username: str) -> None:
+    """An admin's unlock or a new password: the account's failures from every address go."""
+    await conn.execute("delete from login_failures where username = $1", username)
+
+
+async def account_locked_until(conn: asyncpg.Connection, username: str) -> datetime | None:
+    """The latest end of a lock of this account from any one address (may be past)."""
+    return await conn.fetchval("select max(locked_until) from login_failures where username = $1",
+                               username)
+
+
+async def purge_login_throttle(conn: asyncpg.Connection, *, windows_before: datetime,
+                               failures_before: datetime) -> None:
+    """Forget windows no limit reads any more, and failures (and ended locks) of pairs
+    not tried since ``failures_before``."""
+    await conn.execute("delete from login_windows where window_start < $1", windows_before)
+    await conn.execute(
+        """delete from login_failures
+           where updated_at < $1 and (locked_until is null or locked_until < $1)""",
+        failures_before)
 
 
 # --- what events tell -----------------------------------------------------------------

@@ -7,11 +7,13 @@ from shared import errors
 from shared.audit import audit_target
 from shared.auth import Principal, Right, authenticate, authorize, house_filter
 from shared.db import POOL
+from shared.http.clients import remote_address
 from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
 from services.users import directory, queries, sessions
 from services.users.accounts import parse_list_query, parse_roles, validate_changes, validate_new_user
+from services.users.gate import Busy
 from services.users.sessions import LoginAttempt, LoginKit
 
 KIT = web.AppKey("login_kit", LoginKit)
@@ -22,6 +24,7 @@ USER_CHANGES = {"employee_code": str, "employee_name": str, "password": str, "en
                 "unlock": bool}
 CREDENTIALS = {"username": str, "password": str}
 USERNAME_MAX = 200  # anything longer is not a user name: refused before any lookup
+PASSWORD_MAX = 1024  # nor a password (new ones are at most 128): argon2 is not fed megabytes
 
 
 async def caller(request: web.Request, right: str | None = None) -> Principal:
@@ -37,15 +40,24 @@ async def caller(request: web.Request, right: str | None = None) -> Principal:
 # --- sessions -------------------------------------------------------------------------
 
 async def create_session(request: web.Request) -> web.Response:
-    """POST /v1/sessions: log in; 201 with the token, its expiry and the user."""
+    """POST /v1/sessions: log in; 201 with the token, its expiry and the user.
+
+    401 (one answer for unknown, external, wrong and locked), 429 with Retry-After (this
+    address, or everybody at once, tried too often), 503 with Retry-After (every
+    password-checking thread busy and the queue full)."""
+    kit = request.app[KIT]
     body = check_fields(await read_json(request), CREDENTIALS, required=("username", "password"))
     username = body["username"].strip().lower()
-    if len(username) > USERNAME_MAX or len(body["password"]) > 1024:
-        raise errors.Unauthorized(sessions.WRONG_CREDENTIALS)
-    attempt = LoginAttempt(username)
+    if len(username) > USERNAME_MAX or len(body["password"]) > PASSWORD_MAX:
+        raise errors.Unauthorized(kit.wrong_credentials)  # no account has such a name or password
+    attempt = LoginAttempt(username, remote_address(request))
     try:
-        async with request.app[POOL].acquire() as conn:
-            result = await sessions.login(conn, request.app[KIT], attempt, body["password"])
+        result = await sessions.login(request.app[POOL], kit, attempt, body["password"])
+    except Busy as exc:
+        sessions.LOGINS.labels("busy").inc()
+        raise web.HTTPServiceUnavailable(
+            text=f"too many logins are being checked at the moment; try again in {exc.retry_after} s",
+            headers={"Retry-After": str(exc.retry_after)}) from None
     finally:
         # Audited as the account tried (refusals too); an unknown name is not recorded,
         # it is often a password typed in the wrong box.

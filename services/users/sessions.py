@@ -1,13 +1,27 @@
-"""Logging in and out: passwords checked, lockout applied, tokens issued and revoked.
+"""Logging in and out: throttles, the lockout, the password check, tokens issued and revoked.
 
-What a refused login discloses (see README.md "Lockout"):
-- unknown user, external user, wrong password: one generic message, and the same argon2
-  work in each case, so neither the words nor the timing tell which;
-- a locked account: "locked until <time>", whatever password was sent, and no password
-  is checked while locked. Answering "locked" only after a correct password would turn
-  the lock into an oracle (a correct guess would answer differently during the lock);
-- a disabled account: said only after the correct password, and wrong passwords still
-  count towards the lock, so this cannot be used to guess faster.
+A login, in order (services/users/README.md "Logging in"):
+1. the global ceiling (this process, in memory): 429 when everybody together sends too many;
+2. a place at the password-checking gate (services/users/gate.py): 503 at once when the
+   threads and the queue are full;
+3. the client address's sliding window (PostgreSQL, shared by the replicas): 429;
+4. the user row is read and the (user name, address) pair's lockout state is taken and
+   counted, in a transaction of a few milliseconds;
+5. no connection held, no transaction open: one argon2 check in a gate thread;
+6. only after a correct password, a transaction opens the session (re-reading the user
+   under a row lock, so a user disabled, deleted, re-roled or given a new password while
+   the check ran is seen).
+
+What a refused login discloses: nothing about the user name.
+- an unknown user, an external user (they never log in), a wrong password and a locked
+  (user name, address) pair answer the same 401, byte for byte, after the same work: the
+  same statements and one argon2 check (against a throwaway hash when there is no
+  password to compare, or the pair is locked). A locked pair does not compare the
+  password, so guessing during the lock teaches nothing, and the answer cannot say
+  "locked" without saying that the name exists and was tried.
+- 429 and 503 are decided before the user name is looked up: the same for every name.
+- a disabled account is said only after its correct password (who knows it knows the
+  account exists); such attempts still count towards the pair's lock.
 """
 from __future__ import annotations
 
@@ -25,13 +39,30 @@ from shared.events import SessionRevoked
 from shared.outbox import add_event
 
 from services.users import queries
-from services.users.lockout import LockoutPolicy, LoginState, after_failure, after_success, is_locked
-from services.users.passwords import hash_password, verify_password
+from services.users.gate import LoginGate
+from services.users.lockout import Admission, LockoutPolicy, LoginState, admit
+from services.users.passwords import check
+from services.users.throttle import (AddressPolicy, TokenBucket, address_retry_after, current_cap,
+                                     previous_window, window_start)
 from services.users.tokens import IssuedToken, TokenSigner
 
 LOGINS = Counter("siui_users_logins_total", "Login attempts by outcome", ["outcome"])
-WRONG_CREDENTIALS = "wrong user name or password"
 DISABLED = "this account is disabled; ask your house administrator"
+
+
+def wrong_credentials(policy: LockoutPolicy) -> str:
+    """The one refusal of unknown, external, wrong and locked: it says how the lock works
+    (the same words for everybody), so that an owner refused by a lock knows why."""
+    return (f"wrong user name or password (after {policy.max_failures} wrong passwords in a row "
+            f"from one address, that account cannot log in from there for {policy.lock_minutes} minutes)")
+
+
+def address_throttled(seconds: int) -> str:
+    return f"too many login attempts from your address; try again in {seconds} s"
+
+
+def everyone_throttled(seconds: int) -> str:
+    return f"too many login attempts at the moment; try again in {seconds} s"
 
 
 @dataclass(frozen=True)
@@ -42,14 +73,23 @@ class LoginKit:
     signer: TokenSigner
     policy: LockoutPolicy
     clock: Clock
-    dummy_hash: str  # checked for unknown users, so that they cost the same time
+    dummy_hash: str  # checked when there is no password to compare, so that it costs the same
+    gate: LoginGate
+    address_policy: AddressPolicy
+    ceiling: TokenBucket  # this process's attempts per second, everybody together
+
+    @property
+    def wrong_credentials(self) -> str:
+        return wrong_credentials(self.policy)
 
 
 @dataclass
 class LoginAttempt:
-    """Who tried to log in, for the audit trail (cas stays None for an unknown name)."""
+    """Who tried to log in from where, for the audit trail (cas stays None for an
+    unknown name, and for an attempt refused before the name was looked up)."""
 
     username: str
+    address: str
     cas: str | None = None
 
 
@@ -63,56 +103,81 @@ class LoginResult:
                 "user": self.user}
 
 
-def locked_message(until: datetime) -> str:
-    return (f"account locked until {until.isoformat(timespec='seconds')} after too many wrong "
-            "passwords; try again then, or ask your house administrator to unlock it")
-
-
-async def login(conn: asyncpg.Connection, kit: LoginKit, attempt: LoginAttempt,
-                password: str) -> LoginResult:
-    """Check the password of ``attempt.username`` and open a session, or raise 401."""
+async def login(pool: asyncpg.Pool, kit: LoginKit, attempt: LoginAttempt, password: str) -> LoginResult:
+    """Check the password of ``attempt.username`` and open a session; else 401, 429, or
+    ``gate.Busy`` (the caller's 503). Holds no connection while the password is checked."""
     now = kit.clock()
-    failure: errors.DomainError | None = None
-    async with conn.transaction():
-        row = await queries.fetch_user_for_update(conn, attempt.username)
-        if row is None or row["type"] != "internal" or not row["password_hash"]:
-            # External users have no password here: they are refused like a wrong one.
-            if row is not None:
-                attempt.cas = row["cas"]
-            await verify_password(kit.hasher, kit.dummy_hash, password)
-            LOGINS.labels("unknown" if row is None else "external").inc()
-            raise errors.Unauthorized(WRONG_CREDENTIALS)
-        attempt.cas = row["cas"]
-        state = LoginState(row["failed_logins"], row["locked_until"])
-        if is_locked(state, now):
-            LOGINS.labels("locked").inc()
-            raise errors.Unauthorized(locked_message(state.locked_until),
-                                      locked_until=state.locked_until.isoformat())
-        if not await verify_password(kit.hasher, row["password_hash"], password):
-            state = after_failure(state, kit.policy, now)
-            await queries.set_login_state(conn, row["username"], state.failed_logins, state.locked_until)
-            failure = (errors.Unauthorized(locked_message(state.locked_until),
-                                           locked_until=state.locked_until.isoformat())
-                       if state.locked_until else errors.Unauthorized(WRONG_CREDENTIALS))
-            LOGINS.labels("wrong_password").inc()
-        elif not row["enabled"]:
-            failure = errors.Unauthorized(DISABLED)
-            LOGINS.labels("disabled").inc()
-        else:
-            result = await _open_session(conn, kit, row, password, state, now)
-            LOGINS.labels("ok").inc()
-    if failure is not None:
-        raise failure  # after the commit: the failure count must stick
+    wait = kit.ceiling.take(now.timestamp())
+    if wait is not None:
+        LOGINS.labels("throttled_everyone").inc()
+        raise errors.TooManyRequests(everyone_throttled(wait), retry_after=wait)
+    async with kit.gate.reserve() as place:  # Busy (503) at once, before any counting
+        async with pool.acquire() as conn:
+            await _count_address(conn, kit.address_policy, attempt.address, now)
+            row = await queries.fetch_user(conn, attempt.username)
+            admission = await _admit(conn, kit.policy, attempt, now)
+        if row is not None:
+            attempt.cas = row["cas"]
+        # External users have no password here: refused like a wrong one.
+        usable = admission.allowed and row is not None and row["type"] == "internal" and bool(row["password_hash"])
+        password_hash = row["password_hash"] if usable else kit.dummy_hash
+        matches, rehashed = await place.run(check, kit.hasher, password_hash, password)
+    if not (usable and matches):
+        LOGINS.labels(_refusal(row, admission)).inc()
+        raise errors.Unauthorized(kit.wrong_credentials)
+    async with pool.acquire() as conn, conn.transaction():
+        result = await _open_session(conn, kit, attempt, password_hash, rehashed, now)
+    LOGINS.labels("ok").inc()
     return result
 
 
-async def _open_session(conn: asyncpg.Connection, kit: LoginKit, row, password: str,
-                        state: LoginState, now: datetime) -> LoginResult:
-    username = row["username"]
-    if state != after_success():
-        await queries.set_login_state(conn, username, 0, None)
-    if kit.hasher.check_needs_rehash(row["password_hash"]):
-        await queries.rehash_password(conn, username, await hash_password(kit.hasher, password))
+def _refusal(row, admission: Admission) -> str:
+    if not admission.allowed:
+        return "locked"
+    if row is None:
+        return "unknown"
+    return "wrong_password" if row["type"] == "internal" else "external"
+
+
+async def _count_address(conn: asyncpg.Connection, policy: AddressPolicy, address: str,
+                         now: datetime) -> None:
+    """Count the attempt against its address, or refuse it (429, not counted)."""
+    current, previous = window_start(now, policy), previous_window(now, policy)
+    counts = await queries.address_window_counts(conn, address, [current, previous])
+    cap = current_cap(counts.get(previous, 0), now, policy)
+    if await queries.count_address_attempt(conn, address, current, cap) is None:
+        wait = address_retry_after(counts.get(previous, 0), max(counts.get(current, 0), cap), now, policy)
+        LOGINS.labels("throttled_address").inc()
+        raise errors.TooManyRequests(address_throttled(wait), retry_after=wait)
+
+
+async def _admit(conn: asyncpg.Connection, policy: LockoutPolicy, attempt: LoginAttempt,
+                 now: datetime) -> Admission:
+    """The pair's admission, its pending state stored (this attempt counted as wrong)."""
+    async with conn.transaction():
+        stored = await queries.lock_login_failures(conn, attempt.username, attempt.address)
+        admission = admit(LoginState(stored["failed_logins"], stored["locked_until"]), policy, now)
+        await queries.set_login_failures(conn, attempt.username, attempt.address,
+                                         admission.pending.failed_logins, admission.pending.locked_until, now)
+    return admission
+
+
+async def _open_session(conn: asyncpg.Connection, kit: LoginKit, attempt: LoginAttempt, checked_hash: str,
+                        rehashed: str | None, now: datetime) -> LoginResult:
+    """In the caller's transaction: the user as it is now (locked against a concurrent
+    change of roles, state or password), then the session."""
+    username = attempt.username
+    row = await queries.fetch_user_for_update(conn, username)
+    if row is None or row["type"] != "internal" or row["password_hash"] != checked_hash:
+        # Deleted, or given a new password, while the old one was being checked.
+        LOGINS.labels("changed").inc()
+        raise errors.Unauthorized(kit.wrong_credentials)
+    if not row["enabled"]:
+        LOGINS.labels("disabled").inc()
+        raise errors.Unauthorized(DISABLED)
+    await queries.clear_login_failures(conn, username, attempt.address)
+    if rehashed:
+        await queries.rehash_password(conn, username, rehashed)
     roles = await queries.fetch_user_roles(conn, username)
     rights = await queries.fetch_user_rights(conn, username)
     token = kit.signer.issue(username=username, cas=row["cas"], rights=rights, roles=roles, now=now)

@@ -3,6 +3,7 @@ the session's PostgreSQL and RabbitMQ), driven as a browser without JavaScript w
 pages, forms with their CSRF token, the sealed session cookie."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 
@@ -38,9 +39,13 @@ def random_cui() -> str:
 class Browser:
     """A cookie-keeping client that reads each page's CSRF token, as a browser would."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, address: str | None = None):
+        """``address``: the browser's client address, as a proxy in front of the console
+        would tell it (a new one by default, so that visitors are not one address)."""
         self.base = base
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.address = address or f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                             headers={"X-Forwarded-For": self.address})
         self.csrf = ""
 
     async def get(self, path: str, **kw) -> tuple[int, str, aiohttp.ClientResponse]:
@@ -89,15 +94,18 @@ async def _server(app) -> TestServer:
 @pytest.fixture(scope="module")
 async def console_url(common_config, token_for):
     """users, keygen and certs as real apps, the console in front of them, and two staff
-    accounts made through the users API: a CNAS admin and a house-B operator."""
-    users = await _server(users_app(UsersConfig(common=common_config, port=0)))
+    accounts made through the users API: a CNAS admin and a house-B operator. The console
+    believes the browsers' X-Forwarded-For (as behind a TLS proxy on this host), and the
+    users service believes the console's."""
+    behind_proxy = dataclasses.replace(common_config, trusted_proxies=frozenset({"127.0.0.1", "::1"}))
+    users = await _server(users_app(UsersConfig(common=behind_proxy, port=0)))
     keygen = await _server(keygen_app(KeygenConfig(common=common_config, port=0)))
     certs = await _server(certs_app(CertsConfig(common=common_config, port=0)))
     urls = {name: str(s.make_url("")).rstrip("/") for name, s in
             (("users", users), ("keygen", keygen), ("certs", certs))}
     # The ocsp service is not part of these tests: an address where nothing listens.
     urls["ocsp"] = "http://127.0.0.1:9"
-    console = await _server(console_app(ConsoleConfig(common=common_config, port=0, backends=urls)))
+    console = await _server(console_app(ConsoleConfig(common=behind_proxy, port=0, backends=urls)))
     bootstrap = {"Authorization": f"Bearer {token_for(cas='CNAS', username='admin', rights=ALL_RIGHTS)}"}
     async with aiohttp.ClientSession() as http:
         for username, cas, role in ((CNAS_USER, "CNAS", "national-admin"), (HOUSE_B_USER, "B", "house-operator")):
@@ -161,9 +169,9 @@ async def test_an_edited_cookie_is_no_session(visitor):
     assert status == 303 and URL(response.headers["Location"]).query["next"] == "/furnizori"
 
 
-async def test_a_locked_account_says_so(visitor, console_url):
+async def test_a_strangers_wrong_passwords_lock_only_the_strangers_browser(console_url):
     username = f"lock.{uuid.uuid4().hex[:6]}"
-    admin = Browser(console_url)
+    admin, stranger, owner = Browser(console_url), Browser(console_url), Browser(console_url)
     try:
         await admin.login(CNAS_USER)
         await admin.get("/utilizatori/nou")
@@ -171,14 +179,25 @@ async def test_a_locked_account_says_so(visitor, console_url):
             "username": username, "password": PASSWORD, "cas": "B", "employee_name": "De blocat",
             "roles": "house-viewer"})
         assert status == 200 and username in html, html
-    finally:
-        await admin.close()
-    for _ in range(5):
-        status, html = await visitor.login(username, "not the password")
+        pages = set()
+        for _ in range(5):
+            status, html = await stranger.login(username, "not the password")
+            assert status == 401
+            pages.add(re.search(r'id="login-error"><p>([^<]*)</p>', html)[1])
+        status, html = await stranger.login(username)  # even the right password, while locked
         assert status == 401
-    assert "Contul este blocat pana la" in html
-    status, html = await visitor.login(username)  # even the right password, while locked
-    assert status == 401 and "Contul este blocat" in html
+        pages.add(re.search(r'id="login-error"><p>([^<]*)</p>', html)[1])
+        # One message, the same before and during the lock, and never "blocat pana la".
+        assert len(pages) == 1
+        message = pages.pop()
+        assert message.startswith("Nume de utilizator sau parola gresita.") and "5 parole gresite" in message
+        assert "pana la" not in html
+        # The owner's browser, another address: logged in.
+        status, html = await owner.login(username)
+        assert status == 200 and "Furnizori" in html
+    finally:
+        for browser in (admin, stranger, owner):
+            await browser.close()
 
 
 async def test_house_staff_list_and_new_user_form(visitor):

@@ -46,6 +46,20 @@ def test_whole_answers_in_romanian():
     assert texts.detail_message(None, 503).startswith("Un serviciu nu este disponibil")
 
 
-def test_a_locked_account_says_until_when():
-    message = texts.locked_message("2026-03-01T10:15:00+00:00")
-    assert message.startswith("Contul este blocat pana la 01-03-2026 12:15:00")
+def test_a_refused_login_says_how_the_lock_works_but_not_whether_it_applies():
+    detail = ("wrong user name or password (after 5 wrong passwords in a row from one address, "
+              "that account cannot log in from there for 15 minutes)")
+    message = texts.detail_message(detail, 401)
+    assert message == ("Nume de utilizator sau parola gresita. Dupa 5 parole gresite la rand de la aceeasi "
+                       "adresa, contul nu mai poate fi folosit de la acea adresa timp de 15 minute.")
+    assert "blocat" not in message and "pana la" not in message
+    assert not hasattr(texts, "locked_message")
+
+
+def test_login_limits_say_when_to_try_again():
+    assert texts.detail_message("too many login attempts from your address; try again in 70 s", 429) == \
+        "Prea multe incercari de autentificare de la adresa dumneavoastra; reincercati peste 70 s."
+    assert texts.detail_message("too many login attempts at the moment; try again in 1 s", 429) == \
+        "Prea multe incercari de autentificare in acest moment; reincercati peste 1 s."
+    assert texts.detail_message("too many logins are being checked at the moment; try again in 1 s", 503) == \
+        "Serviciul de autentificare este ocupat; reincercati peste 1 s."

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher, Type
 
-from services.users.passwords import (check_password, generate_password, hash_password, make_hasher,
-                                      password_problems, verify_password)
+from services.users.passwords import (check, check_password, generate_password, hash_password,
+                                      make_hasher, password_problems)
 from shared import errors
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -47,9 +47,18 @@ def test_production_hasher_is_argon2id():
     assert make_hasher().type is Type.ID
 
 
-async def test_hash_and_verify():
+async def test_hash_and_check():
     stored = await hash_password(FAST, "vara-la-munte-2026")
     assert stored.startswith("$argon2id$")
-    assert await verify_password(FAST, stored, "vara-la-munte-2026")
-    assert not await verify_password(FAST, stored, "vara-la-munte-2027")
-    assert not await verify_password(FAST, "not a hash", "vara-la-munte-2026")
+    assert check(FAST, stored, "vara-la-munte-2026") == (True, None)
+    assert check(FAST, stored, "vara-la-munte-2027") == (False, None)
+    assert check(FAST, "not a hash", "vara-la-munte-2026") == (False, None)
+
+
+def test_a_weaker_hash_is_replaced_when_its_password_proves_right():
+    stronger = PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1)
+    weak = FAST.hash("vara-la-munte-2026")
+    matches, rehashed = check(stronger, weak, "vara-la-munte-2026")
+    assert matches and rehashed is not None and not stronger.check_needs_rehash(rehashed)
+    assert stronger.verify(rehashed, "vara-la-munte-2026")
+    assert check(stronger, weak, "vara-la-munte-2027") == (False, None)  # never for a wrong one
