@@ -11,8 +11,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.console_support import (  # noqa: F401 - chromium and console_stack are fixtures
-    PASSWORD, SERIAL, Visit, chromium, console_stack, create_staff, openssl_ocsp, responder_pem, shot, until)
+from tests.support.browser import Visit, shot, until
+from tests.support.stack_sync import PASSWORD, SERIAL, create_staff, openssl_ocsp, responder_pem
 
 pytestmark = pytest.mark.e2e
 CUI = "12433636"

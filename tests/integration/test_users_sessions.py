@@ -20,21 +20,12 @@ from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, TokenVerifier
 from shared.broker import connect
 from shared.events import Envelope, KeyIssued, SessionRevoked, new_envelope
 from tests.support import infra
+from tests.support.clock import ShiftedClock
 from tests.support.wait import eventually
 
 ADMIN_PASSWORD = "parola-de-test-2026"
 STAFF_PASSWORD = "munte-si-mare-2026"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
-
-
-class ShiftedClock:
-    """The real time plus an offset a test may move (the lock's end without waiting)."""
-
-    def __init__(self):
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ are made of, for tests that need a certificate of their own (a fresh serial, a C
 the CN, an odd validity). A test that builds a certificate builds it here. The dev PKI
 (deploy/devpki.py) is production tooling: a test of a running stack issues what it needs
 under the stack's demo issuer (``demo_issuer``). The certs service's tests have the
-openssl CLI make theirs on purpose (what a CA's tooling writes is what they must read).
+openssl CLI make theirs on purpose (tests/support/openssl_ca.py).
 
 ``TestPki(now)`` declares::
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from services.ocsp.log import OPLOG, LogEntry
-from tests.integration.test_ocsp_online_support import Harness, harness  # noqa: F401  (fixture)
+from tests.support.ocsp_online import Harness
 from tests.support.wait import eventually
 
 NATIONAL = {"cas": "CNAS", "username": "admin"}

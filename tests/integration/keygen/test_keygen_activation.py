@@ -17,8 +17,7 @@ from structlog.testing import capture_logs
 from services.keygen.activation import GENERIC_REFUSAL
 from services.keygen.app import create_app
 from shared import license
-from test_keygen_support import (clock, issued_key, keygen, keygen_config, make_provider,  # noqa: F401
-                                 national, problem)
+from tests.support.keygen_api import issued_key, make_provider, problem
 
 WINDOW_SECONDS = 15 * 60
 
