@@ -30,6 +30,7 @@ from tests.support.pki import Issued
 from tests.support.wait import eventually
 
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
+EDGES = ("aiohttp", "front")  # see ``serve``
 _EVENTS = {"active": CertificateRegistered, "suspended": CertificateSuspended, "revoked": CertificateRevoked}
 
 

@@ -1,5 +1,6 @@
 """The ocsp app on the session's PostgreSQL and RabbitMQ, served as each test module needs
-it, and certs' events fed to it on the real exchange."""
+it (one app per module and edge: starting one costs about a second), and certs' events
+fed to it on the real exchange."""
 from __future__ import annotations
 
 import aio_pika
@@ -9,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from shared.license import load_pepper
-from tests.support.ocsp_harness import Feed, Issuer, registered, serve
+from tests.support.ocsp_harness import EDGES, Feed, Issuer, registered, serve
 from tests.support.ocsp_online import Harness
 
 
@@ -28,15 +29,24 @@ def ocsp_config(common_config) -> Config:
     return Config(common=common_config, port=0, tls_port=0, workers=1)
 
 
-@pytest.fixture
-async def client(aiohttp_client, ocsp_config):
-    return await aiohttp_client(create_app(ocsp_config))
+@pytest.fixture(scope="module", params=EDGES)
+def edge(request) -> str:
+    """Where the OCSP port's requests meet the app: aiohttp's own site, or the front
+    (services.ocsp.responder.front), which production serves :8104 through."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+async def client(edge, ocsp_config):
+    """A client of the ocsp app served through ``edge``."""
+    async with serve(edge, create_app(ocsp_config)) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
 async def served(ocsp_config):
     """The app behind the front on a real socket (``host``, ``port``, ``app``), for tests
-    of what travels on the connection (one per module: starting one costs about a second)."""
+    of what travels on the connection."""
     async with serve("front", create_app(ocsp_config)) as client:
         yield client.server
 

@@ -1,4 +1,5 @@
-"""The OCSP responder through the real app, fed by certs' events on the real broker."""
+"""The OCSP responder through the real app, fed by certs' events on the real broker, on
+both edges: aiohttp's own site and the front that production serves :8104 through."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ from cryptography.x509 import ocsp
 from services.ocsp.app import create_app
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES
 from shared.clock import utc_now
-from tests.support.ocsp_harness import OCSP_REQUEST, Issuer, ask, raw_get, registered, request_der
+from tests.support.ocsp_harness import OCSP_REQUEST, Issuer, ask, raw_get, registered, request_der, serve
 
 MALFORMED = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
@@ -172,17 +173,16 @@ async def test_a_suspension_drops_the_cached_get_answer(client, feed, ca):
     assert ocsp.load_der_ocsp_response(await changed.read()).certificate_status == ocsp.OCSPCertStatus.REVOKED
 
 
-async def test_state_survives_a_restart(aiohttp_client, ocsp_config, feed, ca):
+async def test_state_survives_a_restart(edge, ocsp_config, feed, ca):
     leaf = ca.issue("provider")
     certificate_id = await feed.certificate(ca, leaf.serial)
-    first = await aiohttp_client(create_app(ocsp_config))
-    await registered(first.app, ca, leaf.serial)
-    await feed.certificate(ca, leaf.serial, status="suspended", certificate_id=certificate_id)
-    await registered(first.app, ca, leaf.serial, status="suspended")
-    await first.close()
+    async with serve(edge, create_app(ocsp_config)) as first:
+        await registered(first.app, ca, leaf.serial)
+        await feed.certificate(ca, leaf.serial, status="suspended", certificate_id=certificate_id)
+        await registered(first.app, ca, leaf.serial, status="suspended")
     # A new process loads from the tables alone: no event is replayed to it.
-    second = await aiohttp_client(create_app(ocsp_config))
-    assert (await ask(second, request_der(ca, leaf))).revocation_reason == x509.ReasonFlags.certificate_hold
+    async with serve(edge, create_app(ocsp_config)) as second:
+        assert (await ask(second, request_der(ca, leaf))).revocation_reason == x509.ReasonFlags.certificate_hold
 
 
 async def test_metrics_count_answers_by_status(client, feed, ca):

@@ -1,5 +1,6 @@
 """Outside clients agree with the responder: the openssl CLI, pyhanko-certvalidator; and
-delegated signers, with which validators need nothing but the CA."""
+delegated signers, with which validators need nothing but the CA. On both edges: aiohttp's
+own site and the front that production serves :8104 through."""
 from __future__ import annotations
 
 import asyncio
