@@ -21,6 +21,7 @@ from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.front import FrontSite
 from services.ocsp.responder.registry import issuer_hashes
 from shared.clock import utc_now
+from shared.db import POOL
 from shared.events import (
     CertificateRegistered, CertificateReinstated, CertificateRevoked, CertificateSuspended, Envelope, EventData,
     IssuerRegistered,
@@ -66,13 +67,17 @@ class Issuer:
 
 
 class Feed:
-    """Publishes on the session's exchange what certs publishes: issuers and certificate states."""
+    """Publishes on the session's exchange what certs publishes: issuers and certificate
+    states; ``published`` keeps every envelope sent, in order."""
 
     def __init__(self, exchange: AbstractExchange):
         self.exchange = exchange
+        self.published: list[Envelope] = []
 
     async def publish(self, event: EventData, cas: str = "B", **envelope_fields) -> Envelope:
-        return await bus.publish(self.exchange, event, cas, **envelope_fields)
+        envelope = await bus.publish(self.exchange, event, cas, **envelope_fields)
+        self.published.append(envelope)
+        return envelope
 
     async def issuer(self, issuer: Issuer) -> None:
         await self.publish(IssuerRegistered(issuer_id=issuer.issuer_id, subject_dn=issuer.cert.subject.rfc4514_string(),
@@ -102,6 +107,18 @@ class Feed:
                         changed_at: datetime | None = None, **kw) -> None:
         await self.certificate(issuer, certificate, certificate_id=certificate_id, changed_at=changed_at,
                                event=CertificateReinstated, **kw)
+
+
+async def committed(app: web.Application, envelopes: list[Envelope]) -> None:
+    """Wait until the app's service has committed each of these events: a consumer writes
+    an event's inbox row in the same transaction as its effect."""
+    ids = [uuid.UUID(envelope.id) for envelope in envelopes]
+
+    async def all_in():
+        return await app[POOL].fetchval("select count(*) = $2 from inbox where event_id = any($1::uuid[])",
+                                        ids, len(ids))
+
+    await eventually(all_in, what=f"{len(ids)} events committed")
 
 
 async def registered(app: web.Application, issuer: Issuer, serial: int | None = None, *,

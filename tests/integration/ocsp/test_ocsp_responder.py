@@ -2,7 +2,6 @@
 both edges: aiohttp's own site and the front that production serves :8104 through."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 from datetime import datetime, timedelta
@@ -16,7 +15,9 @@ from cryptography.x509 import ocsp
 from services.ocsp.app import create_app
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES
 from shared.clock import utc_now
-from tests.support.ocsp_harness import OCSP_REQUEST, Issuer, ask, raw_get, registered, request_der, serve
+from tests.support.ocsp_harness import (
+    OCSP_REQUEST, Issuer, ask, committed, raw_get, registered, request_der, serve,
+)
 
 MALFORMED = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
@@ -113,7 +114,12 @@ async def test_events_out_of_order(client, feed):
     await feed.certificate(ca, leaf.serial, certificate_id=certificate_id, changed_at=now - timedelta(minutes=5))
     await feed.issuer(ca)
     await registered(client.app, ca, leaf.serial, status="suspended")
-    await asyncio.sleep(0.3)  # give a wrongly applied older state the chance to show
+    # Evidence that the older state had its chance: all three events committed, and then a
+    # later change of this issuer applied (the registry follows the commits in order).
+    await committed(client.app, feed.published[-3:])
+    sentinel = ca.issue("sentinel")
+    await feed.certificate(ca, sentinel.serial)
+    await registered(client.app, ca, sentinel.serial)
     assert (await ask(client, request_der(ca, leaf))).revocation_reason == x509.ReasonFlags.certificate_hold
 
 
