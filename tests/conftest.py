@@ -1,4 +1,5 @@
-"""Session-wide real infrastructure: PostgreSQL database, RabbitMQ exchange, dev PKI."""
+"""Session-wide real infrastructure: PostgreSQL database, RabbitMQ exchange, dev PKI, and
+the declared test PKI at the session's start."""
 from __future__ import annotations
 
 import uuid
@@ -8,11 +9,20 @@ import pytest
 from deploy.devpki import ensure_dev_pki
 from shared.config import CommonConfig
 from tests.support import infra
+from tests.support.pki import TestPki
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
+    """The dev PKI (deploy/devpki.py) the services run with: paths of its files."""
     return ensure_dev_pki(tmp_path_factory.mktemp("siui-data"))
+
+
+@pytest.fixture(scope="session")
+def test_pki() -> TestPki:
+    """The declared test PKI (tests/support/pki.py) valid now: for tests whose tools
+    check validity against the real clock (openssl, pdfsig, TLS)."""
+    return TestPki.current()
 
 
 @pytest.fixture(scope="session")

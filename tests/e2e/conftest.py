@@ -1,26 +1,23 @@
-"""One running stack for the whole e2e session (started like `make up`, stopped after)."""
+"""One running stack for the whole e2e session (started like `make up`, stopped after);
+the console's browser tests' own stack, and Debian's Chromium for them."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import aiohttp
 import pytest
+from playwright.sync_api import sync_playwright
 
-from tests.support import infra
-from tests.support.stack import start_stack
+from tests.support.browser import assert_stayed_on_this_machine, launch_chromium
+from tests.support.stack import isolated_stack
+
+ALL_SERVICES = ("users", "keygen", "certs", "ocsp", "console")
 
 
 @pytest.fixture(scope="session")
 def stack(pki):
-    database_url = asyncio.run(infra.create_database("siui_e2e"))
-    exchange = f"siui.e2e.{uuid.uuid4().hex[:8]}"
-    running = start_stack(pki.data_dir, database_url, exchange)
-    yield running
-    code = running.stop()
-    asyncio.run(infra.drop_database(database_url))
-    asyncio.run(infra.delete_exchange(exchange))
-    assert code == 0, f"the stack did not stop cleanly ({code}); see {running.log_path}"
+    with isolated_stack(pki.data_dir, "e2e") as running:
+        yield running
 
 
 @pytest.fixture
@@ -44,3 +41,23 @@ def admin_token(stack):
 @pytest.fixture(scope="session")
 def admin_headers(admin_token):
     return {"Authorization": f"Bearer {admin_token}"}
+
+
+@pytest.fixture(scope="module")
+def console_stack(pki):
+    """The whole stack as ``make up`` runs it, on free ports, for this module only.
+
+    The console tests start their own stack (a fresh database and exchange) rather than the
+    session's: they register the demo provider's certificate, which the seed-flow test
+    registers too, and the same issuer+serial twice is refused by design."""
+    with isolated_stack(pki.data_dir, "console_e2e", name="console-stack", services=ALL_SERVICES) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Chromium for a module's tests; afterwards, proof that it reached only loopback."""
+    with sync_playwright() as playwright:
+        browser, netlog = launch_chromium(playwright, "console-browser")
+        yield browser
+        assert_stayed_on_this_machine(browser, netlog)

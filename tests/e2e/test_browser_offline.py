@@ -4,7 +4,7 @@ Chromium's own net log records everything its network service attempts (URLs, ho
 resolutions, DNS queries, sockets), whoever asks. Without the quiet switches the log
 shows the browser calling Google's services on its own; with them, a console page
 loaded and a canary asked, nothing but loopback and the canary. The console's browser
-tests make the same check over their whole module (console_support.chromium).
+tests make the same check over their whole module (the chromium fixture of tests/e2e/conftest.py).
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from playwright._impl._driver import compute_driver_executable
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.console_support import (BASE_ARGS, CANARY, CHROMIUM_ARGS, DISABLED_FEATURES, QUIET_ARGS,
+from tests.support.browser import (BASE_ARGS, CANARY, CHROMIUM_ARGS, DISABLED_FEATURES, QUIET_ARGS,
                                        assert_stayed_on_this_machine, launch_chromium, until)
-from tests.e2e.netlog import command_line_of, outbound_hosts
+from tests.support.netlog import command_line_of, outbound_hosts
 
 pytestmark = pytest.mark.e2e
 

@@ -6,13 +6,15 @@ suspends it and watches the OCSP answer change in the live log. Then: a county o
 cannot add issuing authorities; the dashboard draws; the screens fit a phone."""
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.console_support import (  # noqa: F401 - chromium and console_stack are fixtures
-    PASSWORD, SERIAL, Visit, chromium, console_stack, create_staff, openssl_ocsp, responder_pem, shot, until)
+from tests.support.browser import Visit, shot, until
+from tests.support.stack_sync import PASSWORD, SERIAL, create_staff, openssl_ocsp, responder_pem
 
 pytestmark = pytest.mark.e2e
 CUI = "12433636"
@@ -228,10 +230,13 @@ def test_the_dashboard_draws_live_charts(console_stack, admin, pki, tmp_path):
     responder = responder_pem(console_stack, tmp_path)
     for _ in range(6):
         openssl_ocsp(console_stack, pki, responder)
-        page.wait_for_timeout(400)
+        page.wait_for_timeout(400)  # spread over several 2-second samples, for the picture
+    traffic_done = time.time()
     expect(page.locator("#c-status .u-legend")).to_contain_text(re.compile("good|revoked"))
     expect(page.locator("#c-house .u-legend")).to_contain_text("B")
-    page.wait_for_timeout(2500)  # one more sample after the traffic
+    # The last sample drawn (its JSON under "Ultima citire") was read after the traffic.
+    until(lambda: json.loads(page.locator("#raw").text_content() or '{"at": 0}')["at"] > traffic_done,
+          what="a sample read after the traffic")
     shot(page, "panou-operational")
 
 

@@ -4,39 +4,20 @@ through the certs API; /panou/date shows the registration, the suspension and th
 answers (good, then revoked) of both ocsp workers."""
 from __future__ import annotations
 
-import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import aiohttp
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from stdnum.ro import cui as cui_number
 
+from tests.support.identities import new_cui
+from tests.support.pki import client, demo_issuer
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 ANSWERS = 12
-
-
-def _fresh_cui() -> str:
-    base = str(random.randint(10_000_000, 99_999_999))
-    return base + cui_number.calc_check_digit(base)
-
-
-def _certificate(pki, cui: str) -> x509.Certificate:
-    issuer = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
-    issuer_key = serialization.load_pem_private_key(pki.demo_issuer_key.read_bytes(), None)
-    now = datetime.now(timezone.utc)
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cui)]))
-            .issuer_name(issuer.subject).public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=365))
-            .sign(issuer_key, hashes.SHA256()))
 
 
 async def _json(response: aiohttp.ClientResponse, *statuses: int) -> dict:
@@ -82,7 +63,7 @@ async def _run(stack, pki, http, admin_headers, console):
     assert before["suspension_source"] == "siui_certs_state_changes_total" and not before["unreachable"]
 
     # A house-B provider, its external user, and a certificate registered to it.
-    cui = _fresh_cui()
+    cui = new_cui()
     async with http.post(stack.url("keygen", "/v1/providers"), headers=admin_headers,
                          json={"cas": "B", "cui": cui, "name": "CABINET PANOU SRL"}) as r:
         provider = await _json(r, 201)
@@ -92,8 +73,9 @@ async def _run(stack, pki, http, admin_headers, console):
     async with http.post(stack.url("certs", "/v1/issuers"), headers=admin_headers,
                          json={"certificate_pem": pki.demo_issuer_cert.read_text()}) as r:
         assert r.status in (201, 409), await r.text()
-    certificate = _certificate(pki, cui)
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    issuer = demo_issuer(pki)
+    provider_certificate = client(issuer, cui, now=datetime.now(timezone.utc))
+    pem = provider_certificate.pem
 
     async def register():  # the external user reaches certs by event
         async with http.post(stack.url("certs", "/v1/certificates"), headers=admin_headers,
@@ -101,8 +83,7 @@ async def _run(stack, pki, http, admin_headers, console):
             return await r.json() if r.status == 201 else None
 
     registered = await eventually(register, what="certificate registered")
-    issuer = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
-    request_der = (ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA1())
+    request_der = (ocsp.OCSPRequestBuilder().add_certificate(provider_certificate.cert, issuer.cert, hashes.SHA1())
                    .build().public_bytes(serialization.Encoding.DER))
 
     async def answered(status: ocsp.OCSPCertStatus):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aio_pika
 import aiohttp
 import pytest
 
-from tests.support import infra
+from shared.license import load_pepper
+from tests.support import bus, infra
+from tests.support.identities import new_cui
+from tests.support.keygen_api import key_issued
 from tests.support.stack import start_stack
 from tests.support.wait import eventually
 
@@ -44,7 +48,7 @@ def test_key_issued_while_users_is_down(pki, isolated):
     # The users service comes back (with a new admin password: first start already happened).
     users = start_stack(pki.data_dir, database_url, exchange, name="users-again", services=("users",))
     try:
-        users_seen = asyncio.run(_external_users(users.url("users"), token))
+        users_seen = asyncio.run(_external_users(users, token, load_pepper(pki.license_pepper)))
         assert [u["username"] for u in users_seen] == [f"{CUI}_CAS-CJ"]
     finally:
         assert users.stop() == 0
@@ -78,15 +82,24 @@ async def _issue_key(keygen_url: str, token: str) -> None:
             assert r.status == 201, await r.text()
 
 
-async def _external_users(users_url: str, token: str) -> list[dict]:
+async def _external_users(users, token: str, pepper: bytes) -> list[dict]:
+    """The external users of CUI, once the users service has handled every KeyIssued that
+    waited for it: a sentinel KeyIssued published after them comes out of the same queue
+    after them, so when its user exists a duplicate delivery would have shown too."""
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async def created():
-            async with http.get(users_url + "/v1/users", params={"type": "external", "q": CUI}) as r:
-                body = await r.json()
-                return body["items"] if body["total"] >= 1 else None
+        async def listed(cui: str) -> list[dict]:
+            async with http.get(users.url("users", "/v1/users"), params={"type": "external", "q": cui}) as r:
+                return (await r.json())["items"]
 
-        items = await eventually(created, timeout=15, what="external user created after restart")
-        await asyncio.sleep(0.5)  # a duplicate delivery would show up by now
-        async with http.get(users_url + "/v1/users", params={"type": "external", "q": CUI}) as r:
-            return (await r.json())["items"]
+        await eventually(lambda: listed(CUI), timeout=15, what="external user created after restart")
+        sentinel = f"{new_cui()}_CAS-CJ"
+        event, _ = key_issued(pepper, sentinel)
+        connection = await aio_pika.connect(infra.amqp_url())
+        try:
+            exchange = await (await connection.channel()).get_exchange(users.exchange)
+            await bus.publish(exchange, event, "CJ")
+        finally:
+            await connection.close()
+        await eventually(lambda: listed(sentinel.partition("_")[0]), timeout=15, what="the sentinel's user")
+        return await listed(CUI)

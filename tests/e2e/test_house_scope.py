@@ -10,15 +10,13 @@ import json
 import random
 import re
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from stdnum.ro import cui as cui_number
 
+from tests.support.identities import new_cui
+from tests.support.pki import client, demo_issuer
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -26,22 +24,9 @@ SKIPPED_PREFIXES = ("/v1/sessions", "/v1/activations", "/v1/online")
 WRITES = {"post", "put", "patch", "delete"}
 
 
-def fresh_cui() -> str:
-    base = str(random.randint(10_000_000, 99_999_999))
-    return base + cui_number.calc_check_digit(base)
-
-
 def certificate_for(pki, cui: str) -> str:
-    issuer = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
-    issuer_key = serialization.load_pem_private_key(pki.demo_issuer_key.read_bytes(), None)
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cui)]))
-            .issuer_name(issuer.subject).public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=365))
-            .sign(issuer_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    """A provider certificate with ``cui`` as its CN, issued by the demo issuing authority."""
+    return client(demo_issuer(pki), cui, now=datetime.now(timezone.utc)).pem
 
 
 async def call(http, method, url, headers, body=None):
@@ -53,7 +38,7 @@ async def call(http, method, url, headers, body=None):
 async def cj_world(stack, pki, http, admin_headers):
     """House CJ data made by the national admin: provider, key, external user, certificate,
     a staff member, and an OCSP log entry of the CJ provider."""
-    cui = fresh_cui()
+    cui = new_cui()
     status, text = await call(http, "POST", stack.url("keygen", "/v1/providers"), admin_headers,
                               {"cas": "CJ", "cui": cui, "name": "CABINET CLUJ SRL"})
     assert status == 201, text
@@ -130,7 +115,7 @@ def body_for(method: str, path: str) -> dict | None:
 
 async def house_b_ocsp_entry(stack, pki, http, admin_headers) -> str:
     """A house-B certificate answered once by OCSP (an entry of house B in the log); its serial."""
-    cui = fresh_cui()
+    cui = new_cui()
     status, text = await call(http, "POST", stack.url("keygen", "/v1/providers"), admin_headers,
                               {"cas": "B", "cui": cui, "name": "CABINET BUCURESTI SRL"})
     assert status == 201, text

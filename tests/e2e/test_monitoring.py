@@ -12,25 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import random
 import re
 import ssl
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client.parser import text_string_to_metric_families
-from stdnum.ro import cui as ro_cui
 
 from tests.support import infra
+from tests.support.identities import new_cui
+from tests.support.pki import client, demo_issuer, name
 from tests.support.prometheus import PROMETHEUS_DIR, running_prometheus
 from tests.support.stack import HTTP_SERVICES
 from tests.support.wait import eventually
@@ -80,38 +76,11 @@ def rule_files() -> list[dict]:
             for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
 
 
-def fresh_cui() -> str:
-    while True:
-        base = str(random.randint(1_000_000, 9_999_999))
-        cui = base + ro_cui.calc_check_digit(base)
-        if cui != "12433636":  # the demo provider (test_seed_flow's)
-            return cui
-
-
 def client_certificate(pki, cui: str, directory: Path) -> tuple[Path, Path]:
     """A provider certificate issued by the demo issuing authority: (cert, key) paths."""
-    issuer = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
-    issuer_key = serialization.load_pem_private_key(pki.demo_issuer_key.read_bytes(), None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "RO"),
-                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"SC MONITOR {cui} SRL"),
-                                 x509.NameAttribute(NameOID.COMMON_NAME, cui)]))
-        .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False)
-        .sign(issuer_key, hashes.SHA256()))
-    cert_path, key_path = directory / "provider.pem", directory / "provider.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    return cert_path, key_path
+    issued = client(demo_issuer(pki), name(cui, organization=f"SC MONITOR {cui} SRL"), now=datetime.now(timezone.utc),
+                    days=30)
+    return issued.write(directory, "provider")
 
 
 async def _json(response: aiohttp.ClientResponse, *statuses: int) -> dict:
@@ -142,7 +111,7 @@ async def drive_traffic(stack, pki, http: aiohttp.ClientSession, workdir: Path) 
 
     # keygen: a house-B provider and its key (KeyIssued through the outbox).
     for _ in range(5):
-        cui = fresh_cui()
+        cui = new_cui()
         async with http.post(stack.url("keygen", "/v1/providers"), headers=headers, json={
                 "cas": HOUSE, "cui": cui, "name": f"SC MONITOR {cui} SRL", "trade_register_no": "J40/7/2021",
                 "legal_representative": {"name": "Ana Pop", "cnp": "1800101221144"}}) as r:

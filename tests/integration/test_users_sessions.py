@@ -29,7 +29,9 @@ from services.users.config import Config
 from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, TokenVerifier
 from shared.broker import connect
 from shared.events import Envelope, KeyIssued, SessionRevoked, new_envelope
+from shared.http.operational import METRICS_TOKEN
 from tests.support import infra
+from tests.support.clock import ShiftedClock
 from tests.support.wait import eventually
 
 ADMIN_PASSWORD = "parola-de-test-2026"
@@ -41,16 +43,6 @@ HOME = "203.0.113.10"       # where the account's owner logs in from
 STRANGER = "198.51.100.66"  # somebody else
 # Headers that differ between any two answers, whatever they answer.
 PER_ANSWER = {"date", "x-request-id"}
-
-
-class ShiftedClock:
-    """The real time plus an offset a test may move (the lock's end without waiting)."""
-
-    def __init__(self):
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
 
 
 class HeldHasher(PasswordHasher):
@@ -126,7 +118,8 @@ def jti_of(token: str) -> str:
 
 async def logins_counted(client, outcome: str) -> float:
     """siui_users_logins_total{outcome} as /metrics reports it."""
-    text = await (await client.get("/metrics")).text()
+    token = client.server.app[METRICS_TOKEN].decode()
+    text = await (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text()
     for line in text.splitlines():
         if line.startswith(f'siui_users_logins_total{{outcome="{outcome}"}}'):
             return float(line.rsplit(" ", 1)[1])

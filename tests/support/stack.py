@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,25 @@ def stack_env(data_dir: Path, database_url: str, exchange: str, admin_password: 
         if name != "ocsp_tls":
             env[f"SIUI_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
     return env, ports
+
+
+@contextlib.contextmanager
+def isolated_stack(data_dir: Path, prefix: str, **start) -> Iterator[Stack]:
+    """``start_stack`` (its keywords in ``start``) on a database and an exchange of its
+    own, both removed afterwards; the stack must stop cleanly."""
+    database_url = asyncio.run(infra.create_database(f"siui_{prefix}"))
+    exchange = f"siui.{prefix}.{uuid.uuid4().hex[:8]}"
+    code = None
+    try:
+        running = start_stack(data_dir, database_url, exchange, **start)
+        try:
+            yield running
+        finally:
+            code = running.stop()
+    finally:
+        asyncio.run(infra.drop_database(database_url))
+        asyncio.run(infra.delete_exchange(exchange))
+    assert code == 0, f"the stack did not stop cleanly ({code}); see {running.log_path}"
 
 
 def start_stack(data_dir: Path, database_url: str, exchange: str, *, name: str = "stack",

@@ -1,6 +1,6 @@
 """The agreement PDF: its text, fonts and metadata, and its PAdES signature as pyHanko
-and poppler's pdfsig see it. Needs poppler-utils (pdftotext, pdftohtml, pdfsig); the
-NSS trust check needs libnss3-tools (certutil) and is skipped without it."""
+and poppler's pdfsig see it. Needs poppler-utils (pdftotext, pdftohtml, pdfsig) and
+libnss3-tools (certutil, for pdfsig's trust database); deploy/setup.sh installs both."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ import asyncio
 import copy
 import io
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
@@ -36,6 +31,8 @@ from services.keygen.agreement import (
     render_agreement,
     sign_pdf,
 )
+from tests.support.pdfsig import TRUSTED, VALID, assert_valid_and_trusted, nss_database, pdfsig
+from tests.support.pki import root_ca
 
 SERIAL = "F8E73-MVXY-FYKQ-9TGK"  # the seed's look, with a valid check character
 
@@ -57,87 +54,29 @@ DATA = AgreementData(
 )
 
 
-# --- a test PKI: a CA and a signer certificate, written as PEM files -------------------
+# --- the signer: the test PKI's document signer under its root, written as PEM files -----
 
 
 @dataclass(frozen=True)
-class Pki:
+class SigningFiles:
     ca_pem: Path
     cert_pem: Path
     key_pem: Path
-    other_key_pem: Path
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "RO"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SIUI Access test"),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-    ])  # fmt: skip
-
-
-def _pem(obj) -> bytes:
-    if isinstance(obj, x509.Certificate):
-        return obj.public_bytes(serialization.Encoding.PEM)
-    return obj.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _usage(*, signing: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=signing, content_commitment=signing, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=not signing,
-        crl_sign=not signing, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
+    other_key_pem: Path  # a key of another certificate
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
-    now = datetime.now(timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("SIUI Test CA"))
-        .issuer_name(_name("SIUI Test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_usage(signing=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("CAS Gorj - semnare convenții"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_usage(signing=True), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    d = tmp_path_factory.mktemp("pki")
-    files = {"ca.pem": _pem(ca), "cert.pem": _pem(cert), "key.pem": _pem(key),
-             "other.pem": _pem(ec.generate_private_key(ec.SECP256R1()))}  # fmt: skip
-    for name, content in files.items():
-        (d / name).write_bytes(content)
-    return Pki(d / "ca.pem", d / "cert.pem", d / "key.pem", d / "other.pem")
+def signing(tmp_path_factory, test_pki) -> SigningFiles:
+    directory = tmp_path_factory.mktemp("agreement-pki")
+    ca_pem, _ = test_pki.root.write(directory, "ca")
+    cert_pem, key_pem = test_pki.document_signer.write(directory, "signer")
+    _, other_key_pem = test_pki.document_signer_ec.write(directory, "other")
+    return SigningFiles(ca_pem, cert_pem, key_pem, other_key_pem)
 
 
 @pytest.fixture(scope="module")
-def signer(pki):
-    return load_signer(pki.cert_pem, pki.key_pem, [pki.ca_pem])
+def signer(signing):
+    return load_signer(signing.cert_pem, signing.key_pem, [signing.ca_pem])
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +230,8 @@ def _tamper(pdf: bytes) -> bytes:
     return pdf[:index] + bytes([pdf[index] ^ 1]) + pdf[index + 1 :]
 
 
-def test_pyhanko_validates_the_pades_signature(signed, pki):
-    sig, status = _validate(signed, pki.ca_pem)
+def test_pyhanko_validates_the_pades_signature(signed, signing):
+    sig, status = _validate(signed, signing.ca_pem)
     assert status.bottom_line, status.pretty_print_details()
     assert status.intact and status.valid and status.trusted
     assert status.coverage.name == "ENTIRE_FILE"
@@ -312,51 +251,30 @@ def test_signed_file_keeps_the_metadata(signed):
     assert str(info["/Producer"]).startswith("SIUI Access")  # pyHanko appends itself
 
 
-def test_untrusted_or_tampered_signatures_fail(signed, pki, tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(timezone.utc)
-    stranger = (
-        x509.CertificateBuilder()
-        .subject_name(_name("SIUI Test CA"))  # same name, other key
-        .issuer_name(_name("SIUI Test CA"))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    other_ca = tmp_path / "other.pem"
-    other_ca.write_bytes(_pem(stranger))
+def test_untrusted_or_tampered_signatures_fail(signed, signing, test_pki, tmp_path):
+    stranger = root_ca(test_pki.root.cert.subject, now=test_pki.now)  # same name, other key
+    other_ca, _ = stranger.write(tmp_path, "other")
     _, status = _validate(signed, other_ca)  # trusting the wrong anchor
     assert status.intact and not status.trusted and not status.bottom_line
-    _, status = _validate(_tamper(signed), pki.ca_pem)
+    _, status = _validate(_tamper(signed), signing.ca_pem)
     assert not status.intact and not status.bottom_line
 
 
-def test_pdfsig_says_valid_and_trusted(signed, pki, tmp_path):
+def test_pdfsig_says_valid_and_trusted(signed, signing, tmp_path):
     path = tmp_path / "generatePassword.pdf"
     path.write_bytes(signed)
-    # No -no-ocsp: poppler 22.12 then reports "Unknown issue" for a trusted chain; the
-    # test certificates carry no OCSP address, so nothing is fetched anyway.
-    args = ["pdfsig"]
-    if shutil.which("certutil"):
-        nss = tmp_path / "nss"
-        nss.mkdir()
-        for command in (
-            ["-N", "--empty-password"],
-            ["-A", "-n", "siui-test-ca", "-t", "CT,C,C", "-i", str(pki.ca_pem)],
-        ):
-            subprocess.run(["certutil", "-d", f"sql:{nss}", *command], check=True,
-                           capture_output=True, timeout=60)  # fmt: skip
-        args += ["-nssdir", f"sql:{nss}"]
-    out = _run(*args, str(path))
-    assert "Signature Validation: Signature is Valid." in out, out
+    out = assert_valid_and_trusted(path, signing.ca_pem, tmp_path)
     assert "Signature Field Name: Semnatura" in out, out
     assert "Signature Type: ETSI.CAdES.detached" in out, out
     assert "Total document signed" in out, out
-    if shutil.which("certutil"):
-        assert "Certificate Validation: Certificate is Trusted." in out, out
+
+
+def test_pdfsig_trusts_only_what_its_database_holds(signed, tmp_path):
+    """The control for the test above: the same file, a database without our root."""
+    path = tmp_path / "generatePassword.pdf"
+    path.write_bytes(signed)
+    out = pdfsig(path, nss_database(tmp_path / "empty-nss"))
+    assert VALID in out and TRUSTED not in out, out
 
 
 def test_pdfsig_rejects_a_tampered_file(signed, tmp_path):
@@ -366,20 +284,20 @@ def test_pdfsig_rejects_a_tampered_file(signed, tmp_path):
     assert "Signature Validation: Digest Mismatch." in out, out
 
 
-def test_async_signing_matches(signer, pki):
+def test_async_signing_matches(signer, signing):
     pdf = render_agreement(DATA)
     signed = asyncio.run(async_sign_pdf(pdf, signer))
-    _, status = _validate(signed, pki.ca_pem)
+    _, status = _validate(signed, signing.ca_pem)
     assert status.bottom_line
 
 
-def test_load_signer_refuses_bad_material(pki, tmp_path):
+def test_load_signer_refuses_bad_material(signing, tmp_path):
     with pytest.raises(ValueError, match="does not belong"):
-        load_signer(pki.cert_pem, pki.other_key_pem)
+        load_signer(signing.cert_pem, signing.other_key_pem)
     with pytest.raises(OSError):
-        load_signer(pki.cert_pem, tmp_path / "missing.pem")
+        load_signer(signing.cert_pem, tmp_path / "missing.pem")
     garbage = tmp_path / "garbage.pem"
     garbage.write_bytes(b"not a key")
     with pytest.raises(ValueError):
-        load_signer(pki.cert_pem, garbage)
+        load_signer(signing.cert_pem, garbage)
 

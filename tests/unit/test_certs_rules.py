@@ -5,38 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import NameOID
 
 from services.certs import certificates as rules
 from services.certs.durable import run_to_completion
 from services.certs.pki import (MAX_SERIAL, certificate_facts, issuer_facts, parse_serial, read_certificate,
                                 serial_hex, signed_by, to_pem)
 from shared import errors
+from tests.support.pki import certificate, new_key, root_ca
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
-
-
-def make_cert(subject: str, *, issuer=None, ca: bool = False, serial: int = 1000, key=None):
-    """(certificate, private key); ``issuer`` is such a pair, or None for self-signed."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "RO"), x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_cert, issuer_key = issuer or (None, key)
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(issuer_cert.subject if issuer_cert else name).public_key(key.public_key())
-               .serial_number(serial).not_valid_before(NOW).not_valid_after(NOW + timedelta(days=365))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return builder.sign(issuer_key, algorithm), key
-
-
-def pem(certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @pytest.mark.parametrize(("typed", "value"), [
@@ -58,36 +38,35 @@ def test_serial_hex_has_whole_octets():
 
 
 def test_pem_and_base64_der_read_the_same_and_garbage_is_a_field_error():
-    certificate, _ = make_cert("X", ca=True)
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    assert read_certificate(pem(certificate))[1] == der
+    ca = root_ca("X", now=NOW)
+    der = ca.der
+    assert read_certificate(ca.pem)[1] == der
     assert read_certificate(base64.encodebytes(der).decode())[1] == der
-    assert to_pem(der) == pem(certificate)
-    for text in ("", "hello", pem(certificate) * 2, pem(certificate)[:-30], base64.b64encode(b"\x30\x03abc").decode()):
+    assert to_pem(der) == ca.pem
+    for text in ("", "hello", ca.pem * 2, ca.pem[:-30], base64.b64encode(b"\x30\x03abc").decode()):
         with pytest.raises(errors.Invalid) as caught:
             read_certificate(text)
         assert set(caught.value.errors) == {"certificate_pem"}
 
 
 def test_an_issuer_must_be_a_ca_and_its_ocsp_hashes_are_kept():
-    ca, _ = make_cert("CA", ca=True)
-    facts = issuer_facts(pem(ca))
+    ca = root_ca("CA", now=NOW)
+    facts = issuer_facts(ca.pem)
     assert facts.subject_dn == "C=RO, CN=CA" and len(facts.name_sha1) == 20 and len(facts.key_sha256) == 32
-    leaf, _ = make_cert("Leaf")
+    self_signed_leaf = certificate("Leaf", now=NOW)
     with pytest.raises(errors.Invalid, match="not a CA"):
-        issuer_facts(pem(leaf))
+        issuer_facts(self_signed_leaf.pem)
 
 
 @pytest.mark.parametrize("key_type", ["ec", "ed25519"])
 def test_signatures_verify_only_with_the_issuers_key(key_type):
-    ca_key = ec.generate_private_key(ec.SECP384R1()) if key_type == "ec" else ed25519.Ed25519PrivateKey.generate()
-    ca = make_cert("CA", ca=True, key=ca_key)
-    impostor = make_cert("CA", ca=True)
-    leaf, _ = make_cert("Leaf", issuer=ca, serial=(1 << 159) - 1)
-    facts = certificate_facts(pem(leaf))
+    ca = root_ca("CA", now=NOW, key=new_key("ec-p384" if key_type == "ec" else "ed25519"))
+    impostor = root_ca("CA", now=NOW)
+    leaf = certificate("Leaf", now=NOW, issuer=ca, serial=(1 << 159) - 1)
+    facts = certificate_facts(leaf.pem)
     assert (facts.serial, facts.issuer_dn, facts.is_ca) == ((1 << 159) - 1, "C=RO, CN=CA", False)
-    assert signed_by(facts.certificate, ca[0].public_bytes(serialization.Encoding.DER))
-    assert not signed_by(facts.certificate, impostor[0].public_bytes(serialization.Encoding.DER))
+    assert signed_by(facts.certificate, ca.der)
+    assert not signed_by(facts.certificate, impostor.der)
 
 
 def test_suspension_toggles_and_revocation_is_final():

@@ -6,14 +6,10 @@ import asyncio
 import io
 import subprocess
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
@@ -65,39 +61,15 @@ def test_text_and_fonts_survive_the_subset(subset, tmp_path):
     assert "DejaVuSansBook" in fonts or "DejaVuSans " in fonts
 
 
-def _ec_pki(tmp_path: Path) -> tuple[Path, Path, Path]:
-    now = datetime.now(timezone.utc)
-    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])  # noqa: E731
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("Test CA")).issuer_name(name("Test CA"))
-          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
-          .not_valid_after(now + timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder().subject_name(name("CAS HR semnare")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .sign(ca_key, hashes.SHA256()))
-    paths = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return paths
-
-
 def _validate(pdf: bytes, root: Path):
     [sig] = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
     context = ValidationContext(trust_roots=[load_cert_from_pemder(str(root))])
     return asyncio.run(async_validate_pdf_signature(sig, context))
 
 
-def test_an_ecdsa_house_certificate_signs_through_the_preloaded_key(tmp_path, subset):
-    ca, cert, key = _ec_pki(tmp_path)
+def test_an_ecdsa_house_certificate_signs_through_the_preloaded_key(tmp_path, subset, test_pki):
+    ca, _ = test_pki.root.write(tmp_path, "ca")
+    cert, key = test_pki.document_signer_ec.write(tmp_path, "signer")
     signer = load_signer(cert, key)
     assert isinstance(signer, PreloadedKeySigner)
     status = _validate(signed_agreement(DATA, signer, fonts=subset.paths), ca)

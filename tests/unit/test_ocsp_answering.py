@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from services.ocsp.responder.answering import Overloaded, Responder, SigningQueue
 from services.ocsp.responder.registry import Registry, ResponseCache
@@ -22,26 +20,20 @@ from services.ocsp.state.signers import (
 )
 from shared import errors
 from tests.support.clock import FrozenClock
-from tests.support.pki import make_cert
+from tests.support.pki import TestPki, ocsp_signer
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
-    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 30, **kw})
+# check_signer judges a signer's validity by the real clock.
+PKI = TestPki.current()
+NOW = PKI.now
 
 
 @pytest.fixture(scope="module")
 def world() -> SimpleNamespace:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("Answer CA", ca_key, "Answer CA", ca_key, 1, ca=True)
-    leaf = _cert("leaf", ec.generate_private_key(ec.SECP256R1()), "Answer CA", ca_key, 10)
-    responder_key = ec.generate_private_key(ec.SECP256R1())
-    responder = ResponderIdentity(_cert("Responder", responder_key, "Responder", responder_key, 2), responder_key)
-    delegate_key = ec.generate_private_key(ec.SECP256R1())
-    delegate = _cert("Delegate", delegate_key, "Answer CA", ca_key, 3, eku=[ExtendedKeyUsageOID.OCSP_SIGNING])
-    return SimpleNamespace(ca=ca, ca_key=ca_key, leaf=leaf, responder=responder, delegate=delegate,
-                           delegate_key=delegate_key)
+    """The test PKI's issuing CA, its good leaf, the responder trusted by name, and the
+    issuing CA's delegated signer."""
+    return SimpleNamespace(ca=PKI.issuing.cert, ca_issued=PKI.issuing, leaf=PKI.good.cert,
+                           responder=ResponderIdentity(PKI.responder.cert, PKI.responder.key),
+                           delegate=PKI.ocsp_signer.cert, delegate_key=PKI.ocsp_signer.key)
 
 
 def _request(world, nonce: bytes | None = None) -> bytes:
@@ -54,7 +46,7 @@ def _request(world, nonce: bytes | None = None) -> bytes:
 def _responder(world, *, max_pending=100, cache=True) -> Responder:
     registry = Registry()
     registry.add_issuer("ca", world.ca.public_bytes(serialization.Encoding.DER))
-    registry.upsert_certificate("ca", 10, certificate_id="c", username="u", cas="B")
+    registry.upsert_certificate("ca", world.leaf.serial_number, certificate_id="c", username="u", cas="B")
     return Responder(registry, world.responder, SigningQueue(max_pending, 8),
                      ResponseCache() if cache else None, timedelta(hours=1), FrozenClock(NOW))
 
@@ -64,8 +56,8 @@ async def test_cached_until_the_state_changes(world):
     first = await responder.respond(_request(world))
     assert first.status == "successful" and first.etag
     assert (await responder.respond(_request(world))).der is first.der  # from the cache
-    responder.registry.upsert_certificate("ca", 10, certificate_id="c", username="u", cas="B", suspended=True,
-                                          suspended_at=NOW)
+    responder.registry.upsert_certificate("ca", world.leaf.serial_number, certificate_id="c", username="u", cas="B",
+                                          suspended=True, suspended_at=NOW)
     held = await responder.respond(_request(world))
     assert ocsp.load_der_ocsp_response(held.der).revocation_reason == x509.ReasonFlags.certificate_hold
 
@@ -95,8 +87,10 @@ async def test_signing_queue_refuses_beyond_its_bound_and_skips_cancelled():
         queue.submit(lambda: b"3")
     second.cancel()
     assert await first == b"1"
-    await asyncio.sleep(0)
-    assert calls == [1] and queue.pending == 0
+    # A job queued behind the cancelled one: once it is done, the queue has passed over it.
+    third = queue.submit(lambda: calls.append(3) or b"3")
+    assert await third == b"3"
+    assert calls == [1, 3] and queue.pending == 0
 
 
 async def test_a_failing_signer_answers_internal_error(world):
@@ -141,8 +135,8 @@ def test_signer_key_round_trip_is_bound_to_its_issuer(world):
 
 def test_signer_refusals_name_the_field(world):
     ca_der = world.ca.public_bytes(serialization.Encoding.DER)
-    expired = _cert("Old", world.delegate_key, "Answer CA", world.ca_key, 4, eku=[ExtendedKeyUsageOID.OCSP_SIGNING],
-                    days=-1)
+    expired = ocsp_signer(world.ca_issued, "Old", now=NOW, key=world.delegate_key,
+                          not_before=NOW - timedelta(days=30), not_after=NOW - timedelta(days=1)).cert
     cases = [
         (_pem(world.delegate), _key_pem(world.delegate_key, b"secret"), "private_key_pem", "encrypted"),
         (_pem(expired), _key_pem(world.delegate_key), "certificate_pem", "not valid now"),

@@ -14,7 +14,6 @@ from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from services.ocsp.responder.codec import (
@@ -26,29 +25,22 @@ from services.ocsp.responder.codec import (
     decode_get_path,
     parse_request,
 )
-from tests.support.pki import make_cert
+from tests.support.pki import TestPki, client
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 OPENSSL = "/usr/bin/openssl"
 
 
-def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
-    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 365, **kw})
-
-
 @pytest.fixture(scope="session")
 def codec_pki(tmp_path_factory) -> SimpleNamespace:
-    """A CA and two leaves, as objects and as PEM files for the openssl CLI."""
+    """The test PKI's issuing CA and two leaves of chosen serials (the second's top bit set,
+    so its DER needs a leading zero), as objects and as PEM files for the openssl CLI."""
     directory = tmp_path_factory.mktemp("ocsp-codec")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("Codec Test CA", ca_key, "Codec Test CA", ca_key, 1, ca=True)
-    leaves = [_cert(f"leaf {n}", ec.generate_private_key(ec.SECP256R1()), "Codec Test CA", ca_key, serial)
-              for n, serial in (("a", 0x1001), ("b", 0xA1B2C3D4E5F60718))]
-    files = {}
-    for label, cert in (("ca", ca), ("a", leaves[0]), ("b", leaves[1])):
-        files[label] = directory / f"{label}.pem"
-        files[label].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return SimpleNamespace(dir=directory, ca=ca, leaves=leaves, files=files)
+    issuing = TestPki.at(NOW).issuing
+    leaves = {label: client(issuing, f"leaf {label}", now=NOW, serial=serial)
+              for label, serial in (("a", 0x1001), ("b", 0xA1B2C3D4E5F60718))}
+    files = {label: issued.write(directory, label)[0] for label, issued in {"ca": issuing, **leaves}.items()}
+    return SimpleNamespace(dir=directory, ca=issuing.cert, leaves=[leaves["a"].cert, leaves["b"].cert], files=files)
 
 
 def _openssl_request(pki: SimpleNamespace, *flags: str) -> bytes:

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +24,7 @@ from services.ocsp.responder.answering import Responder, SigningQueue
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES, MalformedRequest, decode_get_path
 from services.ocsp.responder.registry import Registry, ResponseCache
 from services.ocsp.responder.responses import ERROR_STATUSES, ResponderIdentity, error_response
-from tests.support.pki import make_cert
+from tests.support import pki
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 ERRORS = {error_response(name) for name in ERROR_STATUSES}
@@ -40,10 +39,10 @@ class World:
     """A responder over a registry with one issuer: a good, a suspended, a revoked certificate."""
 
     def __init__(self):
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca = make_cert("Fuzz CA", ca_key, "Fuzz CA", ca_key, 1, now=NOW, ca=True)
-        self.leaves = {serial: make_cert(f"leaf {serial}", ec.generate_private_key(ec.SECP256R1()), "Fuzz CA",
-                                         ca_key, serial, now=NOW) for serial in (10, 11, 2 ** 150 + 7)}
+        authority = pki.root_ca("Fuzz CA", now=NOW)
+        self.ca = authority.cert
+        self.leaves = {serial: pki.client(authority, f"leaf {serial}", now=NOW, serial=serial).cert
+                       for serial in (10, 11, 2 ** 150 + 7)}
         registry = Registry()
         registry.add_issuer("ca", self.ca.public_bytes(serialization.Encoding.DER))
         registry.upsert_certificate("ca", 10, certificate_id="c10", username="1_CAS-B", cas="B")
@@ -51,9 +50,8 @@ class World:
                                     suspended_at=NOW)
         registry.upsert_certificate("ca", 2 ** 150 + 7, certificate_id="c3", username="1_CAS-B", cas="B",
                                     status="revoked", revoked_at=NOW, revocation_reason="key_compromise")
-        responder_key = ec.generate_private_key(ec.SECP256R1())
-        identity = ResponderIdentity(make_cert("Fuzz Responder", responder_key, "Fuzz CA", ca_key, 2, now=NOW),
-                                     responder_key)
+        responder = pki.ocsp_signer(authority, "Fuzz Responder", now=NOW)
+        identity = ResponderIdentity(responder.cert, responder.key)
         self.responder = Responder(registry, identity, SigningQueue(1000, 64), ResponseCache(1000),
                                    timedelta(hours=1), clock=lambda: NOW)
         public = self.ca.public_key().public_bytes(serialization.Encoding.DER,

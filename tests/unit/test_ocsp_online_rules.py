@@ -5,10 +5,6 @@ import ssl
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from services.ocsp.online.keys import KeyRecord
 from services.ocsp.online.trust import TrustStore
@@ -16,6 +12,7 @@ from services.ocsp.online.rules import (
     MESSAGES, REASONS, ClientCert, evaluate, message_for, pick_language,
 )
 from services.ocsp.responder.registry import CertificateRecord, Registry
+from tests.support.pki import TestPki, client, root_ca
 
 NOW = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 USER = "12433636_CAS-B"
@@ -77,44 +74,38 @@ def test_every_reason_has_both_messages_and_they_fill_in():
     assert message_for("certificate_suspended", "ro").startswith("Certificatul digital este suspendat")
 
 
-def _ca(name: str, key=None):
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(1).not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=9))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True).sign(key, hashes.SHA256()))
-    return cert, key
-
-
-def _leaf(ca_cert, ca_key, serial):
-    key = ec.generate_private_key(ec.SECP256R1())
-    return (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(serial)
-            .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=9))
-            .sign(ca_key, hashes.SHA256()))
-
-
-def _der(cert) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 def test_trust_store_finds_the_issuer_that_signed_even_among_namesakes(pki):
     registry = Registry()
-    first, first_key = _ca("Same Name CA")
-    second, second_key = _ca("Same Name CA")  # a renewed CA: same subject, new key
-    registry.add_issuer("first", _der(first))
+    first = root_ca("Same Name CA", now=NOW)
+    second = root_ca("Same Name CA", now=NOW)  # a renewed CA: same subject, new key
+    registry.add_issuer("first", first.der)
     trust = TrustStore(registry, pki.tls_server_cert, pki.tls_server_key)
     assert trust.context.verify_mode == ssl.CERT_OPTIONAL
     assert trust.refresh() and not trust.refresh()  # nothing new the second time
-    registry.add_issuer("second", _der(second))
+    registry.add_issuer("second", second.der)
     assert trust.refresh()
-    leaf = _leaf(second, second_key, 77)
-    seen = trust.inspect(_der(leaf))
+    leaf = client(second, "p", now=NOW, serial=77)
+    seen = trust.inspect(leaf.der)
     assert (seen.issuer_id, seen.serial) == ("second", 77)
-    assert trust.inspect(_der(_leaf(first, first_key, 78))).issuer_id == "first"
-    stranger, stranger_key = _ca("Stranger")
-    assert trust.inspect(_der(_leaf(stranger, stranger_key, 79))).issuer_id is None
+    assert trust.inspect(client(first, "p", now=NOW, serial=78).der).issuer_id == "first"
+    stranger = root_ca("Stranger", now=NOW)
+    assert trust.inspect(client(stranger, "p", now=NOW, serial=79).der).issuer_id is None
     # An issuer removed from the registry no longer resolves (TLS may still accept it).
     registry.remove_issuer("second")
     trust.refresh()
-    assert trust.inspect(_der(leaf)).issuer_id is None
+    assert trust.inspect(leaf.der).issuer_id is None
+
+
+@pytest.mark.parametrize("leaf, reason", [("good", None), ("expired", "certificate_expired"),
+                                          ("not_yet_valid", "certificate_not_yet_valid")])
+def test_a_certificates_own_dates_decide_expired_and_not_yet_valid(pki, leaf, reason):
+    world = TestPki.at(NOW)
+    registry = Registry()
+    registry.add_issuer("issuing", world.issuing.der)
+    trust = TrustStore(registry, pki.tls_server_cert, pki.tls_server_key)
+    trust.refresh()
+    presented = getattr(world, leaf)
+    seen = trust.inspect(presented.der)
+    assert (seen.issuer_id, seen.serial) == ("issuing", presented.serial)
+    record = CertificateRecord("issuing", presented.serial, "cert-1", USER, "B")
+    assert decide(cert=seen, record=record) == reason

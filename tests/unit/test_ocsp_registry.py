@@ -7,36 +7,26 @@ from types import SimpleNamespace
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
 from services.ocsp.responder.codec import CertId, ParsedRequest, parse_request
 from services.ocsp.responder.registry import Registry, ResponseCache, issuer_hashes
 from services.ocsp.responder.responses import ResponderIdentity, SingleAnswer, build_response
-from tests.support.pki import make_cert
+from tests.support.pki import TestPki, client
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 HASHES = [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()]
 
 
-def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
-    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 365, **kw})
-
-
 @pytest.fixture(scope="session")
 def reg_pki() -> SimpleNamespace:
-    """Two CAs (EC and RSA, so key hashes cover both key encodings), leaves, a responder."""
-    ec_ca_key = ec.generate_private_key(ec.SECP256R1())
-    rsa_ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_ca = _cert("Registry CA EC", ec_ca_key, "Registry CA EC", ec_ca_key, 1, ca=True)
-    rsa_ca = _cert("Registry CA RSA", rsa_ca_key, "Registry CA RSA", rsa_ca_key, 2, ca=True)
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaves = {serial: _cert(f"leaf {serial}", leaf_key, "Registry CA EC", ec_ca_key, serial)
-              for serial in (10, 11)}
-    rsa_leaf = _cert("rsa leaf", leaf_key, "Registry CA RSA", rsa_ca_key, 10)
-    responder_key = ec.generate_private_key(ec.SECP256R1())
-    responder = ResponderIdentity(_cert("Responder", responder_key, "Responder", responder_key, 3), responder_key)
-    return SimpleNamespace(ec_ca=ec_ca, rsa_ca=rsa_ca, leaves=leaves, rsa_leaf=rsa_leaf, responder=responder)
+    """The test PKI's issuing CAs (EC and RSA, so key hashes cover both key encodings),
+    leaves of serials 10 and 11 (and 10 under the RSA CA), the responder trusted by name."""
+    pki = TestPki.at(NOW)
+    leaves = {serial: client(pki.issuing, f"leaf {serial}", now=NOW, serial=serial).cert for serial in (10, 11)}
+    rsa_leaf = client(pki.issuing_rsa, "rsa leaf", now=NOW, serial=10).cert
+    return SimpleNamespace(ec_ca=pki.issuing.cert, rsa_ca=pki.issuing_rsa.cert, leaves=leaves, rsa_leaf=rsa_leaf,
+                           responder=ResponderIdentity(pki.responder.cert, pki.responder.key))
 
 
 def _der(cert: x509.Certificate) -> bytes:

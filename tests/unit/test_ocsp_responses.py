@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +10,7 @@ from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import SignatureAlgorithmOID
 
@@ -22,44 +22,32 @@ from services.ocsp.responder.responses import (
     build_response,
     error_response,
 )
-from tests.support.pki import make_cert
+from tests.support.pki import TestPki, certificate, new_key
 
 OPENSSL = "/usr/bin/openssl"
 # openssl checks thisUpdate/nextUpdate against the real clock, so these tests use it.
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+WORLD = TestPki.current()
+NOW = WORLD.now
 HELD_AT = NOW - timedelta(hours=3)
-SERIALS = {"a": 0x1001, "b": 0x1002, "c": 0x1003}
-
-
-def _cert(cn, key, issuer_cn, issuer_key, serial, **kw) -> x509.Certificate:
-    return make_cert(cn, key, issuer_cn, issuer_key, serial, now=NOW, **{"days": 30, **kw})
+# a good, b on hold (suspended), c unknown: the declared leaves of the issuing CA.
+LEAVES = {"a": WORLD.good, "b": WORLD.suspended, "c": WORLD.unknown}
+SERIALS = {label: leaf.serial for label, leaf in LEAVES.items()}
 
 
 @pytest.fixture(scope="session")
 def resp_pki(tmp_path_factory) -> SimpleNamespace:
-    """CA, three leaves, trusted responders (EC P-256, RSA-2048) and a delegated responder."""
+    """The issuing CA and its three leaves, the responders trusted by name (EC P-256, RSA
+    2048) and the issuing CA's delegated signer, as objects and PEM files; ``chain`` is
+    the CA hierarchy (issuing CA, root) a validator trusts."""
     directory = tmp_path_factory.mktemp("ocsp-responses")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("Test Issuing CA", ca_key, "Test Issuing CA", ca_key, 1, ca=True)
-    certs = {"ca": ca}
-    for label, serial in SERIALS.items():
-        leaf_key = ec.generate_private_key(ec.SECP256R1())
-        certs[label] = _cert(f"leaf {label}", leaf_key, "Test Issuing CA", ca_key, serial)
-    identities = {}
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    certs["ec"] = _cert("Trusted Responder EC", ec_key, "Trusted Responder EC", ec_key, 7)
-    identities["ec"] = ResponderIdentity(certs["ec"], ec_key)
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    certs["rsa"] = _cert("Trusted Responder RSA", rsa_key, "Trusted Responder RSA", rsa_key, 8)
-    identities["rsa"] = ResponderIdentity(certs["rsa"], rsa_key)
-    delegated_key = ec.generate_private_key(ec.SECP256R1())
-    certs["delegated"] = _cert("Delegated Responder", delegated_key, "Test Issuing CA", ca_key, 9,
-                               ocsp_signing=True)
-    identities["delegated"] = ResponderIdentity(certs["delegated"], delegated_key)
-    files = {}
-    for label, cert in certs.items():
-        files[label] = directory / f"{label}.pem"
-        files[label].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    issued = {"ca": WORLD.issuing, **LEAVES, "ec": WORLD.responder, "rsa": WORLD.responder_rsa,
+              "delegated": WORLD.ocsp_signer}
+    files = {label: item.write(directory, label)[0] for label, item in issued.items()}
+    files["chain"] = directory / "chain.pem"
+    files["chain"].write_text(WORLD.issuing.pem + WORLD.root.pem)
+    certs = {label: item.cert for label, item in issued.items()}
+    identities = {label: ResponderIdentity(issued[label].cert, issued[label].key)
+                  for label in ("ec", "rsa", "delegated")}
     return SimpleNamespace(dir=directory, certs=certs, files=files, identities=identities)
 
 
@@ -186,7 +174,7 @@ def test_openssl_accepts_delegated_responder_with_only_the_ca(resp_pki):
     parsed = parse_request(_request(resp_pki, "-sha256"))
     resp = _write(resp_pki, _build(resp_pki.identities["delegated"], parsed))
 
-    code, output = _openssl("-respin", resp, "-CAfile", resp_pki.files["ca"], "-no_nonce", "-sha256",
+    code, output = _openssl("-respin", resp, "-CAfile", resp_pki.files["chain"], "-no_nonce", "-sha256",
                             "-issuer", resp_pki.files["ca"], "-cert", resp_pki.files["a"],
                             "-cert", resp_pki.files["b"])
 
@@ -199,7 +187,7 @@ def test_openssl_accepts_delegated_responder_with_only_the_ca(resp_pki):
 def test_openssl_refuses_trusted_responder_without_vafile(resp_pki):
     # The control for the test above: the CA alone does not vouch for our own responder.
     resp = _write(resp_pki, _build(resp_pki.identities["ec"], parse_request(_request(resp_pki))))
-    code, output = _openssl("-respin", resp, "-CAfile", resp_pki.files["ca"], "-no_nonce",
+    code, output = _openssl("-respin", resp, "-CAfile", resp_pki.files["chain"], "-no_nonce",
                             "-issuer", resp_pki.files["ca"], "-cert", resp_pki.files["a"])
     assert code != 0 and "Response Verify Failure" in output
 
@@ -285,13 +273,13 @@ def test_unknown_error_status_is_refused():
 
 def test_identity_refuses_a_key_that_does_not_match(resp_pki):
     with pytest.raises(ValueError, match="does not match"):
-        ResponderIdentity(resp_pki.certs["ec"], ec.generate_private_key(ec.SECP256R1()))
+        ResponderIdentity(resp_pki.certs["ec"], new_key())
 
 
 def test_identity_refuses_an_unsupported_curve():
-    key = ec.generate_private_key(ec.SECP256K1())
+    k1 = certificate("k1", now=NOW, key=new_key("ec-secp256k1"))
     with pytest.raises(ValueError, match="unsupported EC curve"):
-        ResponderIdentity(_cert("k1", key, "k1", key, 3), key)
+        ResponderIdentity(k1.cert, k1.key)
 
 
 def test_identity_from_pem_with_extra_certificates(resp_pki):

@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 import asyncpg
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from services.ocsp.app import create_app
@@ -24,7 +23,7 @@ from shared.broker import connect
 from shared.events import CertificateRegistered, IssuerRegistered, new_envelope
 from shared.http.serving import CUT_OFF, GuardedAppRunner, GuardLimits
 from tests.support.infra import free_port
-from tests.support.pki import make_cert
+from tests.support import pki
 from tests.support.wait import eventually
 
 MALFORMED = error_response("malformed_request")
@@ -45,12 +44,10 @@ class World:
     def __init__(self, port: int, database_url: str):
         self.port, self.database_url = port, database_url
         now = datetime.now(timezone.utc)
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = f"Hardening CA {uuid.uuid4().hex[:6]}"
-        self.ca = make_cert(ca_name, self.ca_key, ca_name, self.ca_key, 1, now=now, ca=True)
+        authority = pki.root_ca(f"Hardening CA {uuid.uuid4().hex[:6]}", now=now)
+        self.ca = authority.cert
         self.leaf_serial = secrets.randbits(120) | (1 << 120)
-        self.leaf = make_cert("12433636", ec.generate_private_key(ec.SECP256R1()), ca_name, self.ca_key,
-                              self.leaf_serial, now=now)
+        self.leaf = pki.client(authority, "12433636", now=now, serial=self.leaf_serial).cert
         public = self.ca.public_key().public_bytes(serialization.Encoding.DER,
                                                     serialization.PublicFormat.SubjectPublicKeyInfo)
         self.name_hash = hashlib.sha1(self.ca.subject.public_bytes()).digest()

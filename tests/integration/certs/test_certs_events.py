@@ -10,8 +10,10 @@ from datetime import timedelta
 from asn1crypto import x509 as asn1_x509
 
 from shared.events import CertificateUsed, ExternalUserCreated, ExternalUserDeleted
-from test_certs_support import (add_external_user, bus, certs, certs_config, db, new_cui, new_id, now,  # noqa: F401
-                                openssl_cert_id, ossl, register_issuer, register_upload, unique)
+from shared.clock import utc_now
+from tests.support.certs_api import add_external_user, register_issuer, register_upload, unique
+from tests.support.identities import new_cui
+from tests.support.openssl_ca import openssl_cert_id
 from tests.support.wait import eventually
 
 
@@ -28,7 +30,7 @@ async def test_a_batch_of_uses_moves_last_used_at_forward_only(certs, ossl, bus,
     operator = auth_for(cas="B")
     a = await _certificate(certs, issuer, username, "1", operator)
     b = await _certificate(certs, issuer, username, "2", operator)
-    t0 = now().replace(microsecond=0)
+    t0 = utc_now().replace(microsecond=0)
     t1, t2, t3 = (t0 + timedelta(seconds=s) for s in (1, 2, 3))
 
     async def last_used(certificate):
@@ -41,7 +43,7 @@ async def test_a_batch_of_uses_moves_last_used_at_forward_only(certs, ossl, bus,
         {"certificate_id": a["id"], "last_used_at": t2.isoformat()},
         {"certificate_id": b["id"], "last_used_at": t1.isoformat()},
         {"certificate_id": "not-an-id", "last_used_at": t3.isoformat()},
-        {"certificate_id": new_id(), "last_used_at": t3.isoformat()}]), "B")
+        {"certificate_id": str(uuid.uuid4()), "last_used_at": t3.isoformat()}]), "B")
 
     async def applied():
         return await last_used(a) == t2.isoformat() and await last_used(b) == t1.isoformat()
@@ -90,7 +92,7 @@ async def test_external_users_come_and_go_by_events(certs, ossl, bus, db, auth_f
     assert (await certs.get(f"/v1/certificates/{certificate['id']}", headers=operator)).status == 200
 
     # A creation older than the deletion, delivered late, does not bring the user back.
-    stale = await bus.publish(created, "B", occurred_at=(now() - timedelta(hours=1)).isoformat())
+    stale = await bus.publish(created, "B", occurred_at=(utc_now() - timedelta(hours=1)).isoformat())
 
     async def handled():
         return await db.fetchval("select 1 from inbox where event_id = $1", uuid.UUID(stale.id))

@@ -4,10 +4,7 @@ parent removes the workers' metric files when it stops."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,10 +12,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
-    OCSP_REQUEST, TestCa, feed, request_der,
-)
 from tests.support import infra
+from tests.support.ocsp_harness import Issuer, request_der
+from tests.support.ocsp_process import ask_anew, running_ocsp
 from tests.support.wait import eventually
 
 N = 40
@@ -48,13 +44,6 @@ def per_worker(metrics_dir: Path, scratch: Path) -> dict[int, float]:
     return out
 
 
-async def _post(session: aiohttp.ClientSession, url: str, der: bytes) -> None:
-    # A new connection each time, so that the kernel spreads requests over both workers.
-    async with session.post(url, data=der, headers={**OCSP_REQUEST, "Connection": "close"}) as response:
-        assert response.status == 200
-        await response.read()
-
-
 async def _scrape(session: aiohttp.ClientSession, url: str, data_dir) -> str:
     async with session.get(url + "metrics", headers={"Connection": "close", **infra.metrics_headers(data_dir)}) as response:
         assert response.status == 200
@@ -62,31 +51,22 @@ async def _scrape(session: aiohttp.ClientSession, url: str, data_dir) -> str:
 
 
 async def test_metrics_count_both_workers_answers(common_config, feed, tmp_path):
-    port = infra.free_port()
     temp = tmp_path / "tmp"  # the parent's mkdtemp lands here, where the test can look
     temp.mkdir()
-    env = {**os.environ, "SIUI_DATABASE_URL": common_config.database_url, "SIUI_AMQP_URL": common_config.amqp_url,
-           "SIUI_EVENTS_EXCHANGE": common_config.events_exchange, "SIUI_DATA_DIR": str(common_config.data_dir),
-           "SIUI_OCSP_PORT": str(port), "SIUI_OCSP_TLS_PORT": str(infra.free_port()), "SIUI_OCSP_WORKERS": "2",
-           "SIUI_LOG_FORMAT": "json", "TMPDIR": str(temp)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(tmp_path / "ocsp.log", "wb")
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.ocsp", env=env, stdout=log,
-                                                   stderr=asyncio.subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    ca = TestCa.create("Metrics Workers CA")
-    leaf, _ = ca.issue("provider")
+    ca = Issuer.new("Metrics Workers CA")
+    leaf = ca.issue("provider")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    try:
+    async with running_ocsp(common_config, tmp_path / "ocsp.log", env={"TMPDIR": str(temp)}) as service:
+        url, process = service.url, service.process
         await feed.issuer(ca)
-        await feed.certificate(ca, leaf.serial_number)
+        await feed.certificate(ca, leaf.serial)
         der = request_der(ca, leaf)
         async with aiohttp.ClientSession() as session:
             async def both_answering():  # both workers up and answering (not just one bound yet)
-                assert process.returncode is None, (tmp_path / "ocsp.log").read_text()[-3000:]
+                assert process.returncode is None, service.log_tail()
                 try:
-                    await _post(session, url, der)
+                    await ask_anew(session, url, der)
                 except aiohttp.ClientError:
                     return False
                 dirs = list(temp.glob(f"siui-ocsp-metrics-{process.pid}-*"))
@@ -98,7 +78,7 @@ async def test_metrics_count_both_workers_answers(common_config, feed, tmp_path)
             before = sum(answers_in(await _scrape(session, url, common_config.data_dir)).values())
             split_before = per_worker(metrics_dir, scratch)
 
-            await asyncio.gather(*(_post(session, url, der) for _ in range(N)))
+            await asyncio.gather(*(ask_anew(session, url, der) for _ in range(N)))
 
             # Every scrape, whichever worker answers it, holds both workers' answers.
             for _ in range(6):
@@ -110,10 +90,5 @@ async def test_metrics_count_both_workers_answers(common_config, feed, tmp_path)
             # A per-process gauge is summed over the live workers, not listed by pid.
             text = await _scrape(session, url, common_config.data_dir)
             assert 'siui_ocsp_log_buffered ' in text and 'pid="' not in text
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert await service.stop() == 0
         assert not metrics_dir.exists(), "the workers' metric files outlived the service"
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

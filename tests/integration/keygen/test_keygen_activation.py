@@ -26,9 +26,8 @@ from structlog.testing import capture_logs
 from services.keygen.activation import GENERIC_REFUSAL
 from services.keygen.app import create_app
 from shared import license
-from test_keygen_support import (clock, issued_key, keygen, keygen_config, make_provider,  # noqa: F401
-                                 national, problem)
 from tests.support.clock import FrozenClock
+from tests.support.keygen_api import issued_key, make_provider, problem
 from tests.support.wait import eventually
 
 LIMIT = 100  # SIUI_ACTIVATION_MAX_FAILURES's default

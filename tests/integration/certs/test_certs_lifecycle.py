@@ -6,8 +6,8 @@ import asyncio
 import json
 import uuid
 
-from test_certs_support import (add_external_user, bus, certs, certs_config, db, new_cui, ossl,  # noqa: F401
-                                register_issuer, register_upload, unique)
+from tests.support.certs_api import add_external_user, register_issuer, register_upload, unique
+from tests.support.identities import new_cui
 from tests.support.wait import eventually
 
 

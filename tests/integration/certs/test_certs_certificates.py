@@ -2,13 +2,15 @@
 made by openssl, the seed's form, refusals, and each house seeing only its own."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from services.certs.app import create_app
+from shared.clock import utc_now
+from tests.support.certs_api import add_external_user, problem_errors, register_issuer, register_upload, unique
 from tests.support.clock import FrozenClock
-from test_certs_support import (add_external_user, bus, certs, certs_config, db, new_cui, new_id, now,  # noqa: F401
-                                openssl_date, ossl, problem_errors, register_issuer, register_upload,
-                                serial_20_octets, unique)
+from tests.support.identities import new_cui
+from tests.support.openssl_ca import openssl_date, serial_20_octets
 
 
 async def test_uploaded_rsa_and_ec_certificates_are_read_and_verified(certs, ossl, bus, db, auth_for):
@@ -97,7 +99,7 @@ async def test_registration_refusals_name_what_is_wrong(certs, ossl, bus, db, au
         assert set(problem_errors(text)) == set(fields), text
         return problem_errors(text)
 
-    missing = new_id()
+    missing = str(uuid.uuid4())
     await refused({"username": f"{new_cui()}_CAS-B", "serial": "1", "issuer_id": issuer["id"]}, {"username"})
     await refused({"username": username, "serial": "1", "issuer_id": missing}, {"issuer_id"})
     await refused({"username": f"{new_cui()}_CAS-B", "serial": "1", "issuer_id": missing}, {"username", "issuer_id"})
@@ -142,7 +144,7 @@ async def test_registration_refusals_name_what_is_wrong(certs, ossl, bus, db, au
 
 
 async def test_an_expired_certificate_is_refused(aiohttp_client, certs_config, ossl, bus, db, auth_for):
-    later = await aiohttp_client(create_app(certs_config, clock=FrozenClock(now() + timedelta(days=20))))
+    later = await aiohttp_client(create_app(certs_config, clock=FrozenClock(utc_now() + timedelta(days=20))))
     ca = ossl.ca(f"/C=RO/CN={unique('EXPIRY CA ')}")
     await register_issuer(later, ca, auth_for(cas="CNAS"))
     username = await add_external_user(bus, db)

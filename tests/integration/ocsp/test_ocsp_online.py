@@ -2,6 +2,7 @@
 who gets "online", and why everyone else is told "offline"."""
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -14,27 +15,42 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from services.ocsp.online.consumers import on_key_issued, on_user_created
+from shared.clock import utc_now
+from shared.db import POOL
 from shared.events import (
-    CertificateReinstated, CertificateRevoked, CertificateSuspended, Envelope, ExternalUserDeleted,
+    CertificateReinstated, CertificateRevoked, CertificateSuspended, Envelope, ExternalUserCreated,
+    ExternalUserDeleted, new_envelope,
 )
-from tests.integration.test_ocsp_online_support import (  # noqa: F401  (harness is a fixture)
-    NOW, Harness, Provider, harness, make_ca, make_provider, new_cui,
-)
+from shared.inbox import handle_once
+from tests.support.identities import new_cui
+from tests.support.keygen_api import key_issued
+from tests.support.ocsp_harness import Issuer, registered
+from tests.support.ocsp_online import Harness, Provider
+from tests.support.pki import Issued, TestPki
 from tests.support.wait import eventually
 
 
 @pytest.fixture(scope="module")
-async def ca(harness: Harness):
-    return await harness.register_issuer(make_ca(f"Online Test CA {uuid.uuid4().hex[:6]}"))
+def world() -> TestPki:
+    """A test PKI of this module's own (the ocsp service takes a CA under one issuer id only)."""
+    return TestPki(utc_now().replace(microsecond=0), label=f"online {uuid.uuid4().hex[:6]}")
 
 
-async def enrol(harness: Harness, ca, *, house: str = "B", **cert_kw):
-    """A provider as a county house leaves it: key issued, certificate registered."""
+@pytest.fixture(scope="module")
+async def ca(harness: Harness, world):
+    """The world's issuing CA, registered; its root is not."""
+    return await harness.register_issuer(Issuer(world.issuing))
+
+
+async def enrol(harness: Harness, ca, *, house: str = "B", certificate: Issued | None = None):
+    """A provider as a county house leaves it: key issued, certificate (a new one of
+    ``ca`` unless given) registered."""
     cui = new_cui()
     username = f"{cui}_CAS-{house}"
-    provider = make_provider(ca, harness.directory, cui, **cert_kw)
+    provider = Provider.of(certificate, harness.directory) if certificate else harness.provider(ca, cui)
     certificate_id = await harness.publish_certificate(ca, provider, username)
-    await harness.wait_certificate(ca, provider)
+    await registered(harness.app, ca, provider.serial)
     serial = await harness.issue_key(username)
     return username, provider, serial, certificate_id
 
@@ -94,7 +110,7 @@ async def test_unknown_user(harness, ca):
 
 async def test_certificate_not_registered(harness, ca):
     username, _, serial, _ = await enrol(harness, ca)
-    stray = make_provider(ca, harness.directory, "stray")
+    stray = harness.provider(ca, "stray")
     body = await refused(harness, stray, username, serial, "certificate_not_registered")
     assert format(stray.serial, "X") in body["message"]
 
@@ -114,12 +130,11 @@ async def test_wrong_key_and_typo(harness, ca):
     assert "greșeală" in body["message"]
 
 
-async def test_expired_and_not_yet_valid_certificates_get_a_reason_not_a_tls_error(harness, ca):
-    username, provider, serial, _ = await enrol(
-        harness, ca, not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=35))
+async def test_expired_and_not_yet_valid_certificates_get_a_reason_not_a_tls_error(harness, ca, world):
+    username, provider, serial, _ = await enrol(harness, ca, certificate=world.expired)
     body = await refused(harness, provider, username, serial, "certificate_expired")
-    assert (NOW - timedelta(days=35)).date().isoformat() in body["message"]
-    username, provider, serial, _ = await enrol(harness, ca, not_before=NOW + timedelta(days=2))
+    assert world.expired.cert.not_valid_after_utc.date().isoformat() in body["message"]
+    username, provider, serial, _ = await enrol(harness, ca, certificate=world.not_yet_valid)
     await refused(harness, provider, username, serial, "certificate_not_yet_valid")
 
 
@@ -143,20 +158,20 @@ async def test_suspension_revocation_and_heartbeat(harness, ca):
     # Suspendat: the next connect and the next heartbeat both say so.
     await harness.publish_certificate(ca, provider, username, status="suspended", event=CertificateSuspended,
                                       certificate_id=certificate_id)
-    await harness.wait_certificate(ca, provider, suspended=True)
+    await registered(harness.app, ca, provider.serial, status="suspended")
     await refused(harness, provider, username, serial, "certificate_suspended")
     status, beat = await harness.online("/v1/online/heartbeat", provider, token=token)
     assert (status, beat["reason"]) == (401, "certificate_suspended")
 
     await harness.publish_certificate(ca, provider, username, status="active", event=CertificateReinstated,
                                       certificate_id=certificate_id)
-    await harness.wait_certificate(ca, provider, suspended=False)
+    await registered(harness.app, ca, provider.serial, status="good")
     status, _ = await harness.online("/v1/online/heartbeat", provider, token=token)
     assert status == 200
 
     await harness.publish_certificate(ca, provider, username, status="revoked", event=CertificateRevoked,
                                       certificate_id=certificate_id)
-    await harness.wait_certificate(ca, provider, status="revoked")
+    await registered(harness.app, ca, provider.serial, status="revoked")
     await refused(harness, provider, username, serial, "certificate_revoked")
 
 
@@ -210,21 +225,21 @@ async def test_a_deleted_external_user_is_unknown(harness, ca):
 
 
 async def test_an_issuer_registered_while_running_is_trusted_at_once(harness):
-    fresh = await harness.register_issuer(make_ca(f"Late CA {uuid.uuid4().hex[:6]}"))
+    fresh = await harness.register_issuer(Issuer.new(f"Late CA {uuid.uuid4().hex[:6]}"))
     username, provider, serial, _ = await enrol(harness, fresh)
     assert (await harness.connect(provider, username, serial))[0] == 200
 
 
-async def test_a_registered_intermediate_ca_is_enough(harness):
-    root = make_ca(f"Unregistered Root {uuid.uuid4().hex[:6]}")
-    intermediate = await harness.register_issuer(make_ca(f"Sub CA {uuid.uuid4().hex[:6]}", parent=root))
+async def test_a_registered_intermediate_ca_is_enough(harness, world):
+    # A second intermediate under the world's root, which nobody registers.
+    intermediate = await harness.register_issuer(Issuer.new(f"Sub CA {uuid.uuid4().hex[:6]}", parent=world.root))
     username, provider, serial, _ = await enrol(harness, intermediate)
     assert (await harness.connect(provider, username, serial))[0] == 200
 
 
 async def test_a_certificate_from_an_unregistered_ca_fails_the_handshake(harness):
-    stranger = make_ca("Stranger CA")
-    provider = make_provider(stranger, harness.directory, new_cui())
+    stranger = Issuer.new("Stranger CA")
+    provider = harness.provider(stranger, new_cui())
     with pytest.raises(aiohttp.ClientError):
         await harness.connect(provider, f"{new_cui()}_CAS-B", "x")
 
@@ -268,21 +283,12 @@ async def test_openapi_documents_the_channel(harness):
 async def test_key_and_user_events_handled_at_the_same_moment_keep_the_key(harness):
     """KeyIssued and ExternalUserCreated for a brand-new user, applied concurrently by two
     consumers: the key must survive (it once was overwritten with NULL)."""
-    import asyncio
-
-    from services.keygen import keys as keygen_keys
-    from services.ocsp.online.consumers import on_key_issued, on_user_created
-    from shared.db import POOL
-    from shared.events import ExternalUserCreated, new_envelope
-    from shared.inbox import handle_once
-
     pool = harness.app[POOL]
     for _ in range(20):
         cui = new_cui()
         username = f"{cui}_CAS-B"
-        key = keygen_keys.new_key(harness.pepper, datetime.now(timezone.utc))
-        provider = {"id": uuid.uuid4(), "cui": cui, "code": cui, "name": "SC X SRL", "cas": "B"}
-        issued = new_envelope(keygen_keys.key_issued(provider, key, reset=False, issued_by="op"), "B")
+        event, key = key_issued(harness.pepper, username)
+        issued = new_envelope(event, "B")
         created = new_envelope(ExternalUserCreated(username=username, cui=cui, provider_code=cui,
                                                    provider_name="SC X SRL", schema="SIUIB", org_unit="CAS-B"), "B")
         await asyncio.gather(handle_once(pool, issued, on_key_issued), handle_once(pool, created, on_user_created))
@@ -315,15 +321,16 @@ async def test_a_3_kb_user_name_is_refused_in_words_and_the_log_keeps_it_bounded
 async def test_a_client_certificate_with_a_huge_serial_is_refused_in_words(harness, ca, tmp_path):
     username, _, serial, _ = await enrol(harness, ca)
     (tmp_path / "ca.pem").write_text(ca.pem)
-    (tmp_path / "ca.key").write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
-                                                           serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption()))
+    (tmp_path / "ca.key").write_bytes(ca.authority.key.private_bytes(serialization.Encoding.PEM,
+                                                                     serialization.PrivateFormat.PKCS8,
+                                                                     serialization.NoEncryption()))
     for args in (["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
                   "huge.key", "-subj", f"/C=RO/CN={username.partition('_')[0]}", "-out", "huge.csr"],
                  ["x509", "-req", "-in", "huge.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "30",
                   "-set_serial", "0x7" + "f" * 3999, "-out", "huge.pem"]):  # 2,000 octets: > 4,300 digits
         subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
-    huge = Provider(x509.load_pem_x509_certificate((tmp_path / "huge.pem").read_bytes()),
+    huge = Provider(Issued(x509.load_pem_x509_certificate((tmp_path / "huge.pem").read_bytes()),
+                           serialization.load_pem_private_key((tmp_path / "huge.key").read_bytes(), None)),
                     tmp_path / "huge.pem", tmp_path / "huge.key")
     status, body = await harness.connect(huge, username, serial)
     assert (status, body["reason"]) == (401, "certificate_not_registered")
@@ -348,8 +355,8 @@ async def test_a_certificate_of_an_unknown_authority_gets_a_tls_alert_and_is_cou
     from services.ocsp.online.routes import TLS_REFUSED
 
     before = TLS_REFUSED.labels("certificate_untrusted")._value.get()
-    stranger = make_ca(f"Stranger CA {uuid.uuid4().hex[:6]}")
-    provider = make_provider(stranger, harness.directory, new_cui())
+    stranger = Issuer.new(f"Stranger CA {uuid.uuid4().hex[:6]}")
+    provider = harness.provider(stranger, new_cui())
     with pytest.raises(aiohttp.ClientError) as refused:
         await harness.connect(provider, f"{new_cui()}_CAS-B", "x")
     assert "UNKNOWN_CA" in repr(refused.value).upper()  # the alert, not a bare disconnect

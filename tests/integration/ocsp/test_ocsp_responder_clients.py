@@ -1,8 +1,10 @@
 """Outside clients agree with the responder: the openssl CLI, pyhanko-certvalidator; and
-delegated signers, with which validators need nothing but the CA."""
+delegated signers, with which validators need nothing but the CA. On both edges: aiohttp's
+own site and the front that production serves :8104 through."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import statistics
 import time
 import uuid
@@ -11,26 +13,17 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import RevokedError
 
 from services.ocsp.responder import REGISTRY
-from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
-    TestCa, client, feed, ocsp_config, post, registered, request_der,
-)
+from shared.db import POOL
+from tests.support.ocsp_harness import Issuer, ask, registered, request_der
+from tests.support.pki import Issued, new_key, private_key_pem
+from tests.support.wait import eventually
 
 OPENSSL = "openssl"
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _key_pem(key) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
 
 
 async def _openssl_ocsp(*args) -> str:
@@ -41,25 +34,17 @@ async def _openssl_ocsp(*args) -> str:
     return out.decode()
 
 
-@pytest.fixture
-async def ca(feed) -> TestCa:
-    ca = TestCa.create("Clients Test CA")
-    await feed.issuer(ca)
-    return ca
-
-
 async def test_openssl_cli_several_certificates_sha256_nonce_and_vafile(client, feed, ca, pki, tmp_path):
-    good, _ = ca.issue("good one")
-    held, _ = ca.issue("held one")
-    unknown, _ = ca.issue("never registered")
-    await feed.certificate(ca, good.serial_number)
-    await feed.certificate(ca, held.serial_number, status="suspended")
-    await registered(client, ca, held.serial_number, status="suspended")
-    await registered(client, ca, good.serial_number)
+    good = ca.issue("good one")
+    held = ca.issue("held one")
+    unknown = ca.issue("never registered")
+    await feed.certificate(ca, good.serial)
+    await feed.certificate(ca, held.serial, status="suspended")
+    await registered(client.app, ca, held.serial, status="suspended")
+    await registered(client.app, ca, good.serial)
     files = {}
-    for name, cert in {"ca": ca.cert, "good": good, "held": held, "unknown": unknown}.items():
-        files[name] = tmp_path / f"{name}.pem"
-        files[name].write_text(_pem(cert))
+    for name, issued in {"ca": ca.authority, "good": good, "held": held, "unknown": unknown}.items():
+        files[name] = issued.write(tmp_path, name)[0]
     url = str(client.make_url("/"))
 
     for digest in ([], ["-sha256"]):
@@ -73,65 +58,60 @@ async def test_openssl_cli_several_certificates_sha256_nonce_and_vafile(client, 
 
 
 async def test_openssl_reads_a_get_answer(client, feed, ca, pki, tmp_path):
-    import base64
-
-    leaf, _ = ca.issue("get one")
-    await feed.certificate(ca, leaf.serial_number)
-    await registered(client, ca, leaf.serial_number)
+    leaf = ca.issue("get one")
+    await feed.certificate(ca, leaf.serial)
+    await registered(client.app, ca, leaf.serial)
     response = await client.get("/" + base64.b64encode(request_der(ca, leaf)).decode())
     (tmp_path / "resp.der").write_bytes(await response.read())
-    (tmp_path / "ca.pem").write_text(ca.pem)
-    (tmp_path / "leaf.pem").write_text(_pem(leaf))
-    out = await _openssl_ocsp("-respin", tmp_path / "resp.der", "-issuer", tmp_path / "ca.pem",
-                              "-cert", tmp_path / "leaf.pem", "-VAfile", pki.responder_cert)
+    ca_pem, leaf_pem = ca.authority.write(tmp_path, "ca")[0], leaf.write(tmp_path, "leaf")[0]
+    out = await _openssl_ocsp("-respin", tmp_path / "resp.der", "-issuer", ca_pem, "-cert", leaf_pem,
+                              "-VAfile", pki.responder_cert)
     assert "Response verify OK" in out and ": good" in out, out
 
 
-async def _validate(leaf: x509.Certificate, ca: TestCa):
+async def _validate(leaf: Issued, ca: Issuer):
     """pyhanko-certvalidator, trusting only the CA, fetching OCSP from the leaf's AIA."""
-    context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(ca.cert.public_bytes(serialization.Encoding.DER))],
+    context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(ca.authority.der)],
                                 allow_fetching=True, revocation_mode="hard-fail")
-    validator = CertificateValidator(asn1_x509.Certificate.load(leaf.public_bytes(serialization.Encoding.DER)),
-                                     validation_context=context)
+    validator = CertificateValidator(asn1_x509.Certificate.load(leaf.der), validation_context=context)
     return await validator.async_validate_usage(set())
 
 
 async def test_delegated_signer_lets_validators_trust_only_the_ca(client, feed, ca, auth_for, tmp_path):
     national = auth_for(cas="CNAS", username="admin")
-    responder, responder_key = ca.issue("Clients Test CA OCSP Responder", ocsp_signing=True)
-    leaf, _ = ca.issue("provider", ocsp_url=str(client.make_url("/")))
-    certificate_id = await feed.certificate(ca, leaf.serial_number)
-    await registered(client, ca, leaf.serial_number)
+    responder = ca.delegate("Clients Test CA OCSP Responder")
+    leaf = ca.issue("provider", ocsp_url=str(client.make_url("/")))
+    certificate_id = await feed.certificate(ca, leaf.serial)
+    await registered(client.app, ca, leaf.serial)
     url = f"/v1/issuers/{ca.issuer_id}/signer"
     assert (await client.get(url, headers=national)).status == 404
 
-    put = await client.put(url, json={"certificate_pem": _pem(responder), "private_key_pem": _key_pem(responder_key)},
+    put = await client.put(url, json={"certificate_pem": responder.pem, "private_key_pem": responder.key_pem},
                            headers=national)
     assert put.status == 200, await put.text()
     info = await put.json()
-    assert "private_key_pem" not in info and info["serial"] == str(responder.serial_number)
+    assert "private_key_pem" not in info and info["serial"] == str(responder.serial)
     assert (await (await client.get(url, headers=auth_for(cas="B"))).json())["sha256_fingerprint"] == \
         info["sha256_fingerprint"]
-    await _eventually_signed_by(client, ca, leaf, responder)
+    await _eventually_signed_by(client, ca, leaf, responder.cert)
 
     # The key is stored encrypted: neither its PEM nor its DER is in the row.
-    row = await client.app[__import__("shared.db", fromlist=["POOL"]).POOL].fetchrow(
-        "select key_ciphertext from signers where issuer_id = $1", uuid.UUID(ca.issuer_id))
-    key_der = responder_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+    row = await client.app[POOL].fetchrow("select key_ciphertext from signers where issuer_id = $1",
+                                          uuid.UUID(ca.issuer_id))
+    key_der = responder.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption())
     assert key_der not in row["key_ciphertext"] and len(row["key_ciphertext"]) >= len(key_der)
 
     # pyhanko-certvalidator and openssl, with nothing but the CA as trust anchor.
     path = await _validate(leaf, ca)
-    assert path.leaf.serial_number == leaf.serial_number
-    (tmp_path / "ca.pem").write_text(ca.pem)
-    (tmp_path / "leaf.pem").write_text(_pem(leaf))
-    out = await _openssl_ocsp("-issuer", tmp_path / "ca.pem", "-cert", tmp_path / "leaf.pem",
-                              "-url", str(client.make_url("/")), "-CAfile", tmp_path / "ca.pem")
+    assert path.leaf.serial_number == leaf.serial
+    ca_pem, leaf_pem = ca.authority.write(tmp_path, "ca")[0], leaf.write(tmp_path, "leaf")[0]
+    out = await _openssl_ocsp("-issuer", ca_pem, "-cert", leaf_pem, "-url", str(client.make_url("/")),
+                              "-CAfile", ca_pem)
     assert "Response verify OK" in out and ": good" in out, out
 
-    await feed.certificate(ca, leaf.serial_number, status="suspended", certificate_id=certificate_id)
-    await registered(client, ca, leaf.serial_number, status="suspended")
+    await feed.certificate(ca, leaf.serial, status="suspended", certificate_id=certificate_id)
+    await registered(client.app, ca, leaf.serial, status="suspended")
     with pytest.raises(RevokedError):
         await _validate(leaf, ca)
 
@@ -140,13 +120,11 @@ async def test_delegated_signer_lets_validators_trust_only_the_ca(client, feed, 
 
 
 async def _eventually_signed_by(client, ca, leaf, signer: x509.Certificate | None):
-    from tests.support.wait import eventually
-
     async def signed():
         issuer = client.app[REGISTRY].issuer(ca.issuer_id)
         if (issuer.signer is None) != (signer is None):
             return False
-        answer = await post(client, request_der(ca, leaf))
+        answer = await ask(client, request_der(ca, leaf))
         expected = [signer] if signer else [x509.load_pem_x509_certificate(await (await client.get("/v1/responder.pem")).read())]
         return answer.certificates == expected
 
@@ -156,22 +134,21 @@ async def _eventually_signed_by(client, ca, leaf, signer: x509.Certificate | Non
 async def test_signer_checks(client, feed, ca, auth_for):
     national = auth_for(cas="CNAS", username="admin")
     url = f"/v1/issuers/{ca.issuer_id}/signer"
-    responder, key = ca.issue("responder", ocsp_signing=True)
-    plain, plain_key = ca.issue("no ocsp signing")
-    other = TestCa.create("Someone Else")
-    foreign, foreign_key = other.issue("foreign responder", ocsp_signing=True)
-    await registered(client, ca)
-    body = {"certificate_pem": _pem(responder), "private_key_pem": _key_pem(key)}
+    responder = ca.delegate("responder")
+    plain = ca.issue("no ocsp signing")
+    foreign = Issuer.new("Someone Else").delegate("foreign responder")
+    await registered(client.app, ca)
+    body = {"certificate_pem": responder.pem, "private_key_pem": responder.key_pem}
 
     county = await client.put(url, json=body, headers=auth_for(cas="B"))
     assert county.status == 403
     assert (await client.put(url, json=body)).status == 401
     assert (await client.put(f"/v1/issuers/{uuid.uuid4()}/signer", json=body, headers=national)).status == 404
     cases = {
-        "certificate_pem": [{**body, "certificate_pem": _pem(foreign), "private_key_pem": _key_pem(foreign_key)},
-                            {**body, "certificate_pem": _pem(plain), "private_key_pem": _key_pem(plain_key)},
+        "certificate_pem": [{**body, "certificate_pem": foreign.pem, "private_key_pem": foreign.key_pem},
+                            {**body, "certificate_pem": plain.pem, "private_key_pem": plain.key_pem},
                             {**body, "certificate_pem": "not a certificate"}],
-        "private_key_pem": [{**body, "private_key_pem": _key_pem(ec.generate_private_key(ec.SECP256R1()))},
+        "private_key_pem": [{**body, "private_key_pem": private_key_pem(new_key())},
                             {**body, "private_key_pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}],
     }
     for field, bodies in cases.items():
@@ -189,9 +166,9 @@ async def test_signer_checks(client, feed, ca, auth_for):
 async def test_suspension_shows_within_a_second(client, feed, ca):
     """From publishing CertificateSuspended/Reinstated on the real exchange to the answer
     changing, over 50 changes: p50 and p99 are printed, p99 must stay under one second."""
-    leaf, _ = ca.issue("timed provider")
-    certificate_id = await feed.certificate(ca, leaf.serial_number)
-    await registered(client, ca, leaf.serial_number)
+    leaf = ca.issue("timed provider")
+    certificate_id = await feed.certificate(ca, leaf.serial)
+    await registered(client.app, ca, leaf.serial)
     request = request_der(ca, leaf)
     delays = []
     for run in range(50):
@@ -199,10 +176,10 @@ async def test_suspension_shows_within_a_second(client, feed, ca):
         expected = ocsp.OCSPCertStatus.REVOKED if suspend else ocsp.OCSPCertStatus.GOOD
         started = time.perf_counter()
         if suspend:
-            await feed.certificate(ca, leaf.serial_number, status="suspended", certificate_id=certificate_id)
+            await feed.certificate(ca, leaf.serial, status="suspended", certificate_id=certificate_id)
         else:
-            await feed.reinstate(ca, leaf.serial_number, certificate_id)
-        while (await post(client, request)).certificate_status != expected:
+            await feed.reinstate(ca, leaf.serial, certificate_id)
+        while (await ask(client, request)).certificate_status != expected:
             assert time.perf_counter() - started < 5, "the change never showed"
             await asyncio.sleep(0.002)
         delays.append(time.perf_counter() - started)

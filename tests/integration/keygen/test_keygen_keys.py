@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import hmac
 import io
-import shutil
 import subprocess
 
 import asyncpg
@@ -21,8 +20,8 @@ from pyhanko_certvalidator import ValidationContext
 from services.keygen.app import create_app
 from services.keygen.agreement import load_signer
 from shared import license
-from test_keygen_support import (clock, county, issue, issued_key, keygen, keygen_config,  # noqa: F401
-                                 make_provider, national, problem, tap)
+from tests.support.keygen_api import issue, issued_key, make_provider, problem
+from tests.support.pdfsig import assert_valid_and_trusted
 
 RESET_MSG = "this provider already has a key: use Resetare parola"
 GENERATE_MSG = "this provider has no key yet: use Generare parola"
@@ -87,7 +86,7 @@ async def test_key_issued_reaches_the_exchange_without_the_key(keygen, national,
     provider = await make_provider(keygen, national, cas="CJ", code="CJ-77", name="Spitalul Municipal Turda")
     key = await issued_key(keygen, national, provider["id"])
 
-    event = await tap.events(key_id=key["key_id"])
+    event = await tap.first(key_id=key["key_id"])
     assert event.type == "KeyIssued" and event.cas == "CJ"
     serial = key["license_serial"]
     expected_digest = hmac.new(pepper(pki), serial.encode(), hashlib.sha256).hexdigest()
@@ -101,7 +100,7 @@ async def test_key_issued_reaches_the_exchange_without_the_key(keygen, national,
         assert form.encode() not in body
 
     reset = await issued_key(keygen, national, provider["id"], reset=True)
-    assert (await tap.events(key_id=reset["key_id"])).data["reset"] is True
+    assert (await tap.first(key_id=reset["key_id"])).data["reset"] is True
 
 
 async def test_a_reset_kills_the_old_key_at_once(keygen, national):
@@ -125,7 +124,7 @@ async def test_simultaneous_generate_issues_exactly_one_key(keygen, national, ta
     # The outbox publishes in commit order: once a later key's event is in, a second
     # event of the simultaneous clicks would be in too.
     later = await issued_key(keygen, national, provider["id"], reset=True)
-    await tap.events(key_id=later["key_id"])
+    await tap.first(key_id=later["key_id"])
     announced = [b for b in tap.bodies if provider["id"].encode() in b]
     assert len(announced) == 2 and later["key_id"].encode() in announced[-1]
 
@@ -165,20 +164,8 @@ async def test_the_agreement_pdf_carries_the_serial_and_a_valid_signature(keygen
     assert status.bottom_line, status.pretty_print_details()
     assert status.coverage.name == "ENTIRE_FILE"
 
-    nss = tmp_path / "nss"
-    nss.mkdir()
-    args = ["pdfsig", str(path)]
-    if shutil.which("certutil"):
-        for command in (["-N", "--empty-password"],
-                        ["-A", "-n", "siui-dev-root", "-t", "CT,C,C", "-i", str(pki.root_ca_cert)]):
-            subprocess.run(["certutil", "-d", f"sql:{nss}", *command], check=True,
-                           capture_output=True, timeout=60)
-        args[1:1] = ["-nssdir", f"sql:{nss}"]
-    out = _run(*args)
-    assert "Signature Validation: Signature is Valid." in out, out
+    out = assert_valid_and_trusted(path, pki.root_ca_cert, tmp_path)
     assert "Total document signed" in out, out
-    if shutil.which("certutil"):
-        assert "Certificate Validation: Certificate is Trusted." in out, out
 
 
 class BreakableSigner(SimpleSigner):
@@ -209,7 +196,7 @@ async def test_no_key_is_issued_when_the_agreement_cannot_be_made(keygen_config,
         signer.broken = False
         new = await issue(client, national, provider["id"], reset=True, pdf=True)
         assert new.status == 201
-    await tap.events(key_id=new.headers["X-Key-Id"])
+    await tap.first(key_id=new.headers["X-Key-Id"])
     events = [b for b in tap.bodies if provider["id"].encode() in b]
     assert len(events) == 2, "only the two keys issued were announced"
 

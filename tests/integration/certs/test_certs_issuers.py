@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from test_certs_support import (SEED_DN, SEED_SUBJ, bus, certs, certs_config, openssl_cert_id,  # noqa: F401
-                                ossl, problem_errors, register_issuer, unique)
+from tests.support.certs_api import problem_errors, register_issuer, unique
+from tests.support.openssl_ca import SEED_DN, SEED_SUBJ, openssl_cert_id
 
 
 async def test_seed_dn_round_trips_and_is_found_however_written(certs, ossl, bus, auth_for):

@@ -7,11 +7,8 @@ import asyncio
 import json
 
 from tests.support import infra
-from tests.integration.test_ocsp_front_support import (  # noqa: F401  (fixtures)
-    Conn, feed, get, good, ocsp_config, post, served,
-)
-from tests.integration.test_ocsp_front import is_good
-from tests.integration.test_ocsp_responder_support import request_der
+from tests.support.ocsp_harness import request_der
+from tests.support.ocsp_wire import Conn, get, is_good, post
 from tests.support.wait import eventually
 
 NATIONAL = {"cas": "CNAS", "username": "admin"}
@@ -40,11 +37,11 @@ async def test_the_log_after_an_ocsp_request_on_the_same_connection(served, good
     ca, leaf = good
     conn = await Conn.open(served)
     await conn.send(post(request_der(ca, leaf)))
-    assert is_good(await conn.reply(), leaf.serial_number)
+    assert is_good(await conn.reply(), leaf.serial)
     authorization = auth_for(**NATIONAL)["Authorization"]
 
     async def logged():
-        await conn.send(get(f"/v1/log?serial={leaf.serial_number}", headers=f"Authorization: {authorization}\r\n"))
+        await conn.send(get(f"/v1/log?serial={leaf.serial}", headers=f"Authorization: {authorization}\r\n"))
         reply = await conn.reply()
         assert reply.status == 200, reply.body
         items = json.loads(reply.body)["items"]
@@ -62,7 +59,7 @@ async def test_pipelined_ocsp_then_api_requests(served, good, auth_for):
     await conn.send(post(request_der(ca, leaf)) + post(request_der(ca, leaf, nonce=b"x" * 16))
                     + get("/healthz") + get("/v1/log"))
     first, second, health, log = [await conn.reply() for _ in range(4)]
-    assert is_good(first, leaf.serial_number) and is_good(second, leaf.serial_number)
+    assert is_good(first, leaf.serial) and is_good(second, leaf.serial)
     assert health.status == 200 and json.loads(health.body)["status"] == "alive"
     assert log.status == 401 and log.headers["content-type"].startswith("application/problem+json")
     await conn.close()
@@ -88,13 +85,8 @@ async def test_api_paths_are_not_taken_for_base64(served, auth_for):
 
 
 async def test_openssl_against_the_front(served, good, pki, tmp_path):
-    from cryptography.hazmat.primitives import serialization
-
     ca, leaf = good
-    files = {}
-    for name, cert in {"ca": ca.cert, "leaf": leaf}.items():
-        files[name] = tmp_path / f"{name}.pem"
-        files[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files = {name: issued.write(tmp_path, name)[0] for name, issued in {"ca": ca.authority, "leaf": leaf}.items()}
     process = await asyncio.create_subprocess_exec(
         "openssl", "ocsp", "-issuer", str(files["ca"]), "-cert", str(files["leaf"]),
         "-url", f"http://127.0.0.1:{served.port}/", "-VAfile", str(pki.responder_cert),

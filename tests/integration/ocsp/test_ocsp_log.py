@@ -17,9 +17,9 @@ from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from services.ocsp.log import OPLOG, LogEntry
 from services.ocsp.log.writer import TEXT_LIMITS
-from tests.integration.test_ocsp_online_support import (  # noqa: F401  (harness is a fixture)
-    Harness, harness, make_ca, make_provider, new_cui,
-)
+from tests.support.identities import new_cui
+from tests.support.ocsp_harness import Issuer, registered
+from tests.support.ocsp_online import Harness
 from tests.support.wait import eventually
 
 NATIONAL = {"cas": "CNAS", "username": "admin"}
@@ -49,12 +49,12 @@ async def written(db, marker: str, count: int) -> bool:
 
 
 async def test_a_real_ocsp_request_is_logged(harness: Harness, auth_for):
-    ca = await harness.register_issuer(make_ca(f"Log CA {uuid.uuid4().hex[:6]}"))
+    ca = await harness.register_issuer(Issuer.new(f"Log CA {uuid.uuid4().hex[:6]}"))
     cui = new_cui()
     username = f"{cui}_CAS-CJ"
-    provider = make_provider(ca, harness.directory, cui)
+    provider = harness.provider(ca, cui)
     certificate_id = await harness.publish_certificate(ca, provider, username)
-    await harness.wait_certificate(ca, provider)
+    await registered(harness.app, ca, provider.serial)
     request = ocsp.OCSPRequestBuilder().add_certificate(provider.cert, ca.cert, hashes.SHA256()).build()
     response = await harness.client.post("/", data=request.public_bytes(serialization.Encoding.DER),
                                          headers={"Content-Type": "application/ocsp-request"})

@@ -6,9 +6,8 @@ import json
 
 from yarl import URL
 
-from test_keygen_support import (bad_check_digit, clock, county, issued_key, keygen,  # noqa: F401
-                                 keygen_config, make_provider, national, new_cnp, new_cui,
-                                 problem, provider_body)
+from tests.support.identities import bad_check_digit, new_cnp, new_cui
+from tests.support.keygen_api import issued_key, make_provider, problem, provider_body
 
 FULL = {
     "description": "Clinică de familie",

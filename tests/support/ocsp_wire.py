@@ -1,52 +1,12 @@
-"""What the front tests share (no tests here): the real ocsp app served as in production,
-its front (``services.ocsp.front.FrontSite``) on a real socket with aiohttp behind it, and
-a raw HTTP/1.x client, because the point is what travels on the connection."""
+"""A raw HTTP/1.x client for the ocsp port, because what the front tests check is what
+travels on the connection (keep-alive, pipelining, closes), and the readings of an OCSP
+answer that came back that way."""
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-import pytest
-from aiohttp import web
-
-from services.ocsp.app import create_app
-from services.ocsp.responder.front import FrontSite
-from tests.integration.test_ocsp_responder_support import (  # noqa: F401  (fixtures)
-    TestCa, feed, ocsp_config, registered,
-)
-
-
-@dataclass
-class Served:
-    """The app (``registered`` reads its registry) and the front's port."""
-
-    app: web.Application
-    port: int
-    host: str = "127.0.0.1"
-
-
-@pytest.fixture
-async def served(ocsp_config):
-    runner = web.AppRunner(create_app(ocsp_config), handle_signals=False, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    site = FrontSite(runner, "127.0.0.1", 0)
-    try:
-        await site.start()
-        yield Served(runner.app, site.port)
-        await site.stop(5)
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def good(served, feed):
-    """A registered CA and a good certificate of it, known to the app: (ca, leaf)."""
-    ca = TestCa.create("Front Test CA")
-    leaf, _ = ca.issue("front one")
-    await feed.issuer(ca)
-    await feed.certificate(ca, leaf.serial_number)
-    await registered(served, ca, leaf.serial_number)
-    return ca, leaf
+from cryptography.x509 import ocsp
 
 
 @dataclass
@@ -64,8 +24,9 @@ class Conn:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, served: Served) -> "Conn":
-        return cls(*await asyncio.open_connection(served.host, served.port))
+    async def open(cls, server) -> "Conn":
+        """A connection to ``server`` (anything with ``host`` and ``port``)."""
+        return cls(*await asyncio.open_connection(server.host, server.port))
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -103,3 +64,20 @@ def post(der: bytes, *, version: str = "1.1", headers: str = "") -> bytes:
 
 def get(target: str, *, version: str = "1.1", headers: str = "") -> bytes:
     return f"GET {target} HTTP/{version}\r\nHost: ocsp\r\n{headers}\r\n".encode()
+
+
+def answer(reply: Reply) -> ocsp.OCSPResponse:
+    """The OCSP answer a reply carries (it must be a 200 application/ocsp-response)."""
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/ocsp-response"
+    return ocsp.load_der_ocsp_response(reply.body)
+
+
+def is_good(reply: Reply, serial: int) -> bool:
+    response = answer(reply)
+    return (response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+            and response.serial_number == serial and response.certificate_status == ocsp.OCSPCertStatus.GOOD)
+
+
+def status_of(reply: Reply) -> ocsp.OCSPResponseStatus:
+    return answer(reply).response_status
