@@ -21,6 +21,7 @@ from services.certs.app import create_app
 from services.certs.config import Config
 from shared.clock import utc_now
 from shared.events import Envelope, EventData, ExternalUserCreated, new_envelope
+from tests.support import infra
 from tests.support.wait import eventually
 
 SEED_DN = "C=RO, ST=ROMANIA, L=BUCURESTI, O=MINISTERUL SANATATII, CN=MSANATATII CA"
@@ -124,18 +125,17 @@ async def db(database_url):
 
 
 class Bus:
-    """The session's exchange: publish as other services do, and watch certs.# events."""
+    """The session's exchange: publish as other services do (each event as its publisher's
+    broker user), and watch certs.# events (as the broker's administrator)."""
 
-    def __init__(self, connection, exchange, seen: list[aio_pika.abc.AbstractIncomingMessage]):
-        self.connection, self.exchange, self.seen = connection, exchange, seen
+    def __init__(self, publishers: infra.Publishers, seen: list[aio_pika.abc.AbstractIncomingMessage]):
+        self.publishers, self.seen = publishers, seen
 
     async def publish(self, event: EventData, cas: str, **envelope_fields) -> Envelope:
         envelope = new_envelope(event, cas)
         if envelope_fields:
             envelope = Envelope(**{**envelope.__dict__, **envelope_fields})
-        await self.exchange.publish(aio_pika.Message(envelope.to_json(), content_type="application/json",
-                                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                                    routing_key=envelope.routing_key)
+        await self.publishers.publish(envelope)
         return envelope
 
     def events(self, routing_key: str, **data) -> list[tuple[Envelope, aio_pika.abc.AbstractIncomingMessage]]:
@@ -159,10 +159,9 @@ class Bus:
 
 @pytest.fixture
 async def bus(common_config):
-    connection = await aio_pika.connect(common_config.amqp_url)
+    connection = await aio_pika.connect(infra.admin_amqp_url())
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(common_config.events_exchange, aio_pika.ExchangeType.TOPIC,
-                                              durable=True)
+    exchange = await channel.get_exchange(common_config.events_exchange)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind(exchange, routing_key="certs.#")
     seen: list = []
@@ -172,7 +171,9 @@ async def bus(common_config):
         seen.append(message)
 
     await queue.consume(on_message)
-    yield Bus(connection, exchange, seen)
+    publishers = infra.Publishers(common_config.events_exchange)
+    yield Bus(publishers, seen)
+    await publishers.close()
     await connection.close()
 
 

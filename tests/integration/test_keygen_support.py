@@ -123,14 +123,17 @@ class Tap:
     def __init__(self, connection):
         self.connection = connection
         self.bodies: list[bytes] = []
+        self.user_ids: list[str | None] = []
 
     async def events(self, *, timeout: float = 10.0, **data) -> Envelope:
-        """The first event whose data has all of ``data``'s values."""
+        """The first event whose data has all of ``data``'s values; it must carry keygen's
+        broker identity, as every consumer requires."""
 
         async def arrived():
-            for body in self.bodies:
+            for body, user_id in zip(self.bodies, self.user_ids):
                 envelope = Envelope.from_json(body)
                 if all(envelope.data.get(k) == v for k, v in data.items()):
+                    assert user_id == "siui-keygen", user_id
                     return envelope
             return None
 
@@ -146,8 +149,8 @@ class Tap:
 
 @pytest.fixture(scope="module")
 async def tap(keygen, common_config):
-    # After `keygen`: the app has declared the exchange by now.
-    connection = await aio_pika.connect(infra.amqp_url())
+    # A watcher, not a service: the broker's administrator may bind a queue of its own.
+    connection = await aio_pika.connect(infra.admin_amqp_url())
     try:
         channel = await connection.channel()
         exchange = await channel.get_exchange(common_config.events_exchange)
@@ -158,6 +161,7 @@ async def tap(keygen, common_config):
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
                 seen.bodies.append(message.body)
+                seen.user_ids.append(message.user_id)
 
         await queue.consume(on_message)
         yield seen

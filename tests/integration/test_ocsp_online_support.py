@@ -28,6 +28,7 @@ from shared.license import load_pepper
 from shared.events import (
     CertificateRegistered, EventData, IssuerRegistered, new_envelope,
 )
+from tests.support import infra
 from tests.support.wait import eventually
 
 from services.keygen import keys as keygen_keys
@@ -109,9 +110,9 @@ def new_cui() -> str:
 class Harness:
     """The running ocsp app (HTTP client for :8104 routes, a TLS client for :8443) and the bus."""
 
-    def __init__(self, client: TestClient, exchange: aio_pika.abc.AbstractExchange, pepper: bytes,
+    def __init__(self, client: TestClient, publishers: infra.Publishers, pepper: bytes,
                  root_ca: Path, directory: Path):
-        self.client, self.exchange, self.pepper = client, exchange, pepper
+        self.client, self.publishers, self.pepper = client, publishers, pepper
         self.root_ca, self.directory = root_ca, directory
 
     @property
@@ -126,9 +127,8 @@ class Harness:
         envelope = new_envelope(event, cas)
         if occurred_at is not None:
             envelope = type(envelope)(**{**envelope.__dict__, "occurred_at": occurred_at.isoformat()})
-        await self.exchange.publish(aio_pika.Message(envelope.to_json(), content_type="application/json",
-                                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                                    routing_key=envelope.routing_key)
+        # As its publisher (certs, keygen, users) would: consumers refuse anyone else's.
+        await self.publishers.publish(envelope)
 
     async def register_issuer(self, ca: Ca) -> Ca:
         ca.issuer_id = str(uuid.uuid4())
@@ -209,10 +209,8 @@ async def harness(common_config, pki, tmp_path_factory):
     server = TestServer(create_app(config))
     client = TestClient(server)
     await client.start_server()
-    connection = await aio_pika.connect(common_config.amqp_url)
-    channel = await connection.channel()
-    exchange = await channel.get_exchange(common_config.events_exchange)
-    yield Harness(client, exchange, load_pepper(pki.license_pepper), pki.root_ca_cert,
+    publishers = infra.Publishers(common_config.events_exchange)
+    yield Harness(client, publishers, load_pepper(pki.license_pepper), pki.root_ca_cert,
                   tmp_path_factory.mktemp("ocsp-online"))
-    await connection.close()
+    await publishers.close()
     await client.close()

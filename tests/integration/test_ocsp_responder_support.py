@@ -26,6 +26,7 @@ from shared.events import (
     CertificateRegistered, CertificateReinstated, CertificateRevoked, CertificateSuspended, EventData,
     IssuerRegistered, new_envelope,
 )
+from tests.support import infra
 from tests.support.wait import eventually
 
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -97,7 +98,7 @@ def request_der(ca: "TestCa", *items, algorithm=hashes.SHA1(), nonce: bytes | No
 
 
 class Feed:
-    """Publishes certs' events on the session's real exchange."""
+    """Publishes certs' events on the session's real exchange, as siui-certs."""
 
     def __init__(self, broker):
         self.broker = broker
@@ -128,7 +129,7 @@ class Feed:
 
 @pytest.fixture
 async def feed(common_config):
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    broker = await connect(infra.amqp_url_for("certs"), common_config.events_exchange)
     yield Feed(broker)
     await broker.close()
 

@@ -16,9 +16,10 @@ from argon2 import PasswordHasher
 
 from services.users.app import create_app
 from services.users.config import Config
-from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, TokenVerifier
+from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, VERIFIER, TokenVerifier
 from shared.broker import connect
 from shared.events import Envelope, KeyIssued, SessionRevoked, new_envelope
+from shared.inbox import CONSUMED
 from tests.support import infra
 from tests.support.wait import eventually
 
@@ -134,7 +135,7 @@ async def test_an_admin_can_unlock(client, admin):
 
 
 async def test_external_users_cannot_log_in(client, common, admin):
-    broker = await connect(common.amqp_url, common.events_exchange)
+    broker = await connect(infra.amqp_url_for("keygen"), common.events_exchange)
     try:
         event = KeyIssued(provider_id="1", cui="12433636", provider_code="12433636", provider_name="SC DEMO",
                           key_id=str(uuid.uuid4()), key_digest="00", reset=False,
@@ -164,7 +165,7 @@ async def test_disabled_user_is_told_only_with_the_right_password(client, admin)
 
 
 async def test_logout_revokes_the_token_here_and_on_the_bus(client, common):
-    channel_conn = await aio_pika.connect(common.amqp_url)
+    channel_conn = await aio_pika.connect(infra.admin_amqp_url())  # a watcher's own queue
     try:
         channel = await channel_conn.channel()
         exchange = await channel.get_exchange(common.events_exchange)
@@ -184,11 +185,41 @@ async def test_logout_revokes_the_token_here_and_on_the_bus(client, common):
             if message is None:
                 return None
             await message.ack()
+            assert message.user_id == "siui-users"  # what every follower requires
             return Envelope.from_json(message.body).payload().jti == jti
 
         await eventually(revoked_event, what="SessionRevoked on the bus")
     finally:
         await channel_conn.close()
+
+
+@pytest.mark.parametrize("login_as", ["guest", "certs"])
+async def test_a_logout_not_from_users_ends_no_session(client, common, login_as):
+    """A forged SessionRevoked would log anybody out (a denial of service): the follower
+    refuses one published as guest or as siui-certs, counts it, and the token still works."""
+    body = await (await login(client, "admin", ADMIN_PASSWORD)).json()
+    auth = {"Authorization": f"Bearer {body['token']}"}
+    claims = jwt.decode(body["token"], options={"verify_signature": False}, audience=TOKEN_AUDIENCE)
+    label = f"{common.events_exchange}.users.revoked"
+    before = CONSUMED.labels(label, "forged")._value.get()
+    forged = new_envelope(SessionRevoked(jti=claims["jti"], username="admin",
+                                         expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc).isoformat()),
+                          "CNAS")
+    url = infra.admin_amqp_url() if login_as == "guest" else infra.amqp_url_for("certs")
+    connection = await aio_pika.connect(url)
+    try:
+        exchange = await (await connection.channel()).get_exchange(common.events_exchange, ensure=False)
+        await exchange.publish(aio_pika.Message(forged.to_json(), user_id=None if login_as == "guest" else "siui-certs"),
+                               routing_key=SessionRevoked.ROUTING_KEY)
+    finally:
+        await connection.close()
+
+    async def refused():
+        return CONSUMED.labels(label, "forged")._value.get() > before
+
+    await eventually(refused, what="the forged logout refused")
+    assert claims["jti"] not in client.server.app[VERIFIER].revoked
+    assert (await client.get("/v1/users", headers=auth)).status == 200
 
 
 async def test_disabling_a_user_ends_their_sessions(client, admin):
