@@ -16,17 +16,18 @@ Services declare nothing of the topology (see shared.broker), so a service may
 
 - configure only its own per-process SessionRevoked queues,
   ``<exchange>.<service>.revoked.<32 hex>`` (the one thing it declares);
-- write on the exchange (publish; the console may not) and on those queues (queue.bind
-  checks write on the queue), never on another queue: no binding or unbinding of any
-  other service's queue;
+- write on the exchange (publish; the console, which publishes nothing, may not) and on
+  those queues (queue.bind checks write on the queue), never on another queue: no
+  binding or unbinding of any other service's queue;
 - read the exchange (queue.bind checks read on it), those queues, and the queues it
-  consumes (``shared.broker.TOPOLOGY``, by their first word), no other.
+  consumes (``shared.broker.TOPOLOGY``, by their first word), no other. The console
+  consumes none: its queue depths are passive declares, which need no permission.
 
-The console gets ``^$`` thrice: passive declares (its queue depths) need no permission.
 On SIUI_EVENTS_EXCHANGE itself (topic permissions are per exchange name, so the tests'
 exchanges have none) each service may also publish only under its own routing keys
 (``shared.broker.PUBLISHERS``) and bind only ``users.session_revoked``: a forged event
-is refused there by the broker before any consumer sees it.
+is refused there by the broker before any consumer sees it, and no service can bind a
+queue of its own to ``#`` to read every event.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ DEFAULT_EXCHANGE_PREFIX = "siui."
 PASSWORD_BYTES = 32  # 64 hex characters, as deploy.devpki's other secrets
 HASHES = {"rabbit_password_hashing_sha256": hashlib.sha256, "rabbit_password_hashing_sha512": hashlib.sha512,
           "rabbit_password_hashing_md5": hashlib.md5}
-NOTHING = "^$"
+NOTHING = "^$"  # matches no resource name
 
 
 @dataclass(frozen=True)
@@ -79,27 +80,25 @@ def permissions(exchange_prefix: str = DEFAULT_EXCHANGE_PREFIX, user_prefix: str
     publishers = set(PUBLISHERS.values())
     out = {}
     for service in SERVICES:
-        user = broker_user(service, user_prefix)
-        if service == "console":
-            out[user] = Permissions(NOTHING, NOTHING, NOTHING)
-            continue
         revoked = rf"{piece['prefix']}.*\.{re.escape(service)}\.{piece['revoked']}"
         consumed = [re.escape(spec.name) for spec in TOPOLOGY if spec.service == service]
         own = rf"{piece['prefix']}.*\.(?:{'|'.join(consumed)})" if consumed else None
         writes = [piece["exchange"], revoked] if service in publishers else [revoked]
         reads = [piece["exchange"], revoked] + ([own] if own else [])
-        out[user] = Permissions(f"^{revoked}$", f"^(?:{'|'.join(writes)})$", f"^(?:{'|'.join(reads)})$")
+        out[broker_user(service, user_prefix)] = Permissions(f"^{revoked}$", f"^(?:{'|'.join(writes)})$",
+                                                             f"^(?:{'|'.join(reads)})$")
     return out
 
 
 def topic_permissions(user_prefix: str = "siui-") -> dict[str, tuple[str, str]]:
-    """On the deployment's exchange: each publisher's user → (routing keys it may publish,
-    binding keys it may bind), the second only its SessionRevoked follower's."""
+    """On the deployment's exchange: each service's user → (routing keys it may publish,
+    binding keys it may bind): its own words (``^$`` for the console, which publishes
+    nothing), and only its SessionRevoked follower's binding."""
     out = {}
-    for service in sorted(set(PUBLISHERS.values())):
+    for service in SERVICES:
         words = sorted(word for word, owner in PUBLISHERS.items() if owner == service)
-        out[broker_user(service, user_prefix)] = (rf"^(?:{'|'.join(map(re.escape, words))})\.",
-                                                  f"^{re.escape(SessionRevoked.ROUTING_KEY)}$")
+        write = rf"^(?:{'|'.join(map(re.escape, words))})\." if words else NOTHING
+        out[broker_user(service, user_prefix)] = (write, f"^{re.escape(SessionRevoked.ROUTING_KEY)}$")
     return out
 
 
