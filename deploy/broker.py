@@ -2,8 +2,10 @@
 
 ``python -m deploy.broker plan`` is what deploy/setup.sh runs: it reads the broker's
 definitions (``rabbitmqctl export_definitions -``) on stdin, creates each missing
-password file (``<data dir>/secrets/amqp-<service>``, 0600; an existing one is kept)
-and prints, one tab-separated line each, the rabbitmqctl steps still needed. Nothing
+password file (``<data dir>/secrets/amqp-<service>``, 0600; an existing one is kept,
+and a password the broker already has is taken from another checkout's data directory
+rather than replaced) and prints, one tab-separated line each, the rabbitmqctl steps
+still needed. Nothing
 printed holds a password: setup.sh hands each to rabbitmqctl on stdin from its file.
 ``python -m deploy.broker definitions`` writes the same users (salted hashes), their
 permissions and the topology as one definitions file, loaded by the broker at boot
@@ -104,23 +106,47 @@ def topic_permissions(user_prefix: str = "siui-") -> dict[str, tuple[str, str]]:
 
 # -- passwords -----------------------------------------------------------------------------
 
+def _write_secret(path: Path, text: str, *, replace: bool) -> None:
+    """``text`` into ``path`` (0600) through a private temporary file: a reader never sees
+    half of it; without ``replace``, of two set-ups at once the first one's stays."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o600)  # os.open's mode passes through the umask
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def ensure_password(path: Path) -> str:
     """The password in ``path``; a new random one written there (0600) when it is absent."""
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(PASSWORD_BYTES))
-            os.chmod(tmp, 0o600)  # os.open's mode passes through the umask
-            try:
-                os.link(tmp, path)  # of two set-ups at once, the first one's password stays
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
+        _write_secret(path, secrets.token_hex(PASSWORD_BYTES), replace=False)
     return read_secret(path)
+
+
+def adopted_password(user: Mapping[str, Any], service: str, data_dirs: tuple[Path, ...]) -> str | None:
+    """The password the broker has for ``user``, found in another data directory of this
+    machine (another checkout's, ``--adopt-from``), or None. Several checkouts share one
+    broker: taking the broker's password, rather than giving it ours, keeps every other
+    checkout's services and tests logging in."""
+    for data_dir in data_dirs:
+        try:
+            password = read_secret(secret_path(data_dir, service))
+        except ConfigError:
+            continue
+        if hash_matches(user, password):
+            return password
+    return None
 
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
@@ -182,9 +208,12 @@ def _topology_present(current: Mapping[str, Any], target: Target) -> bool:
     return True
 
 
-def plan(current: Mapping[str, Any], target: Target) -> list[tuple[str, ...]]:
+def plan(current: Mapping[str, Any], target: Target, adopt_from: tuple[Path, ...] = ()) -> list[tuple[str, ...]]:
     """The rabbitmqctl steps that bring the broker (its exported ``current`` definitions)
-    to the target, creating missing password files on the way. Empty: nothing to do."""
+    to the target, writing password files on the way: a user the broker already has keeps
+    its password when this data directory or one of ``adopt_from`` holds it; only a new
+    user, or one whose password none of them knows, gets this data directory's (made
+    when missing). Empty: nothing to do."""
     steps: list[tuple[str, ...]] = []
     if target.vhost not in {v["name"] for v in current.get("vhosts", [])}:
         steps.append(("add_vhost", target.vhost))
@@ -196,11 +225,17 @@ def plan(current: Mapping[str, Any], target: Target) -> list[tuple[str, ...]]:
     wanted_topics = topic_permissions(target.user_prefix)
     for user, wanted in permissions(target.exchange_prefix, target.user_prefix).items():
         service = user[len(target.user_prefix):]
-        password = ensure_password(secret_path(target.data_dir, service))
+        path = secret_path(target.data_dir, service)
         if user not in users:
+            ensure_password(path)
             steps.append(("add_user", user, service))
-        elif not hash_matches(users[user], password):
-            steps.append(("change_password", user, service))
+        elif not (path.exists() and hash_matches(users[user], read_secret(path))):
+            adopted = adopted_password(users[user], service, adopt_from)
+            if adopted is not None:
+                _write_secret(path, adopted, replace=True)
+            else:
+                ensure_password(path)
+                steps.append(("change_password", user, service))
         if user in users and _tags(users[user]):
             steps.append(("clear_user_tags", user))  # an impersonator tag would allow any user_id
         if granted.get((user, target.vhost)) != wanted:
@@ -252,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     make_plan = commands.add_parser("plan", help="read exported definitions on stdin, print the steps left")
     make_plan.add_argument("--topology-file", type=Path, required=True,
                            help="where to write the topology when it has to be imported")
+    make_plan.add_argument("--adopt-from", type=Path, action="append", default=[], metavar="DATA_DIR",
+                           help="another data directory whose passwords the broker may already have")
     make_definitions = commands.add_parser("definitions", help="write a definitions file")
     make_definitions.add_argument("--out", type=Path, required=True)
     make_definitions.add_argument("--with-users", action="store_true",
@@ -265,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = sys.stdin.buffer.read(MAX_EXPORT_BYTES + 1)
         if len(raw) > MAX_EXPORT_BYTES:
             raise ConfigError("the exported definitions are larger than 64 MiB")
-        steps = plan(json.loads(raw), target)
+        steps = plan(json.loads(raw), target, tuple(d for d in args.adopt_from if d.resolve() != target.data_dir))
     except (ConfigError, ValueError) as exc:
         print(f"deploy.broker: {exc}", file=sys.stderr)
         return 2

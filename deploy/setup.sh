@@ -17,7 +17,9 @@
 #   SIUI_AMQP_URL      default amqp://127.0.0.1:5672/ (no user: each service logs in as
 #                      its own, siui-<service>, with the password made here). On
 #                      127.0.0.1:5672 the users, their permissions and the topology of
-#                      SIUI_EVENTS_EXCHANGE (default siui.events) are set with rabbitmqctl.
+#                      SIUI_EVENTS_EXCHANGE (default siui.events) are set with rabbitmqctl;
+#                      SIUI_AMQP_USER_PREFIX (siui-) and SIUI_AMQP_EXCHANGE_PREFIX (siui.)
+#                      name the users and the exchanges their permissions cover.
 #   SIUI_DATA_DIR      default .siui (relative to the repository).
 set -euo pipefail
 
@@ -42,7 +44,7 @@ BENCH=0
 for arg in "$@"; do
     case "$arg" in
         --bench) BENCH=1 ;;
-        -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -366,8 +368,15 @@ elif is_local "$AMQP_HOST" && [ "$AMQP_PORT" = 5672 ]; then
     rabbitmqctl_() { as_root rabbitmqctl -q "$@" >/dev/null; }
     no_input() { "$@" </dev/null; }
     TOPOLOGY_FILE="$(mktemp)"
+    # Checkouts of this repository (git worktrees) share this broker: a password it already
+    # has is taken from their data directory (.siui) instead of being replaced, which would
+    # lock their services and tests out. deploy.broker skips SIUI_DATA_DIR itself.
+    ADOPT=()
+    while IFS= read -r checkout; do
+        ADOPT+=(--adopt-from "$checkout/.siui")
+    done < <(git -C "$REPO" worktree list --porcelain 2>/dev/null | sed -n 's/^worktree //p')
     BROKER_STEPS="$(as_root rabbitmqctl -q export_definitions - \
-        | .venv/bin/python -m deploy.broker plan --topology-file "$TOPOLOGY_FILE")" \
+        | .venv/bin/python -m deploy.broker plan --topology-file "$TOPOLOGY_FILE" "${ADOPT[@]}")" \
         || { rm -f "$TOPOLOGY_FILE"; die "could not read or plan the broker's users (see above)"; }
     # Never an empty field (tabs would merge): a step and at most five arguments. Read
     # from fd 3: rabbitmqctl reads its stdin (a password), which must not be the steps.

@@ -226,3 +226,20 @@ def test_the_plan_command_prints_tab_separated_steps_and_writes_the_topology(tmp
                              input="not json", capture_output=True, text=True, cwd=ROOT, timeout=60,
                              env={"PATH": "/usr/bin:/bin", "SIUI_DATA_DIR": str(tmp_path / "data")})
     assert garbage.returncode == 2 and garbage.stderr.startswith("deploy.broker:")
+
+
+def test_another_checkout_takes_the_brokers_passwords_instead_of_replacing_them(tmp_path):
+    """Checkouts sharing one broker: a second data directory (missing or stale files)
+    adopts the passwords the broker has from the first, so that neither locks the other out."""
+    first, second = target(tmp_path / "first"), target(tmp_path / "second")
+    state = applied(plan(EMPTY, first), EMPTY, first)
+    secret_path(second.data_dir, "users").parent.mkdir(parents=True)
+    secret_path(second.data_dir, "users").write_text("e" * 64)  # stale: not the broker's
+    secret_path(second.data_dir, "users").chmod(0o600)
+    assert plan(state, second, adopt_from=(tmp_path / "elsewhere", first.data_dir)) == []
+    for service in ("keygen", "users", "certs", "ocsp", "console"):
+        assert secret_path(second.data_dir, service).read_text() == secret_path(first.data_dir, service).read_text()
+        assert stat.S_IMODE(secret_path(second.data_dir, service).stat().st_mode) == 0o600
+    # Without such a checkout, the broker is given this data directory's password.
+    third = target(tmp_path / "third")
+    assert [s[0] for s in plan(state, third)] == ["change_password"] * 5
