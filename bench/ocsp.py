@@ -185,6 +185,7 @@ class Data:
 
 def make_data(work: Path) -> Data:
     pki = ensure_dev_pki(work / "data")
+    infra.install_broker_secrets(pki.data_dir)  # ocsp logs in as siui-ocsp
     ca = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
     leaf = x509.load_pem_x509_certificate(pki.demo_provider_cert.read_bytes())
     serials = [leaf.serial_number] + [(int.from_bytes(os.urandom(16), "big") >> 2) | (1 << 126)
@@ -663,6 +664,7 @@ async def main(args) -> None:
     process = None
     try:
         await load_database(url, data)
+        await infra.declare_exchange(exchange)  # as the set-up does: services may not
         port = infra.free_port()
         process = await start_service(url, exchange, data, port)
         ours: dict[str, Run] = {}

@@ -99,6 +99,8 @@ async def main(users: int, requests: int) -> None:
         print(f"loaded {users} users in {time.perf_counter() - started:.1f} s")
         with tempfile.TemporaryDirectory() as tmp:
             pki = ensure_dev_pki(Path(tmp))
+            infra.install_broker_secrets(pki.data_dir)  # users logs in as siui-users
+            await infra.declare_exchange(exchange)  # as the set-up does: services may not
             common = CommonConfig(database_url=database_url, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                                   events_exchange=exchange, host="127.0.0.1", log_format="json")
             app = create_app(Config(common=common, port=0, admin_password="parola-bench-2026"),

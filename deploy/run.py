@@ -2,7 +2,10 @@
 
 Each service is its own process (``python -m services.<name>``), as in production. The
 schemas are migrated first, once, and the national admin is created on the first start.
-If one service dies, the others are stopped too, so a half-running stack never hides.
+Each service logs in to RabbitMQ as its own user (siui-<service>) with the password
+deploy/setup.sh wrote in the data directory; without them nothing starts (they would
+refuse every event, or be refused by the broker). If one service dies, the others are
+stopped too, so a half-running stack never hides.
 """
 from __future__ import annotations
 
@@ -57,6 +60,21 @@ async def _run(services: tuple[str, ...]) -> int:
     return code
 
 
+def broker_logins_missing(services: tuple[str, ...], env=None) -> list[str]:
+    """Why a service could not log in to the broker as itself (empty: each can try)."""
+    from shared.broker import broker_url
+    from shared.config import CommonConfig, ConfigError
+
+    common = CommonConfig.from_env(os.environ if env is None else env)
+    problems = []
+    for name in services:
+        try:
+            broker_url(common.amqp_url, common.data_dir, name, user_prefix=common.amqp_user_prefix)
+        except ConfigError as exc:
+            problems.append(f"{name}: {exc}")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("services", nargs="*", metavar="SERVICE",
@@ -67,8 +85,14 @@ def main() -> int:
         parser.error(f"unknown services: {', '.join(unknown)}")
     from deploy.migrate import prepare
 
+    services = tuple(args.services) or SERVICES
+    problems = broker_logins_missing(services)
+    if problems:
+        for problem in problems:
+            print(f"siui: {problem}", file=sys.stderr)
+        return 2
     prepare()
-    return asyncio.run(_run(tuple(args.services) or SERVICES))
+    return asyncio.run(_run(services))
 
 
 if __name__ == "__main__":

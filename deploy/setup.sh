@@ -14,12 +14,17 @@
 #                      password works both where 127.0.0.1 is "trust" (password ignored)
 #                      and on a fresh Debian/Ubuntu cluster (scram-sha-256 on 127.0.0.1).
 #                      Role and database are created when the DSN points at 127.0.0.1:5432.
-#   SIUI_AMQP_URL      default amqp://guest:guest@127.0.0.1:5672/ (guest: loopback only).
+#   SIUI_AMQP_URL      default amqp://127.0.0.1:5672/ (no user: each service logs in as
+#                      its own, siui-<service>, with the password made here). On
+#                      127.0.0.1:5672 the users, their permissions and the topology of
+#                      SIUI_EVENTS_EXCHANGE (default siui.events) are set with rabbitmqctl;
+#                      SIUI_AMQP_USER_PREFIX (siui-) and SIUI_AMQP_EXCHANGE_PREFIX (siui.)
+#                      name the users and the exchanges their permissions cover.
 #   SIUI_DATA_DIR      default .siui (relative to the repository).
 set -euo pipefail
 
 DEFAULT_DATABASE_URL="postgresql://siui:siui@127.0.0.1:5432/siui"
-DEFAULT_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_AMQP_URL="amqp://127.0.0.1:5672/"
 PG_DEADLINE=60
 RABBIT_DEADLINE=120
 
@@ -39,7 +44,7 @@ BENCH=0
 for arg in "$@"; do
     case "$arg" in
         --bench) BENCH=1 ;;
-        -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -344,6 +349,57 @@ step "Dev PKI in $SIUI_DATA_DIR"
 PKI_OUT="$(.venv/bin/python -m deploy.devpki --data-dir "$SIUI_DATA_DIR")" \
     || die "python -m deploy.devpki failed"
 info "$(grep -c = <<<"$PKI_OUT") paths ready (python -m deploy.devpki lists them)"
+
+# -- 7. RabbitMQ users, permissions, topology --------------------------------------------
+# One broker user per service (siui-keygen, ...; SIUI_AMQP_USER_PREFIX) with a random
+# password in $SIUI_DATA_DIR/secrets/amqp-<service> (0600, kept once made), the
+# least-privilege permissions of deploy/broker.py, and the topology of
+# SIUI_EVENTS_EXCHANGE, which services may not declare themselves. deploy.broker reads
+# what the broker has and prints only the steps left: none on a second run. Passwords
+# go to rabbitmqctl on stdin, never on a command line.
+step "RabbitMQ users and topology"
+mapfile -t AMQP < <(split_url "$SIUI_AMQP_URL" 5672)
+AMQP_HOST="${AMQP[0]}" AMQP_PORT="${AMQP[1]}" AMQP_USER="${AMQP[2]}"
+if [ -n "$AMQP_USER" ]; then
+    warn "SIUI_AMQP_URL names the user '$AMQP_USER': every service will log in as it" \
+        "(and refuse to start unless it is siui-<service>); leave it out to use one user per service"
+elif is_local "$AMQP_HOST" && [ "$AMQP_PORT" = 5672 ]; then
+    command -v rabbitmqctl >/dev/null 2>&1 || die "rabbitmqctl not found (package rabbitmq-server)"
+    rabbitmqctl_() { as_root rabbitmqctl -q "$@" >/dev/null; }
+    no_input() { "$@" </dev/null; }
+    TOPOLOGY_FILE="$(mktemp)"
+    # Checkouts of this repository (git worktrees) share this broker: a password it already
+    # has is taken from their data directory (.siui) instead of being replaced, which would
+    # lock their services and tests out. deploy.broker skips SIUI_DATA_DIR itself.
+    ADOPT=()
+    while IFS= read -r checkout; do
+        ADOPT+=(--adopt-from "$checkout/.siui")
+    done < <(git -C "$REPO" worktree list --porcelain 2>/dev/null | sed -n 's/^worktree //p')
+    BROKER_STEPS="$(as_root rabbitmqctl -q export_definitions - \
+        | .venv/bin/python -m deploy.broker plan --topology-file "$TOPOLOGY_FILE" "${ADOPT[@]}")" \
+        || { rm -f "$TOPOLOGY_FILE"; die "could not read or plan the broker's users (see above)"; }
+    # Never an empty field (tabs would merge): a step and at most five arguments. Read
+    # from fd 3: rabbitmqctl reads its stdin (a password), which must not be the steps.
+    while IFS=$'\t' read -r -u 3 action a b c d e; do
+        case "$action" in
+            "") continue ;;
+            add_vhost) no_input rabbitmqctl_ add_vhost "$a" ;;
+            add_user) rabbitmqctl_ add_user "$a" <"$SIUI_DATA_DIR/secrets/amqp-$b" ;;
+            change_password) rabbitmqctl_ change_password "$a" <"$SIUI_DATA_DIR/secrets/amqp-$b" ;;
+            clear_user_tags) no_input rabbitmqctl_ set_user_tags "$a" ;;
+            set_permissions) no_input rabbitmqctl_ set_permissions -p "$a" "$b" "$c" "$d" "$e" ;;
+            set_topic_permissions) no_input rabbitmqctl_ set_topic_permissions -p "$a" "$b" "$c" "$d" "$e" ;;
+            import_topology) no_input rabbitmqctl_ import_definitions "$TOPOLOGY_FILE" ;;
+            *) rm -f "$TOPOLOGY_FILE"; die "deploy.broker: unknown step $action" ;;
+        esac || { rm -f "$TOPOLOGY_FILE"; die "rabbitmqctl $action ${a:-} failed"; }
+        info "$action ${a:-} ${b:-}"
+    done 3<<<"$BROKER_STEPS"
+    rm -f "$TOPOLOGY_FILE"
+    [ -n "$BROKER_STEPS" ] || info "all in place"
+else
+    info "$AMQP_HOST:$AMQP_PORT is not this machine's broker: load the users and topology there from" \
+        "'python -m deploy.broker definitions --with-users --out FILE' (rabbitmqctl import_definitions FILE)"
+fi
 
 step "Ready in $((SECONDS - STARTED))s"
 info "SIUI_DATABASE_URL=$SIUI_DATABASE_URL"

@@ -1,20 +1,37 @@
-"""The RabbitMQ side: one robust connection, the topic exchange, the queues, publishing.
+"""The RabbitMQ side: who may publish what, each service's own broker login, publishing.
 
-Every service declares the whole topology (exchange, queues, bindings, dead-letter
-queues) when it connects. Declarations are idempotent, and it means an event published
-before its consumer ever started is still queued for it, never dropped as unroutable.
+Every service connects as its own broker user, ``<prefix><service>`` (``siui-keygen``,
+``siui-users``, ...; the prefix is SIUI_AMQP_USER_PREFIX), and stamps what it publishes
+with that user in the AMQP ``user_id`` property, which RabbitMQ checks against the
+connection's login. A consumer accepts an event only from the service that ``PUBLISHERS``
+names for its routing key (``shared.inbox``): a KeyIssued from anyone but siui-keygen is
+dead-lettered, never applied.
+
+The topology (exchange, queues, bindings, dead-letter queues) is declared by the set-up
+(``deploy.broker``: deploy/setup.sh, docker-compose's broker definitions), before any
+service starts, so an event published before its consumer ever ran is queued, never
+dropped as unroutable. Services may not declare it: declaring a queue with a dead-letter
+exchange needs read access to that queue, which would let every service consume every
+other's. A service checks the exchange is there (a passive declare needs no permission)
+and refuses to start without it.
 """
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aiohttp import web
 
+from shared.config import DEFAULT_AMQP_USER_PREFIX as DEFAULT_USER_PREFIX
+from shared.config import ConfigError
 from shared.events import Envelope
 from shared.logging import get_logger
 
@@ -26,10 +43,15 @@ PUBLISH_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class QueueSpec:
-    """A durable queue one service consumes, and the routing keys bound to it."""
+    """A durable queue one service consumes, and the routing keys bound to it. Its name
+    starts with the consuming service's name: the broker permissions are cut by it."""
 
     name: str
     routing_keys: tuple[str, ...]
+
+    @property
+    def service(self) -> str:
+        return self.name.partition(".")[0]
 
 
 TOPOLOGY: tuple[QueueSpec, ...] = (
@@ -45,33 +67,169 @@ TOPOLOGY: tuple[QueueSpec, ...] = (
     QueueSpec("users.certs", ("certs.certificate_registered", "certs.certificate_revoked")),
 )
 
+#: Who publishes what: the first word of a routing key names the one service allowed to
+#: publish under it (every event type's ROUTING_KEY starts with its publisher's word;
+#: tests/unit/test_broker_identity.py holds them to it). A consumed message whose
+#: ``user_id`` is not that service's broker user is refused as forged.
+PUBLISHERS: dict[str, str] = {"keygen": "keygen", "users": "users", "certs": "certs", "ocsp": "ocsp"}
+#: Every service that logs in to the broker; the console only reads queue depths.
+SERVICES = ("keygen", "users", "certs", "ocsp", "console")
+#: The per-process queue on which a service follows SessionRevoked (``revocation_queue``).
+REVOCATION_WORD = "revoked"
+
+
+def broker_user(service: str, prefix: str = DEFAULT_USER_PREFIX) -> str:
+    """The broker user ``service`` logs in as, and stamps its events with."""
+    return f"{prefix}{service}"
+
+
+def publisher_of(routing_key: str) -> str | None:
+    """The service allowed to publish under ``routing_key``; None when no service is."""
+    return PUBLISHERS.get(routing_key.partition(".")[0])
+
+
+def revocation_queue(exchange: str, service: str) -> str:
+    """A new name for one process's exclusive SessionRevoked queue. Named by the service
+    (not left to the client library's ``amq_…`` names) so that each broker user may
+    create, bind and read only its own such queues."""
+    return f"{exchange}.{service}.{REVOCATION_WORD}.{uuid.uuid4().hex}"
+
+
+def topology(exchange: str) -> dict[str, list[dict[str, Any]]]:
+    """The exchanges, queues and bindings of ``exchange``, in RabbitMQ's definitions
+    format (without ``vhost``): the one description the set-up declares, whether through
+    ``rabbitmqctl import_definitions``, the broker's boot-time definitions or AMQP."""
+    dlx = f"{exchange}.dlx"
+    exchanges = [{"name": exchange, "type": "topic", "durable": True, "auto_delete": False,
+                  "internal": False, "arguments": {}},
+                 {"name": dlx, "type": "direct", "durable": True, "auto_delete": False,
+                  "internal": False, "arguments": {}}]
+    queues, bindings = [], []
+    for spec in TOPOLOGY:
+        name = f"{exchange}.{spec.name}"
+        queues.append({"name": f"{name}.dlq", "durable": True, "auto_delete": False, "arguments": {}})
+        bindings.append({"source": dlx, "destination": f"{name}.dlq", "destination_type": "queue",
+                         "routing_key": name, "arguments": {}})
+        queues.append({"name": name, "durable": True, "auto_delete": False, "arguments": {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": dlx,
+            "x-dead-letter-routing-key": name,
+        }})
+        bindings.extend({"source": exchange, "destination": name, "destination_type": "queue",
+                         "routing_key": key, "arguments": {}} for key in spec.routing_keys)
+    return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
+
+
+async def declare_topology(channel: AbstractChannel, exchange_name: str) -> AbstractExchange:
+    """Declare ``topology(exchange_name)`` over AMQP. Needs an administrator's login (the
+    services' users may not): the tests' set-up of their own exchanges uses it."""
+    described = topology(exchange_name)
+    exchanges = {}
+    for spec in described["exchanges"]:
+        exchanges[spec["name"]] = await channel.declare_exchange(
+            spec["name"], aio_pika.ExchangeType(spec["type"]), durable=True)
+    queues = {}
+    for spec in described["queues"]:
+        queues[spec["name"]] = await channel.declare_queue(spec["name"], durable=True,
+                                                           arguments=spec["arguments"] or None)
+    for binding in described["bindings"]:
+        await queues[binding["destination"]].bind(exchanges[binding["source"]],
+                                                  routing_key=binding["routing_key"])
+    return exchanges[exchange_name]
+
+
+# -- logging in -------------------------------------------------------------------------
+
+SECRET_MAX_CHARS = 256
+
+
+def secret_path(data_dir: Path, service: str) -> Path:
+    """Where the set-up writes ``service``'s broker password (mode 0600)."""
+    return data_dir / "secrets" / f"amqp-{service}"
+
+
+def read_secret(path: Path) -> str:
+    """A broker password from its file: 1 to 256 printable characters without spaces, in
+    a file nobody but its owner can read. Raises ConfigError (never showing the file)."""
+    try:
+        with open(path, "rb") as file:
+            mode = Path(path).stat().st_mode
+            raw = file.read(SECRET_MAX_CHARS + 2)
+    except FileNotFoundError:
+        raise ConfigError(f"no broker password: {path} does not exist. Run deploy/setup.sh: it creates "
+                          "each service's RabbitMQ user and writes its password there") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the broker password in {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 it")
+    text = raw.decode("ascii", "replace").strip()
+    if not 0 < len(text) <= SECRET_MAX_CHARS or not text.isprintable() or any(c.isspace() for c in text):
+        raise ConfigError(f"{path} holds no broker password (1 to {SECRET_MAX_CHARS} printable characters)")
+    return text
+
+
+def broker_url(amqp_url: str, data_dir: Path, service: str, *, user_prefix: str = DEFAULT_USER_PREFIX) -> str:
+    """The URL ``service`` connects with: SIUI_AMQP_URL's host, port and virtual host, as
+    the service's own user ``<prefix><service>``, with the password the set-up wrote in
+    ``<data dir>/secrets/amqp-<service>``. A user written in SIUI_AMQP_URL wins (for a
+    deployment that hands each service its own URL) but must be that same user: events
+    stamped with any other would all be refused as forged, so the service does not start.
+    Raises ConfigError; the result holds a password: never log it."""
+    parts = urlsplit(amqp_url)
+    user = broker_user(service, user_prefix)
+    if parts.username is not None:
+        given = unquote(parts.username)
+        if given != user:
+            raise ConfigError(
+                f"SIUI_AMQP_URL logs in as {given!r}, but {service} must connect as its own broker user "
+                f"{user!r}: consumers refuse events from any other. Leave the user out of SIUI_AMQP_URL "
+                f"(amqp://host:port/vhost) to use the password deploy/setup.sh wrote in "
+                f"{secret_path(data_dir, service)}, or give {user!r} with its password")
+        return amqp_url
+    password = read_secret(secret_path(data_dir, service))
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{address}"))
+
+
+# -- the connection ----------------------------------------------------------------------
 
 class Broker:
-    """A connection with a confirming channel and the declared exchange."""
+    """A connection as one service's user, with a confirming channel and the exchange."""
 
     def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel,
-                 exchange: AbstractExchange, exchange_name: str):
+                 exchange: AbstractExchange, exchange_name: str, user: str,
+                 user_prefix: str = DEFAULT_USER_PREFIX):
         self.connection = connection
         self.channel = channel
         self.exchange = exchange
         self.exchange_name = exchange_name
+        self.user = user
+        self.user_prefix = user_prefix
 
     def queue_name(self, short: str) -> str:
         # Prefixed with the exchange so that isolated test exchanges get their own queues.
         return f"{self.exchange_name}.{short}"
+
+    def expected_publisher(self, routing_key: str) -> str | None:
+        """The broker user a message under ``routing_key`` must come from (None: nobody)."""
+        service = publisher_of(routing_key)
+        return broker_user(service, self.user_prefix) if service else None
 
     @property
     def is_connected(self) -> bool:
         return not self.connection.is_closed
 
     async def publish(self, envelope: Envelope) -> None:
-        """Publish persistently and wait for the broker's confirm (raises if refused)."""
+        """Publish persistently, stamped with this connection's user (the broker refuses
+        any other), and wait for the broker's confirm (raises if refused)."""
         message = aio_pika.Message(
             envelope.to_json(),
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=envelope.id,
             type=envelope.type,
+            user_id=self.user,
         )
         await self.exchange.publish(message, routing_key=envelope.routing_key,
                                     mandatory=True, timeout=PUBLISH_TIMEOUT)
@@ -80,50 +238,67 @@ class Broker:
         await self.connection.close()
 
 
-async def declare_topology(channel: AbstractChannel, exchange_name: str) -> AbstractExchange:
-    exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
-    dlx = await channel.declare_exchange(f"{exchange_name}.dlx", aio_pika.ExchangeType.DIRECT, durable=True)
-    for spec in TOPOLOGY:
-        name = f"{exchange_name}.{spec.name}"
-        dead = await channel.declare_queue(f"{name}.dlq", durable=True)
-        await dead.bind(dlx, routing_key=name)
-        queue = await channel.declare_queue(name, durable=True, arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": f"{exchange_name}.dlx",
-            "x-dead-letter-routing-key": name,
-        })
-        for key in spec.routing_keys:
-            await queue.bind(exchange, routing_key=key)
-    return exchange
+class TopologyMissing(ConfigError):
+    """The exchange is not on the broker: the set-up has not declared it."""
 
 
-async def connect(amqp_url: str, exchange_name: str, *, wait_seconds: float = 60.0) -> Broker:
-    """Connect (retrying while the broker starts), open a confirming channel, declare all."""
+async def exchange_exists(connection: AbstractRobustConnection, name: str) -> bool:
+    """A passive declare on a channel of its own (a missing exchange closes the channel)."""
+    channel = await connection.channel()
+    try:
+        await channel.get_exchange(name, ensure=True)
+        return True
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
+async def connect(url: str, exchange_name: str, *, user_prefix: str = DEFAULT_USER_PREFIX,
+                  wait_seconds: float = 60.0) -> Broker:
+    """Connect as the user ``url`` names (retrying while the broker starts), check that the
+    set-up declared the exchange, and open a confirming channel. A refused login fails at
+    once: waiting would not make a wrong password right."""
+    user = unquote(urlsplit(url).username or "")
+    if not user:
+        raise ValueError("connect: the URL names no broker user (see broker_url)")
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
-            connection = await aio_pika.connect_robust(amqp_url, timeout=10)
+            connection = await aio_pika.connect_robust(url, timeout=10)
             break
+        except aiormq.exceptions.ProbableAuthenticationError:
+            raise ConfigError(f"the broker refused the login of {user!r}: its password is not the one the "
+                              "set-up gave it (run deploy/setup.sh again)") from None
         except (OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             log.warning("broker_unreachable", error=str(exc))
             await asyncio.sleep(1.0)
-    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-    await channel.set_qos(prefetch_count=64)
-    exchange = await declare_topology(channel, exchange_name)
-    return Broker(connection, channel, exchange, exchange_name)
+    try:
+        if not await exchange_exists(connection, exchange_name):
+            raise TopologyMissing(f"the exchange {exchange_name!r} is not on the broker: the set-up declares it "
+                                  "with its queues (deploy/setup.sh, with the same SIUI_EVENTS_EXCHANGE)")
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.set_qos(prefetch_count=64)
+        exchange = await channel.get_exchange(exchange_name, ensure=False)
+    except BaseException:
+        await connection.close()
+        raise
+    return Broker(connection, channel, exchange, exchange_name, user, user_prefix)
 
 
 BROKER = web.AppKey("broker", Broker)
 
 
-def broker_ctx(amqp_url: str, exchange_name: str):
-    """cleanup_ctx: the service's broker connection under ``app[BROKER]``."""
+def broker_ctx(amqp_url: str, exchange_name: str, *, data_dir: Path, service: str,
+               user_prefix: str = DEFAULT_USER_PREFIX):
+    """cleanup_ctx: ``service``'s broker connection, as its own user, under ``app[BROKER]``."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        broker = await connect(amqp_url, exchange_name)
+        url = broker_url(amqp_url, data_dir, service, user_prefix=user_prefix)
+        broker = await connect(url, exchange_name, user_prefix=user_prefix)
         app[BROKER] = broker
         try:
             yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import Any
 from shared.addresses import parse_addresses
 
 DEFAULT_DATABASE_URL = "postgresql://siui:siui@127.0.0.1:5432/siui"
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# No user: each service logs in as its own broker user (shared.broker.broker_url).
+DEFAULT_AMQP_URL = "amqp://127.0.0.1:5672/"
+DEFAULT_AMQP_USER_PREFIX = "siui-"
+_AMQP_USER_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
 class ConfigError(ValueError):
@@ -131,7 +135,10 @@ class CommonConfig:
     """Settings every service shares.
 
     database_url: SIUI_DATABASE_URL; one database, one schema per service.
-    amqp_url: SIUI_AMQP_URL; the RabbitMQ broker carrying the events.
+    amqp_url: SIUI_AMQP_URL (default ``amqp://127.0.0.1:5672/``); the RabbitMQ broker
+        carrying the events: host, port, virtual host. Without a user in it, each service
+        logs in as its own broker user with the password the set-up wrote in
+        ``<data dir>/secrets/amqp-<service>`` (shared.broker.broker_url).
     data_dir: SIUI_DATA_DIR (default ``.siui``); keys and certificates made by deploy/devpki.
     events_exchange: SIUI_EVENTS_EXCHANGE (default ``siui.events``); tests use their own
         exchange so that parallel runs on one broker never see each other's events.
@@ -150,6 +157,11 @@ class CommonConfig:
     audit_retention_days: SIUI_AUDIT_RETENTION_DAYS: how long each service keeps its audit
         rows (a year and a month: an inquiry about last year's operations still finds
         them); older rows are deleted in batches every hour.
+    amqp_user_prefix: SIUI_AMQP_USER_PREFIX (default ``siui-``): the broker users are
+        ``<prefix><service>`` (siui-keygen, siui-users, siui-certs, siui-ocsp,
+        siui-console). The one naming rule for both sides: a service logs in and stamps
+        its events with its name, a consumer expects the publisher's name (shared.broker
+        .PUBLISHERS); a deployment changes the names only through this prefix.
     """
 
     database_url: str
@@ -162,6 +174,7 @@ class CommonConfig:
     license_pepper_path: Path | None = None  # None: <data dir>/secrets/license-pepper
     trusted_proxies: frozenset[str] = frozenset()
     audit_retention_days: int = setting("SIUI_AUDIT_RETENTION_DAYS", 400, minimum=30, maximum=36_600)
+    amqp_user_prefix: str = DEFAULT_AMQP_USER_PREFIX
 
     def __post_init__(self) -> None:
         settle(self, self.data_dir)
@@ -213,6 +226,7 @@ class CommonConfig:
             users_url=service_url(env, "users"),
             license_pepper_path=_pepper_path(env),
             trusted_proxies=_trusted_proxies(env),
+            amqp_user_prefix=_amqp_user_prefix(env),
         )
 
 
@@ -242,3 +256,10 @@ def _trusted_proxies(env: Mapping[str, str]) -> frozenset[str]:
         return parse_addresses(env_str(env, name, ""))
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
+
+
+def _amqp_user_prefix(env: Mapping[str, str]) -> str:
+    value = env_str(env, "SIUI_AMQP_USER_PREFIX", DEFAULT_AMQP_USER_PREFIX)
+    if not _AMQP_USER_PREFIX.fullmatch(value):
+        raise ConfigError(f"SIUI_AMQP_USER_PREFIX must be 1 to 32 of A-Z a-z 0-9 . _ -, got {value[:40]!r}")
+    return value

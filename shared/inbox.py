@@ -1,8 +1,10 @@
 """Idempotent consumers: an inbox row per event id, written in the effect's transaction.
 
 A message is acknowledged only after its transaction committed; a redelivered event
-finds its inbox row and is acknowledged without a second effect. A body that is not an
-event goes to the dead-letter queue at once; a handler that keeps failing goes there
+finds its inbox row and is acknowledged without a second effect. A message whose AMQP
+``user_id`` is not the broker user of the service that publishes its routing key (and
+its event type) is forged: it goes to the dead-letter queue at once, counted as
+``forged``, and is never applied. A body that is not an event goes there at once too; a handler that keeps failing goes there
 after the queue's delivery limit. While the database is unreachable the message is
 held (not counted as a failure) and retried, so a database restart loses nothing.
 """
@@ -18,9 +20,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 from prometheus_client import Counter
 
-from shared.broker import BROKER, Broker
+from shared.broker import BROKER, Broker, broker_user, publisher_of
 from shared.db import POOL
-from shared.events import Envelope, EventDecodeError
+from shared.events import EVENT_TYPES, Envelope, EventDecodeError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -32,6 +34,33 @@ CONSUMED = Counter("siui_events_consumed_total", "Events consumed", ["queue", "o
 
 _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
               asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncio.TimeoutError)
+
+
+def forgery(message: AbstractIncomingMessage, user_prefix: str, envelope: Envelope | None = None) -> str | None:
+    """Why ``message`` is not from the service it claims (None: it is). RabbitMQ refuses a
+    ``user_id`` other than the publisher's login, so the ``user_id`` says who published;
+    ``shared.broker.PUBLISHERS`` says who may publish under the routing key, and a known
+    event type must belong to that same publisher (no KeyIssued under ``certs.*``)."""
+    routing_key = message.routing_key or ""
+    service = publisher_of(routing_key)
+    if service is None:
+        return "no service publishes under this routing key"
+    expected = broker_user(service, user_prefix)
+    if message.user_id != expected:
+        return f"user_id is not {expected!r}"
+    event = EVENT_TYPES.get(envelope.type) if envelope is not None else None
+    if event is not None and publisher_of(event.ROUTING_KEY) != service:
+        return f"{envelope.type} is not published under {routing_key.partition('.')[0]}.*"
+    return None
+
+
+async def refuse_forged(message: AbstractIncomingMessage, queue: str, reason: str) -> None:
+    """Dead-letter (reject, no requeue) and count a forged message; the log line says who
+    it claims to be from, bounded (both come from whoever published it)."""
+    log.error("event_forged", queue=queue, reason=reason, routing_key=(message.routing_key or "")[:80],
+              user_id=(message.user_id or "")[:80])
+    CONSUMED.labels(queue, "forged").inc()
+    await message.reject(requeue=False)
 
 
 async def handle_once(pool: asyncpg.Pool, envelope: Envelope, handler: Handler) -> bool:
@@ -46,13 +75,23 @@ async def handle_once(pool: asyncpg.Pool, envelope: Envelope, handler: Handler) 
 
 
 async def process_message(pool: asyncpg.Pool, queue: str, message: AbstractIncomingMessage,
-                          handlers: dict[str, Handler], stopping: asyncio.Event | None = None) -> None:
+                          handlers: dict[str, Handler], stopping: asyncio.Event | None = None, *,
+                          user_prefix: str) -> None:
+    # Who sent it is settled before its body is even read.
+    reason = forgery(message, user_prefix)
+    if reason is not None:
+        await refuse_forged(message, queue, reason)
+        return
     try:
         envelope = Envelope.from_json(message.body)
     except EventDecodeError as exc:
         log.error("event_undecodable", queue=queue, error=str(exc))
         CONSUMED.labels(queue, "dead_lettered").inc()
         await message.reject(requeue=False)
+        return
+    reason = forgery(message, user_prefix, envelope)
+    if reason is not None:
+        await refuse_forged(message, queue, reason)
         return
     handler = handlers.get(envelope.type)
     if handler is None:  # a type this queue need not act on (bound by a wider key)
@@ -111,7 +150,7 @@ async def start_consumer(pool: asyncpg.Pool, broker: Broker, queue_short: str,
                 with contextlib.suppress(Exception):
                     await message.nack(requeue=True)
                 return
-            await process_message(pool, name, message, handlers, stopping)
+            await process_message(pool, name, message, handlers, stopping, user_prefix=broker.user_prefix)
         finally:
             in_flight.discard(task)
 

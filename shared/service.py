@@ -16,14 +16,14 @@ from aiohttp import web
 
 from shared.audit import add_audit, purge_audit
 from shared.auth import VERIFIER, TokenVerifier
-from shared.broker import BROKER, broker_ctx
+from shared.broker import BROKER, REVOCATION_WORD, broker_ctx, revocation_queue
 from shared.config import CommonConfig
 from shared.db import POOL, pool_ctx
 from shared.events import Envelope, EventDecodeError, SessionRevoked
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import READINESS, metrics_token_ctx
 from shared.http.serving import serve_forever
-from shared.inbox import Handler, consumer_ctx
+from shared.inbox import Handler, consumer_ctx, forgery, refuse_forged
 from shared.listen import LISTENER, Listener
 from shared.logging import configure_logging, get_logger
 from shared.outbox import outbox_relay_ctx
@@ -78,22 +78,44 @@ def _keep_catching_up(verifier: TokenVerifier, users_url: str):
     return target
 
 
-def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_up: bool = True):
+def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_up: bool = True,
+                 service: str):
     """cleanup_ctx: load the token public key, follow SessionRevoked on a private queue,
-    and (``catch_up``) read the logouts that happened before this start."""
+    and (``catch_up``) read the logouts that happened before this start. A logout not
+    published by the users service's broker user is refused (a forged one would end
+    anybody's session: a denial of service), counted as ``forged``."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = verifier or TokenVerifier.from_file(common.token_public_key_path)
-        channel = await app[BROKER].connection.channel()
+        broker = app[BROKER]
+        channel = await broker.connection.channel()
         exchange = await channel.get_exchange(common.events_exchange)
-        # One exclusive queue per process: every replica must learn of every logout.
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        # One exclusive queue per process: every replica must learn of every logout. Its
+        # name starts with the service's, which is all its broker user may create and read.
+        queue = await channel.declare_queue(revocation_queue(common.events_exchange, service),
+                                            exclusive=True, auto_delete=True)
         await queue.bind(exchange, routing_key=SessionRevoked.ROUTING_KEY)
+        # The metrics label is the same for every process (the queue's own name is not).
+        label = f"{common.events_exchange}.{service}.{REVOCATION_WORD}"
 
         async def on_revoked(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process(requeue=False):
+            # Who sent it is settled before its body is read, its event type right after.
+            envelope = None
+            reason = forgery(message, broker.user_prefix)
+            if reason is None:
                 try:
-                    app[VERIFIER].revoked.add(Envelope.from_json(message.body).payload().jti)
+                    envelope = Envelope.from_json(message.body)
+                except EventDecodeError as exc:
+                    log.error("session_revoked_undecodable", error=str(exc))
+                reason = forgery(message, broker.user_prefix, envelope)
+            if reason is not None:
+                await refuse_forged(message, label, reason)
+                return
+            async with message.process(requeue=False):
+                if envelope is None:
+                    return
+                try:
+                    app[VERIFIER].revoked.add(envelope.payload().jti)
                 except EventDecodeError as exc:
                     log.error("session_revoked_undecodable", error=str(exc))
 
@@ -133,8 +155,10 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
     app[LISTENER] = Listener(common.database_url)
     app.cleanup_ctx.append(background_ctx("listen", lambda a: a[LISTENER].run))
-    app.cleanup_ctx.append(broker_ctx(common.amqp_url, common.events_exchange))
-    app.cleanup_ctx.append(verifier_ctx(common, verifier, catch_up=follow_past_logouts))
+    # The schema is the service's name: it decides the broker user (siui-<schema>).
+    app.cleanup_ctx.append(broker_ctx(common.amqp_url, common.events_exchange, data_dir=common.data_dir,
+                                      service=schema, user_prefix=common.amqp_user_prefix))
+    app.cleanup_ctx.append(verifier_ctx(common, verifier, catch_up=follow_past_logouts, service=schema))
     app.cleanup_ctx.append(outbox_relay_ctx(schema))
     for queue, handlers in (consumers or {}).items():
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))

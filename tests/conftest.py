@@ -15,7 +15,10 @@ from tests.support.pki import TestPki
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     """The dev PKI (deploy/devpki.py) the services run with: paths of its files."""
-    return ensure_dev_pki(tmp_path_factory.mktemp("siui-data"))
+    paths = ensure_dev_pki(tmp_path_factory.mktemp("siui-data"))
+    # Services started on this data directory log in to the broker as their own users.
+    infra.install_broker_secrets(paths.data_dir)
+    return paths
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +38,7 @@ async def database_url():
 @pytest.fixture(scope="session")
 async def events_exchange():
     name = f"siui.test.{uuid.uuid4().hex[:8]}"
+    await infra.declare_exchange(name)  # as the set-up does: services may not declare it
     yield name
     await infra.delete_exchange(name)
 

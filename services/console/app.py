@@ -42,8 +42,11 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
     # Logouts done elsewhere (another tab, the API, an admin removing roles) arrive as
     # SessionRevoked; the console follows them like every service, so a revoked session
     # is logged out here at its next page.
-    app.cleanup_ctx.append(broker_ctx(config.common.amqp_url, config.common.events_exchange))
-    app.cleanup_ctx.append(verifier_ctx(config.common, verifier))
+    # As its own broker user, siui-console: it may follow logouts, never publish or consume.
+    common = config.common
+    app.cleanup_ctx.append(broker_ctx(common.amqp_url, common.events_exchange, data_dir=common.data_dir,
+                                      service="console", user_prefix=common.amqp_user_prefix))
+    app.cleanup_ctx.append(verifier_ctx(common, verifier, service="console"))
     app.cleanup_ctx.append(http_ctx(config))
     app.cleanup_ctx.append(dashboard.probe_ctx(config))
     app[READINESS].append(users_service_answers)

@@ -2,8 +2,10 @@
 
 The numbers come from the services' /metrics (see ``metrics``) and from RabbitMQ: the
 depth of every queue of ``shared.broker.TOPOLOGY`` (and its dead-letter queue), read by
-a passive declare, which changes nothing on the broker. The broker connection is opened
-on first use, so the console starts and serves pages with the broker down.
+a passive declare, which changes nothing on the broker and needs no permission: the
+console's broker user (siui-console) may neither publish nor consume queues. The broker
+connection is opened on first use, so the console starts and serves pages with the
+broker down (but not without its broker password: that is a set-up to finish).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from aiohttp import web
 
 from shared.http.operational import METRICS_TOKEN
 from shared import errors
-from shared.broker import TOPOLOGY
+from shared.broker import TOPOLOGY, broker_url
 
 from services.console import metrics
 from services.console.api import HTTP
@@ -35,7 +37,7 @@ CACHE_SECONDS = 1.0
 class QueueProbe:
     """Reads queue depths over one lazily opened broker connection."""
 
-    amqp_url: str
+    amqp_url: str = field(repr=False)  # holds siui-console's password
     exchange: str
     connection: aio_pika.abc.AbstractRobustConnection | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -86,7 +88,9 @@ def probe_ctx(config: Config):
     """cleanup_ctx: the queue probe (connects on first use), closed at stop."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[PROBE] = QueueProbe(config.common.amqp_url, config.common.events_exchange)
+        common = config.common
+        url = broker_url(common.amqp_url, common.data_dir, "console", user_prefix=common.amqp_user_prefix)
+        app[PROBE] = QueueProbe(url, common.events_exchange)
         app[CACHE] = {}
         yield
         await app[PROBE].close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import aio_pika
 import aiohttp
 import pytest
 
@@ -95,11 +94,10 @@ async def _external_users(users, token: str, pepper: bytes) -> list[dict]:
         await eventually(lambda: listed(CUI), timeout=15, what="external user created after restart")
         sentinel = f"{new_cui()}_CAS-CJ"
         event, _ = key_issued(pepper, sentinel)
-        connection = await aio_pika.connect(infra.amqp_url())
+        publishers = infra.Publishers(users.exchange)  # as keygen: consumers refuse anyone else
         try:
-            exchange = await (await connection.channel()).get_exchange(users.exchange)
-            await bus.publish(exchange, event, "CJ")
+            await bus.publish(publishers, event, "CJ")
         finally:
-            await connection.close()
+            await publishers.close()
         await eventually(lambda: listed(sentinel.partition("_")[0]), timeout=15, what="the sentinel's user")
         return await listed(CUI)

@@ -1,5 +1,6 @@
 """The shared platform against real PostgreSQL and RabbitMQ: migrations, the outbox
-relay, idempotent consumption and the dead-letter path."""
+relay, idempotent consumption and the dead-letter path. Each side logs in as the service
+it stands for: KeyIssued is published as siui-keygen and consumed as siui-users."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from shared.listen import Listener
 from shared.migrations import MigrationError, migrate
 from shared.outbox import add_event, relay_once, run_relay
 from shared.tasks import BackgroundTask
+from tests.support import infra
 from tests.support.wait import eventually
 
 SCHEMA = "sample"
@@ -52,15 +54,20 @@ async def test_edited_migration_is_refused(database_url, tmp_path):
         await migrate(database_url, "sample_edit", "tests.support.sample_service")
 
 
+async def connect_as(service: str, common_config):
+    return await connect(infra.amqp_url_for(service), common_config.events_exchange)
+
+
 async def test_outbox_event_reaches_a_consumer_exactly_once(pool, common_config):
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    broker = await connect_as("keygen", common_config)
+    consumer = await connect_as("users", common_config)
     seen: list[str] = []
 
     async def on_key(conn, envelope):
         seen.append(envelope.id)
         await conn.execute("insert into notes (text) values ($1)", envelope.id)
 
-    stop = await start_consumer(pool, broker, "users.key-issued", {"KeyIssued": on_key})
+    stop = await start_consumer(pool, consumer, "users.key-issued", {"KeyIssued": on_key})
     try:
         async with pool.acquire() as conn, conn.transaction():
             envelope = await add_event(conn, key_issued(), "B")
@@ -77,6 +84,7 @@ async def test_outbox_event_reaches_a_consumer_exactly_once(pool, common_config)
     finally:
         await stop()
         await broker.close()
+        await consumer.close()
 
 
 async def test_rolled_back_change_publishes_nothing(pool):
@@ -98,7 +106,8 @@ async def listener(database_url):
 
 
 async def test_relay_wakes_on_notify(pool, common_config, listener):
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    broker = await connect_as("users", common_config)
+    reader = await connect_as("certs", common_config)
     queue_name = broker.queue_name("certs.users")
     wake = listener.subscribe(f"outbox_{SCHEMA}")
     relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, wake, asyncio.Event(), poll_interval=30))
@@ -106,7 +115,7 @@ async def test_relay_wakes_on_notify(pool, common_config, listener):
         await eventually(lambda: _async(listener.connected), what="listening")
         async with pool.acquire() as conn, conn.transaction():
             envelope = await add_event(conn, ExternalUserDeleted(username="1_CAS-B"), "B")
-        channel = await broker.connection.channel()
+        channel = await reader.connection.channel()
         queue = await channel.get_queue(queue_name)
 
         async def arrived():
@@ -121,19 +130,26 @@ async def test_relay_wakes_on_notify(pool, common_config, listener):
     finally:
         relay.cancel()
         await broker.close()
+        await reader.close()
 
 
 async def test_garbage_message_is_dead_lettered(pool, common_config):
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    """From keygen itself (so not forged), but not an event: parked, never handled."""
+    broker = await connect_as("keygen", common_config)
+    consumer = await connect_as("users", common_config)
 
     async def never(conn, envelope):
         raise AssertionError("not an event; must not be handled")
 
-    stop = await start_consumer(pool, broker, "users.key-issued", {"KeyIssued": never})
+    stop = await start_consumer(pool, consumer, "users.key-issued", {"KeyIssued": never})
+    undecodable = CONSUMED.labels(consumer.queue_name("users.key-issued"), "dead_lettered")
+    before = undecodable._value.get()
     try:
-        await broker.exchange.publish(aio_pika.Message(b"not json"), routing_key="keygen.key_issued")
-        channel = await broker.connection.channel()
-        dlq = await channel.get_queue(broker.queue_name("users.key-issued") + ".dlq")
+        await broker.exchange.publish(aio_pika.Message(b"not json", user_id=broker.user),
+                                      routing_key="keygen.key_issued")
+        admin = await aio_pika.connect(infra.admin_amqp_url())
+        channel = await admin.channel()
+        dlq = await channel.get_queue(consumer.queue_name("users.key-issued") + ".dlq")
 
         async def parked():
             message = await dlq.get(fail=False)
@@ -142,9 +158,12 @@ async def test_garbage_message_is_dead_lettered(pool, common_config):
                 return message.body == b"not json"
 
         await eventually(parked, what="message in the dead-letter queue")
+        assert undecodable._value.get() == before + 1
+        await admin.close()
     finally:
         await stop()
         await broker.close()
+        await consumer.close()
 
 
 async def _async(value):
@@ -153,7 +172,7 @@ async def _async(value):
 
 async def test_clean_stop_publishes_what_was_committed(pool, common_config, listener):
     """A service stopped right after a change still hands its event to the broker."""
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    broker = await connect_as("users", common_config)
     stopping = asyncio.Event()
     wake = listener.subscribe(f"outbox_{SCHEMA}")
     relay = asyncio.create_task(run_relay(pool, broker, SCHEMA, wake, stopping, poll_interval=30))
@@ -171,7 +190,8 @@ async def test_clean_stop_publishes_what_was_committed(pool, common_config, list
 async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common_config):
     """A message held for retry (database unreachable) must not keep the service from
     stopping; it goes back to its queue for the next start."""
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    broker = await connect_as("certs", common_config)
+    publisher = await connect_as("users", common_config)
     attempts = 0
 
     async def database_away(conn, envelope):
@@ -181,7 +201,7 @@ async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common
 
     stop = await start_consumer(pool, broker, "certs.users", {"ExternalUserDeleted": database_away})
     try:
-        await broker.publish(new_envelope(ExternalUserDeleted(username="3_CAS-B"), "B"))
+        await publisher.publish(new_envelope(ExternalUserDeleted(username="3_CAS-B"), "B"))
         await eventually(lambda: _async(attempts >= 1), what="handler attempted")
         started = asyncio.get_running_loop().time()
         await stop()
@@ -201,3 +221,4 @@ async def test_a_consumer_stops_promptly_while_its_database_is_away(pool, common
         assert attempts == attempts_at_stop, "retried after stop"
     finally:
         await broker.close()
+        await publisher.close()

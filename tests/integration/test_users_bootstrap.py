@@ -73,6 +73,7 @@ async def test_the_app_creates_it_and_prints_the_password_once(database, pki, ca
     common = CommonConfig(database_url=database, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                           events_exchange=f"siui.test.users.{uuid.uuid4().hex[:8]}", host="127.0.0.1",
                           log_format="console")
+    await infra.declare_exchange(common.events_exchange)
     try:
         for start in range(2):
             async with TestClient(TestServer(create_app(Config(common=common, port=0), hasher=FAST))) as client:

@@ -66,7 +66,7 @@ def key_issued(cui: str, cas: str) -> KeyIssued:
 async def client(common, cnas):
     config = Config(common=common, port=0, admin_password="parola-de-test-2026")
     async with TestClient(TestServer(create_app(config, hasher=FAST))) as client:
-        broker = await connect(common.amqp_url, common.events_exchange)
+        broker = await connect(infra.amqp_url_for("keygen"), common.events_exchange)
         try:
             for cas, cuis in (("B", B_CUIS), ("CJ", CJ_CUIS)):
                 for cui in cuis:

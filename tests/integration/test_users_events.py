@@ -1,6 +1,7 @@
 """users service and the bus: KeyIssued makes external users exactly once, a reset keeps
-them, certificates block deletion, deletion is announced. Real RabbitMQ, its own exchange
-and database."""
+them, certificates block deletion, deletion is announced, and a KeyIssued from anyone but
+keygen's broker user is dead-lettered without an effect. Real RabbitMQ, its own exchange
+and database; each event published as its publisher's broker user."""
 from __future__ import annotations
 
 import uuid
@@ -13,7 +14,6 @@ from argon2 import PasswordHasher
 from services.users.app import create_app
 from services.users.config import Config
 from shared.auth import ALL_RIGHTS
-from shared.broker import connect
 from shared.db import POOL
 from shared.events import (CertificateRegistered, CertificateRevoked, Envelope, ExternalUserCreated,
                            ExternalUserDeleted, KeyIssued, new_envelope)
@@ -38,18 +38,28 @@ async def client(common):
 
 @pytest.fixture(scope="module")
 async def broker(common):
-    broker = await connect(common.amqp_url, common.events_exchange)
-    yield broker
-    await broker.close()
+    """Publishes KeyIssued as siui-keygen, certificate events as siui-certs."""
+    publishers = infra.Publishers(common.events_exchange)
+    yield publishers
+    await publishers.close()
+
+
+@pytest.fixture(scope="module")
+async def admin():
+    """The broker's administrator: a watcher's queues and the dead-letter queues."""
+    connection = await aio_pika.connect(infra.admin_amqp_url())
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture
-async def announced(broker):
+async def announced(admin, common):
     """What the users service publishes about external users, seen on a private queue."""
-    channel = await broker.connection.channel()
+    channel = await admin.channel()
+    exchange = await channel.get_exchange(common.events_exchange)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     for event in (ExternalUserCreated, ExternalUserDeleted):
-        await queue.bind(broker.exchange, routing_key=event.ROUTING_KEY)
+        await queue.bind(exchange, routing_key=event.ROUTING_KEY)
     seen: list[Envelope] = []
 
     async def drain() -> list[Envelope]:
@@ -174,20 +184,65 @@ async def test_external_users_cannot_be_modified(client, broker, cnas):
     assert response.status == 422
 
 
-async def test_key_issued_without_a_house_is_dead_lettered(client, broker):
-    await broker.exchange.publish(aio_pika.Message(new_envelope(key_issued("56789012", "B"), "").to_json()),
-                                  routing_key=KeyIssued.ROUTING_KEY)
-    channel = await broker.connection.channel()
-    dlq = await channel.get_queue(broker.queue_name("users.key-issued") + ".dlq")
+async def dead_lettered(admin, common, cui: str, *, timeout: float = 20) -> aio_pika.abc.AbstractIncomingMessage:
+    """Wait for the KeyIssued of ``cui`` in users.key-issued's dead-letter queue."""
+    channel = await admin.channel()
+    dlq = await channel.get_queue(f"{common.events_exchange}.users.key-issued.dlq")
 
     async def parked():
         message = await dlq.get(fail=False)
         if message is not None:
             await message.ack()
-            return Envelope.from_json(message.body).payload().cui == "56789012"
+            if Envelope.from_json(message.body).payload().cui == cui:
+                return message
+        return None
 
-    await eventually(parked, timeout=20, what="message in the dead-letter queue")
-    await channel.close()
+    try:
+        return await eventually(parked, timeout=timeout, what="message in the dead-letter queue")
+    finally:
+        await channel.close()
+
+
+async def test_key_issued_without_a_house_is_dead_lettered(client, broker, admin, common):
+    keygen = await broker.as_service("keygen")
+    await keygen.exchange.publish(aio_pika.Message(new_envelope(key_issued("56789012", "B"), "").to_json(),
+                                                   user_id=keygen.user),
+                                  routing_key=KeyIssued.ROUTING_KEY)
+    await dead_lettered(admin, common, "56789012")
+
+
+@pytest.mark.parametrize("login", ["guest", "certs"])
+async def test_a_key_issued_not_from_keygen_is_dead_lettered_and_makes_no_user(client, common, broker, admin, cnas,
+                                                                              login):
+    """A KeyIssued would grant a provider online access: only siui-keygen's counts. One
+    published as guest (no user_id: nothing to check it against) or as siui-certs (a
+    service that may publish, but not this) is refused: parked, counted, no user."""
+    cui = {"guest": "67890125", "certs": "78901234"}[login]
+    forged_before = await _deliveries(client, common, "forged")
+    body = new_envelope(key_issued(cui, "B"), "B").to_json()
+    if login == "guest":
+        forger = await aio_pika.connect(infra.admin_amqp_url())
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    else:
+        forger = await aio_pika.connect(infra.amqp_url_for("certs"))
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id="siui-certs")
+    try:
+        channel = await forger.channel()
+        exchange = await channel.get_exchange(common.events_exchange, ensure=False)
+        await exchange.publish(message, routing_key=KeyIssued.ROUTING_KEY)
+        parked = await dead_lettered(admin, common, cui)
+    finally:
+        await forger.close()
+    assert parked.user_id == (None if login == "guest" else "siui-certs")
+
+    async def counted():
+        return await _deliveries(client, common, "forged") >= forged_before + 1
+
+    await eventually(counted, what="the forged delivery counted")
+    assert await detail(client, cnas, f"{cui}_CAS-B") is None
+    # And the real keygen's is applied: the refusal is of the publisher, not of the event.
+    await broker.publish(new_envelope(key_issued(cui, "B"), "B"))
+    await eventually(lambda: detail(client, cnas, f"{cui}_CAS-B"), what="external user from keygen")
 
 
 async def _outbox_empty(client) -> bool:

@@ -26,7 +26,8 @@ from argon2 import PasswordHasher
 from services.users import routes
 from services.users.app import create_app
 from services.users.config import Config
-from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, TokenVerifier
+from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, VERIFIER, TokenVerifier
+from shared.inbox import CONSUMED
 from shared.broker import connect
 from shared.events import Envelope, KeyIssued, SessionRevoked, new_envelope
 from shared.http.operational import METRICS_TOKEN
@@ -268,7 +269,7 @@ async def test_refusals_take_as_long_locked_unknown_or_wrong(common, admin):
 
 
 async def test_external_users_cannot_log_in(client, common, admin):
-    broker = await connect(common.amqp_url, common.events_exchange)
+    broker = await connect(infra.amqp_url_for("keygen"), common.events_exchange)
     try:
         event = KeyIssued(provider_id="1", cui="12433636", provider_code="12433636", provider_name="SC DEMO",
                           key_id=str(uuid.uuid4()), key_digest="00", reset=False,
@@ -300,7 +301,7 @@ async def test_disabled_user_is_told_only_with_the_right_password(client, admin)
 async def revocations(common):
     """A queue of our own bound to SessionRevoked: ``await revocations(jti)`` waits for
     that session's event."""
-    connection = await aio_pika.connect(common.amqp_url)
+    connection = await aio_pika.connect(infra.admin_amqp_url())  # a watcher's own queue
     channel = await connection.channel()
     exchange = await channel.get_exchange(common.events_exchange)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -312,6 +313,7 @@ async def revocations(common):
             message = await queue.get(fail=False)
             while message is not None:
                 await message.ack()
+                assert message.user_id == "siui-users"  # what every follower requires
                 event = Envelope.from_json(message.body).payload()
                 seen[event.jti] = event
                 message = await queue.get(fail=False)
@@ -440,3 +442,32 @@ async def test_login_attempts_are_audited(client, admin):
     assert {e["result"] for e in entries} >= {"ok", "unauthenticated"}
     assert all(e["cas"] == "CNAS" for e in entries)
     assert "192.0.2.70" in {e["address"] for e in entries}  # the client's, not the proxy's
+
+
+@pytest.mark.parametrize("login_as", ["guest", "certs"])
+async def test_a_logout_not_from_users_ends_no_session(client, common, login_as):
+    """A forged SessionRevoked would log anybody out (a denial of service): the follower
+    refuses one published as guest or as siui-certs, counts it, and the token still works."""
+    body = await (await login(client, "admin", ADMIN_PASSWORD)).json()
+    auth = {"Authorization": f"Bearer {body['token']}"}
+    claims = jwt.decode(body["token"], options={"verify_signature": False}, audience=TOKEN_AUDIENCE)
+    label = f"{common.events_exchange}.users.revoked"
+    before = CONSUMED.labels(label, "forged")._value.get()
+    forged = new_envelope(SessionRevoked(jti=claims["jti"], username="admin",
+                                         expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc).isoformat()),
+                          "CNAS")
+    url = infra.admin_amqp_url() if login_as == "guest" else infra.amqp_url_for("certs")
+    connection = await aio_pika.connect(url)
+    try:
+        exchange = await (await connection.channel()).get_exchange(common.events_exchange, ensure=False)
+        await exchange.publish(aio_pika.Message(forged.to_json(), user_id=None if login_as == "guest" else "siui-certs"),
+                               routing_key=SessionRevoked.ROUTING_KEY)
+    finally:
+        await connection.close()
+
+    async def refused():
+        return CONSUMED.labels(label, "forged")._value.get() > before
+
+    await eventually(refused, what="the forged logout refused")
+    assert claims["jti"] not in client.server.app[VERIFIER].revoked
+    assert (await client.get("/v1/users", headers=auth)).status == 200

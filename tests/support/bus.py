@@ -1,35 +1,39 @@
 """The test session's RabbitMQ exchange as other services use it: events published as they
-publish them (persistent JSON envelopes on ``<service>.<event>``), and a tap that keeps
-every event under a routing-key pattern, from the moment it is bound."""
+publish them (persistent JSON envelopes on ``<service>.<event>``, each as its publisher's
+broker user, since consumers refuse anyone else's), and a tap that keeps every event
+under a routing-key pattern from the moment it is bound (the broker's administrator's
+queue: a watcher, not a service)."""
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage
 
+from shared.broker import publisher_of
 from shared.events import Envelope, EventData, new_envelope
+from tests.support import infra
 from tests.support.wait import eventually
 
 
-async def publish(exchange: AbstractExchange, event: EventData, cas: str, **envelope_fields) -> Envelope:
-    """Publish ``event`` of house ``cas``; ``envelope_fields`` override the envelope's own
-    (``id`` for a redelivery, ``occurred_at`` for a late event). Returns the envelope."""
+async def publish(publishers: infra.Publishers, event: EventData, cas: str, **envelope_fields) -> Envelope:
+    """Publish ``event`` of house ``cas`` as its publisher does; ``envelope_fields``
+    override the envelope's own (``id`` for a redelivery, ``occurred_at`` for a late
+    event). Returns the envelope."""
     envelope = new_envelope(event, cas)
     if envelope_fields:
         envelope = Envelope(**{**envelope.__dict__, **envelope_fields})
-    await exchange.publish(aio_pika.Message(envelope.to_json(), content_type="application/json",
-                                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                           routing_key=envelope.routing_key)
+    await publishers.publish(envelope)
     return envelope
 
 
 class EventTap:
-    """The events seen on a tapped queue, in arrival order."""
+    """The events seen on a tapped queue, in arrival order. Every event must carry its
+    publisher's broker identity (``user_id``): ``first`` checks it."""
 
-    def __init__(self, exchange: AbstractExchange):
-        self.exchange = exchange
+    def __init__(self, publishers: infra.Publishers):
+        self.publishers = publishers
         self.messages: list[AbstractIncomingMessage] = []
 
     @property
@@ -37,7 +41,7 @@ class EventTap:
         return [message.body for message in self.messages]
 
     async def publish(self, event: EventData, cas: str, **envelope_fields) -> Envelope:
-        return await publish(self.exchange, event, cas, **envelope_fields)
+        return await publish(self.publishers, event, cas, **envelope_fields)
 
     def events(self, routing_key: str | None = None, **data) -> list[Envelope]:
         """The events seen (with this routing key, if given) whose data has these values."""
@@ -53,7 +57,11 @@ class EventTap:
         async def arrived():
             return self.events(routing_key, **data)
 
-        return (await eventually(arrived, timeout=timeout, what=f"event {routing_key or ''} {data}"))[0]
+        first = (await eventually(arrived, timeout=timeout, what=f"event {routing_key or ''} {data}"))[0]
+        message = next(m for m in self.messages if Envelope.from_json(m.body).id == first.id)
+        expected = infra.user_prefix() + publisher_of(message.routing_key)
+        assert message.user_id == expected, (message.routing_key, message.user_id)  # what consumers require
+        return first
 
     async def one(self, routing_key: str, **data) -> Envelope:
         """Wait for such an event and check it is the only one."""
@@ -71,16 +79,17 @@ class EventTap:
 
 
 @contextlib.asynccontextmanager
-async def tapped(amqp_url: str, exchange_name: str, pattern: str) -> AsyncIterator[EventTap]:
-    """An exclusive queue bound to ``pattern`` on the exchange (declared here if no service
-    has yet: topic, durable, as the services declare it), consumed into an EventTap."""
-    connection = await aio_pika.connect(amqp_url)
+async def tapped(exchange_name: str, pattern: str) -> AsyncIterator[EventTap]:
+    """An exclusive queue (the administrator's) bound to ``pattern`` on the session's
+    exchange, consumed into an EventTap that publishes as each event's publisher."""
+    connection = await aio_pika.connect(infra.admin_amqp_url())
+    publishers = infra.Publishers(exchange_name)
     try:
         channel = await connection.channel()
-        exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        exchange = await channel.get_exchange(exchange_name)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange, routing_key=pattern)
-        tap = EventTap(exchange)
+        tap = EventTap(publishers)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             await message.ack()
@@ -89,4 +98,5 @@ async def tapped(amqp_url: str, exchange_name: str, pattern: str) -> AsyncIterat
         await queue.consume(on_message)
         yield tap
     finally:
+        await publishers.close()
         await connection.close()

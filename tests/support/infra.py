@@ -1,12 +1,23 @@
 """Real infrastructure for integration and e2e tests: a fresh PostgreSQL database and an
-isolated RabbitMQ exchange per test session, the dev PKI, and tokens."""
+isolated RabbitMQ exchange per test session, the dev PKI, the services' broker logins,
+and tokens.
+
+The broker users are the machine's, made by deploy/setup.sh (``make test`` runs it): the
+tests log in as the service they stand for (``amqp_url_for("keygen")`` publishes a
+KeyIssued as siui-keygen would), and a data directory made for tests gets the same
+password files (``install_broker_secrets``). Only the set-up's own steps, declaring and
+deleting a test exchange's topology and watching what is published, use the broker's
+administrator (``admin_amqp_url``: guest, which RabbitMQ admits from loopback only).
+"""
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -14,8 +25,10 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, TOKEN_ISSUER
-from shared.broker import TOPOLOGY
-from shared.config import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+from shared.broker import SERVICES, broker_url, declare_topology, secret_path, topology
+from shared.config import DEFAULT_AMQP_URL, DEFAULT_AMQP_USER_PREFIX, DEFAULT_DATABASE_URL
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def base_database_url() -> str:
@@ -23,7 +36,43 @@ def base_database_url() -> str:
 
 
 def amqp_url() -> str:
+    """The broker's address as the services get it: no user (each logs in as its own)."""
     return os.environ.get("SIUI_AMQP_URL") or DEFAULT_AMQP_URL
+
+
+def admin_amqp_url() -> str:
+    """The broker's administrator, for the set-up's steps only (SIUI_TEST_AMQP_ADMIN_URL,
+    default guest on SIUI_AMQP_URL's host and port)."""
+    given = os.environ.get("SIUI_TEST_AMQP_ADMIN_URL")
+    if given:
+        return given
+    parts = urlsplit(amqp_url())
+    return urlunsplit(parts._replace(netloc="guest:guest@" + parts.netloc.rpartition("@")[2]))
+
+
+def data_dir() -> Path:
+    """The data directory deploy/setup.sh wrote the broker passwords in."""
+    return Path(os.environ.get("SIUI_DATA_DIR") or ROOT / ".siui").resolve()
+
+
+def user_prefix() -> str:
+    return os.environ.get("SIUI_AMQP_USER_PREFIX", "").strip() or DEFAULT_AMQP_USER_PREFIX
+
+
+def amqp_url_for(service: str) -> str:
+    """The URL ``service`` logs in with (its own broker user and password): for tests that
+    publish as that service, or check what its user may not do."""
+    return broker_url(amqp_url(), data_dir(), service, user_prefix=user_prefix())
+
+
+def install_broker_secrets(target: Path) -> None:
+    """Give a data directory made for tests the machine's broker passwords (0600), so
+    that services started on it log in exactly as deployed ones do."""
+    for service in SERVICES:
+        source, copy = secret_path(data_dir(), service), secret_path(Path(target), service)
+        copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(source, copy)
+        copy.chmod(0o600)
 
 
 def with_database(url: str, name: str) -> str:
@@ -51,18 +100,29 @@ async def drop_database(url: str) -> None:
         await admin.close()
 
 
+async def declare_exchange(exchange: str) -> None:
+    """Declare a test exchange's topology, as the set-up does for the deployment's."""
+    import aio_pika
+
+    connection = await aio_pika.connect(admin_amqp_url())
+    try:
+        await declare_topology(await connection.channel(), exchange)
+    finally:
+        await connection.close()
+
+
 async def delete_exchange(exchange: str) -> None:
     """Remove a test exchange with its queues and dead-letter queues."""
     import aio_pika
 
-    connection = await aio_pika.connect(amqp_url())
+    connection = await aio_pika.connect(admin_amqp_url())
     try:
         channel = await connection.channel()
-        for spec in TOPOLOGY:
-            for name in (f"{exchange}.{spec.name}", f"{exchange}.{spec.name}.dlq"):
-                await channel.queue_delete(name)
-        await channel.exchange_delete(exchange)
-        await channel.exchange_delete(f"{exchange}.dlx")
+        described = topology(exchange)
+        for queue in described["queues"]:
+            await channel.queue_delete(queue["name"])
+        for declared in described["exchanges"]:
+            await channel.exchange_delete(declared["name"])
     finally:
         await connection.close()
 
@@ -92,6 +152,7 @@ async def isolated_config(data_dir, prefix: str):
 
     url = await create_database(prefix)
     exchange = f"siui.test.{prefix}.{uuid.uuid4().hex[:8]}"
+    await declare_exchange(exchange)
     try:
         yield CommonConfig(database_url=url, amqp_url=amqp_url(), data_dir=data_dir,
                            events_exchange=exchange, host="127.0.0.1", log_format="console")
@@ -106,3 +167,30 @@ def metrics_headers(data_dir) -> dict[str, str]:
 
     token = (Path(data_dir) / "secrets" / "metrics-token").read_text().strip()
     return {"Authorization": f"Bearer {token}"}
+
+
+class Publishers:
+    """Publishes each event as the service that publishes it in production: logged in as
+    that service's broker user (``shared.broker.PUBLISHERS``), stamped with its user_id,
+    with confirms. One connection per service, opened on first use."""
+
+    def __init__(self, exchange: str):
+        self.exchange = exchange
+        self.brokers: dict = {}
+
+    async def as_service(self, service: str):
+        from shared.broker import connect
+
+        if service not in self.brokers:
+            self.brokers[service] = await connect(amqp_url_for(service), self.exchange)
+        return self.brokers[service]
+
+    async def publish(self, envelope) -> None:
+        from shared.broker import publisher_of
+
+        await (await self.as_service(publisher_of(envelope.routing_key))).publish(envelope)
+
+    async def close(self) -> None:
+        for broker in self.brokers.values():
+            await broker.close()
+        self.brokers.clear()

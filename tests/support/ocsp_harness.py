@@ -10,7 +10,6 @@ from datetime import datetime
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from aio_pika.abc import AbstractExchange
 from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography.hazmat.primitives import hashes
@@ -26,7 +25,7 @@ from shared.events import (
     CertificateRegistered, CertificateReinstated, CertificateRevoked, CertificateSuspended, Envelope, EventData,
     IssuerRegistered,
 )
-from tests.support import bus, pki
+from tests.support import bus, infra, pki
 from tests.support.pki import Issued
 from tests.support.wait import eventually
 
@@ -70,12 +69,12 @@ class Feed:
     """Publishes on the session's exchange what certs publishes: issuers and certificate
     states; ``published`` keeps every envelope sent, in order."""
 
-    def __init__(self, exchange: AbstractExchange):
-        self.exchange = exchange
+    def __init__(self, publishers: infra.Publishers):
+        self.publishers = publishers
         self.published: list[Envelope] = []
 
     async def publish(self, event: EventData, cas: str = "B", **envelope_fields) -> Envelope:
-        envelope = await bus.publish(self.exchange, event, cas, **envelope_fields)
+        envelope = await bus.publish(self.publishers, event, cas, **envelope_fields)
         self.published.append(envelope)
         return envelope
 

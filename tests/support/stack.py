@@ -1,5 +1,7 @@
 """The whole stack as `make up` runs it (``python -m deploy.run``), on free ports, against
-a fresh database and an isolated exchange, for end-to-end tests."""
+a fresh database and an isolated exchange, for end-to-end tests. As after deploy/setup.sh:
+the exchange's topology is declared first, and the services log in as their own broker
+users with the passwords in the data directory (``SIUI_AMQP_URL`` names no user)."""
 from __future__ import annotations
 
 import asyncio
@@ -113,6 +115,8 @@ def isolated_stack(data_dir: Path, prefix: str, **start) -> Iterator[Stack]:
 def start_stack(data_dir: Path, database_url: str, exchange: str, *, name: str = "stack",
                 services: tuple[str, ...] = (), extra_env: dict[str, str] | None = None) -> Stack:
     admin_password = secrets.token_urlsafe(12)
+    asyncio.run(infra.declare_exchange(exchange))
+    infra.install_broker_secrets(data_dir)
     env, ports = stack_env(data_dir, database_url, exchange, admin_password)
     env.update(extra_env or {})
     ARTIFACTS.mkdir(exist_ok=True)

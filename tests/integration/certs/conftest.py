@@ -37,5 +37,5 @@ async def db(database_url):
 @pytest.fixture
 async def bus(common_config):
     """The session's exchange: publish as other services do, and every certs.# event seen."""
-    async with tapped(common_config.amqp_url, common_config.events_exchange, "certs.#") as tap:
+    async with tapped(common_config.events_exchange, "certs.#") as tap:
         yield tap

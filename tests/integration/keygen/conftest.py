@@ -52,5 +52,5 @@ def county(auth_for):
 @pytest.fixture(scope="module")
 async def tap(common_config):
     """Every keygen.# event on the exchange, from the module's first use on."""
-    async with tapped(common_config.amqp_url, common_config.events_exchange, "keygen.#") as events:
+    async with tapped(common_config.events_exchange, "keygen.#") as events:
         yield events

@@ -3,25 +3,23 @@ it (one app per module and edge: starting one costs about a second), and certs' 
 fed to it on the real exchange."""
 from __future__ import annotations
 
-import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from shared.license import load_pepper
+from tests.support import infra
 from tests.support.ocsp_harness import EDGES, Feed, Issuer, registered, serve
 from tests.support.ocsp_online import Harness
 
 
 @pytest.fixture(scope="module")
 async def feed(common_config):
-    connection = await aio_pika.connect(common_config.amqp_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(common_config.events_exchange, aio_pika.ExchangeType.TOPIC,
-                                              durable=True)
-    yield Feed(exchange)
-    await connection.close()
+    """certs' (and keygen's, users') events, each published as its publisher's broker user."""
+    publishers = infra.Publishers(common_config.events_exchange)
+    yield Feed(publishers)
+    await publishers.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from services.ocsp.responder.responses import error_response
 from shared.broker import connect
 from shared.events import CertificateRegistered, IssuerRegistered, new_envelope
 from shared.http.serving import CUT_OFF, GuardedAppRunner, GuardLimits
-from tests.support.infra import free_port
+from tests.support.infra import amqp_url_for, free_port
 from tests.support import pki
 from tests.support.wait import eventually
 
@@ -93,7 +93,7 @@ async def world(common_config):
     site = FrontSite(runner, "127.0.0.1", free_port(), limits=LIMITS)
     await site.start()
     world = World(site.port, common_config.database_url)
-    broker = await connect(common_config.amqp_url, common_config.events_exchange)
+    broker = await connect(amqp_url_for("certs"), common_config.events_exchange)  # as certs publishes them
     issuer_id, certificate_id = str(uuid.uuid4()), str(uuid.uuid4())
     world.certificate_id = certificate_id
     pem = world.ca.public_bytes(serialization.Encoding.PEM).decode()

@@ -22,6 +22,7 @@ from shared.events import (
     CertificateReinstated, CertificateRevoked, CertificateSuspended, Envelope, ExternalUserCreated,
     ExternalUserDeleted, new_envelope,
 )
+from tests.support import infra
 from shared.inbox import handle_once
 from tests.support.identities import new_cui
 from tests.support.keygen_api import key_issued
@@ -245,7 +246,8 @@ async def test_a_certificate_from_an_unregistered_ca_fails_the_handshake(harness
 
 
 async def test_usage_is_published_once_per_interval_per_house(harness, ca, common_config):
-    connection = await aio_pika.connect(common_config.amqp_url)
+    # A watcher's own queue: the broker's administrator's to declare, not a service's.
+    connection = await aio_pika.connect(infra.admin_amqp_url())
     try:
         channel = await connection.channel()
         exchange = await channel.get_exchange(common_config.events_exchange)
@@ -263,6 +265,7 @@ async def test_usage_is_published_once_per_interval_per_house(harness, ca, commo
             message = await queue.get(fail=False)
             if message is not None:
                 await message.ack()
+                assert message.user_id == "siui-ocsp"  # stamped with the publisher's broker user
                 envelope = Envelope.from_json(message.body)
                 seen.setdefault(envelope.cas, []).extend(envelope.data["usages"])
             return {b_id, cj_id} <= {u["certificate_id"] for usages in seen.values() for u in usages}
