@@ -42,3 +42,48 @@ def assemble(document: dict[str, Any], *fragments: dict[str, Any]) -> dict[str, 
                     raise ValueError(f"OpenAPI component {kind}/{name} is defined twice, differently")
                 into[name] = value
     return {**document, "paths": paths, **({"components": components} if components else {})}
+
+
+#: What the platform itself may answer, whatever the handler (shared.http): the input
+#: layer's 400, a body over the size bound, a dependency away. Documented once here so
+#: every operation says so; an operation marks itself ``x-siui-hot-path`` (the OCSP
+#: answers, which speak OCSP statuses instead) to be left as it is.
+_PLATFORM_STATUSES = {
+    "400": "The request cannot be read: not JSON, nested too deep, a number beyond 64 bits, "
+           "or text with NUL, control characters or lone surrogates (problem+json)",
+    "503": "A service this request needs is away for a moment; Retry-After says when to come back",
+}
+_CONDITIONAL = {
+    "401": ("secured", "No or invalid token"),
+    "403": ("secured", "The token lacks the right, or the record is not for this caller's house"),
+    "404": ("path", "No such record (another house's records do not exist for a county operator)"),
+    "413": ("body", "The body is larger than this service accepts"),
+    "422": ("input", "Some values are not acceptable; errors names each"),
+}
+
+
+def with_platform_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the platform's problem responses added to every operation that
+    does not already document them (see ``_PLATFORM_STATUSES``)."""
+    paths = {}
+    for path, item in document.get("paths", {}).items():
+        new_item = dict(item)
+        shared_params = item.get("parameters", [])
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete") or operation.get("x-siui-hot-path"):
+                continue
+            params = [*shared_params, *operation.get("parameters", [])]
+            facts = {"secured": bool(operation.get("security")), "path": "{" in path,
+                     "body": "requestBody" in operation,
+                     "input": "requestBody" in operation or any(p.get("in") in ("query", "header") for p in params)}
+            responses = dict(operation.get("responses", {}))
+            for status, text in _PLATFORM_STATUSES.items():
+                responses.setdefault(status, {**PROBLEM_RESPONSE, "description": text})
+            for status, (fact, text) in _CONDITIONAL.items():
+                if facts[fact]:
+                    responses.setdefault(status, {**PROBLEM_RESPONSE, "description": text})
+            new_item[method] = {**operation, "responses": responses}
+        paths[path] = new_item
+    components = dict(document.get("components", {}))
+    components["schemas"] = {"Problem": problem_schema(), **components.get("schemas", {})}
+    return {**document, "paths": paths, "components": components}

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from shared.http.problems import SERVICE_NAME, problem, request_middleware
 from shared.http.reading import input_middleware
-from shared.openapi import assemble
+from shared.openapi import assemble, with_platform_responses
 
 ReadinessCheck = Callable[[web.Application], Awaitable[None]]
 READINESS = web.AppKey("readiness", list)
@@ -89,6 +89,12 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+async def _complete_document(app: web.Application) -> None:
+    # At start, when every feature and add_platform have added their paths: the problem
+    # responses the platform may give, documented on every operation.
+    app[OPENAPI] = with_platform_responses(app[OPENAPI])
+
+
 def base_app(service: str, openapi_doc: dict, *, middlewares=(), client_max_size: int = 1024 ** 2,
              **kw) -> web.Application:
     """An application with the error middleware and the operational endpoints; the
@@ -99,6 +105,7 @@ def base_app(service: str, openapi_doc: dict, *, middlewares=(), client_max_size
     app[SERVICE_NAME] = service
     app[READINESS] = []
     app[OPENAPI] = assemble(openapi_doc, OPERATIONAL_OPENAPI)
+    app.on_startup.append(_complete_document)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

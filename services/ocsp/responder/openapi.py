@@ -22,6 +22,7 @@ _OCSP_ANSWERS = (
 
 OPENAPI = {"paths": {
         "/": {"post": {
+            "x-siui-hot-path": True,
             "summary": "OCSP request (RFC 6960 over HTTP POST)",
             "description": "Send `Content-Type: application/ocsp-request` (other types are tolerated, "
                            "the body is read as DER either way). " + _OCSP_ANSWERS,
@@ -29,6 +30,7 @@ OPENAPI = {"paths": {
                 "schema": {"type": "string", "format": "binary", "maxLength": MAX_REQUEST_BYTES}}}},
             "responses": {"200": {"description": "OCSPResponse", **_OCSP_RESPONSE}}}},
         "/{request}": {"get": {
+            "x-siui-hot-path": True,
             "summary": "OCSP request (RFC 5019 GET)",
             "description": "The path is the base64 of the DER request; `+`, `/` and `=` may be "
                            "percent-encoded or not, and path cleaning that merged a `//` is repaired. "
