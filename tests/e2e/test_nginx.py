@@ -357,3 +357,26 @@ async def test_nginx_refusals_are_answered_like_the_services(nginx, clerk):
     async with clerk.post(nginx.url("console", "/certificate/nou"), data=form) as r:
         assert r.status == 413 and "Fisier prea mare" in await r.text()
         assert r.headers.getall("Strict-Transport-Security") == [HSTS]
+
+
+async def test_the_request_rate_is_limited_per_client_address(nginx, clerk):
+    """limit_req on the console (50 a second, bursts of 500): one address asking far
+    faster is answered 429, in Romanian, by nginx; another address is not held with it."""
+    flooder_address = "127.0.0.4"  # of its own: the other tests' addresses keep their allowance
+    url = nginx.url("console", "/healthz")
+    refused = None
+    async with client(nginx, flooder_address) as flooder:
+        async def ask() -> None:
+            nonlocal refused
+            while refused is None:
+                async with flooder.get(url) as r:
+                    if r.status == 429:
+                        refused = (r.headers.get("Content-Type", ""), await r.text())
+                    else:
+                        assert r.status == 200, r.status
+
+        await asyncio.wait_for(asyncio.gather(*(ask() for _ in range(32))), timeout=30)
+    content_type, page = refused
+    assert content_type.startswith("text/html") and "Prea multe cereri" in page
+    async with clerk.get(url) as r:
+        assert r.status == 200
