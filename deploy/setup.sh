@@ -189,9 +189,10 @@ if command -v dpkg >/dev/null 2>&1; then
     # curl: the README's walk (and its test) use it; a minimal Debian has none.
     # prometheus: promtool and the monitoring e2e test. xvfb, xdotool, imagemagick: the
     # desktop window's e2e test (a display, real input events, screenshots); python3-tk
-    # when the chosen python has no tkinter (Debian's).
+    # when the chosen python has no tkinter (Debian's). nginx: the TLS proxy's e2e test
+    # runs deploy/nginx/ as a child process (the system's nginx service is never started).
     want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client
-        chromium libatomic1 curl prometheus xvfb xdotool imagemagick)
+        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx)
     { [ -n "$PYTHON" ] && "$PYTHON" -c 'import tkinter' 2>/dev/null; } || want+=(python3-tk)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)

@@ -13,6 +13,7 @@ from aiohttp import web
 from shared.auth import TokenVerifier
 from shared.broker import broker_ctx
 from shared.service import verifier_ctx
+from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import READINESS, base_app, metrics_token_ctx
 
 from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, texts,
@@ -33,6 +34,8 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
     app = base_app("console", OPENAPI_DOC, middlewares=[page_errors_middleware, session_middleware],
                    client_max_size=UPLOAD_LIMIT)
     app[CONFIG] = config
+    # Whose X-Forwarded-Proto (and X-Forwarded-For) is believed: the TLS proxy in front.
+    app[TRUSTED_PROXIES] = config.common.trusted_proxies
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters.update(data=texts.show_date, timp=texts.show_time)

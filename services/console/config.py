@@ -20,9 +20,11 @@ class Config:
     port: SIUI_CONSOLE_PORT, default 8100 (the contract's).
     backends: SIUI_<SERVICE>_URL for keygen, users, certs and ocsp, default
         http://127.0.0.1:<their port>; the console only ever calls their JSON APIs.
-    secure_cookie: SIUI_CONSOLE_SECURE_COOKIE. True when the console is
-        served over TLS (behind a proxy): the session cookie is then ``Secure`` and named
-        with the ``__Host-`` prefix. Off by default because the dev console is plain
+    secure_cookie: SIUI_CONSOLE_SECURE_COOKIE. True when the console is always
+        served over TLS: the session cookie is then ``Secure`` and named with the
+        ``__Host-`` prefix, and answers carry Strict-Transport-Security. Without it the
+        same is decided per request: so when a trusted proxy (``common.trusted_proxies``)
+        says ``X-Forwarded-Proto: https``. Off by default because the dev console is plain
         http://127.0.0.1, where a Secure cookie would never come back.
     api_timeout: SIUI_CONSOLE_API_TIMEOUT: seconds for one call to a service;
         signing the agreement PDF is the slowest call and takes well under that.

@@ -18,8 +18,10 @@ from aiohttp import web
 
 from shared.validation import text_problem
 from shared import errors
+from shared.addresses import canonical
 from shared.auth import VERIFIER, Principal, Right
 from shared.houses import HOUSES
+from shared.http.clients import TRUSTED_PROXIES
 
 from services.console import session as sessions
 from services.console import texts
@@ -42,20 +44,37 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+# Over https only (RFC 6797 ignores it over http): a year, this host and its subdomains.
+HSTS = "max-age=31536000; includeSubDomains"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Where no session is needed: the login page, static files, the platform endpoints.
 PUBLIC_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 
 
-def cookie_name(config: Config) -> str:
+def over_https(request: web.Request) -> bool:
+    """Whether the browser reached the console over https: SIUI_CONSOLE_SECURE_COOKIE says
+    so, or the request came from a trusted reverse proxy (SIUI_TRUSTED_PROXIES) that says
+    ``X-Forwarded-Proto: https``. Anyone else's X-Forwarded-Proto is not believed; nor is a
+    list (a proxy in front sets the header, it does not append to it)."""
+    if request.app[CONFIG].secure_cookie:
+        return True
+    if canonical(request.remote) not in request.app.get(TRUSTED_PROXIES, frozenset()):
+        return False
+    return request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
+
+
+def cookie_name(request: web.Request) -> str:
     # __Host-: only over TLS, only for this host and path, so no sibling host can set it.
-    return "__Host-siui_console" if config.secure_cookie else "siui_console"
+    return "__Host-siui_console" if over_https(request) else "siui_console"
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the same headers on every answer, error pages included."""
+    """on_response_prepare: the same headers on every answer, error pages included; HSTS
+    when served over https (over plain http, the dev console, it would mean nothing)."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if over_https(request):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if not request.path.startswith("/static/"):
         # Pages carry the operator's data: never kept by the browser or a proxy.
         response.headers.setdefault("Cache-Control", "no-store")
@@ -81,10 +100,9 @@ async def session_middleware(request: web.Request, handler):
     open), verify its token, refuse a POST without the session's CSRF token, and write
     the cookie back when the session changed."""
     app = request.app
-    config = app[CONFIG]
     if request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
-    found = sessions.unseal(app[KEYS], request.cookies.get(cookie_name(config)))
+    found = sessions.unseal(app[KEYS], request.cookies.get(cookie_name(request)))
     current = found or sessions.Session()
     principal = _principal(app, current)
     if current.token and principal is None:
@@ -145,13 +163,13 @@ def _write_cookie(request: web.Request, response: web.StreamResponse) -> None:
     out = request.get("session_out")
     if out is None:
         return
-    config = request.app[CONFIG]
-    name = cookie_name(config)
+    secure = over_https(request)
+    name = cookie_name(request)
     if out is False:
-        response.del_cookie(name, path="/", secure=config.secure_cookie, httponly=True, samesite="Strict")
+        response.del_cookie(name, path="/", secure=secure, httponly=True, samesite="Strict")
         return
     response.set_cookie(name, sessions.seal(request.app[KEYS], out), path="/", httponly=True,
-                        secure=config.secure_cookie, samesite="Strict")
+                        secure=secure, samesite="Strict")
 
 
 async def csrf_refused(request: web.Request) -> web.Response:
