@@ -60,6 +60,12 @@ class Api:
     urls: dict[str, str]
     token: str = ""
     request_id: str = ""
+    #: The browser's address. The services count login attempts and activations, and
+    #: audit every write, by client address; they believe X-Forwarded-For only from the
+    #: console's own address (their SIUI_TRUSTED_PROXIES). Without it every clerk would
+    #: share the console's address: one stranger's guesses would lock an account for
+    #: all, and the audit trail would name the console instead of the clerk's machine.
+    client: str = ""
 
     def headers(self, accept: str = "application/json") -> dict[str, str]:
         headers = {"Accept": accept}
@@ -67,6 +73,8 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.request_id:
             headers["X-Request-Id"] = self.request_id
+        if self.client:
+            headers["X-Forwarded-For"] = self.client
         return headers
 
     def url(self, service: str, path: str) -> str:

@@ -1,19 +1,17 @@
 """Autentificare: logging in and out, and the house a CNAS user is looking at."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from shared import errors
-from shared.addresses import client_address
 from shared.auth import VERIFIER
 from shared.houses import COUNTY_HOUSE_CODES
 
 from services.console import session as sessions
 from services.console import texts
-from services.console.api import Api, ApiError
+from services.console.api import ApiError
 from services.console.web import CONFIG, api, operator, read_form, redirect, render, save_session
 
 HOME = "/furnizori"
@@ -53,7 +51,7 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "login.html", {**context, "field_errors": missing,
                                               "error": "Completati numele de utilizator si parola."}, status=422)
     try:
-        result = await _for_browser(request).post("users", "/v1/sessions",
+        result = await api(request).post("users", "/v1/sessions",
                                                   {"username": username, "password": password})
     except ApiError as exc:
         # One message for an unknown name, a wrong password and a lock of the account from
@@ -70,29 +68,6 @@ async def login(request: web.Request) -> web.Response:
     user = result.get("user") or {}
     save_session(request, sessions.new_login(token, user.get("employee_name") or principal.username))
     raise web.HTTPSeeOther(target)
-
-
-@dataclass(frozen=True)
-class _ForBrowser(Api):
-    """The users service as called on behalf of one browser: it counts login attempts and
-    locks per client address, so it is told the browser's (it believes X-Forwarded-For
-    only from the console's address, listed in its SIUI_TRUSTED_PROXIES). Without it
-    every clerk would share the console's address: one stranger's guesses would lock an
-    account for all of them, and the per-address limit would be everyone's."""
-
-    client: str = ""
-
-    def headers(self, accept: str = "application/json") -> dict[str, str]:
-        return {**super().headers(accept), "X-Forwarded-For": self.client}
-
-
-def _for_browser(request: web.Request) -> _ForBrowser:
-    plain = api(request)
-    # The browser's address as the console sees it: through the console's own trusted
-    # proxies (a TLS front), else the peer.
-    client = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                            request.app[CONFIG].common.trusted_proxies)
-    return _ForBrowser(**{f.name: getattr(plain, f.name) for f in fields(plain)}, client=client)
 
 
 async def logout(request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from shared import errors
 from shared.addresses import canonical
 from shared.auth import VERIFIER, Principal, Right
 from shared.houses import HOUSES
-from shared.http.clients import TRUSTED_PROXIES
+from shared.http.clients import remote_address, TRUSTED_PROXIES
 
 from services.console import session as sessions
 from services.console import texts
@@ -189,7 +189,8 @@ def api(request: web.Request) -> Api:
     return Api(request.app[HTTP], request.app[CONFIG].backends,
                token=session.token if session is not None and request.get("operator") else "",
                # The id shared.http gave this request: one click, followed through every log.
-               request_id=structlog.contextvars.get_contextvars().get("request_id", ""))
+               request_id=structlog.contextvars.get_contextvars().get("request_id", ""),
+               client=remote_address(request))
 
 
 def login_url(request: web.Request) -> str:

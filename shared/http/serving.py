@@ -30,6 +30,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from prometheus_client import Counter as MetricCounter
 
+from shared.http.clients import TRUSTED_PROXIES
 from shared.http.problems import PROBLEM_CT
 from shared.http.tls import Refused, TlsServerProtocol
 from shared.logging import get_logger
@@ -141,9 +142,12 @@ class GuardedRequestHandler(RequestHandler):
 class GuardedServer(web.Server):
     """aiohttp's Server making ``GuardedRequestHandler``s and sweeping them."""
 
-    def __init__(self, *args, limits: GuardLimits, **kwargs) -> None:
+    def __init__(self, *args, limits: GuardLimits, exempt: frozenset[str] = frozenset(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
+        #: Reverse proxies: each of their connections carries many clients, so one
+        #: address's cap would starve everyone behind them (they limit per client).
+        self.exempt = exempt
         self._per_address: Counter[str] = Counter()
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -155,7 +159,7 @@ class GuardedServer(web.Server):
     def admit(self, handler: GuardedRequestHandler) -> bool:
         address = handler._address or ""
         self._per_address[address] += 1
-        return self._per_address[address] <= self.limits.max_per_address
+        return address in self.exempt or self._per_address[address] <= self.limits.max_per_address
 
     def release(self, handler: GuardedRequestHandler) -> None:
         address = handler._address or ""
@@ -196,7 +200,8 @@ class GuardedAppRunner(web.AppRunner):
         app.freeze()
         kwargs = dict(self._kwargs)
         kwargs["debug"] = app._debug
-        return GuardedServer(app._handle, request_factory=app._make_request, loop=loop, limits=self.limits, **kwargs)
+        return GuardedServer(app._handle, request_factory=app._make_request, loop=loop, limits=self.limits,
+                             exempt=app.get(TRUSTED_PROXIES, frozenset()), **kwargs)
 
 
 class GuardedTCPSite(web.TCPSite):

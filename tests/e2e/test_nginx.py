@@ -258,6 +258,16 @@ async def test_the_seed_flow_over_https(nginx, proxied_stack, clerk, admin, prov
         echoed = ocsp.load_der_ocsp_response(answer).extensions.get_extension_for_class(x509.OCSPNonce)
         assert echoed.value.nonce == sent.value.nonce
 
+    # The responder's front logs those answers against the clerk's address, not nginx's.
+    async def logged_from_clerk():
+        async with clerk.get(nginx.url("ocsp", "/v1/log"), headers=admin,
+                             params={"operation": "ocsp", "limit": "50"}) as r:
+            assert r.status == 200, await r.text()
+            return [e for e in (await r.json())["items"] if e["client"] == CLERK]
+
+    entries = await eventually(logged_from_clerk, what="the GET answers logged against the clerk's address")
+    assert all(e["status"] == "good" for e in entries)
+
 
 # -- the client's address reaches the services ------------------------------------------------
 

@@ -92,14 +92,14 @@ async def _server(app) -> TestServer:
 
 
 @pytest.fixture(scope="module")
-async def console_url(common_config, token_for):
+async def served(common_config, token_for):
     """users, keygen and certs as real apps, the console in front of them, and two staff
     accounts made through the users API: a CNAS admin and a house-B operator. The console
     believes the browsers' X-Forwarded-For (as behind a TLS proxy on this host), and the
-    users service believes the console's."""
+    users and keygen services believe the console's."""
     behind_proxy = dataclasses.replace(common_config, trusted_proxies=frozenset({"127.0.0.1", "::1"}))
     users = await _server(users_app(UsersConfig(common=behind_proxy, port=0)))
-    keygen = await _server(keygen_app(KeygenConfig(common=common_config, port=0)))
+    keygen = await _server(keygen_app(KeygenConfig(common=behind_proxy, port=0)))
     certs = await _server(certs_app(CertsConfig(common=common_config, port=0)))
     urls = {name: str(s.make_url("")).rstrip("/") for name, s in
             (("users", users), ("keygen", keygen), ("certs", certs))}
@@ -113,9 +113,14 @@ async def console_url(common_config, token_for):
                     "username": username, "password": PASSWORD, "cas": cas, "employee_name": f"Test {cas}",
                     "roles": [role]}) as r:
                 assert r.status == 201, await r.text()
-    yield str(console.make_url("")).rstrip("/")
+    yield str(console.make_url("")).rstrip("/"), urls
     for server in (console, certs, keygen, users):
         await server.close()
+
+
+@pytest.fixture(scope="module")
+def console_url(served):
+    return served[0]
 
 
 @pytest.fixture
@@ -259,6 +264,25 @@ async def test_provider_created_and_its_key_as_pdf(visitor):
     # A reset asks first.
     status, html, _ = await visitor.post(provider_path + "/cheie", {"reset": "1"})
     assert status == 200 and "Da, reseteaza parola" in html and "generatePassword.pdf" not in html
+
+
+async def test_the_audit_trail_names_the_clerks_browser_not_the_console(visitor, served, token_for):
+    """Every call the console makes for a clerk carries the browser's address, so the
+    services' audit (and their per-address limits) see the clerk's machine."""
+    await visitor.login(HOUSE_B_USER)
+    await visitor.get("/furnizori/nou")
+    status, html, response = await visitor.post("/furnizori/nou", {
+        "name": "SC AUDIT SRL", "cui": random_cui(), "cui_date": "05-01-2010",
+        "trade_register_no": "J40/10/3457", "rep_name": "Ion Popescu", "rep_cnp": "1800101221144"})
+    assert status == 200 and "Inregistrarea a fost creata" in html, html
+    provider_id = response.url.path.rstrip("/").rsplit("/", 1)[-1]
+    admin = {"Authorization": f"Bearer {token_for(cas='CNAS', username='auditor', rights=ALL_RIGHTS)}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(served[1]["keygen"] + "/v1/audit", headers=admin, params={"limit": "1000"}) as r:
+            assert r.status == 200, await r.text()
+            mine = [e for e in (await r.json())["items"] if e["target_id"] == provider_id]
+    assert [e["action"] for e in mine] == ["POST /v1/providers"]
+    assert mine[0]["address"] == visitor.address
 
 
 async def test_dashboard_data_is_json_and_needs_a_session(visitor):

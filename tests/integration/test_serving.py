@@ -12,6 +12,7 @@ import time
 import pytest
 from aiohttp import web
 
+from shared.http.clients import TRUSTED_PROXIES
 from shared.http.problems import PROBLEM_CT
 from shared.http.serving import CUT_OFF, GuardedAppRunner, GuardedTCPSite, GuardLimits
 from tests.support.infra import free_port
@@ -30,8 +31,10 @@ async def _echo(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def served():
+async def served(request):
     app = web.Application()
+    # A parametrised test may name the addresses the app trusts as reverse proxies.
+    app[TRUSTED_PROXIES] = frozenset(getattr(request, "param", ()))
     app.router.add_get("/slow", _slow)
     app.router.add_post("/echo", _echo)
     runner = GuardedAppRunner(app, limits=LIMITS)
@@ -116,6 +119,22 @@ async def test_one_address_holds_a_bounded_number_of_connections(served):
     assert await closed_within(reader, 3) == b""
     assert cuts("per_address") == before + 1
     for w in [*held, writer]:
+        w.close()
+
+
+@pytest.mark.parametrize("served", [("127.0.0.1",)], indirect=True)
+async def test_a_trusted_proxy_is_not_held_to_one_addresss_cap(served):
+    """Behind nginx every client arrives from nginx's address: capping it would starve
+    them all (nginx limits per client itself)."""
+    before = cuts("per_address")
+    held = []
+    for _ in range(LIMITS.max_per_address + 2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", served)
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"slow done" in await asyncio.wait_for(reader.readuntil(b"slow done"), 5)
+        held.append(writer)
+    assert cuts("per_address") == before
+    for w in held:
         w.close()
 
 

@@ -18,6 +18,7 @@ from services.ocsp.responder.appkeys import MAX_AGE, RESPONDER, RESPONDER_PEM
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES, MalformedRequest, decode_get_path
 from services.ocsp.responder.wire import OCSP_RESPONSE_CT, get_reply, is_ocsp_get, record_answer
 from shared import errors
+from shared.http.clients import remote_address
 from shared.http.problems import hot_path
 
 
@@ -36,7 +37,7 @@ async def post_request(request: web.Request) -> web.Response:
     else:
         body = await _read_capped(request)
         result = await request.app[RESPONDER].respond(body) if body is not None else Result(MALFORMED, "malformed")
-    record_answer(request.app[OPLOG].record, request.remote, result, started)
+    record_answer(request.app[OPLOG].record, remote_address(request), result, started)
     return _ocsp_response(result)
 
 
@@ -67,7 +68,7 @@ async def get_request(request: web.Request) -> web.Response:
         result = Result(MALFORMED, "malformed")
     else:
         result = await request.app[RESPONDER].respond(der)
-    record_answer(request.app[OPLOG].record, request.remote, result, started)
+    record_answer(request.app[OPLOG].record, remote_address(request), result, started)
     status, headers = get_reply(result, request.app[MAX_AGE], request.headers.get("If-None-Match"))
     if headers is None:
         return _ocsp_response(result)

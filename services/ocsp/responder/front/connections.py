@@ -32,7 +32,8 @@ class Front:
 
     def __init__(self, responder: Responder, record: Callable[[LogEntry], None], max_age: int,
                  handler_factory: Callable[[], asyncio.Protocol], elsewhere: frozenset[bytes], *,
-                 keepalive_timeout: float = KEEPALIVE_TIMEOUT, limits: GuardLimits | None = None):
+                 keepalive_timeout: float = KEEPALIVE_TIMEOUT, limits: GuardLimits | None = None,
+                 trusted_proxies: frozenset[str] = frozenset()):
         self.responder = responder
         self.record = record
         self.max_age = max_age
@@ -43,6 +44,9 @@ class Front:
         #: bodies are cut off, idle connections closed, one address holds a bounded number.
         self.limits = limits or GuardLimits(idle_timeout=keepalive_timeout)
         self._per_address: Counter[str] = Counter()
+        #: Reverse proxies: their X-Forwarded-For names the client the log records, and
+        #: they are exempt from the per-address cap (each carries many clients).
+        self.trusted_proxies = trusted_proxies
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
         self.closing = False
@@ -57,7 +61,7 @@ class Front:
         """Count a new connection from ``address``; False when that address holds too many."""
         key = address or ""
         self._per_address[key] += 1
-        if self._per_address[key] > self.limits.max_per_address:
+        if key not in self.trusted_proxies and self._per_address[key] > self.limits.max_per_address:
             CUT_OFF.labels("per_address").inc()
             return False
         return True

@@ -30,6 +30,7 @@ from services.ocsp.responder.answering import MALFORMED, Pending, Result
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES, MalformedRequest, decode_get_path
 from services.ocsp.responder.front.connections import Front
 from services.ocsp.responder.wire import get_reply, internal_error, record_answer, render
+from shared.addresses import client_address
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,7 +40,7 @@ MAX_HEAD = 64 * 1024      # a request head longer than this goes to aiohttp, whi
 
 _POST, _GET = 1, 2
 _IDLE, _HEAD, _BODY = 0, 1, 2  # where a connection is in the request it reads
-_HEADERS_OF_INTEREST = {b"if-none-match", b"expect", b"transfer-encoding"}
+_HEADERS_OF_INTEREST = {b"if-none-match", b"expect", b"transfer-encoding", b"x-forwarded-for"}
 _HEADER_LENGTHS = frozenset(map(len, _HEADERS_OF_INTEREST))
 
 
@@ -50,13 +51,14 @@ class _Stop(Exception):
 class _Slot:
     """An answer owed on a connection, kept in request order until it can be written."""
 
-    __slots__ = ("data", "pending", "kind", "version", "keep_alive", "started", "if_none_match")
+    __slots__ = ("data", "pending", "kind", "version", "keep_alive", "started", "if_none_match", "client")
 
-    def __init__(self, kind, version, keep_alive, started, if_none_match):
+    def __init__(self, kind, version, keep_alive, started, if_none_match, client):
         self.data: bytes | None = None
         self.pending: Pending | None = None
         self.kind, self.version, self.keep_alive = kind, version, keep_alive
         self.started, self.if_none_match = started, if_none_match
+        self.client: str | None = client  # whom the OCSP log names: the peer, or whom its proxy forwards
 
 
 class FrontProtocol(asyncio.Protocol):
@@ -73,7 +75,7 @@ class FrontProtocol(asyncio.Protocol):
     # One is made per connection: slots make it cheaper to create and to free.
     __slots__ = ("front", "transport", "parser", "last_active", "head_since", "_admitted", "_phase", "_received", "_chunk", "_chunk_at",
                  "_stream", "_stream_at", "_known", "_body_at", "_url", "_body", "_size", "_kind", "_chunked",
-                 "_if_none_match", "_expect", "_queue", "_handoff", "_handoff_method", "_last", "_eof",
+                 "_if_none_match", "_expect", "_forwarded_for", "_queue", "_handoff", "_handoff_method", "_last", "_eof",
                  "_client", "_reading_paused", "_writing_paused")
 
     def __init__(self, front: Front):
@@ -95,6 +97,7 @@ class FrontProtocol(asyncio.Protocol):
         self._chunked = False
         self._if_none_match: bytes | None = None
         self._expect: bytes | None = None
+        self._forwarded_for: bytes | None = None
         self._queue: deque[_Slot] = deque()
         self._handoff: bytes | None = None    # for aiohttp, once the answers before it are written
         self._handoff_method: bytes | None = None
@@ -171,7 +174,7 @@ class FrontProtocol(asyncio.Protocol):
         self.head_since = self.front.loop.time()
         self._phase = _HEAD
         self._url, self._body, self._size, self._chunked = b"", [], 0, False
-        self._if_none_match = self._expect = None
+        self._if_none_match = self._expect = self._forwarded_for = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -186,6 +189,8 @@ class FrontProtocol(asyncio.Protocol):
                 self._expect = value
             elif name == b"transfer-encoding":
                 self._chunked = True
+            elif name == b"x-forwarded-for":  # several headers are one list (RFC 9110 5.3)
+                self._forwarded_for = value if self._forwarded_for is None else self._forwarded_for + b"," + value
 
     def on_headers_complete(self) -> None:
         self.head_since = None
@@ -228,7 +233,8 @@ class FrontProtocol(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and not self.front.closing
         if not keep_alive:
             self._last = True
-        slot = _Slot(self._kind, parser.get_http_version(), keep_alive, started, self._if_none_match)
+        slot = _Slot(self._kind, parser.get_http_version(), keep_alive, started, self._if_none_match,
+                     self._requester())
         data = None
         try:
             if self._kind == _POST:
@@ -260,7 +266,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def _reply(self, slot: _Slot, result: Result) -> bytes:
         try:
-            record_answer(self.front.record, self._peer(), result, slot.started)
+            record_answer(self.front.record, slot.client, result, slot.started)
             if slot.kind == _GET:
                 inm = slot.if_none_match
                 status, headers = get_reply(result, self.front.max_age, inm.decode("latin-1") if inm else None)
@@ -300,6 +306,16 @@ class FrontProtocol(asyncio.Protocol):
             peer = self.transport.get_extra_info("peername") if self.transport is not None else None
             self._client = str(peer[0]) if isinstance(peer, (tuple, list)) else ""
         return self._client or None
+
+    def _requester(self) -> str | None:
+        """The client a request is logged against: the peer, unless the peer is a trusted
+        reverse proxy, whose X-Forwarded-For then names it (as aiohttp's routes do)."""
+        peer = self._peer()
+        if peer is None or peer not in self.front.trusted_proxies:
+            return peer
+        forwarded = self._forwarded_for
+        return client_address(peer, forwarded.decode("latin-1") if forwarded is not None else None,
+                              self.front.trusted_proxies)
 
     # -- hand-off ------------------------------------------------------------------------------
 

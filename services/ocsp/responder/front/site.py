@@ -10,6 +10,7 @@ from services.ocsp.log import OPLOG
 from services.ocsp.responder.appkeys import MAX_AGE, RESPONDER
 from services.ocsp.responder.front.connections import Front
 from services.ocsp.responder.front.protocol import FrontProtocol
+from shared.http.clients import TRUSTED_PROXIES
 from shared.http.serving import GuardLimits
 
 BACKLOG = 1024  # new connections waiting to be accepted: many desktops at once
@@ -40,7 +41,7 @@ class FrontSite:
     async def start(self) -> None:
         app = self.runner.app
         front = Front(app[RESPONDER], app[OPLOG].record, app[MAX_AGE], self.runner.server, routed_elsewhere(app),
-                      limits=self.limits)
+                      limits=self.limits, trusted_proxies=app.get(TRUSTED_PROXIES, frozenset()))
         self.front = front
         self._server = await asyncio.get_running_loop().create_server(
             lambda: FrontProtocol(front), self.host, self.port, reuse_port=self.reuse_port or None, backlog=BACKLOG)
