@@ -22,8 +22,10 @@ Services declare nothing of the topology (see shared.broker), so a service may
   those queues (queue.bind checks write on the queue), never on another queue: no
   binding or unbinding of any other service's queue;
 - read the exchange (queue.bind checks read on it), those queues, and the queues it
-  consumes (``shared.broker.TOPOLOGY``, by their first word), no other. The console
-  consumes none: its queue depths are passive declares, which need no permission.
+  consumes (``shared.broker.TOPOLOGY``, by their first word) with their dead-letter
+  queues (``deploy.replay_dead_letters`` takes a queue's parked events back as its
+  consumer), no other. The console consumes none: its queue depths are passive
+  declares, which need no permission.
 
 On SIUI_EVENTS_EXCHANGE itself (topic permissions are per exchange name, so the tests'
 exchanges have none) each service may also publish only under its own routing keys
@@ -84,7 +86,7 @@ def permissions(exchange_prefix: str = DEFAULT_EXCHANGE_PREFIX, user_prefix: str
     for service in SERVICES:
         revoked = rf"{piece['prefix']}.*\.{re.escape(service)}\.{piece['revoked']}"
         consumed = [re.escape(spec.name) for spec in TOPOLOGY if spec.service == service]
-        own = rf"{piece['prefix']}.*\.(?:{'|'.join(consumed)})" if consumed else None
+        own = rf"{piece['prefix']}.*\.(?:{'|'.join(consumed)})(?:\.dlq)?" if consumed else None
         writes = [piece["exchange"], revoked] if service in publishers else [revoked]
         reads = [piece["exchange"], revoked] + ([own] if own else [])
         out[broker_user(service, user_prefix)] = Permissions(f"^{revoked}$", f"^(?:{'|'.join(writes)})$",
@@ -242,9 +244,23 @@ def plan(current: Mapping[str, Any], target: Target, adopt_from: tuple[Path, ...
             steps.append(("set_permissions", target.vhost, user, wanted.configure, wanted.write, wanted.read))
         if user in wanted_topics and topics.get((user, target.vhost, target.exchange)) != wanted_topics[user]:
             steps.append(("set_topic_permissions", target.vhost, user, target.exchange, *wanted_topics[user]))
-    if not _topology_present(current, target):
+    outdated = _outdated_queues(current, target)
+    steps.extend(("replace_queue", target.vhost, name) for name in outdated)
+    if outdated or not _topology_present(current, target):
         steps.append(("import_topology",))
     return steps
+
+
+def _outdated_queues(current: Mapping[str, Any], target: Target) -> list[str]:
+    """The target's queues the broker has with other arguments than the topology's (an
+    earlier release's lower delivery limit). A queue's arguments cannot be changed: the
+    set-up deletes such a queue, when it is empty and no service is connected, and
+    imports it anew (``replace_queue`` in deploy/setup.sh); a definitions import alone
+    leaves an existing queue as it is."""
+    wanted = {q["name"]: q["arguments"] for q in topology(target.exchange)["queues"]}
+    return [q["name"] for q in current.get("queues", [])
+            if q.get("vhost", target.vhost) == target.vhost and q["name"] in wanted
+            and (q.get("arguments") or {}) != wanted[q["name"]]]
 
 
 def definitions(target: Target, *, with_users: bool) -> dict[str, Any]:

@@ -369,6 +369,27 @@ elif is_local "$AMQP_HOST" && [ "$AMQP_PORT" = 5672 ]; then
     rabbitmqctl_() { as_root rabbitmqctl -q "$@" >/dev/null; }
     no_input() { "$@" </dev/null; }
     TOPOLOGY_FILE="$(mktemp)"
+    # A queue of an earlier release, with other arguments (a lower delivery limit): its
+    # arguments cannot change, so it is deleted and imported anew, but only while it is
+    # empty and no service is connected (nothing could be routed to it in between, and
+    # quorum queues have no delete-if-empty). Otherwise it keeps working as it was, and
+    # the next set-up with the services stopped finishes the change.
+    replace_queue() {
+        local vhost="$1" queue="$2" messages
+        if as_root rabbitmqctl -q list_connections -p "$vhost" user 2>/dev/null \
+                | grep -q "^${SIUI_AMQP_USER_PREFIX:-siui-}"; then
+            warn "queue $queue keeps its old arguments: services are connected; stop them and run setup again"
+            return 1
+        fi
+        messages="$(as_root rabbitmqctl -q list_queues -p "$vhost" name messages \
+            | awk -F'\t' -v q="$queue" '$1 == q { print $2 }')"
+        if [ "$messages" != 0 ]; then
+            warn "queue $queue keeps its old arguments: it holds ${messages:-?} messages; let its consumer" \
+                "empty it, stop the services and run setup again"
+            return 1
+        fi
+        rabbitmqctl_ delete_queue -p "$vhost" "$queue"
+    }
     # Checkouts of this repository (git worktrees) share this broker: a password it already
     # has is taken from their data directory (.siui) instead of being replaced, which would
     # lock their services and tests out. deploy.broker skips SIUI_DATA_DIR itself.
@@ -390,6 +411,7 @@ elif is_local "$AMQP_HOST" && [ "$AMQP_PORT" = 5672 ]; then
             clear_user_tags) no_input rabbitmqctl_ set_user_tags "$a" ;;
             set_permissions) no_input rabbitmqctl_ set_permissions -p "$a" "$b" "$c" "$d" "$e" ;;
             set_topic_permissions) no_input rabbitmqctl_ set_topic_permissions -p "$a" "$b" "$c" "$d" "$e" ;;
+            replace_queue) no_input replace_queue "$a" "$b" || continue ;;
             import_topology) no_input rabbitmqctl_ import_definitions "$TOPOLOGY_FILE" ;;
             *) rm -f "$TOPOLOGY_FILE"; die "deploy.broker: unknown step $action" ;;
         esac || { rm -f "$TOPOLOGY_FILE"; die "rabbitmqctl $action ${a:-} failed"; }

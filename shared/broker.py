@@ -37,7 +37,11 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-DELIVERY_LIMIT = 5  # redeliveries before a message is parked in the dead-letter queue
+#: Returns of one message before the broker itself parks it in the dead-letter queue: a
+#: backstop only. The consumer decides (shared.inbox: a few real handler failures); the
+#: broker counts every return, a crash's or a clean stop's included, so a low limit would
+#: park events that were never wrong after a few restarts during a database stall.
+DELIVERY_LIMIT = 1000
 PUBLISH_TIMEOUT = 10.0
 
 
@@ -220,11 +224,13 @@ class Broker:
     def is_connected(self) -> bool:
         return not self.connection.is_closed
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, *, body: bytes | None = None) -> None:
         """Publish persistently, stamped with this connection's user (the broker refuses
-        any other), and wait for the broker's confirm (raises if refused)."""
+        any other), and wait for the broker's confirm (raises if refused). ``body``: the
+        envelope's bytes as they were first published (a replay keeps them exactly,
+        fields this code does not know included)."""
         message = aio_pika.Message(
-            envelope.to_json(),
+            envelope.to_json() if body is None else body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=envelope.id,

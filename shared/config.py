@@ -157,6 +157,12 @@ class CommonConfig:
     audit_retention_days: SIUI_AUDIT_RETENTION_DAYS: how long each service keeps its audit
         rows (a year and a month: an inquiry about last year's operations still finds
         them); older rows are deleted in batches every hour.
+    inbox_retention_days: SIUI_INBOX_RETENTION_DAYS (default 30): how long a consumed
+        event's id is remembered (``shared.inbox``), which is how long a redelivery or a
+        replay of it is recognised and not applied twice. Longer than any redelivery
+        window: a message is redelivered only while unacknowledged (a consumer down for
+        days), and a dead-lettered one should be replayed within the month. Handlers are
+        idempotent by their own keys too, so an older repeat is still harmless.
     amqp_user_prefix: SIUI_AMQP_USER_PREFIX (default ``siui-``): the broker users are
         ``<prefix><service>`` (siui-keygen, siui-users, siui-certs, siui-ocsp,
         siui-console). The one naming rule for both sides: a service logs in and stamps
@@ -174,6 +180,7 @@ class CommonConfig:
     license_pepper_path: Path | None = None  # None: <data dir>/secrets/license-pepper
     trusted_proxies: frozenset[str] = frozenset()
     audit_retention_days: int = setting("SIUI_AUDIT_RETENTION_DAYS", 400, minimum=30, maximum=36_600)
+    inbox_retention_days: int = setting("SIUI_INBOX_RETENTION_DAYS", 30, minimum=7, maximum=3_660)
     amqp_user_prefix: str = DEFAULT_AMQP_USER_PREFIX
 
     def __post_init__(self) -> None:

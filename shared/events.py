@@ -14,10 +14,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from shared.clock import Clock, utc_now
+from shared.usernames import house_of
 
 
 class EventDecodeError(ValueError):
-    """A message body that is not an event envelope this code can read."""
+    """A message body that is not an event envelope this code can read, or an event that
+    reads but can never be applied (it names no real house). A consumer dead-letters it
+    at once: retrying cannot change it."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,14 @@ class Envelope:
     @property
     def routing_key(self) -> str:
         return EVENT_TYPES[self.type].ROUTING_KEY if self.type in EVENT_TYPES else self.type
+
+    def house_of(self, username: str) -> str:
+        """The house of external user ``username``, which must be this event's house
+        (``shared.usernames.house_of``); EventDecodeError when it is not, or names none."""
+        try:
+            return house_of(username, self.cas)
+        except ValueError as exc:
+            raise EventDecodeError(f"{self.type} {self.id}: {exc}") from None
 
     def payload(self):
         """The typed payload (``EventData`` subclass) of this envelope."""

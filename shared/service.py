@@ -23,10 +23,11 @@ from shared.events import Envelope, EventDecodeError, SessionRevoked
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import READINESS, metrics_token_ctx
 from shared.http.serving import serve_forever
-from shared.inbox import Handler, consumer_ctx, forgery, refuse_forged
+from shared.inbox import Handler, consumer_ctx, forgery, purge_inbox, refuse_forged
 from shared.listen import LISTENER, Listener
 from shared.logging import configure_logging, get_logger
 from shared.outbox import outbox_relay_ctx
+from shared.queues import queue_depths_ctx
 from shared.clock import utc_now
 from shared.tasks import BackgroundTask, background_ctx, periodic_ctx, wait_stopping
 
@@ -146,6 +147,13 @@ def _purge_audit(common: CommonConfig):
     return purge
 
 
+def _purge_inbox(common: CommonConfig):
+    async def purge(app: web.Application) -> None:
+        await purge_inbox(app[POOL], utc_now() - timedelta(days=common.inbox_retention_days))
+
+    return purge
+
+
 def add_platform(app: web.Application, common: CommonConfig, *, schema: str, migrations: str,
                  consumers: Consumers | None = None, verifier: TokenVerifier | None = None,
                  pool_max_size: int = 10, follow_past_logouts: bool = True) -> None:
@@ -162,6 +170,9 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     app.cleanup_ctx.append(outbox_relay_ctx(schema))
     for queue, handlers in (consumers or {}).items():
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))
+    if consumers:
+        app.cleanup_ctx.append(queue_depths_ctx(schema))
+        app.cleanup_ctx.append(periodic_ctx("inbox-retention", 3600, _purge_inbox(common)))
     app[TRUSTED_PROXIES] = common.trusted_proxies
     add_audit(app)
     app.cleanup_ctx.append(periodic_ctx("audit-retention", 3600, _purge_audit(common)))

@@ -19,7 +19,14 @@ DATABASE_AWAY: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,     # class 57: admin/crash shutdown, cannot connect now, cancelled
     asyncpg.InsufficientResourcesError,    # class 53: too many connections, disk full
     asyncpg.InterfaceError,                # "connection is closed" after the server went away
+    asyncpg.ReadOnlySQLTransactionError,   # 25006: a standby answering while the primary is away
 )
+
+#: What a consumer or relay holds its work through and tries again, never counting it as
+#: the work's failure: the database away, or a transaction PostgreSQL rolled back to
+#: resolve a conflict (class 40: serialization failure, deadlock), which the same work
+#: passes when retried.
+RETRY_LATER: tuple[type[BaseException], ...] = DATABASE_AWAY + (asyncpg.TransactionRollbackError,)
 
 #: Seconds a client is asked to wait when a dependency is away.
 RETRY_AFTER_SECONDS = 5

@@ -7,7 +7,6 @@ import asyncpg
 from shared.events import CertificateUsed, Envelope, ExternalUserCreated, ExternalUserDeleted, parse_time
 from shared.logging import get_logger
 from shared.service import Consumers
-from shared.usernames import house_of
 
 from . import queries
 from .certificates import usage_batch
@@ -18,7 +17,7 @@ log = get_logger(__name__)
 async def on_external_user_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """Keep the external user certificates may be registered to (queue certs.users)."""
     event = envelope.payload()
-    cas = house_of(event.username, envelope.cas)
+    cas = envelope.house_of(event.username)
     await queries.upsert_external_user(
         conn, username=event.username, cas=cas, provider_cui=event.cui,
         provider_code=event.provider_code or event.cui, provider_name=event.provider_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from shared.clock import utc_now
-from shared.events import (CertificateRegistered, CertificateRevoked, Envelope,
+from shared.events import (CertificateRegistered, CertificateRevoked, Envelope, EventDecodeError,
                            ExternalUserCreated, KeyIssued, parse_time)
 from shared.houses import is_house
 from shared.outbox import add_event
@@ -24,8 +24,8 @@ async def on_key_issued(conn: asyncpg.Connection, envelope: Envelope) -> None:
     event: KeyIssued = envelope.payload()
     cas = envelope.cas
     if not is_house(cas):
-        # Raised, not ignored: after the queue's delivery limit it waits in the DLQ.
-        raise ValueError(f"KeyIssued {envelope.id} names no county house (cas={cas!r})")
+        # Refused, not ignored: it waits in the dead-letter queue, where an operator sees it.
+        raise EventDecodeError(f"KeyIssued {envelope.id} names no county house (cas={cas!r:.10})")
     username = event.external_user or external_username(event.cui, cas)
     created = await queries.insert_external_user(
         conn, username=username, cas=cas, schema_name=house_schema(cas), org_unit=org_unit(cas),

@@ -116,8 +116,8 @@ async def test_certs_cannot_unbind_delete_or_rebind_the_users_queue(login, excha
         await (await channel.get_queue(name, ensure=False)).bind(exchange, routing_key="certs.#")
 
 
-@pytest.mark.parametrize("what", ["a queue", "an exchange", "the dead-letter queue"])
-async def test_no_service_declares_the_topology_or_reads_a_dead_letter_queue(login, exchange, what):
+@pytest.mark.parametrize("what", ["a queue", "an exchange", "another's dead-letter queue"])
+async def test_no_service_declares_the_topology_or_reads_anothers_dead_letter_queue(login, exchange, what):
     channel = await login("users")
     with pytest.raises(Refused):
         if what == "a queue":
@@ -125,7 +125,13 @@ async def test_no_service_declares_the_topology_or_reads_a_dead_letter_queue(log
         elif what == "an exchange":
             await channel.declare_exchange(f"{exchange}.other", aio_pika.ExchangeType.TOPIC)
         else:
-            await (await channel.get_queue(f"{exchange}.users.key-issued.dlq", ensure=False)).get(fail=False)
+            await (await channel.get_queue(f"{exchange}.ocsp.keys.dlq", ensure=False)).get(fail=False)
+
+
+async def test_a_consumer_takes_back_its_own_dead_letters(login, exchange):
+    """deploy.replay_dead_letters reads a dead-letter queue as the queue's consumer."""
+    channel = await login("users")
+    await (await channel.get_queue(f"{exchange}.users.key-issued.dlq", ensure=False)).get(fail=False)
 
 
 async def test_a_service_may_follow_logouts_only_on_a_queue_named_for_it(login, exchange):

@@ -29,11 +29,12 @@ def may(pattern: str, name: str) -> bool:
 
 
 def queues_of(exchange: str) -> dict[str, str]:
-    """Every queue of the topology → its consumer (dead-letter queues: nobody's)."""
+    """Every queue of the topology → its consumer (a dead-letter queue: its queue's
+    consumer's, which takes parked events back for a replay)."""
     out = {}
     for spec in TOPOLOGY:
         out[f"{exchange}.{spec.name}"] = spec.service
-        out[f"{exchange}.{spec.name}.dlq"] = ""
+        out[f"{exchange}.{spec.name}.dlq"] = spec.service
     return out
 
 
@@ -182,6 +183,16 @@ def test_tags_are_cleared_and_changed_permissions_restored(tmp_path):
     steps = plan(state, t)
     assert ("clear_user_tags", "siui-certs") in steps
     assert [s[:3] for s in steps if s[0] == "set_permissions"] == [("set_permissions", "/", "siui-keygen")]
+
+
+def test_a_queue_of_an_earlier_release_is_replaced_then_imported_anew(tmp_path):
+    """Queue arguments cannot change (the old delivery limit was 5): the set-up is told
+    to replace the queue, and imports the topology again."""
+    t = target(tmp_path)
+    state = applied(plan(EMPTY, t), EMPTY, t)
+    old = next(q for q in state["queues"] if q["name"] == "siui.events.users.key-issued")
+    old["arguments"] = {**old["arguments"], "x-delivery-limit": 5}
+    assert plan(state, t) == [("replace_queue", "/", "siui.events.users.key-issued"), ("import_topology",)]
 
 
 def test_another_exchange_gets_its_topology_and_topic_permissions(tmp_path):

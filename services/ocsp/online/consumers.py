@@ -10,7 +10,6 @@ from services.ocsp.online import keys
 from services.ocsp.online import queries as oq
 from shared.events import Envelope, ExternalUserCreated, ExternalUserDeleted, KeyIssued, parse_time
 from shared.inbox import Handler
-from shared.usernames import house_of
 
 
 async def _save(conn: asyncpg.Connection, before: keys.KeyRecord | None, after: keys.KeyRecord) -> None:
@@ -34,7 +33,7 @@ async def on_key_issued(conn: asyncpg.Connection, envelope: Envelope) -> None:
     event = envelope.payload()
     before = await _current(conn, event.external_user)
     after = keys.apply_key_issued(
-        before, username=event.external_user, cas=house_of(event.external_user, envelope.cas),
+        before, username=event.external_user, cas=envelope.house_of(event.external_user),
         provider_cui=event.cui, provider_name=event.provider_name, key_digest=event.key_digest,
         issued_at=parse_time(event.issued_at, "issued_at"))
     await _save(conn, before, after)
@@ -45,7 +44,7 @@ async def on_user_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
     event = envelope.payload()
     before = await _current(conn, event.username)
     after = keys.apply_user_created(
-        before, username=event.username, cas=house_of(event.username, envelope.cas),
+        before, username=event.username, cas=envelope.house_of(event.username),
         provider_cui=event.cui, provider_name=event.provider_name, at=parse_time(envelope.occurred_at, "occurred_at"))
     await _save(conn, before, after)
 
@@ -55,7 +54,7 @@ async def on_user_deleted(conn: asyncpg.Connection, envelope: Envelope) -> None:
     event = envelope.payload()
     before = await _current(conn, event.username)
     after = keys.apply_user_deleted(before, username=event.username,
-                                    cas=house_of(event.username, envelope.cas),
+                                    cas=envelope.house_of(event.username),
                                     at=parse_time(envelope.occurred_at, "occurred_at"))
     await _save(conn, before, after)
 

@@ -46,7 +46,7 @@ async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
         raise EventDecodeError(f"unknown certificate status {event.status!r}")
     row = await queries.upsert_certificate(
         conn, issuer_id=uuid.UUID(event.issuer_id), serial=int(event.serial),
-        certificate_id=uuid.UUID(event.certificate_id), username=event.username, cas=envelope.cas,
+        certificate_id=uuid.UUID(event.certificate_id), username=event.username, cas=envelope.house_of(event.username),
         provider_cui=event.provider_cui, status=event.status,
         changed_at=parse_time(event.changed_at, "changed_at"),
         revocation_reason=event.reason if event.status == "revoked" else None,
