@@ -191,9 +191,12 @@ def national() -> dict:
                    "ignored, requeued, failed, dead_lettered.",
                    [(f"sum by (queue, outcome) (rate(siui_events_consumed_total[{rate}]))", "{{queue}} {{outcome}}")],
                    unit="ops", w=8),
-        timeseries("Dead-letter messages by queue", AWAITING.format(metric="siui_dead_letter_messages{queue}")
-                   + " Any message here is an event whose effect never happened.",
-                   [("max by (queue) (siui_dead_letter_messages)", "{{queue}}")], w=24),
+        timeseries("Dead-letter messages by queue", "Events parked for good (five real handler failures, "
+                   "unreadable, no real house, forged): their effect never happened until replayed with "
+                   "python -m deploy.replay_dead_letters.",
+                   [("max by (queue) (siui_dead_letter_messages)", "{{queue}}")], w=12),
+        timeseries("Events waiting by queue", "Events in the queues, not yet consumed: a consumer behind or down.",
+                   [("max by (queue) (siui_queue_messages)", "{{queue}}")], w=12),
 
         row("Certificates"),
         timeseries("Certificate state changes/min by action", "registered, suspended, reinstated, revoked "

@@ -40,7 +40,6 @@ VARIABLES = {"cas": HOUSE, "__rate_interval": "2m", "__range": "10m", "__interva
 # Metrics named by rules and panels that the services do not export yet (see README,
 # "Monitoring"): their queries run, but cannot return data until the metric exists.
 AWAITING = {
-    "siui_dead_letter_messages": "gauge {queue}: messages in each .dlq queue",
     "siui_ocsp_state_propagation_seconds": "histogram {action}: certs commit to OCSP answering accordingly",
     "siui_ocsp_signer_not_after_seconds": "gauge {issuer}: notAfter of each OCSP signing certificate",
     "siui_tls_certificate_not_after_seconds": "gauge {listener}: notAfter of each TLS server certificate",
@@ -289,7 +288,7 @@ async def _run(stack, pki, http, tmp_path, prometheus):
         else:
             # A healthy stack need not match an alert's condition: valid PromQL is enough.
             checks.append((f"alert {rule['name']}", rule["query"], False))
-    assert len([c for c in checks if c[0].startswith("dashboard")]) == 33
+    assert len([c for c in checks if c[0].startswith("dashboard")]) == 34
     failures, waiting = [], []
     for what, expr, must_have_data in checks:
         result = await prometheus.query(substitute(expr))
@@ -307,13 +306,11 @@ async def _run(stack, pki, http, tmp_path, prometheus):
 
 
 EXPECTED_AWAITING = [
-    "dashboard siui-national: Dead-letter messages by queue [A]",
     "dashboard siui-national: Suspension to OCSP, p99 [A]",
     "dashboard siui-national: OCSP signers: days left [A]",
     "dashboard siui-national: TLS certificates: days left [A]",
     "dashboard siui-national: Issuer CRLs: hours to nextUpdate [A]",
     "alert SiuiSuspensionPropagationSlow",
-    "alert SiuiDeadLetterQueueNotEmpty",
     "alert SiuiOcspSignerExpiring",
     "alert SiuiOcspSignerExpiring",
     "alert SiuiTlsCertificateExpiring",
