@@ -88,6 +88,44 @@ async def test_outbox_event_reaches_a_consumer_exactly_once(pool, common_config)
         await consumer.close()
 
 
+async def _drain(queue, expected: int) -> list[str]:
+    """Take ``expected`` messages off ``queue`` (waiting for them); their event ids."""
+    ids: list[str] = []
+
+    async def more():
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            ids.append(Envelope.from_json(message.body).id)
+        return len(ids) >= expected
+
+    await eventually(more, timeout=20, what=f"{expected} events on the queue")
+    return ids
+
+
+async def test_two_relays_of_one_outbox_publish_each_event_once(pool, common_config):
+    """Every process of a service runs a relay: a claimed row is published by one only,
+    and a claim left by a relay that died lapses, and is then published."""
+    first, second = await connect_as("users", common_config), await connect_as("users", common_config)
+    reader = await connect_as("certs", common_config)
+    channel = await reader.connection.channel()
+    queue = await channel.get_queue(reader.queue_name("certs.users"))
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            written = [await add_event(conn, ExternalUserDeleted(username=f"{n}_CAS-B"), "B") for n in range(1200)]
+            # And one a relay claimed, then died with: its claim lapsed a second ago.
+            dead = await add_event(conn, ExternalUserDeleted(username="99_CAS-B"), "B")
+            await conn.execute("update outbox set claimed_until = now() - interval '1 second' where event_id = $1",
+                               uuid.UUID(dead.id))
+        while sum(await asyncio.gather(relay_once(pool, first), relay_once(pool, second))):
+            pass
+        ids = await _drain(queue, len(written) + 1)
+        assert sorted(ids) == sorted(e.id for e in [*written, dead])  # each once, none missing
+        assert await pool.fetchval("select count(*) from outbox") == 0
+    finally:
+        for broker in (first, second, reader):
+            await broker.close()
+
+
 async def test_rolled_back_change_publishes_nothing(pool):
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
