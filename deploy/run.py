@@ -4,16 +4,19 @@ Each service is its own process (``python -m services.<name>``), as in productio
 schemas are migrated first, once, and the national admin is created on the first start.
 Each service logs in to RabbitMQ as its own user (siui-<service>) with the password
 deploy/setup.sh wrote in the data directory; without them nothing starts (they would
-refuse every event, or be refused by the broker). If one service dies, the others are
-stopped too, so a half-running stack never hides.
+refuse every event, or be refused by the broker). A service that dies is started again
+(``shared.supervisor``: a growing delay, a crash loop reported) while the others keep
+running, and this output says so each time: ``siui: child_died child=users exit=-9 ...``,
+``siui: child_restarted ...``, ``siui: crash_loop ...``.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import signal
 import sys
+
+from shared.supervisor import ChildSpec, Supervisor
 
 SERVICES = ("users", "keygen", "certs", "ocsp", "console")
 STOP_GRACE_SECONDS = 15
@@ -26,38 +29,8 @@ async def _run(services: tuple[str, ...]) -> int:
         # loopback, passing the browser's address on (logins are counted and locked per
         # client address). Believed only from loopback, which only this host can send from.
         env["SIUI_TRUSTED_PROXIES"] = "127.0.0.1,::1"
-    procs: dict[str, asyncio.subprocess.Process] = {}
-    for name in services:
-        # Each in its own process group: a terminal's Ctrl-C (sent to the whole foreground
-        # group) reaches only this supervisor, which stops every service once. A second
-        # signal in the middle of a graceful stop would cancel its cleanup.
-        procs[name] = await asyncio.create_subprocess_exec(sys.executable, "-m", f"services.{name}", env=env,
-                                                           process_group=0)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    waits = {asyncio.create_task(p.wait()): n for n, p in procs.items()}
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*waits, stopper], return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    for task in done:
-        if task in waits:
-            print(f"siui: service {waits[task]} exited with {task.result()}; stopping the others",
-                  file=sys.stderr, flush=True)
-            code = 1
-    for proc in procs.values():
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs.values())), STOP_GRACE_SECONDS)
-    except asyncio.TimeoutError:
-        for proc in procs.values():
-            if proc.returncode is None:
-                proc.kill()
-        await asyncio.gather(*(p.wait() for p in procs.values()))
-    stopper.cancel()
-    return code
+    children = [ChildSpec(name, (sys.executable, "-m", f"services.{name}"), env) for name in services]
+    return await Supervisor(children, stop_grace=STOP_GRACE_SECONDS).run()
 
 
 def broker_logins_missing(services: tuple[str, ...], env=None) -> list[str]:

@@ -21,7 +21,7 @@ from shared.config import CommonConfig
 from shared.db import POOL, pool_ctx
 from shared.events import Envelope, EventDecodeError, SessionRevoked
 from shared.http.clients import TRUSTED_PROXIES
-from shared.http.operational import READINESS, metrics_token_ctx
+from shared.http.operational import DEGRADED_BY, READINESS, metrics_token_ctx
 from shared.http.serving import serve_forever
 from shared.inbox import Handler, consumer_ctx, forgery, purge_inbox, refuse_forged
 from shared.listen import LISTENER, Listener
@@ -29,6 +29,7 @@ from shared.logging import configure_logging, get_logger
 from shared.outbox import outbox_relay_ctx
 from shared.queues import queue_depths_ctx
 from shared.clock import utc_now
+from shared.supervisor import follow_supervisor, restarts
 from shared.tasks import BackgroundTask, background_ctx, periodic_ctx, wait_stopping
 
 log = get_logger(__name__)
@@ -156,9 +157,12 @@ def _purge_inbox(common: CommonConfig):
 
 def add_platform(app: web.Application, common: CommonConfig, *, schema: str, migrations: str,
                  consumers: Consumers | None = None, verifier: TokenVerifier | None = None,
-                 pool_max_size: int = 10, follow_past_logouts: bool = True) -> None:
+                 pool_max_size: int = 10, follow_past_logouts: bool = True,
+                 serves_from_memory: bool = False) -> None:
     """Attach the shared resources, in start order (cleanup runs in reverse), the audit
-    trail, and the readiness checks."""
+    trail, and the readiness checks. ``serves_from_memory``: the service keeps serving
+    while its database and broker are away (ocsp answers from its registry), so their
+    loss degrades it rather than making it not ready."""
     app.cleanup_ctx.append(metrics_token_ctx(common.metrics_token_path))
     app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
     app[LISTENER] = Listener(common.database_url)
@@ -176,7 +180,7 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     app[TRUSTED_PROXIES] = common.trusted_proxies
     add_audit(app)
     app.cleanup_ctx.append(periodic_ctx("audit-retention", 3600, _purge_audit(common)))
-    app[READINESS].extend([database_reachable, broker_reachable])
+    app[DEGRADED_BY if serves_from_memory else READINESS].extend([database_reachable, broker_reachable])
 
 
 def run(service: str, common: CommonConfig, make_app: Callable[[], web.Application], port: int,
@@ -185,6 +189,7 @@ def run(service: str, common: CommonConfig, make_app: Callable[[], web.Applicati
     through the guarded server (shared.http.serving: slow clients cut off, per-address
     connection cap, problem+json for what aiohttp refuses)."""
     configure_logging(service, common.log_format)
-    log.info("starting", port=port, host=common.host)
+    follow_supervisor()  # under make up's runner: stop with it, never linger
+    log.info("starting", port=port, host=common.host, restarts=restarts())
     asyncio.run(serve_forever(make_app, common.host, port, reuse_port=reuse_port))
     log.info("stopped")

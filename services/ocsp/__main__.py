@@ -3,9 +3,10 @@
 With SIUI_OCSP_WORKERS > 1 (default 2, where SO_REUSEPORT exists) this process starts
 that many worker processes, each running the whole app on the same ports (the kernel
 spreads connections among them), each with its own in-memory registry kept current
-through NOTIFY. This parent only supervises: it forwards SIGINT/SIGTERM to the workers
-and waits for them; if one dies on its own it stops the others, so that a half-running
-service never hides.
+through NOTIFY. This parent only supervises (``shared.supervisor``): a worker that dies
+is started again with a growing delay while the others keep answering (the kernel
+gives new connections to the sockets still open), a crash loop is reported, and
+SIGINT/SIGTERM stop every worker once.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import gc
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 
@@ -23,6 +23,7 @@ from shared.http.serving import GuardedAppRunner
 from prometheus_client import multiprocess
 
 from shared.logging import configure_logging, get_logger
+from shared.supervisor import ChildSpec, Supervisor, follow_supervisor
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
@@ -99,61 +100,33 @@ def _metrics_dir() -> str:
 
 
 def supervise(config: Config) -> int:
-    """Start ``config.workers`` workers and wait for them; the exit code for the process."""
+    """Start ``config.workers`` workers and keep them running; the exit code at the end."""
     configure_logging("ocsp", config.common.log_format)
-    stopping = False
-    workers: dict[int, subprocess.Popen] = {}
-
-    def stop(_signum=None, _frame=None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     # In the workers' environment from their start: prometheus_client picks its
     # multiprocess mode when first imported.
     metrics_dir = _metrics_dir()
     worker_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
-    for _ in range(config.workers):
-        # Each worker is `python -m services.ocsp --worker`, in its own process group: a
-        # terminal's Ctrl-C reaches only this parent, which stops every worker once.
-        process = subprocess.Popen([sys.executable, "-m", "services.ocsp", "--worker"], process_group=0,
-                                   env=worker_env)
-        workers[process.pid] = process
-    log.info("ocsp_workers_started", workers=list(workers), port=config.port)
-    code = 0
-    while any(p.returncode is None for p in workers.values()):
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-        if pid in workers:
-            workers[pid].returncode = os.waitstatus_to_exitcode(status)
-            multiprocess.mark_process_dead(pid, metrics_dir)  # its live gauges no longer count
-            if not stopping:
-                log.error("ocsp_worker_died", pid=pid, exit_code=workers[pid].returncode)
-                code = 1
-                stop()
-    if any(p.returncode not in (0, -signal.SIGTERM) for p in workers.values()):
-        code = 1
-    return code
+    # Each worker is `python -m services.ocsp --worker`, in its own process group.
+    workers = [ChildSpec(f"ocsp-worker-{n}", (sys.executable, "-m", "services.ocsp", "--worker"), worker_env)
+               for n in range(1, config.workers + 1)]
 
+    def report(event: str, fields: dict) -> None:
+        (log.error if event in ("child_died", "crash_loop", "child_killed") else log.info)(
+            f"ocsp_workers_{event}", port=config.port, **fields)
 
-def _die_with_parent() -> None:
-    """A worker whose supervisor was killed (SIGKILL, OOM) stops too, instead of lingering."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+    def gone(pid: int) -> None:
+        multiprocess.mark_process_dead(pid, metrics_dir)  # its live gauges no longer count
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    supervisor = Supervisor(workers, report=report, on_exit=gone, first_delay=0.2, max_delay=10.0,
+                            stop_grace=SHUTDOWN_TIMEOUT + 5)
+    return asyncio.run(supervisor.run())
 
 
 def main(argv: list[str]) -> int:
     config = Config.from_env()
-    if "--worker" in argv:
-        _die_with_parent()
+    # A worker whose parent was killed (SIGKILL, OOM) stops too; so does this parent when
+    # make up's runner is killed.
+    follow_supervisor()
     if config.workers == 1 or "--worker" in argv:
         serve(config)
         return 0

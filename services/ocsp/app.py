@@ -28,8 +28,10 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     """The ocsp application; ``clock`` and ``verifier`` are for tests."""
     # An OCSP request is at most MAX_REQUEST_BYTES; JSON bodies (signers) a few kB.
     app = base_app("ocsp", OPENAPI_DOC, client_max_size=max(64 * 1024, responder.MAX_REQUEST_BYTES))
+    # Answers come from memory (the registry): without its database or broker for a while
+    # the responder still answers every request rightly, so it stays ready, degraded.
     add_platform(app, config.common, schema="ocsp", migrations="services.ocsp", consumers=CONSUMERS,
-                 verifier=verifier)
+                 verifier=verifier, serves_from_memory=True)
     responder.add_registry(app)
     app.cleanup_ctx.append(state.state_ctx(config.common.data_key_path))
     app.cleanup_ctx.append(responder.responder_ctx(config, clock))

@@ -13,9 +13,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from shared.http.problems import SERVICE_NAME, problem, request_middleware
 from shared.http.reading import input_middleware
 from shared.openapi import assemble, with_platform_responses
+from shared.supervisor import SUPERVISOR_RESTARTS, restarts
 
 ReadinessCheck = Callable[[web.Application], Awaitable[None]]
 READINESS = web.AppKey("readiness", list)
+#: Checks of what the service works without for a while (ocsp answers from memory while
+#: its database or broker is away): /readyz stays 200, ``"status": "degraded"``, and says
+#: which are failing. READINESS holds what it cannot work without (503 while failing).
+DEGRADED_BY = web.AppKey("degraded_by", list)
 OPENAPI = web.AppKey("openapi", dict)
 
 
@@ -23,17 +28,26 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive", "service": request.app[SERVICE_NAME]})
 
 
-async def readyz(request: web.Request) -> web.Response:
+async def _failing(app: web.Application, checks) -> dict[str, str]:
     failures = {}
-    for check in request.app[READINESS]:
+    for check in checks:
         try:
-            await check(request.app)
+            await check(app)
         except Exception as exc:
             failures[check.__name__] = str(exc) or type(exc).__name__
+    return failures
+
+
+async def readyz(request: web.Request) -> web.Response:
+    failures = await _failing(request.app, request.app[READINESS])
     if failures:
         return problem(503, "Not ready", "; ".join(f"{k}: {v}" for k, v in failures.items()),
                        slug="not-ready", instance=request.path)
-    return web.json_response({"status": "ready", "service": request.app[SERVICE_NAME]})
+    degraded = await _failing(request.app, request.app[DEGRADED_BY])
+    body = {"status": "degraded" if degraded else "ready", "service": request.app[SERVICE_NAME]}
+    if degraded:
+        body["degraded"] = degraded
+    return web.json_response(body)
 
 
 _MULTIPROCESS_REGISTRY: CollectorRegistry | None = None
@@ -104,6 +118,8 @@ def base_app(service: str, openapi_doc: dict, *, middlewares=(), client_max_size
                           client_max_size=client_max_size, **kw)
     app[SERVICE_NAME] = service
     app[READINESS] = []
+    app[DEGRADED_BY] = []
+    SUPERVISOR_RESTARTS.set(restarts())
     app[OPENAPI] = assemble(openapi_doc, OPERATIONAL_OPENAPI)
     app.on_startup.append(_complete_document)
     app.router.add_get("/healthz", healthz)
@@ -117,7 +133,8 @@ OPERATIONAL_OPENAPI = {"paths": {
     "/healthz": {"get": {"summary": "Alive", "tags": ["operations"],
                          "responses": {"200": {"description": "The process answers"}}}},
     "/readyz": {"get": {"summary": "Ready: what the service needs is reachable", "tags": ["operations"],
-                        "responses": {"200": {"description": "Ready"},
+                        "responses": {"200": {"description": "Ready; or degraded (still serving, from "
+                                                              "memory: \"status\": \"degraded\" names what is away)"},
                                       "503": {"description": "Not ready (problem+json says why)"}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics (Authorization: Bearer <metrics token>)",
                          "tags": ["operations"], "security": [{"metrics": []}],

@@ -1,12 +1,20 @@
 """``python -m services.ocsp`` as deployed: two worker processes sharing the port, each
-kept current through NOTIFY, stopped cleanly by SIGTERM to the parent."""
+kept current through NOTIFY, stopped cleanly by SIGTERM to the parent; a worker killed
+is replaced while the other answers."""
 from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
 
 import aiohttp
 from cryptography.x509 import ocsp
 
+from tests.support import infra
 from tests.support.ocsp_harness import Issuer, request_der
 from tests.support.ocsp_process import ask_anew, running_ocsp
+from tests.support.stack import descendants
 from tests.support.wait import eventually
 
 
@@ -36,3 +44,81 @@ async def test_two_workers_follow_a_suspension_and_stop_on_sigterm(common_config
             await eventually(lambda: twelve_answers(ocsp.OCSPCertStatus.REVOKED), timeout=5, interval=0.05,
                              what="every worker answering revoked")
         assert await service.stop() == 0
+
+
+async def test_a_killed_worker_is_restarted_while_the_other_keeps_answering(common_config, feed, tmp_path):
+    """kill -9 of one worker: answers go on from the other (any gap measured, at most a
+    second), the parent starts a new worker, reports both, and /metrics counts the restart."""
+    ca = Issuer.new("Worker Kill CA")
+    leaf = ca.issue("provider")
+    async with running_ocsp(common_config, tmp_path / "ocsp.log") as service:
+        await feed.issuer(ca)
+        await feed.certificate(ca, leaf.serial)
+        der = request_der(ca, leaf)
+        async with aiohttp.ClientSession() as session:
+            async def good() -> bool:
+                try:
+                    answer = await ask_anew(session, service.url, der)
+                except (aiohttp.ClientError, AssertionError):
+                    return False
+                return answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+            await eventually(good, timeout=60, interval=0.2, what="answering good")
+            workers = await eventually(lambda: _two_workers(service.process.pid), timeout=30, what="two workers")
+            failures: list[float] = []
+            asked = 0
+            stop = asyncio.Event()
+
+            async def probe():
+                nonlocal asked
+                while not stop.is_set():
+                    asked += 1
+                    if not await good():
+                        failures.append(time.monotonic())
+                    await asyncio.sleep(0.01)
+
+            prober = asyncio.create_task(probe())
+            await asyncio.sleep(0.5)  # the prober runs before the kill (its counts are asserted below)
+            os.kill(workers[0], signal.SIGKILL)
+            replaced = await eventually(lambda: _replaced(service.process.pid, workers), timeout=30,
+                                        what="a new worker in the dead one's place")
+            await eventually(lambda: _async(b"ocsp_workers_child_restarted" in service.log_path.read_bytes()),
+                             what="the restart reported")
+            await asyncio.sleep(0.5)
+            stop.set()
+            await prober
+            gap = (failures[-1] - failures[0]) if failures else 0.0
+            print(f"worker kill: {asked} asked, {len(failures)} failed, gap {gap:.3f} s")
+            assert asked > 50 and gap <= 1.0, (asked, len(failures), gap)
+            assert workers[1] in replaced  # the other worker never stopped
+            log = service.log_path.read_bytes()
+            assert b"ocsp_workers_child_died" in log and str(workers[0]).encode() in log
+            # The new worker knows it is a restart; /metrics (any worker) sums the slots.
+            token = infra.metrics_headers(common_config.data_dir)
+
+            async def restarts_counted():
+                async with session.get(service.url + "metrics", headers={**token, "Connection": "close"}) as r:
+                    text = await r.text()
+                return any(line.startswith("siui_supervisor_restarts ") and float(line.split()[1]) == 1.0
+                           for line in text.splitlines())
+
+            await eventually(restarts_counted, timeout=10, what="siui_supervisor_restarts 1")
+        assert await service.stop() == 0
+
+
+def _worker_pids(parent: int) -> list[int]:
+    return sorted(descendants(parent))
+
+
+async def _two_workers(parent: int) -> list[int] | None:
+    pids = _worker_pids(parent)
+    return pids if len(pids) == 2 else None
+
+
+async def _replaced(parent: int, before: list[int]) -> list[int] | None:
+    pids = _worker_pids(parent)
+    return pids if len(pids) == 2 and before[0] not in pids else None
+
+
+async def _async(value):
+    return value
