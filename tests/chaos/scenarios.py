@@ -1,0 +1,473 @@
+"""The faults, one scenario each, and how a scenario is run and measured.
+
+A scenario: the load starts (keys and suspensions at a steady rate, a clerk on the
+console); after a warm-up the fault is injected and lifted; the load goes on a few
+seconds, then stops; what was left unanswered is retried; then the harness waits, with a
+deadline, for every key's external user and every certificate's final state in OCSP,
+and writes the ledger row. Where the fault has a recovery moment (the broker or the
+database back, a lock released), a key is issued and a suspension made at that moment
+and the time until users and OCSP show them is the "events after recovery".
+
+For a killed process the stack's own supervisors are expected to bring it back
+(deploy/run.py a service, the ocsp supervisor a worker). When they do not, the scenario
+fails on it, and only then does the harness restart the whole stack, saying so, so that
+the scenario can still be counted and the next ones run.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aio_pika
+
+from shared.broker import broker_url
+from shared.events import Envelope, KeyIssued
+from tests.chaos.evidence import LogMark, summarize
+from tests.chaos.infra import InfraError
+from tests.chaos.ledger import Result
+from tests.chaos.operators import KeyAsk, Load, Recorder, advance_key, advance_state, expected_reading, external_users
+from tests.chaos.session import EXCHANGE, Session
+from tests.support.identities import new_cui
+
+RESTART_DEADLINE = 20.0   # seconds for a supervisor to bring a killed process back, ready
+CATCH_UP_DEADLINE = 60.0
+CONVERGE_DEADLINE = 60.0
+FLOW_DEADLINE = 30.0
+RECOVERY_DEADLINE = 120.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    what: str
+    inject: Callable[["Run"], Awaitable[float]]   # injects and lifts the fault; returns when lifted
+    flow: bool = False         # measure events after recovery
+    gap_target: bool = True    # OCSP must keep answering (≤ 1 s gaps)
+    poison: bool = False       # dead letters are expected (counted by the scenario itself)
+
+
+@dataclass
+class Run:
+    """One scenario being run: the session, its result, its load."""
+
+    session: Session
+    result: Result
+    load: Load
+    outage: float
+    poisoned: list[str] = field(default_factory=list)  # users the rejected poison names
+
+    @property
+    def stack(self):
+        return self.session.stack
+
+    async def expect_restart(self, service: str, old_pid: int, since: float) -> bool:
+        """Wait for the stack's supervisors to bring ``service`` back (a new pid, ready);
+        otherwise fail the scenario and restart the stack by the harness."""
+        stack, result = self.stack, self.result
+        deadline = since + RESTART_DEADLINE
+        while time.monotonic() < deadline:
+            if not stack.running:
+                said = [line.strip()[:160] for line in stack.log_tail("ocsp_worker_died")[-1:]
+                        + stack.log_tail("exited with")[-1:]]
+                result.fail(f"deploy.run exited ({stack.process.returncode}) instead of restarting {service}"
+                            + (": " + " then ".join(f"«{line}»" for line in said) if said else ""))
+                await self.restart_by_harness(f"{service} was not restarted")
+                return False
+            found = stack.processes()
+            if service == "ocsp-worker":
+                workers = found.get("ocsp-worker", [])
+                back = old_pid not in workers and len(workers) >= 2
+            else:
+                back = any(pid != old_pid for pid in found.get(service, []))
+            if back and (service == "ocsp-worker" or await self._ready(service)):
+                result.note(f"{service} restarted by its supervisor {time.monotonic() - since:.2f} s after the kill")
+                return True
+            await asyncio.sleep(0.1)
+        result.fail(f"{service} not restarted within {RESTART_DEADLINE:.0f} s of the kill")
+        await self.restart_by_harness(f"{service} was not restarted")
+        return False
+
+    async def _ready(self, service: str) -> bool:
+        http_name = "ocsp" if service.startswith("ocsp") else service
+        return await self.stack.ready(self.session.api.http, http_name)
+
+    async def restart_by_harness(self, why: str) -> None:
+        seconds = await self.stack.restart_by_harness(why)
+        self.result.note(f"stack restarted by the harness ({why}): ready {seconds:.1f} s later")
+
+    async def ensure_running(self, after: str) -> None:
+        """After a broker or database fault, the stack must still be there."""
+        if not self.stack.running:
+            evidence = self.stack.log_tail("exited with")
+            self.result.fail(f"the stack exited during {after}"
+                             + (f": «{evidence[-1].strip()[:160]}»" if evidence else ""))
+            await self.restart_by_harness(f"it exited during {after}")
+
+
+# -- process deaths ------------------------------------------------------------------------
+
+def kill(service: str) -> Callable[[Run], Awaitable[float]]:
+    async def inject(run: Run) -> float:
+        pid = run.stack.pid_of(service)
+        run.stack.kill(pid)
+        killed = time.monotonic()
+        run.result.note(f"kill -9 {service} (pid {pid})")
+        await run.expect_restart(service, pid, killed)
+        return killed
+
+    return inject
+
+
+# -- the broker ------------------------------------------------------------------------------
+
+async def broker_stop_app(run: Run) -> float:
+    rabbit = run.session.rabbit
+    await rabbit.stop_app()
+    stopped = time.monotonic()
+    await asyncio.sleep(run.outage)
+    back = asyncio.create_task(run.session.wait_port(rabbit.port, time.monotonic() + RECOVERY_DEADLINE))
+    await rabbit.start_app()
+    lifted = await back
+    run.result.note(f"rabbitmqctl stop_app; start_app {lifted - stopped:.1f} s later")
+    await run.ensure_running("the broker's outage")
+    return lifted
+
+
+async def broker_kill(run: Run) -> float:
+    rabbit = run.session.rabbit
+    pid = rabbit.kill()
+    killed = time.monotonic()
+    await asyncio.sleep(run.outage)
+    back = asyncio.create_task(run.session.wait_port(rabbit.port, time.monotonic() + RECOVERY_DEADLINE))
+    await rabbit.restart_after_kill()
+    lifted = await back
+    run.result.note(f"kill -9 of the broker's VM (pid {pid}); node restarted, AMQP back {lifted - killed:.1f} s later")
+    await run.ensure_running("the broker's outage")
+    return lifted
+
+
+# -- the database ----------------------------------------------------------------------------
+
+def pg_restart(mode: str) -> Callable[[Run], Awaitable[float]]:
+    async def inject(run: Run) -> float:
+        began = time.monotonic()
+        restart = asyncio.create_task(run.session.pg.restart(mode))
+        await asyncio.sleep(0.3)  # let the stop begin, so the first "answers" below is the new server
+        lifted = await run.session.wait_database(time.monotonic() + RECOVERY_DEADLINE)
+        await restart
+        run.result.note(f"pg_ctl restart -m {mode}: answering again {lifted - began:.2f} s after it began")
+        await run.ensure_running("the database's restart")
+        return lifted
+
+    return inject
+
+
+STALL_SECONDS = 30.0
+STALL_RESTARTS = 3
+
+
+async def db_stall(run: Run) -> float:
+    """An ACCESS EXCLUSIVE lock on users' table for 30 s while keys keep coming, and the
+    users service killed (to be restarted by the runner) a few times meanwhile: every
+    restart hands its held messages back to the queue, which counts a delivery each time."""
+    import asyncpg
+
+    conn = await asyncpg.connect(run.session.db_dsn)
+    tx = conn.transaction()
+    await tx.start()
+    await conn.execute("lock table users.users in access exclusive mode")
+    locked = time.monotonic()
+    run.result.note(f"lock table users.users in access exclusive mode, for {STALL_SECONDS:.0f} s")
+    release = asyncio.create_task(_release_at(tx, conn, locked + STALL_SECONDS))
+    try:
+        for n in range(STALL_RESTARTS):
+            await asyncio.sleep(max(0.0, locked + (n + 1) * STALL_SECONDS / (STALL_RESTARTS + 1) - time.monotonic()))
+            if release.done():
+                break
+            pid = run.stack.pid_of("users")
+            run.stack.kill(pid)
+            run.result.note(f"kill -9 users (pid {pid}) during the stall, {time.monotonic() - locked:.1f} s in")
+            if not await run.expect_restart("users", pid, time.monotonic()):
+                run.result.note("further restarts skipped: the runner restarts nothing")
+                break
+    finally:
+        lifted = await release
+    return lifted
+
+
+async def _release_at(tx, conn, when: float) -> float:
+    await asyncio.sleep(max(0.0, when - time.monotonic()))
+    await tx.rollback()
+    await conn.close()
+    return time.monotonic()
+
+
+# -- poison messages ---------------------------------------------------------------------------
+
+POISON_GARBAGE = 5
+POISON_REJECTED = 5
+
+
+async def poison(run: Run) -> float:
+    """Garbage bodies and KeyIssued events their handlers reject (an occurred time that
+    is no time), published as keygen (so not refused as forged) among the real ones."""
+    session = run.session
+    url = broker_url(session.rabbit.url, session.stack.data_dir, "keygen")
+    connection = await aio_pika.connect(url)
+    rejected = []
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(EXCHANGE, ensure=False)
+        for n in range(POISON_GARBAGE):
+            await exchange.publish(aio_pika.Message(b"\x00not an event " + str(n).encode(), user_id="siui-keygen",
+                                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                   routing_key=KeyIssued.ROUTING_KEY)
+        for _ in range(POISON_REJECTED):
+            cui = new_cui()
+            event = KeyIssued(provider_id=str(uuid.uuid4()), cui=cui, provider_code=cui,
+                              provider_name=f"SC POISON {run.load.tag} SRL", key_id=str(uuid.uuid4()),
+                              key_digest="00" * 32, reset=False, issued_at="not a time", issued_by="chaos",
+                              external_user=f"{cui}_CAS-B")
+            envelope = Envelope(id=str(uuid.uuid4()), type=KeyIssued.TYPE, version=1,
+                                occurred_at="2025-01-01T00:00:00+00:00", cas="B", data=event.to_data())
+            await exchange.publish(aio_pika.Message(envelope.to_json(), user_id="siui-keygen",
+                                                    content_type="application/json",
+                                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                   routing_key=KeyIssued.ROUTING_KEY)
+            rejected.append(f"{cui}_CAS-B")
+    finally:
+        await connection.close()
+    lifted = time.monotonic()
+    run.result.note(f"published {POISON_GARBAGE} garbage bodies and {POISON_REJECTED} KeyIssued its handlers "
+                    "reject, as siui-keygen")
+    run.poisoned = rejected  # checked after convergence
+    return lifted
+
+
+# -- a death with unpublished events ------------------------------------------------------------
+
+async def outbox_kill(run: Run) -> float:
+    """The broker stopped, keys issued (their KeyIssued wait in keygen's outbox), keygen
+    killed holding them, the broker back: keygen must come back and publish them."""
+    session = run.session
+    await session.rabbit.stop_app()
+    stopped = time.monotonic()
+    await asyncio.sleep(run.outage)
+    rows = (await session.sql("select count(*) as n from keygen.outbox"))[0]["n"]
+    run.result.note(f"broker stopped; {rows} KeyIssued unpublished in keygen's outbox")
+    if rows == 0:
+        run.result.fail("the fault was not set up: keygen's outbox was empty when keygen was killed")
+    pid = run.stack.pid_of("keygen")
+    run.stack.kill(pid)
+    killed = time.monotonic()
+    run.result.note(f"kill -9 keygen (pid {pid}) holding them")
+    back = asyncio.create_task(session.wait_port(session.rabbit.port, time.monotonic() + RECOVERY_DEADLINE))
+    await session.rabbit.start_app()
+    lifted = await back
+    run.result.note(f"broker back {lifted - stopped:.1f} s after it stopped")
+    await run.expect_restart("keygen", pid, killed)
+    return lifted
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("kill-users", "kill -9 of the users service", kill("users")),
+    Scenario("kill-keygen", "kill -9 of the keygen service", kill("keygen")),
+    Scenario("kill-certs", "kill -9 of the certs service", kill("certs")),
+    Scenario("kill-console", "kill -9 of the console", kill("console")),
+    Scenario("kill-ocsp-worker", "kill -9 of one ocsp worker", kill("ocsp-worker")),
+    Scenario("kill-ocsp-supervisor", "kill -9 of the ocsp supervisor", kill("ocsp"), gap_target=False),
+    Scenario("broker-stop-app", "rabbitmqctl stop_app, start_app", broker_stop_app, flow=True),
+    Scenario("broker-kill", "kill -9 of the RabbitMQ node, restarted", broker_kill, flow=True),
+    Scenario("pg-restart-fast", "pg_ctl restart -m fast", pg_restart("fast"), flow=True),
+    Scenario("pg-restart-immediate", "pg_ctl restart -m immediate", pg_restart("immediate"), flow=True),
+    Scenario("db-stall", "users' table locked 30 s, users killed meanwhile", db_stall, flow=True),
+    Scenario("poison", "garbage and rejected events on the queues", poison, poison=True),
+    Scenario("outbox-kill", "keygen killed holding unpublished events, broker stopped", outbox_kill, flow=True),
+)}
+
+
+# -- running one -------------------------------------------------------------------------------
+
+async def run_scenario(session: Session, scenario: Scenario, *, keys_per_second: float = 3.0,
+                       changes_per_second: float = 4.0, warmup: float = 3.0, after: float = 3.0,
+                       outage: float = 6.0) -> Result:
+    result = Result(scenario.name, scenario.what, gap_target=scenario.gap_target, flow_target=scenario.flow)
+    began = time.monotonic()
+    session.api.recorder = Recorder()
+    for cert in [*session.certs, session.flow_cert]:
+        cert.acked = 0
+    tag = uuid.uuid4().hex[:6].upper()
+    load = Load(session.api, tag, session.certs, keys_per_second, changes_per_second)
+    run = Run(session, result, load, outage)
+    if not session.stack.running:
+        await run.restart_by_harness("it was not running when the scenario began")
+    dead_before = await _dead_letters(session)
+    mark = LogMark(session.stack.logs)
+    wall_began = (await session.sql("select now() as t"))[0]["t"]
+
+    stop = asyncio.Event()
+    load_task = asyncio.create_task(load.run(stop))
+    flow_task = None
+    try:
+        await asyncio.sleep(warmup)
+        try:
+            lifted = await scenario.inject(run)
+        except (InfraError, OSError) as exc:
+            result.fail(f"the fault could not be injected: {exc}")
+            lifted = time.monotonic()
+        if scenario.flow:
+            flow_task = asyncio.create_task(_flow_after_recovery(run, lifted))
+        await asyncio.sleep(after)
+    finally:
+        stop.set()
+        await load_task
+    if flow_task is not None:
+        await flow_task
+    if not session.stack.running:
+        await run.ensure_running("the scenario")
+    never_keys, never_certs = await load.catch_up(time.monotonic() + CATCH_UP_DEADLINE)
+    await _converge(run, lifted, never_keys, never_certs)
+    await _count_doubles(run, wall_began)
+    await _check_dead_letters(run, dead_before)
+    ended = time.monotonic()
+    window = session.prober.window(began, ended)
+    result.ocsp_gap, result.ocsp_failures = window.longest_gap, window.failures
+    if window.longest_gap > 1.0:
+        result.note(f"OCSP's longest silence began {window.gap_began_after:.1f} s into the scenario")
+    result.errors = session.api.recorder.errors()
+    result.server_errors = session.api.recorder.server_errors
+    result.state_changes = sum(c.acked for c in [*session.certs, session.flow_cert])
+    result.seconds = ended - began
+    result.log = summarize(mark.since(session.stack.logs))
+    result.judge()
+    return result
+
+
+async def _flow_after_recovery(run: Run, lifted: float) -> None:
+    """At the recovery moment: a new key and a suspension; when users and OCSP show them."""
+    session, result = run.session, run.result
+    deadline = lifted + FLOW_DEADLINE
+
+    async def key() -> float | None:
+        ask = KeyAsk(new_cui(), "B", run.load.tag)
+        run.load.asks.append(ask)
+        while not ask.issued and time.monotonic() < deadline:
+            wait = await advance_key(session.api, ask)
+            if not ask.issued:
+                await asyncio.sleep(min(wait or 0.1, 0.1))
+        seen = await session.wait_user(ask, deadline) if ask.issued else None
+        return None if seen is None else seen - lifted
+
+    async def suspension() -> float | None:
+        cert = session.flow_cert
+        cert.pending = not cert.suspended
+        run.load.touched.add(cert.id)
+        while cert.pending is not None and time.monotonic() < deadline:
+            wait = await advance_state(session.api, cert)
+            if cert.pending is not None:
+                await asyncio.sleep(min(wait or 0.1, 0.1))
+        if cert.pending is not None:
+            return None
+        seen = await session.wait_ocsp(cert, expected_reading(cert), deadline)
+        return None if seen is None else seen - lifted
+
+    result.flow_key, result.flow_ocsp = await asyncio.gather(key(), suspension())
+
+
+async def _converge(run: Run, lifted: float, never_keys: list[KeyAsk], never_certs: list) -> None:
+    session, result, load = run.session, run.result, run.load
+    issued = [a for a in load.asks if a.issued]
+    certs = [c for c in [*session.certs, session.flow_cert] if c.id in load.touched and c.pending is None]
+    deadline = time.monotonic() + CONVERGE_DEADLINE
+    users: dict[str, int] = {}
+    agreeing: set[str] = set()
+    while True:
+        listed = await external_users(session.api, load.tag)
+        if listed is not None:
+            users = listed
+        readings = await asyncio.gather(*(
+            session.wait_ocsp(c, expected_reading(c), time.monotonic() + 0.01) for c in certs
+            if c.id not in agreeing))
+        pending = [c for c in certs if c.id not in agreeing]
+        agreeing.update(c.id for c, seen in zip(pending, readings) if seen is not None)
+        if all(a.username in users for a in issued) and len(agreeing) == len(certs):
+            result.converge = max(0.0, time.monotonic() - lifted)
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    result.keys.asked = len(load.asks)
+    result.keys.present = sum(a.username in users for a in issued)
+    result.keys.missing = result.keys.asked - result.keys.present
+    result.states.asked = len(load.touched)
+    result.states.present = len(agreeing)
+    result.states.missing = result.states.asked - result.states.present
+    if never_keys:
+        result.fail(f"{len(never_keys)} keys never accepted by keygen within {CATCH_UP_DEADLINE:.0f} s of retries")
+    if never_certs:
+        result.fail(f"{len(never_certs)} suspensions never accepted by certs within {CATCH_UP_DEADLINE:.0f} s")
+    missing = [a.username for a in issued if a.username not in users]
+    if missing:
+        result.note(f"keys without their user, e.g. {', '.join(missing[:3])}")
+    result.keys.doubled = sum(n - 1 for n in users.values() if n > 1)
+
+
+async def _count_doubles(run: Run, wall_began) -> None:
+    """Positive evidence of exactly once, from the services' own tables: one key record
+    per user in users, one history entry per acknowledged change in certs."""
+    session, result, load = run.session, run.result, run.load
+    usernames = [a.username for a in load.asks if a.issued]
+    rows = await session.sql("select username, count(*) as n from users.key_changes "
+                             "where username = any($1::text[]) group by username having count(*) > 1", usernames)
+    result.keys.doubled += sum(r["n"] - 1 for r in rows)
+    certs = {c.id: c for c in [*session.certs, session.flow_cert]}
+    rows = await session.sql("select certificate_id::text as id, count(*) as n from certs.certificate_history "
+                             "where at >= $1 and action in ('suspended', 'reinstated') group by certificate_id",
+                             wall_began)
+    result.states.doubled = sum(max(0, r["n"] - certs[r["id"]].acked) for r in rows if r["id"] in certs)
+
+
+async def _dead_letters(session: Session) -> dict[str, int]:
+    try:
+        return await session.dead_letters()
+    except Exception:  # the broker may be away; counted again afterwards
+        return {}
+
+
+async def _check_dead_letters(run: Run, before: dict[str, int]) -> None:
+    """Real events must never end in a dead-letter queue; poison must, all of it, and
+    apply nothing."""
+    session, result = run.session, run.result
+    expected = POISON_GARBAGE + POISON_REJECTED if run.poisoned else 0
+    deadline = time.monotonic() + CONVERGE_DEADLINE
+    while True:
+        after = await _dead_letters(session)
+        delta = {q: after.get(q, 0) - before.get(q, 0) for q in after}
+        settled = not run.poisoned or all(delta.get(q, 0) >= expected for q in ("users.key-issued", "ocsp.keys"))
+        if settled or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    result.dead_lettered = {q: n for q, n in delta.items() if n}
+    if run.poisoned:
+        for queue in ("users.key-issued", "ocsp.keys"):
+            got = delta.get(queue, 0)
+            if got < expected:
+                result.fail(f"{queue}: {got} of the {expected} poison messages dead-lettered")
+            elif got > expected:
+                result.fail(f"{queue}: {got - expected} real events dead-lettered besides the poison")
+        applied = [u for u in run.poisoned if u in (await _users_named(run, u)).split()]
+        if applied:
+            result.fail(f"{len(applied)} rejected events applied anyway")
+    else:
+        real = sum(delta.values())
+        if real:
+            result.fail(f"{real} real events dead-lettered ({', '.join(f'{q} +{n}' for q, n in delta.items() if n)})")
+
+
+async def _users_named(run: Run, username: str) -> str:
+    status, body, _ = await run.session.api.call("GET", "users", "/v1/users", "/v1/users",
+                                                 params={"type": "external", "q": username.partition("_")[0]})
+    return " ".join(i["username"] for i in (body or {}).get("items", [])) if status == 200 else ""
