@@ -63,7 +63,7 @@ class Run:
     def stack(self):
         return self.session.stack
 
-    async def expect_restart(self, service: str, old_pid: int, since: float) -> bool:
+    async def expect_restart(self, service: str, old_pid: int, since: float, workers: int = 2) -> bool:
         """Wait for the stack's supervisors to bring ``service`` back (a new pid, ready);
         otherwise fail the scenario and restart the stack by the harness."""
         stack, result = self.stack, self.result
@@ -78,8 +78,7 @@ class Run:
                 return False
             found = stack.processes()
             if service == "ocsp-worker":
-                workers = found.get("ocsp-worker", [])
-                back = old_pid not in workers and len(workers) >= 2
+                back = old_pid not in found.get("ocsp-worker", []) and len(found.get("ocsp-worker", [])) >= workers
             else:
                 back = any(pid != old_pid for pid in found.get(service, []))
             if back and (service == "ocsp-worker" or await self._ready(service)):
@@ -111,11 +110,12 @@ class Run:
 
 def kill(service: str) -> Callable[[Run], Awaitable[float]]:
     async def inject(run: Run) -> float:
+        workers = len(run.stack.processes().get("ocsp-worker", []))
         pid = run.stack.pid_of(service)
         run.stack.kill(pid)
         killed = time.monotonic()
         run.result.note(f"kill -9 {service} (pid {pid})")
-        await run.expect_restart(service, pid, killed)
+        await run.expect_restart(service, pid, killed, workers)
         return killed
 
     return inject
@@ -430,21 +430,24 @@ async def _count_doubles(run: Run, wall_began) -> None:
     result.states.doubled = sum(max(0, r["n"] - certs[r["id"]].acked) for r in rows if r["id"] in certs)
 
 
-async def _dead_letters(session: Session) -> dict[str, int]:
+async def _dead_letters(session: Session) -> dict[str, int] | None:
     try:
         return await session.dead_letters()
-    except Exception:  # the broker may be away; counted again afterwards
-        return {}
+    except Exception:  # the broker away: unknown (None), never taken for empty
+        return None
 
 
 async def _check_dead_letters(run: Run, before: dict[str, int]) -> None:
     """Real events must never end in a dead-letter queue; poison must, all of it, and
     apply nothing."""
     session, result = run.session, run.result
+    if before is None:
+        result.fail("the dead-letter queues could not be read when the scenario began")
+        return
     expected = POISON_GARBAGE + POISON_REJECTED if run.poisoned else 0
     deadline = time.monotonic() + CONVERGE_DEADLINE
     while True:
-        after = await _dead_letters(session)
+        after = await _dead_letters(session) or before
         delta = {q: after.get(q, 0) - before.get(q, 0) for q in after}
         settled = not run.poisoned or all(delta.get(q, 0) >= expected for q in ("users.key-issued", "ocsp.keys"))
         if settled or time.monotonic() > deadline:
