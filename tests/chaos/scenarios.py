@@ -63,9 +63,11 @@ class Run:
     def stack(self):
         return self.session.stack
 
-    async def expect_restart(self, service: str, old_pid: int, since: float, workers: int = 2) -> bool:
-        """Wait for the stack's supervisors to bring ``service`` back (a new pid, ready);
-        otherwise fail the scenario and restart the stack by the harness."""
+    async def expect_restart(self, service: str, old_pid: int, since: float, workers: int = 2, *,
+                             ready: bool = True) -> bool:
+        """Wait for the stack's supervisors to bring ``service`` back (a new pid, ready; or
+        without ``ready``, a new pid still alive a second later); otherwise fail the
+        scenario and restart the stack by the harness."""
         stack, result = self.stack, self.result
         deadline = since + RESTART_DEADLINE
         while time.monotonic() < deadline:
@@ -81,7 +83,14 @@ class Run:
                 back = old_pid not in found.get("ocsp-worker", []) and len(found.get("ocsp-worker", [])) >= workers
             else:
                 back = any(pid != old_pid for pid in found.get(service, []))
-            if back and (service == "ocsp-worker" or await self._ready(service)):
+            if back and not ready:
+                await asyncio.sleep(1.0)
+                back = any(pid != old_pid for pid in stack.processes().get(service, []))
+                if back:
+                    result.note(f"{service} restarted by its supervisor {time.monotonic() - since - 1:.2f} s "
+                                "after the kill (its process up; readiness not required here)")
+                    return True
+            elif back and (service == "ocsp-worker" or await self._ready(service)):
                 result.note(f"{service} restarted by its supervisor {time.monotonic() - since:.2f} s after the kill")
                 return True
             await asyncio.sleep(0.1)
@@ -155,8 +164,18 @@ def pg_restart(mode: str) -> Callable[[Run], Awaitable[float]]:
     async def inject(run: Run) -> float:
         began = time.monotonic()
         restart = asyncio.create_task(run.session.pg.restart(mode))
-        await asyncio.sleep(0.3)  # let the stop begin, so the first "answers" below is the new server
-        lifted = await run.session.wait_database(time.monotonic() + RECOVERY_DEADLINE)
+        # Back: the first answer after one refusal (the old server going), or after pg_ctl
+        # returned (a restart too quick for a poll to see it away).
+        seen_away = False
+        deadline = began + RECOVERY_DEADLINE
+        while time.monotonic() < deadline:
+            answered = await run.session.database_answers()
+            if not answered:
+                seen_away = True
+            elif seen_away or restart.done():
+                break
+            await asyncio.sleep(0.02)
+        lifted = time.monotonic()
         await restart
         run.result.note(f"pg_ctl restart -m {mode}: answering again {lifted - began:.2f} s after it began")
         await run.ensure_running("the database's restart")
@@ -166,7 +185,7 @@ def pg_restart(mode: str) -> Callable[[Run], Awaitable[float]]:
 
 
 STALL_SECONDS = 30.0
-STALL_RESTARTS = 3
+STALL_RESTARTS = 6  # the queues dead-letter after 5 redeliveries: more restarts than that
 
 
 async def db_stall(run: Run) -> float:
@@ -187,15 +206,27 @@ async def db_stall(run: Run) -> float:
             await asyncio.sleep(max(0.0, locked + (n + 1) * STALL_SECONDS / (STALL_RESTARTS + 1) - time.monotonic()))
             if release.done():
                 break
+            await _note_waiting(run, f"{time.monotonic() - locked:.0f} s into the stall")
             pid = run.stack.pid_of("users")
             run.stack.kill(pid)
             run.result.note(f"kill -9 users (pid {pid}) during the stall, {time.monotonic() - locked:.1f} s in")
-            if not await run.expect_restart("users", pid, time.monotonic()):
+            # Not "ready": while the table is locked the users service cannot be (its pool's
+            # connections wait on the lock); a supervisor only has to bring the process back.
+            if not await run.expect_restart("users", pid, time.monotonic(), ready=False):
                 run.result.note("further restarts skipped: the runner restarts nothing")
                 break
     finally:
         lifted = await release
     return lifted
+
+
+async def _note_waiting(run: Run, when: str) -> None:
+    """Who waits on the lock, by application (positive evidence the stall holds them)."""
+    rows = await run.session.sql(
+        "select application_name as app, count(*) as n from pg_stat_activity "
+        "where wait_event_type = 'Lock' group by application_name order by 2 desc")
+    if rows:
+        run.result.note(f"waiting on a lock {when}: " + ", ".join(f"{r['app'] or '?'} ×{r['n']}" for r in rows))
 
 
 async def _release_at(tx, conn, when: float) -> float:

@@ -215,15 +215,13 @@ class Session:
             await asyncio.sleep(0.02)
         return None
 
-    async def wait_database(self, deadline: float) -> float | None:
-        """Poll ``select 1`` every 50 ms; the first moment the database answers (monotonic)."""
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-                conn = await asyncpg.connect(self.db_dsn, timeout=1)
-                try:
-                    await conn.fetchval("select 1", timeout=1)
-                    return time.monotonic()
-                finally:
-                    await conn.close()
-            await asyncio.sleep(0.05)
-        return None
+    async def database_answers(self) -> bool:
+        """One new connection and ``select 1``, within a second."""
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+            conn = await asyncpg.connect(self.db_dsn, timeout=1)
+            try:
+                await conn.fetchval("select 1", timeout=1)
+                return True
+            finally:
+                await conn.close(timeout=1)
+        return False
