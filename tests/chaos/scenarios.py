@@ -37,6 +37,7 @@ CATCH_UP_DEADLINE = 60.0
 CONVERGE_DEADLINE = 60.0
 FLOW_DEADLINE = 30.0
 RECOVERY_DEADLINE = 120.0
+OUTBOXES = ("keygen", "users", "certs")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,17 @@ class Run:
     load: Load
     outage: float
     poisoned: list[str] = field(default_factory=list)  # users the rejected poison names
+    flow: bool = False
+    lifted: float | None = None
+    flow_task: asyncio.Task | None = None
+
+    def recovered(self, at: float) -> None:
+        """The fault is lifted (the broker or the database back) at ``at``: the recovery
+        key and suspension go at once, while the harness still waits for its own tools."""
+        if self.lifted is None:
+            self.lifted = at
+            if self.flow:
+                self.flow_task = asyncio.create_task(_flow_after_recovery(self, at))
 
     @property
     def stack(self):
@@ -138,8 +150,10 @@ async def broker_stop_app(run: Run) -> float:
     stopped = time.monotonic()
     await asyncio.sleep(run.outage)
     back = asyncio.create_task(run.session.wait_port(rabbit.port, time.monotonic() + RECOVERY_DEADLINE))
-    await rabbit.start_app()
+    starting = asyncio.create_task(rabbit.start_app())
     lifted = await back
+    run.recovered(lifted)
+    await starting
     run.result.note(f"rabbitmqctl stop_app; start_app {lifted - stopped:.1f} s later")
     await run.ensure_running("the broker's outage")
     return lifted
@@ -151,8 +165,10 @@ async def broker_kill(run: Run) -> float:
     killed = time.monotonic()
     await asyncio.sleep(run.outage)
     back = asyncio.create_task(run.session.wait_port(rabbit.port, time.monotonic() + RECOVERY_DEADLINE))
-    await rabbit.restart_after_kill()
+    starting = asyncio.create_task(rabbit.restart_after_kill())
     lifted = await back
+    run.recovered(lifted)
+    await starting
     run.result.note(f"kill -9 of the broker's VM (pid {pid}); node restarted, AMQP back {lifted - killed:.1f} s later")
     await run.ensure_running("the broker's outage")
     return lifted
@@ -176,6 +192,7 @@ def pg_restart(mode: str) -> Callable[[Run], Awaitable[float]]:
                 break
             await asyncio.sleep(0.02)
         lifted = time.monotonic()
+        run.recovered(lifted)
         await restart
         run.result.note(f"pg_ctl restart -m {mode}: answering again {lifted - began:.2f} s after it began")
         await run.ensure_running("the database's restart")
@@ -200,7 +217,7 @@ async def db_stall(run: Run) -> float:
     await conn.execute("lock table users.users in access exclusive mode")
     locked = time.monotonic()
     run.result.note(f"lock table users.users in access exclusive mode, for {STALL_SECONDS:.0f} s")
-    release = asyncio.create_task(_release_at(tx, conn, locked + STALL_SECONDS))
+    release = asyncio.create_task(_release_at(run, tx, conn, locked + STALL_SECONDS))
     try:
         for n in range(STALL_RESTARTS):
             await asyncio.sleep(max(0.0, locked + (n + 1) * STALL_SECONDS / (STALL_RESTARTS + 1) - time.monotonic()))
@@ -229,11 +246,13 @@ async def _note_waiting(run: Run, when: str) -> None:
         run.result.note(f"waiting on a lock {when}: " + ", ".join(f"{r['app'] or '?'} ×{r['n']}" for r in rows))
 
 
-async def _release_at(tx, conn, when: float) -> float:
+async def _release_at(run: Run, tx, conn, when: float) -> float:
     await asyncio.sleep(max(0.0, when - time.monotonic()))
     await tx.rollback()
+    lifted = time.monotonic()
+    run.recovered(lifted)
     await conn.close()
-    return time.monotonic()
+    return lifted
 
 
 # -- poison messages ---------------------------------------------------------------------------
@@ -296,8 +315,10 @@ async def outbox_kill(run: Run) -> float:
     killed = time.monotonic()
     run.result.note(f"kill -9 keygen (pid {pid}) holding them")
     back = asyncio.create_task(session.wait_port(session.rabbit.port, time.monotonic() + RECOVERY_DEADLINE))
-    await session.rabbit.start_app()
+    starting = asyncio.create_task(session.rabbit.start_app())
     lifted = await back
+    run.recovered(lifted)
+    await starting
     run.result.note(f"broker back {lifted - stopped:.1f} s after it stopped")
     await run.expect_restart("keygen", pid, killed)
     return lifted
@@ -332,7 +353,7 @@ async def run_scenario(session: Session, scenario: Scenario, *, keys_per_second:
         cert.acked = 0
     tag = uuid.uuid4().hex[:6].upper()
     load = Load(session.api, tag, session.certs, keys_per_second, changes_per_second)
-    run = Run(session, result, load, outage)
+    run = Run(session, result, load, outage, flow=scenario.flow)
     if not session.stack.running:
         await run.restart_by_harness("it was not running when the scenario began")
     dead_before = await _dead_letters(session)
@@ -341,22 +362,25 @@ async def run_scenario(session: Session, scenario: Scenario, *, keys_per_second:
 
     stop = asyncio.Event()
     load_task = asyncio.create_task(load.run(stop))
-    flow_task = None
     try:
         await asyncio.sleep(warmup)
         try:
-            lifted = await scenario.inject(run)
+            returned = await scenario.inject(run)
         except (InfraError, OSError) as exc:
             result.fail(f"the fault could not be injected: {exc}")
-            lifted = time.monotonic()
-        if scenario.flow:
-            flow_task = asyncio.create_task(_flow_after_recovery(run, lifted))
+            returned = time.monotonic()
+        run.recovered(returned)  # for faults without a recovery moment of their own
+        lifted = run.lifted
         await asyncio.sleep(after)
-    finally:
-        stop.set()
-        await load_task
-    if flow_task is not None:
-        await flow_task
+    except BaseException:  # interrupted: nothing is waited for on the way out
+        for task in (load_task, run.flow_task):
+            if task is not None:
+                task.cancel()
+        raise
+    stop.set()
+    await load_task
+    if run.flow_task is not None:
+        await run.flow_task
     if not session.stack.running:
         await run.ensure_running("the scenario")
     never_keys, never_certs = await load.catch_up(time.monotonic() + CATCH_UP_DEADLINE)
@@ -390,6 +414,9 @@ async def _flow_after_recovery(run: Run, lifted: float) -> None:
             if not ask.issued:
                 await asyncio.sleep(min(wait or 0.1, 0.1))
         seen = await session.wait_user(ask, deadline) if ask.issued else None
+        if ask.issued:
+            result.note(f"recovery key: keygen answered +{ask.issued_at - lifted:.2f} s, its user listed "
+                        + (f"+{seen - lifted:.2f} s" if seen else "never"))
         return None if seen is None else seen - lifted
 
     async def suspension() -> float | None:
@@ -402,10 +429,30 @@ async def _flow_after_recovery(run: Run, lifted: float) -> None:
                 await asyncio.sleep(min(wait or 0.1, 0.1))
         if cert.pending is not None:
             return None
+        acked = time.monotonic()
         seen = await session.wait_ocsp(cert, expected_reading(cert), deadline)
+        result.note(f"recovery suspension: certs answered +{acked - lifted:.2f} s, OCSP agreed "
+                    + (f"+{seen - lifted:.2f} s" if seen else "never"))
         return None if seen is None else seen - lifted
 
-    result.flow_key, result.flow_ocsp = await asyncio.gather(key(), suspension())
+    async def drained() -> None:
+        # Where an event waits: an outbox that stays full means its relay is not publishing.
+        emptied: dict[str, float] = {}
+        while len(emptied) < len(OUTBOXES) and time.monotonic() < deadline:
+            try:
+                row = (await session.sql("select " + ", ".join(
+                    f"(select count(*) from {schema}.outbox) as {schema}" for schema in OUTBOXES)))[0]
+            except Exception:  # the database may still be coming back
+                row = {}
+            for schema in OUTBOXES:
+                if row.get(schema) == 0 and schema not in emptied:
+                    emptied[schema] = time.monotonic() - lifted
+            await asyncio.sleep(0.1)
+        result.note("outboxes first empty after recovery: " + ", ".join(
+            f"{schema} +{emptied[schema]:.2f} s" if schema in emptied else f"{schema} never"
+            for schema in OUTBOXES))
+
+    result.flow_key, result.flow_ocsp, _ = await asyncio.gather(key(), suspension(), drained())
 
 
 async def _converge(run: Run, lifted: float, never_keys: list[KeyAsk], never_certs: list) -> None:
