@@ -17,7 +17,8 @@ import sys
 import time
 
 from tests.chaos import ledger
-from tests.chaos.scenarios import SCENARIOS, run_scenario
+from tests.chaos.faults import SCENARIOS
+from tests.chaos.scenarios import run_scenario
 from tests.chaos.session import ARTIFACTS, Session
 
 

@@ -183,6 +183,7 @@ class Postgres:
 
         conn = await asyncpg.connect(self.admin_dsn)
         try:
+            # DDL takes no parameters; the names and password are this module's constants.
             await conn.execute(f"create role {user} login createdb password '{password}'")
             await conn.execute(f"create database {database} owner {user} encoding 'UTF8' template template0")
         finally:
@@ -327,17 +328,6 @@ class Rabbit:
     async def restart_after_kill(self) -> float:
         self._spawn()
         return await self.wait_up()
-
-    async def close_connections(self, user: str, reason: str) -> int:
-        """Force-close every connection of broker user ``user`` (as a network cut would)."""
-        listed = await self.ctl("list_connections", "-q", "--no-table-headers", "pid", "user", check=False)
-        closed = 0
-        for line in listed.stdout.decode().splitlines():
-            parts = line.split("\t")
-            if len(parts) == 2 and parts[1].strip() == user:
-                done = await self.ctl("close_connection", parts[0].strip(), reason, check=False)
-                closed += done.returncode == 0
-        return closed
 
     async def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -110,8 +110,8 @@ def provider_name(tag: str) -> str:
 
 
 async def advance_key(api: Api, ask: KeyAsk) -> float | None:
-    """One try at what ``ask`` still lacks; True once its key is issued. Returns the
-    Retry-After the service asked for, if any."""
+    """One try at what ``ask`` still lacks (its provider, then its key; ``ask.issued``
+    once answered). Returns how long to wait before the next try (None: done)."""
     if ask.provider_id is None:
         status, body, retry = await api.call("POST", "keygen", "/v1/providers", "/v1/providers",
                                              json={"cas": ask.cas, "cui": ask.cui, "name": provider_name(ask.tag)})
@@ -156,7 +156,7 @@ class Cert:
 
 
 async def advance_state(api: Api, cert: Cert) -> float | None:
-    """Send ``cert.pending`` until certs acknowledges it."""
+    """One try at ``cert.pending``; how long to wait before the next (None: acknowledged)."""
     status, body, retry = await api.call("PATCH", "certs", f"/v1/certificates/{cert.id}", "/v1/certificates/{id}",
                                          json={"suspended": cert.pending})
     if status == 200 and body is not None and body.get("suspended") == cert.pending:
@@ -179,7 +179,6 @@ class Load:
     changes_per_second: float
     asks: list[KeyAsk] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)   # certificate ids whose state was asked
-    console_checks: int = 0
 
     def new_ask(self) -> KeyAsk:
         ask = KeyAsk(new_cui(), random.choice(HOUSES), self.tag)
@@ -226,7 +225,6 @@ class Load:
         # A clerk's browser loading the console's login page now and then.
         while not stop.is_set():
             await self.api.call("GET", "console", "/", "/")
-            self.console_checks += 1
             await _pause(stop, 0.5)
 
     async def catch_up(self, deadline: float) -> tuple[list[KeyAsk], list[Cert]]:

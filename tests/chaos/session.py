@@ -20,7 +20,7 @@ import asyncpg
 from shared.broker import TOPOLOGY
 from tests.chaos import ocsp
 from tests.chaos.infra import InfraError, Postgres, Rabbit, listening, remove_tree
-from tests.chaos.operators import Api, Cert, KeyAsk, advance_key, login, user_listed
+from tests.chaos.operators import Api, Cert, KeyAsk, Recorder, advance_key, login, user_listed
 from tests.chaos.stack import Stack
 from tests.support.identities import new_cui
 
@@ -152,7 +152,7 @@ class Session:
             self.certs.append(await self._register(ask, deadline))
         for cert in self.certs:
             await self.wait_ocsp(cert, "good", deadline)
-        self.api.recorder.__init__()  # the set-up's answers are no scenario's
+        self.api.recorder = Recorder()  # the set-up's answers are no scenario's
 
     async def _register(self, ask: KeyAsk, deadline: float) -> Cert:
         serial = random.getrandbits(63) | 1 << 62

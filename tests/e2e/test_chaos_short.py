@@ -15,7 +15,8 @@ from __future__ import annotations
 import pytest
 
 from tests.chaos import ledger
-from tests.chaos.scenarios import SCENARIOS, run_scenario
+from tests.chaos.faults import SCENARIOS
+from tests.chaos.scenarios import run_scenario
 from tests.chaos.session import ROOT, Session
 
 pytestmark = pytest.mark.e2e
