@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tests.chaos.evidence import LogMark, summarize
-from tests.chaos.infra import InfraError
 from tests.chaos.ledger import Result
 from tests.chaos.operators import KeyAsk, Load, Recorder, advance_key, advance_state, expected_reading, external_users
 from tests.chaos.session import Session
@@ -143,8 +142,8 @@ async def run_scenario(session: Session, scenario: Scenario, *, keys_per_second:
         await asyncio.sleep(warmup)
         try:
             returned = await scenario.inject(run)
-        except (InfraError, OSError) as exc:
-            result.fail(f"the fault could not be injected: {exc}")
+        except Exception as exc:  # recorded; the scenario is still measured, the run goes on
+            result.fail(f"the fault could not be injected: {exc!r}")
             returned = time.monotonic()
         run.recovered(returned)  # for faults without a recovery moment of their own
         lifted = run.lifted
