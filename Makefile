@@ -7,7 +7,7 @@ export SIUI_DATABASE_URL ?= postgresql://siui:siui@127.0.0.1:5432/siui
 export SIUI_AMQP_URL ?= amqp://127.0.0.1:5672/
 export SIUI_DATA_DIR ?= .siui
 
-.PHONY: setup up test test-unit test-integration test-e2e test-fresh bench clean
+.PHONY: setup up test test-unit test-integration test-e2e test-fresh chaos bench clean
 
 setup:
 	bash deploy/setup.sh
@@ -31,6 +31,13 @@ test-e2e:
 # run it (root needed; tens of minutes; never part of `make test`). See deploy/fresh/.
 test-fresh:
 	python3 -m deploy.fresh
+
+# The fault suite (issue 13): its own PostgreSQL and RabbitMQ on free ports, the stack on
+# them under each fault, the ledger in test-artifacts/chaos/ (~5 min). Never part of
+# `make test`, which runs a short version. `make chaos SCENARIOS="kill-users poison"`
+# runs some; `$(PYTHON) -m tests.chaos --list` names them.
+chaos: setup
+	$(PYTHON) -m tests.chaos $(SCENARIOS)
 
 bench:
 	bash deploy/setup.sh --bench
