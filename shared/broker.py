@@ -46,6 +46,7 @@ PUBLISH_TIMEOUT = 10.0
 #: Seconds between attempts to reconnect to a broker that went away (aio-pika's default
 #: is 5): a restarted broker is back in use within about a second.
 RECONNECT_INTERVAL = 0.5
+CLOSE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -257,8 +258,13 @@ class Broker:
         )
         await self.exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT)
 
-    async def close(self) -> None:
-        await self.connection.close()
+    async def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Close the connection, in bounded time (a broker that stopped answering would
+        otherwise hold a service's stop)."""
+        try:
+            await asyncio.wait_for(self.connection.close(), timeout)
+        except (asyncio.TimeoutError, aiormq.exceptions.AMQPError, OSError):
+            log.warning("broker_close_abandoned", after_seconds=timeout)
 
 
 class TopologyMissing(ConfigError):

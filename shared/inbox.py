@@ -235,12 +235,29 @@ async def _failed(pool: asyncpg.Pool, queue: str, message: AbstractIncomingMessa
     await message.nack(requeue=True)
 
 
+PREFETCH = 16
+
+
+def consumer_slots(pool_max_size: int) -> asyncio.Semaphore:
+    """How many events a process's consumers handle at once, all queues together: half its
+    pool. The other half stays for requests: while the database is slow or a table is
+    locked, consumers waiting on it must not hold every connection (the API, readiness
+    and the relay would freeze with them)."""
+    return asyncio.Semaphore(max(1, pool_max_size // 2))
+
+
+CONSUMER_SLOTS = web.AppKey("consumer_slots", asyncio.Semaphore)
+
+
 async def start_consumer(pool: asyncpg.Pool, broker: Broker, queue_short: str,
-                         handlers: dict[str, Handler]) -> Callable[[], Awaitable[None]]:
-    """Consume ``queue_short`` with ``handlers`` (by event type); returns a stop function."""
+                         handlers: dict[str, Handler], *,
+                         slots: asyncio.Semaphore | None = None) -> Callable[[], Awaitable[None]]:
+    """Consume ``queue_short`` with ``handlers`` (by event type), at most ``slots`` events
+    at once (default: half the pool); returns a stop function."""
     name = broker.queue_name(queue_short)
+    slots = slots or consumer_slots(pool.get_max_size())
     channel = await broker.connection.channel()
-    await channel.set_qos(prefetch_count=32)
+    await channel.set_qos(prefetch_count=PREFETCH)
     queue = await channel.get_queue(name, ensure=True)
 
     stopping = asyncio.Event()
@@ -250,11 +267,12 @@ async def start_consumer(pool: asyncpg.Pool, broker: Broker, queue_short: str,
         task = asyncio.current_task()
         in_flight.add(task)
         try:
-            if stopping.is_set():
-                with contextlib.suppress(Exception):
-                    await message.nack(requeue=True)
-                return
-            await process_message(pool, name, message, handlers, stopping, user_prefix=broker.user_prefix)
+            async with slots:
+                if stopping.is_set():
+                    with contextlib.suppress(Exception):
+                        await message.nack(requeue=True)
+                    return
+                await process_message(pool, name, message, handlers, stopping, user_prefix=broker.user_prefix)
         finally:
             in_flight.discard(task)
 
@@ -271,7 +289,7 @@ async def start_consumer(pool: asyncpg.Pool, broker: Broker, queue_short: str,
         for task in list(in_flight):
             task.cancel()
         with contextlib.suppress(Exception):
-            await channel.close()
+            await asyncio.wait_for(channel.close(), 2.0)
 
     return stop
 
@@ -280,7 +298,7 @@ def consumer_ctx(queue_short: str, handlers: dict[str, Handler]):
     """cleanup_ctx: consume a queue for the life of the app."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        stop = await start_consumer(app[POOL], app[BROKER], queue_short, handlers)
+        stop = await start_consumer(app[POOL], app[BROKER], queue_short, handlers, slots=app.get(CONSUMER_SLOTS))
         try:
             yield
         finally:

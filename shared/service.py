@@ -23,7 +23,7 @@ from shared.events import Envelope, EventDecodeError, SessionRevoked
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import DEGRADED_BY, READINESS, metrics_token_ctx
 from shared.http.serving import serve_forever
-from shared.inbox import Handler, consumer_ctx, forgery, purge_inbox, refuse_forged
+from shared.inbox import CONSUMER_SLOTS, Handler, consumer_ctx, consumer_slots, forgery, purge_inbox, refuse_forged
 from shared.listen import LISTENER, Listener
 from shared.logging import configure_logging, get_logger
 from shared.outbox import outbox_relay_ctx
@@ -172,6 +172,7 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
                                       service=schema, user_prefix=common.amqp_user_prefix))
     app.cleanup_ctx.append(verifier_ctx(common, verifier, catch_up=follow_past_logouts, service=schema))
     app.cleanup_ctx.append(outbox_relay_ctx(schema))
+    app[CONSUMER_SLOTS] = consumer_slots(pool_max_size)
     for queue, handlers in (consumers or {}).items():
         app.cleanup_ctx.append(consumer_ctx(queue, handlers))
     if consumers:

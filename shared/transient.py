@@ -10,8 +10,9 @@ import asyncio
 
 import asyncpg
 
-#: The database is unreachable, restarting, shutting down, out of connections, or a
-#: statement was cancelled by it (an operator, a statement timeout while it is stalled).
+#: The database is unreachable, restarting, shutting down, out of connections, stalled
+#: (a lock held longer than our lock_timeout), or a statement was cancelled by it (an
+#: operator, a statement timeout).
 DATABASE_AWAY: tuple[type[BaseException], ...] = (
     OSError,                               # refused, reset, unreachable
     asyncio.TimeoutError,                  # connect or pool-acquire timeouts
@@ -20,6 +21,8 @@ DATABASE_AWAY: tuple[type[BaseException], ...] = (
     asyncpg.InsufficientResourcesError,    # class 53: too many connections, disk full
     asyncpg.InterfaceError,                # "connection is closed" after the server went away
     asyncpg.ReadOnlySQLTransactionError,   # 25006: a standby answering while the primary is away
+    asyncpg.LockNotAvailableError,         # 55P03: lock_timeout (shared.db) while a table is held
+    asyncpg.InternalClientError,           # a connection broken mid-query ("cannot switch to state")
 )
 
 #: What a consumer or relay holds its work through and tries again, never counting it as
