@@ -16,6 +16,7 @@ import asyncio
 import os
 import sys
 
+from shared.config import service_port
 from shared.supervisor import ChildSpec, Supervisor
 
 SERVICES = ("users", "keygen", "certs", "ocsp", "console")
@@ -29,7 +30,11 @@ async def _run(services: tuple[str, ...]) -> int:
         # loopback, passing the browser's address on (logins are counted and locked per
         # client address). Believed only from loopback, which only this host can send from.
         env["SIUI_TRUSTED_PROXIES"] = "127.0.0.1,::1"
-    children = [ChildSpec(name, (sys.executable, "-m", f"services.{name}"), env) for name in services]
+    # A service is up once its /healthz answers, where it listens (0.0.0.0 includes loopback).
+    host = env.get("SIUI_HOST", "").strip() or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    children = [ChildSpec(name, (sys.executable, "-m", f"services.{name}"), env,
+                          health_url=f"http://{host}:{service_port(env, name)}/healthz") for name in services]
     return await Supervisor(children, stop_grace=STOP_GRACE_SECONDS).run()
 
 

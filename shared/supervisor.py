@@ -4,13 +4,16 @@ Used by the ocsp service's parent for its workers and by ``make up``'s runner
 (deploy/run.py) for the services. Each child runs in its own process group (a
 terminal's Ctrl-C reaches only the supervisor, which stops every child once).
 
-* A child that exits while the supervisor is not stopping is started again after a
-  delay that doubles from ``first_delay`` to ``max_delay``, and shrinks back once a
-  child has run ``stable_after`` seconds. Every exit and restart is reported.
-* ``crash_loop`` restarts within ``crash_window`` seconds is a crash loop: reported as
-  such (with the last exit status) each time it continues, never hidden, and retried at
-  the longest delay, because the cause (a database that is not there yet, a bad
-  configuration being fixed) may go away.
+* A child is *up* once its ``health_url`` answers 200 (a service's /healthz), or, without
+  one, once it has run ``stable_after`` seconds.
+* A child that exits while the supervisor is not stopping is started again: after
+  ``first_delay`` if it was up (a crash or a kill of a working process: back at once),
+  after a delay doubling up to ``max_delay`` for each exit in a row before it came up.
+  Every exit and restart is reported.
+* ``crash_loop`` exits in a row without coming up is a crash loop: reported as such
+  (with the last exit status) at each further exit, never hidden, and retried at the
+  longest delay, because the cause (a database that is not there yet, a configuration
+  being fixed) may go away.
 * The child learns how many times its slot was restarted (``SIUI_SUPERVISOR_RESTARTS``)
   and exports it (``siui_supervisor_restarts``), so Prometheus
   sees restarts even of a process that never lived long enough to be scraped twice.
@@ -24,9 +27,8 @@ import asyncio
 import os
 import signal
 import sys
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
@@ -41,6 +43,7 @@ class ChildSpec:
     name: str
     argv: tuple[str, ...]
     env: dict[str, str] | None = None  # None: the supervisor's environment
+    health_url: str | None = None      # answers 200 once the child is up
 
 
 @dataclass
@@ -50,7 +53,9 @@ class _Slot:
     started_at: float = 0.0
     restarts: int = 0
     delay: float = 0.0
-    recent: deque = field(default_factory=deque)  # times of recent restarts
+    up: bool = False
+    failed_starts: int = 0    # exits in a row before coming up
+    watch: asyncio.Task | None = None
 
 
 Report = Callable[[str, dict], None]
@@ -65,13 +70,13 @@ class Supervisor:
 
     def __init__(self, children: list[ChildSpec], *, report: Report = _print_report,
                  on_exit: Callable[[int], None] | None = None, first_delay: float = 0.5,
-                 max_delay: float = 30.0, stable_after: float = 30.0, crash_loop: int = 5,
-                 crash_window: float = 120.0, stop_grace: float = 15.0) -> None:
+                 max_delay: float = 10.0, stable_after: float = 10.0, crash_loop: int = 5,
+                 stop_grace: float = 15.0) -> None:
         self.slots = [_Slot(spec, delay=first_delay) for spec in children]
         self.report = report
         self.on_exit = on_exit  # called with the pid of every child that exited
         self.first_delay, self.max_delay, self.stable_after = first_delay, max_delay, stable_after
-        self.crash_loop, self.crash_window, self.stop_grace = crash_loop, crash_window, stop_grace
+        self.crash_loop, self.stop_grace = crash_loop, stop_grace
         self._stopping = asyncio.Event()
         self.total_restarts = 0
 
@@ -88,6 +93,29 @@ class Supervisor:
         env[SUPERVISOR_ENV] = str(os.getpid())
         slot.process = await asyncio.create_subprocess_exec(*slot.spec.argv, env=env, process_group=0)
         slot.started_at = asyncio.get_running_loop().time()
+        slot.up = False
+        slot.watch = asyncio.create_task(self._watch_up(slot, slot.process))
+
+    async def _watch_up(self, slot: _Slot, process: asyncio.subprocess.Process) -> None:
+        """Mark ``slot`` up once its child answers its health URL (or has run long enough)."""
+        if slot.spec.health_url is None:
+            await asyncio.sleep(self.stable_after)
+        else:
+            import aiohttp
+
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+                while process.returncode is None:
+                    try:
+                        async with http.get(slot.spec.health_url) as response:
+                            if response.status == 200:
+                                break
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        pass
+                    await asyncio.sleep(0.2)
+        if process.returncode is None and slot.process is process:
+            slot.up = True
+            slot.failed_starts = 0
+            slot.delay = self.first_delay
 
     async def run(self, *, handle_signals: bool = True) -> int:
         """Start every child and keep them running; the exit code once stopped: 0 when
@@ -125,19 +153,22 @@ class Supervisor:
             if self._stopping.is_set():
                 return
             now = loop.time()
-            if now - slot.started_at >= self.stable_after:
-                slot.delay = self.first_delay  # it ran a good while: a fresh failure
-            slot.recent.append(now)
-            while slot.recent and now - slot.recent[0] > self.crash_window:
-                slot.recent.popleft()
-            looping = len(slot.recent) >= self.crash_loop
-            delay = self.max_delay if looping else slot.delay
-            fields = {"child": slot.spec.name, "pid": slot.process.pid, "exit": code,
+            if slot.watch is not None:
+                slot.watch.cancel()
+            if slot.up:
+                delay = self.first_delay  # a working process died (a crash, a kill): back at once
+            else:
+                slot.failed_starts += 1
+                delay = slot.delay
+                slot.delay = min(slot.delay * 2, self.max_delay)
+            looping = slot.failed_starts >= self.crash_loop
+            if looping:
+                delay = self.max_delay
+            fields = {"child": slot.spec.name, "pid": slot.process.pid, "exit": code, "was_up": slot.up,
                       "ran_seconds": round(now - slot.started_at, 2), "restart_in": round(delay, 2),
                       "restarts": slot.restarts + 1}
             if looping:
-                self.report("crash_loop", {**fields, "exits_in_window": len(slot.recent),
-                                           "window_seconds": self.crash_window})
+                self.report("crash_loop", {**fields, "exits_before_up": slot.failed_starts})
             else:
                 self.report("child_died", fields)
             try:
@@ -145,7 +176,6 @@ class Supervisor:
                 return  # stopped while waiting to restart
             except asyncio.TimeoutError:
                 pass
-            slot.delay = min(slot.delay * 2, self.max_delay)
             slot.restarts += 1
             self.total_restarts += 1
             await self._start(slot)
@@ -153,6 +183,9 @@ class Supervisor:
                                             "restarts": slot.restarts})
 
     async def _stop_all(self) -> None:
+        for slot in self.slots:
+            if slot.watch is not None:
+                slot.watch.cancel()
         running = [s.process for s in self.slots if s.process is not None and s.process.returncode is None]
         for process in running:
             try:

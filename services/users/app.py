@@ -1,6 +1,7 @@
 """The users service's composition root: create_app(config) builds it, without I/O."""
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ from shared.db import POOL
 from shared.http.operational import base_app
 from shared.logging import get_logger
 from shared.service import add_platform
-from shared.tasks import periodic_ctx
+from shared.tasks import background_ctx, periodic_ctx
 
 from services.users import queries, routes
 from services.users.bootstrap import ensure_national_admin
@@ -69,20 +70,31 @@ def _login_kit_ctx(config: Config, clock: Clock, hasher: PasswordHasher, signer:
     return ctx
 
 
+#: Set once the national admin is known to exist (made now, or found).
+NATIONAL_ADMIN_ENSURED = web.AppKey("national_admin_ensured", asyncio.Event)
+
+
 def _national_admin_ctx(config: Config):
-    """Create the national admin at start too, so a plain docker deployment has one."""
+    """Create the national admin at start too, so a plain docker deployment has one. In
+    the background, tried again (with a growing delay) until it is done: a users table
+    held by a long lock, or a database not there yet, must not keep the service from
+    starting and serving."""
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async with app[POOL].acquire() as conn, conn.transaction():
-            generated = await ensure_national_admin(conn, config.admin_password,
-                                                    hasher=app[routes.KIT].hasher)
-        if generated:
-            # Printed, not logged: it must reach the operator once and no log store.
-            print("siui-users: first start: national admin created: user 'admin', password "
-                  f"'{generated}' (shown once; change it after logging in)", flush=True)
-        yield
+    def creator(app: web.Application):
+        app[NATIONAL_ADMIN_ENSURED] = asyncio.Event()
 
-    return ctx
+        async def create(_stopping) -> None:
+            async with app[POOL].acquire() as conn, conn.transaction():
+                generated = await ensure_national_admin(conn, config.admin_password, hasher=app[routes.KIT].hasher)
+            if generated:
+                # Printed, not logged: it must reach the operator once and no log store.
+                print("siui-users: first start: national admin created: user 'admin', password "
+                      f"'{generated}' (shown once; change it after logging in)", flush=True)
+            app[NATIONAL_ADMIN_ENSURED].set()
+
+        return create
+
+    return background_ctx("national-admin", creator)
 
 
 def _purge_sessions(clock: Clock):

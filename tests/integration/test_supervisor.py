@@ -12,6 +12,7 @@ import time
 import pytest
 
 from shared.supervisor import RESTARTS_ENV, ChildSpec, Supervisor
+from tests.support.infra import free_port
 from tests.support.wait import eventually
 
 SLEEPER = (sys.executable, "-c", "import time\nwhile True: time.sleep(1)")
@@ -71,7 +72,7 @@ async def test_a_killed_child_is_restarted_and_the_other_never_stops():
 async def test_a_crash_loop_is_reported_and_still_retried():
     reports = Reports()
     supervisor = Supervisor([ChildSpec("quitter", QUITTER)], report=reports, first_delay=0.05, max_delay=0.4,
-                            crash_loop=4, crash_window=30)
+                            crash_loop=4)
     running = asyncio.create_task(supervisor.run(handle_signals=False))
     try:
         await eventually(lambda: _async(len(reports.of("crash_loop")) >= 2), timeout=20, what="crash loop reported")
@@ -80,9 +81,30 @@ async def test_a_crash_loop_is_reported_and_still_retried():
         # Growing delays: 0.05, 0.1, 0.2; in the loop, the longest.
         assert [d["restart_in"] for d in died] == [0.05, 0.1, 0.2]
         loop = reports.of("crash_loop")[0]
-        assert loop["exits_in_window"] >= 4 and loop["restart_in"] == 0.4
+        assert loop["exits_before_up"] == 4 and loop["restart_in"] == 0.4 and not loop["was_up"]
         restarts_before = supervisor.total_restarts
         await eventually(lambda: _async(supervisor.total_restarts > restarts_before), what="retried in the loop")
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(running, 20)
+
+
+async def test_a_working_child_killed_again_and_again_comes_back_at_once_each_time():
+    """Up (its health URL answered): each kill is a working process lost, not a failed
+    start, so there is no growing delay and no crash loop."""
+    port = free_port()
+    reports = Reports()
+    server = ChildSpec("web", (sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"),
+                       health_url=f"http://127.0.0.1:{port}/")
+    supervisor = Supervisor([server], report=reports, first_delay=0.1, max_delay=5.0, crash_loop=3)
+    running = asyncio.create_task(supervisor.run(handle_signals=False))
+    try:
+        for kill in range(5):
+            await eventually(lambda: _async(supervisor.slots[0].up), what=f"up before kill {kill}")
+            os.kill(supervisor.slots[0].process.pid, signal.SIGKILL)
+            await eventually(lambda: _async(len(reports.of("child_restarted")) == kill + 1), what=f"back {kill}")
+        assert [d["restart_in"] for d in reports.of("child_died")] == [0.1] * 5
+        assert all(d["was_up"] for d in reports.of("child_died")) and not reports.of("crash_loop")
     finally:
         supervisor.stop()
         await asyncio.wait_for(running, 20)

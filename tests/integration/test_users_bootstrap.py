@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
-from services.users.app import create_app
+from services.users.app import NATIONAL_ADMIN_ENSURED, create_app
 from services.users.bootstrap import ensure_national_admin
 from services.users.config import Config
 from services.users.passwords import password_problems
@@ -77,6 +77,7 @@ async def test_the_app_creates_it_and_prints_the_password_once(database, pki, ca
     try:
         for start in range(2):
             async with TestClient(TestServer(create_app(Config(common=common, port=0), hasher=FAST))) as client:
+                await asyncio.wait_for(client.app[NATIONAL_ADMIN_ENSURED].wait(), 10)
                 printed = re.findall(r"user 'admin', password '([^']+)'", capsys.readouterr().out)
                 if start == 0:
                     [password] = printed
