@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import re
+import signal
 import ssl
 import socket
 import subprocess
@@ -38,7 +39,7 @@ from cryptography.x509 import ocsp
 from shared import license
 from tests.support import infra
 from tests.support.nginx import running_nginx
-from tests.support.stack import start_stack
+from tests.support.stack import descendants, start_stack
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -390,3 +391,29 @@ async def test_the_request_rate_is_limited_per_client_address(nginx, clerk):
     assert content_type.startswith("text/html") and "Prea multe cereri" in page
     async with clerk.get(url) as r:
         assert r.status == 200
+
+
+async def test_a_service_being_restarted_is_503_with_retry_after_then_back(nginx, proxied_stack, clerk):
+    """kill -9 of keygen: until make up's runner has it back, nginx answers 503
+    problem+json with Retry-After (not a 502), with HSTS; then keygen answers again."""
+    keygen = next(pid for pid in descendants(proxied_stack.process.pid)
+                  if b"services.keygen" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    url = nginx.url("keygen", "/healthz")
+    os.kill(keygen, signal.SIGKILL)
+    seen: Counter[int] = Counter()
+    unavailable = None
+
+    async def back() -> bool:
+        nonlocal unavailable
+        async with clerk.get(url) as r:
+            seen[r.status] += 1
+            if r.status == 503 and unavailable is None:
+                unavailable = (r.headers.get("Content-Type"), r.headers.get("Retry-After"),
+                               r.headers.getall("Strict-Transport-Security", []), await r.json())
+            return r.status == 200 and unavailable is not None
+
+    await eventually(back, timeout=30, interval=0.01, what="keygen 503 while restarting, then 200")
+    content_type, retry_after, hsts, body = unavailable
+    assert content_type == "application/problem+json" and int(retry_after) >= 1 and hsts == [HSTS]
+    assert body["status"] == 503 and body["type"] == "/problems/unavailable"
+    assert set(seen) <= {200, 503}, seen
