@@ -247,16 +247,22 @@ class Broker:
 
     async def publish_body(self, body: bytes, *, routing_key: str, event_id: str, event_type: str) -> None:
         """``publish`` for an envelope already serialized (the outbox keeps its bytes and
-        its routing key, id and type beside them: nothing to parse again)."""
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=event_id,
-            type=event_type,
-            user_id=self.user,
-        )
-        await self.exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT)
+        its routing key, id and type beside them: nothing to parse again).
+
+        Straight on the channel's AMQP layer, without waiting for the frames to reach the
+        socket (``wait=False``): a relay's batch is queued for the connection's writer at
+        once, in order, and only the confirms are awaited, which makes a relay's publish
+        about a third cheaper than aio-pika's ``Exchange.publish``, which waits for each
+        message's frames to be written before taking the next."""
+        channel = await self.channel.get_underlay_channel()  # ChannelInvalidStateError while reconnecting
+        properties = aiormq.spec.Basic.Properties(
+            content_type="application/json", delivery_mode=2, message_id=event_id, message_type=event_type,
+            user_id=self.user)
+        result = await channel.basic_publish(body, exchange=self.exchange_name, routing_key=routing_key,
+                                             properties=properties, mandatory=True, timeout=PUBLISH_TIMEOUT,
+                                             wait=False)
+        if not isinstance(result, aiormq.spec.Basic.Ack):  # a confirm of another kind: not taken
+            raise NotConfirmed(f"the broker answered {type(result).__name__}, not Basic.Ack")
 
     async def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Close the connection, in bounded time (a broker that stopped answering would
@@ -265,6 +271,11 @@ class Broker:
             await asyncio.wait_for(self.connection.close(), timeout)
         except (asyncio.TimeoutError, aiormq.exceptions.AMQPError, OSError):
             log.warning("broker_close_abandoned", after_seconds=timeout)
+
+
+class NotConfirmed(Exception):
+    """The broker did not confirm a publish (an unroutable message is raised by aiormq
+    itself, as PublishError): the event stays in the outbox."""
 
 
 class TopologyMissing(ConfigError):

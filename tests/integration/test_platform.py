@@ -126,6 +126,24 @@ async def test_two_relays_of_one_outbox_publish_each_event_once(pool, common_con
             await broker.close()
 
 
+async def test_an_event_no_queue_takes_stays_in_the_outbox(pool, common_config):
+    """Published as mandatory: an event the broker cannot route to any queue (a topology
+    not set up) is returned, not confirmed, and its row is kept for a later round."""
+    broker = await connect_as("users", common_config)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "insert into outbox (event_id, event_type, routing_key, body) values ($1, $2, $3, $4)",
+                uuid.uuid4(), "Nobody", "users.nobody_listens", b"{}")
+        with pytest.raises(aio_pika.exceptions.PublishError):
+            await relay_once(pool, broker)
+        assert await pool.fetchval("select count(*) from outbox where routing_key = 'users.nobody_listens' "
+                                   "and claimed_until is null") == 1
+    finally:
+        await pool.execute("delete from outbox where routing_key = 'users.nobody_listens'")
+        await broker.close()
+
+
 async def test_rolled_back_change_publishes_nothing(pool):
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
