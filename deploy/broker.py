@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from deploy.devpki import write_file
 from shared.broker import PUBLISHERS, REVOCATION_WORD, SERVICES, TOPOLOGY, broker_user, read_secret, secret_path, topology
 from shared.config import CommonConfig, ConfigError, env_str
 from shared.events import SessionRevoked
@@ -109,24 +110,10 @@ def topic_permissions(user_prefix: str = "siui-") -> dict[str, tuple[str, str]]:
 # -- passwords -----------------------------------------------------------------------------
 
 def _write_secret(path: Path, text: str, *, replace: bool) -> None:
-    """``text`` into ``path`` (0600) through a private temporary file: a reader never sees
-    half of it; without ``replace``, of two set-ups at once the first one's stays."""
+    """``text`` into ``path`` (0600, in a 0700 directory): a reader never sees half of it;
+    without ``replace``, of two set-ups at once the first one's stays."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o600)  # os.open's mode passes through the umask
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_file(path, text.encode(), 0o600, replace=replace)
 
 
 def ensure_password(path: Path) -> str:

@@ -329,13 +329,11 @@ def _pkcs8(key) -> bytes:
     )
 
 
-def _write_once(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` holding ``data`` unless it exists; never overwrite.
-
-    The data goes to a private temporary file that is then hard-linked into place: a
-    reader never sees a half-written file, and of two concurrent writers the first
-    wins (the second's link fails and it leaves the winner's file alone).
-    """
+def write_file(path: Path, data: bytes, mode: int, *, replace: bool = False) -> None:
+    """Put ``data`` at ``path`` with ``mode``, through a private temporary file: a reader
+    never sees a half-written file. Without ``replace`` an existing file is kept, and of
+    two concurrent writers the first wins (the second's hard link fails and it leaves the
+    winner's file alone); with it, the new content replaces the old atomically."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -344,12 +342,20 @@ def _write_once(path: Path, data: bytes, mode: int) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, mode)  # os.open's mode passes through the umask
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_once(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` holding ``data`` unless it exists; never overwrite."""
+    write_file(path, data, mode)
 
 
 # -- command line -------------------------------------------------------------------

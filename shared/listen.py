@@ -27,6 +27,7 @@ from aiohttp import web
 
 from shared.logging import get_logger
 from shared.tasks import wait_stopping
+from shared.transient import DATABASE_AWAY
 
 log = get_logger(__name__)
 
@@ -180,6 +181,53 @@ class Listener:
                 await self._listen_new(conn)
                 continue
             await asyncio.wait_for(conn.fetchval("select 1"), 2.0)  # raises when it is dead
+
+
+class Follower:
+    """Keeps something in this process's memory equal to tables, through one subscription:
+    a full ``reload()`` at every ``RESYNC`` (the first load waits for the first one, so
+    listening comes before loading), then each note ``apply``-ed in order. ``run`` is a
+    ``shared.tasks`` target; ``loaded`` is set after the first full load.
+
+    A note that could not be applied leaves a reload due: with the database away it
+    raises (the task is restarted with a delay and reloads first); any other failure is
+    logged and everything is read again at once, so memory is never left wrong.
+    """
+
+    def __init__(self, notes: Subscription) -> None:
+        self.notes = notes
+        self.loaded = asyncio.Event()
+        self._reload_due = False
+
+    async def reload(self) -> object:
+        """Read everything; what it returns is logged (a count, say)."""
+        raise NotImplementedError
+
+    async def apply(self, payload: str) -> None:
+        """Apply one note's payload."""
+        raise NotImplementedError
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        name = type(self).__name__
+        while not stopping.is_set():
+            if self._reload_due:
+                loaded = await self.reload()  # raises while the database is away: restarted
+                self._reload_due = False
+                if self.loaded.is_set():
+                    log.info("follower_resynced", follower=name, loaded=loaded)
+                self.loaded.set()
+            item = await self.notes.get()
+            if item is RESYNC:
+                self._reload_due = True
+                continue
+            try:
+                await self.apply(item)
+            except DATABASE_AWAY:
+                self._reload_due = True  # this note's row was not read: read everything
+                raise
+            except Exception:
+                log.exception("follower_note_failed", follower=name, payload=item[:200])
+                self._reload_due = True
 
 
 LISTENER = web.AppKey("listener", Listener)

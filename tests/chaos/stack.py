@@ -27,7 +27,8 @@ from pathlib import Path
 import aiohttp
 
 from deploy.broker import Target, plan
-from tests.chaos.infra import InfraError, Postgres, Rabbit, _processes, free_port
+from tests.chaos.infra import InfraError, Postgres, Rabbit, free_port
+from tests.support.stack import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_SERVICES = ("console", "keygen", "users", "certs", "ocsp")
@@ -40,19 +41,6 @@ def _cmdline(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid``, parents before children."""
-    children: dict[int, list[int]] = {}
-    for child, parent, _comm in _processes():
-        children.setdefault(parent, []).append(child)
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(0), []):
-            found.append(child)
-            queue.append(child)
-    return found
 
 
 def _service_of(cmdline: list[str]) -> tuple[str, bool] | None:

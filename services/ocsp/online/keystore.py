@@ -2,13 +2,11 @@
 ``external_user_keys`` table by ``KeySync`` through ``pg_notify('ocsp_keys', username)``."""
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from services.ocsp.online import queries
 from services.ocsp.online.keys import KeyRecord
-from shared.listen import RESYNC, Subscription
+from shared.listen import Follower, Subscription
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -33,45 +31,25 @@ class KeyStore:
         return len(self._by_user)
 
 
-class KeySync:
+class KeySync(Follower):
     """Keeps a ``KeyStore`` equal to the table: a full load on every ``RESYNC`` of the
     process's LISTEN connection (at start, and after it was lost), one user re-read per
-    note. ``run`` is a ``shared.tasks`` target."""
+    note (its payload is the username)."""
 
     def __init__(self, pool: asyncpg.Pool, store: KeyStore, notes: Subscription) -> None:
+        super().__init__(notes)
         self.pool = pool
         self.store = store
-        self.notes = notes
-        self.loaded = asyncio.Event()
-        self._reload_due = False  # the first load waits for the first RESYNC
 
-    async def load_all(self) -> int:
+    async def reload(self) -> int:
         async with self.pool.acquire() as conn:
             rows = await queries.all_keys(conn)
         for row in rows:
             self.store.put(KeyRecord.from_row(row))
         return len(rows)
 
-    async def refresh(self, username: str) -> None:
+    async def apply(self, username: str) -> None:
         async with self.pool.acquire() as conn:
             row = await queries.key_of(conn, username)
         if row is not None:
             self.store.put(KeyRecord.from_row(row))
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            if self._reload_due:
-                users = await self.load_all()  # raises while the database is away: restarted
-                self._reload_due = False
-                if self.loaded.is_set():
-                    log.info("ocsp_keys_resynced", users=users)
-                self.loaded.set()
-            item = await self.notes.get()
-            if item is RESYNC:
-                self._reload_due = True
-                continue
-            try:
-                await self.refresh(item)
-            except Exception:
-                self._reload_due = True  # that user's change was not read: read them all
-                raise

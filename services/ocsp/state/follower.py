@@ -9,7 +9,6 @@ connection (``shared.listen``) and applies each note to its own ``Registry``
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -19,7 +18,7 @@ import asyncpg
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state import queries
 from services.ocsp.state.apply import apply_certificate, apply_issuer
-from shared.listen import RESYNC, Subscription
+from shared.listen import Follower, Subscription
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -66,35 +65,20 @@ async def apply_note(pool: asyncpg.Pool, registry: Registry, data_key: bytes, no
         apply_issuer(registry, str(issuer_id), row["certificate_der"], signer, data_key)
 
 
-class StateFollower:
-    """Applies the notes of one subscription in order; reloads on every ``RESYNC``."""
+class StateFollower(Follower):
+    """Applies the notes of one subscription to the registry in order; reloads it on
+    every ``RESYNC``. Nothing may be served before ``loaded``: an empty registry would
+    answer ``unauthorized`` for every issuer."""
 
     def __init__(self, pool: asyncpg.Pool, registry: Registry, data_key: bytes, notes: Subscription):
+        super().__init__(notes)
         self.pool = pool
         self.registry = registry
         self.data_key = data_key
-        self.notes = notes
-        #: Set after the first full load: nothing may be served from an empty registry.
-        self.loaded = asyncio.Event()
-        # The first load waits for the first RESYNC: listening first, loading second.
-        self._reload_due = False
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Until stopped (a ``shared.tasks`` target): reload on RESYNC, apply notes. A
-        failure leaves a reload due, which the restarted task does first."""
-        while not stopping.is_set():
-            if self._reload_due:
-                await reload(self.pool, self.registry, self.data_key)  # raises while the database is away
-                self._reload_due = False
-                self.loaded.set()
-            item = await self.notes.get()
-            if item is RESYNC:
-                self._reload_due = True
-                continue
-            try:
-                await apply_note(self.pool, self.registry, self.data_key, json.loads(item))
-            except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError):
-                self._reload_due = True  # this note's row was not read: read everything
-                raise
-            except Exception:
-                log.exception("ocsp_note_failed", payload=item[:200])
+    async def reload(self) -> int:
+        await reload(self.pool, self.registry, self.data_key)
+        return len(self.registry)
+
+    async def apply(self, payload: str) -> None:
+        await apply_note(self.pool, self.registry, self.data_key, json.loads(payload))
