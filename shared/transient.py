@@ -21,7 +21,9 @@ DATABASE_AWAY: tuple[type[BaseException], ...] = (
     asyncpg.InsufficientResourcesError,    # class 53: too many connections, disk full
     asyncpg.InterfaceError,                # "connection is closed" after the server went away
     asyncpg.ReadOnlySQLTransactionError,   # 25006: a standby answering while the primary is away
-    asyncpg.LockNotAvailableError,         # 55P03: lock_timeout (shared.db) while a table is held
+    asyncpg.ObjectNotInPrerequisiteStateError,  # 55000: "database is not currently accepting
+                                                # connections" (maintenance); 55P03 lock_timeout
+                                                # (shared.db) while a table is held
     asyncpg.InternalClientError,           # a connection broken mid-query ("cannot switch to state")
 )
 
