@@ -35,6 +35,9 @@ class Right:
     ISSUERS_READ = "issuers:read"
     ISSUERS_WRITE = "issuers:write"  # national only
     OCSP_LOG_READ = "ocsp-log:read"
+    # The OCSP log's client addresses and accounts in clear (admins and operators);
+    # without it a reader sees them masked (services/ocsp/log/privacy.py).
+    OCSP_LOG_PERSONAL = "ocsp-log:personal"
     AUDIT_READ = "audit:read"
 
 

@@ -37,7 +37,7 @@ async def log_page(request: web.Request) -> web.Response:
     return render(request, "ocsp_log.html", {
         "statuses": STATUSES, "filter_house": house_choice(request),
         "filter_user": request.query.get("utilizator", ""), "filter_status": request.query.get("stare", ""),
-        "national": principal.is_national})
+        "national": principal.is_national, "personal": principal.can(Right.OCSP_LOG_PERSONAL)})
 
 
 def upstream_params(query, principal) -> dict[str, str]:
@@ -50,7 +50,8 @@ def upstream_params(query, principal) -> dict[str, str]:
     if cas and cas in COUNTY_HOUSE_CODES:
         params["cas"] = cas
     username = (query.get("utilizator") or "").strip()
-    if username:
+    # Only a reader who sees users may look for one (the ocsp service refuses the rest).
+    if username and principal.can(Right.OCSP_LOG_PERSONAL):
         params["username"] = username[:200]
     status = (query.get("stare") or "").strip()
     if status in STATUSES and status:

@@ -170,7 +170,8 @@ RIGHT_LABELS = {
     "users:write": "Utilizatori: modificare", "certificates:read": "Certificate: consultare",
     "certificates:write": "Certificate: adaugare", "certificates:suspend": "Certificate: suspendare",
     "issuers:read": "Autoritati emitente: consultare", "issuers:write": "Autoritati emitente: adaugare (CNAS)",
-    "ocsp-log:read": "Log OCSP", "audit:read": "Jurnal de audit",
+    "ocsp-log:read": "Log OCSP",
+    "ocsp-log:personal": "Log OCSP: adrese si utilizatori in clar", "audit:read": "Jurnal de audit",
 }
 
 

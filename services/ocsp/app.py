@@ -35,7 +35,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     responder.add_registry(app)
     app.cleanup_ctx.append(state.state_ctx(config.common.data_key_path))
     app.cleanup_ctx.append(responder.responder_ctx(config, clock))
-    app.cleanup_ctx.append(log.log_ctx(capacity=config.log_buffer_entries, retention_days=config.log_retention_days))
+    app.cleanup_ctx.append(log.log_ctx(capacity=config.log_buffer_entries, retention=config.log_retention))
     app.cleanup_ctx.append(online.online_ctx(config))
     state.add_routes(app)
     log.add_routes(app)

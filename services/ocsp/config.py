@@ -11,6 +11,8 @@ from pathlib import Path
 from shared.config import (SERVICE_PORTS, CommonConfig, ConfigError, service_port, setting, settings_from_env,
                            settle)
 
+from services.ocsp.log.retention import RetentionPolicy, parse_retention
+
 # Ceilings on what an operator may configure: beyond them the setting is a mistake.
 MAX_VALIDITY_SECONDS = 7 * 24 * 3600  # RFC 5019 profiles cap OCSP validity at about a week
 MAX_AGE_CEILING = 3600
@@ -56,6 +58,9 @@ class Config:
     log_retention_days: SIUI_OCSP_LOG_RETENTION_DAYS: days of OCSP log kept; older day
         partitions are dropped whole, hourly. 90 days answers "who used this certificate
         last quarter", the usual inquiry, and bounds the table (~40 GB at 5,000 answers/s).
+    log_retention_by_house: SIUI_OCSP_LOG_RETENTION_BY_HOUSE: groups of houses with a
+        retention of their own, e.g. "B,IF=180; CJ=30" (log/retention.py); the others, and
+        entries of no house, keep the default.
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, by default in the data directory: the
         online channel's server certificate.
     (common.data_key_path encrypts delegated signers' private keys at rest;
@@ -76,6 +81,7 @@ class Config:
     cache_bytes: int = setting("SIUI_OCSP_CACHE_BYTES", 256 * 1024 * 1024, minimum=1024 * 1024)
     log_buffer_entries: int = setting("SIUI_OCSP_LOG_BUFFER", 500_000, minimum=10_000)
     log_retention_days: int = setting("SIUI_OCSP_LOG_RETENTION_DAYS", 90, minimum=1, maximum=3660)
+    log_retention_by_house: str = setting("SIUI_OCSP_LOG_RETENTION_BY_HOUSE", "")
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
 
@@ -84,6 +90,15 @@ class Config:
         if self.max_age_seconds > self.validity_seconds:
             raise ConfigError("SIUI_OCSP_MAX_AGE must be at most SIUI_OCSP_VALIDITY: a cached answer "
                               "must not outlive its nextUpdate")
+        try:
+            parse_retention(self.log_retention_days, self.log_retention_by_house)
+        except ValueError as exc:
+            raise ConfigError(f"SIUI_OCSP_LOG_RETENTION_BY_HOUSE {exc}") from None
+
+    @property
+    def log_retention(self) -> RetentionPolicy:
+        """How long the OCSP log is kept, per house group."""
+        return parse_retention(self.log_retention_days, self.log_retention_by_house)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":

@@ -196,6 +196,22 @@ def test_part_a_through_the_console(console_stack, chromium, admin, pki, tmp_pat
         return text;
     }""")
     assert re.search(r"^id: \d+", replay, re.M) and '"good"' in replay and '"revoked"' in replay, replay
+    # A house viewer watches the same log with the people masked, and cannot look one up.
+    create_staff(stack, "viewer.b", "B", "house-viewer")
+    viewer = Visit(chromium, stack)
+    watch = viewer.login("viewer.b", PASSWORD)
+    watch.goto("/log-ocsp")
+    expect(watch.locator("#live-status")).to_have_text("In timp real")
+    expect(watch.locator("#masked-note")).to_be_visible()
+    expect(watch.locator("#f-utilizator")).to_have_count(0)
+    until(lambda: ocsp_says("revoked"), what="OCSP revoked again")
+    row = watch.locator("#log-body tr[data-status=revoked]").first
+    expect(row).to_contain_text("12****36_CAS-B")
+    expect(row).not_to_contain_text(EXTERNAL_USER)
+    expect(row).to_contain_text(re.compile(r"\d+\.\d+\.\d+\.0/24"))
+    shot(watch, "log-ocsp-mascat")
+    assert not viewer.csp_violations(), viewer.problems
+    viewer.close()
     page.goto("/certificate?suspendat=da")
     expect(page.locator("tbody")).to_contain_text(EXTERNAL_USER)
     shot(page, "certificate-suspendate")

@@ -7,7 +7,8 @@ from services.ocsp.log.routes import MAX_LIMIT
 _FILTER_PARAMS = [
     {"name": "cas", "in": "query", "schema": {"type": "string"},
      "description": "house code; a county reader always sees only their own house"},
-    {"name": "username", "in": "query", "schema": {"type": "string"}, "description": "external user"},
+    {"name": "username", "in": "query", "schema": {"type": "string"},
+     "description": "external user; needs the right ocsp-log:personal (403 without it)"},
     {"name": "serial", "in": "query", "schema": {"type": "string"},
      "description": "certificate serial, decimal or 0x-hex"},
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": sorted(STATUSES)}},
@@ -28,9 +29,12 @@ _SCHEMAS = {
             "operation": {"type": "string", "enum": sorted(OPERATIONS)},
             "status": {"type": "string", "enum": sorted(STATUSES)},
             "latency_ms": {"type": "number"},
-            "client": {"type": ["string", "null"], "description": "caller address"},
+            "client": {"type": ["string", "null"],
+                       "description": "caller address; without ocsp-log:personal its network only "
+                                      "(IPv4 /24, IPv6 /48, e.g. 10.1.2.0/24), or *** when not an address"},
             "cas": {"type": ["string", "null"]},
-            "username": {"type": ["string", "null"]},
+            "username": {"type": ["string", "null"],
+                         "description": "without ocsp-log:personal the CUI's middle is masked: 12****36_CAS-B"},
             "serial": {"type": ["string", "null"], "description": "decimal"},
             "issuer_id": {"type": ["string", "null"]},
             "certificate_id": {"type": ["string", "null"]},
@@ -41,6 +45,10 @@ _SCHEMAS = {
 _PATHS = {
     "/v1/log": {"get": {
         "summary": "Log OCSP: OCSP answers and online connects, newest last",
+        "description": "Readers without the right `ocsp-log:personal` (house viewers) see `client` "
+                       "and `username` masked and may not filter by `username`. Kept "
+                       "`SIUI_OCSP_LOG_RETENTION_DAYS` (90) days, or a house group's own "
+                       "`SIUI_OCSP_LOG_RETENTION_BY_HOUSE`.",
         "security": [{"bearer": []}],
         "parameters": [*_FILTER_PARAMS,
                        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0},

@@ -58,6 +58,60 @@ async def drop_days_before(conn: asyncpg.Connection, cutoff: date) -> list[str]:
     return [row[0] for row in await conn.fetch("select ocsp_log_drop_days_before($1)", cutoff)]
 
 
+async def day_partitions(conn: asyncpg.Connection) -> list[date]:
+    """The days that have a partition, oldest first."""
+    rows = await conn.fetch(
+        """select to_date(substr(c.relname, 10), 'YYYYMMDD') as day
+             from pg_inherits i
+             join pg_class c on c.oid = i.inhrelid
+             join pg_class p on p.oid = i.inhparent
+             join pg_namespace n on n.oid = p.relnamespace
+            where p.relname = 'ocsp_log' and n.nspname = current_schema()
+              and c.relname ~ '^ocsp_log_[0-9]{8}$'
+            order by 1""")
+    return [row["day"] for row in rows]
+
+
+async def trimmed_rules(conn: asyncpg.Connection) -> dict[date, str]:
+    """Per trimmed day, the rule it was last trimmed to (``KeepRule.signature``)."""
+    return {row["day"]: row["kept"] for row in await conn.fetch("select day, kept from ocsp_log_trimmed")}
+
+
+async def trim_day(conn: asyncpg.Connection, day: date, keep_houses: Sequence[str], keep_others: bool,
+                   listed_houses: Sequence[str]) -> int | None:
+    """Rewrite ``day``'s partition with only the rows still kept; the rows kept, or None
+    when the day has no partition."""
+    return await conn.fetchval("select ocsp_log_trim_day($1, $2, $3, $4)", day, list(keep_houses),
+                               keep_others, list(listed_houses))
+
+
+async def record_trimmed(conn: asyncpg.Connection, day: date, rule: str, rows_kept: int) -> None:
+    await conn.execute(
+        """insert into ocsp_log_trimmed (day, kept, rows_kept) values ($1, $2, $3)
+           on conflict (day) do update set kept = excluded.kept, rows_kept = excluded.rows_kept,
+                                           trimmed_at = now()""", day, rule, rows_kept)
+
+
+async def forget_trimmed_before(conn: asyncpg.Connection, cutoff: date) -> None:
+    """Trim records of days that have been dropped."""
+    await conn.execute("delete from ocsp_log_trimmed where day < $1", cutoff)
+
+
+async def delete_stray_before(conn: asyncpg.Connection, houses: Sequence[str] | None, cutoff: datetime,
+                              listed_houses: Sequence[str]) -> int:
+    """Delete from the default partition (rows no day partition took: a clock far off)
+    the rows of ``houses`` — or, with None, of every house not listed and of none —
+    older than ``cutoff``. The default partition is small: a plain DELETE is right."""
+    if houses is None:
+        status = await conn.execute(
+            """delete from ocsp_log_default where at < $1
+                 and (cas is null or not cas = any($2::text[]))""", cutoff, list(listed_houses))
+    else:
+        status = await conn.execute("delete from ocsp_log_default where at < $1 and cas = any($2::text[])",
+                                    cutoff, list(houses))
+    return int(status.split()[-1])
+
+
 async def max_id(conn: asyncpg.Connection) -> int:
     """The newest entry's id (0 for an empty log)."""
     return await conn.fetchval("select coalesce(max(id), 0) from ocsp_log")

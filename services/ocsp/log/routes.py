@@ -23,6 +23,7 @@ from aiohttp_sse import sse_response
 from services.ocsp.log import queries as q
 from services.ocsp.log.appkeys import LOG_FEED, STREAMS
 from services.ocsp.log.filters import parse_filters
+from services.ocsp.log.privacy import as_seen_by
 from shared import errors
 from shared.auth import VERIFIER, Principal, Right, TokenVerifier, authorize
 from shared.clock import utc_now
@@ -61,7 +62,7 @@ async def list_log(request: web.Request) -> web.Response:
             rows = await q.entries_after(conn, after, limit, **filters.params())
         else:
             rows = list(reversed(await q.entries_before(conn, before, limit, **filters.params())))
-    items = [entry_json(r) for r in rows]
+    items = [as_seen_by(entry_json(r), principal) for r in rows]
     return web.json_response({
         "items": items,
         # Where to continue: forward from the last item shown, back from the first.
@@ -89,10 +90,10 @@ def session_end(principal: Principal, verifier: TokenVerifier, now) -> str | Non
     return None
 
 
-def sse_events(rows) -> str:
-    """Server-Sent Events text for log rows: ``id:`` the entry id, ``data:`` its JSON
-    (json.dumps writes no line breaks, so one data line each)."""
-    return "".join(f"id: {row['id']}\ndata: {json.dumps(entry_json(row), ensure_ascii=False)}\n\n"
+def sse_events(rows, principal: Principal) -> str:
+    """Server-Sent Events text for log rows as ``principal`` may see them: ``id:`` the
+    entry id, ``data:`` its JSON (json.dumps writes no line breaks, so one data line each)."""
+    return "".join(f"id: {row['id']}\ndata: {json.dumps(as_seen_by(entry_json(row), principal), ensure_ascii=False)}\n\n"
                    for row in rows)
 
 
@@ -126,7 +127,7 @@ async def stream_log(request: web.Request) -> web.StreamResponse:
                 if rows:
                     # One write per batch, not per entry: at tens of thousands of answers a
                     # second the per-write cost is what would make the stream fall behind.
-                    await resp.write(sse_events(rows).encode())
+                    await resp.write(sse_events(rows, principal).encode())
                     last = rows[-1]["id"]
                 if len(rows) < STREAM_BATCH:
                     await feed.wait(changed, STREAM_POLL)

@@ -5,15 +5,15 @@ per batch holding the writers' advisory lock (so ids commit in order, see
 002_log_and_keys.sql), COPY, then ``pg_notify('ocsp_log', max id)`` delivered at
 commit. A failed batch goes back to the front of the buffer and is retried with a
 backoff; the buffer's bound decides what is dropped meanwhile, never the answers.
-``PartitionKeeper`` creates today's and tomorrow's partitions at start and every hour.
-Both run as ``shared.tasks`` background tasks (started and stopped by ``log_ctx``).
+It runs as a ``shared.tasks`` background task (started and stopped by ``log_ctx``);
+the day partitions are ``partitions.PartitionKeeper``'s.
 """
 from __future__ import annotations
 
 import asyncio
 import math
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 from prometheus_client import Counter, Histogram
@@ -21,7 +21,6 @@ from prometheus_client import Counter, Histogram
 from services.ocsp.log import queries as q
 from services.ocsp.log.buffer import LOG_DROPPED, OpLog
 from services.ocsp.log.entry import LogEntry
-from shared.clock import Clock, utc_now
 from shared.logging import get_logger
 from shared.tasks import wait_stopping
 
@@ -34,7 +33,6 @@ LOG_FLUSH_SECONDS = Histogram("siui_ocsp_log_flush_seconds", "Time to write one 
 
 MAX_BATCH = 20_000         # entries per COPY when catching up: larger COPYs cost less each
 STOP_TIMEOUT = 15.0        # how long a stop keeps trying to write what is left
-PARTITION_CHECK = 3600.0   # seconds between partition checks
 
 
 # How much of each text column is kept: bounds on what a client can make us store per
@@ -185,31 +183,3 @@ class LogWriter:
                     log.error("ocsp_log_lost_at_stop", entries=lost, error=repr(exc))
                     return
                 await asyncio.sleep(0.5)
-
-
-class PartitionKeeper:
-    """Creates the partitions of today and tomorrow (UTC), at start and then hourly, so a
-    batch written just after midnight finds its day's partition ready; and drops the
-    days older than ``retention_days``."""
-
-    def __init__(self, pool: asyncpg.Pool, *, retention_days: int = 90, clock: Clock = utc_now) -> None:
-        self.pool = pool
-        self.retention_days = retention_days
-        self.clock = clock
-
-    async def ensure_now(self) -> list[str]:
-        """Create what is missing now; returns the days created (ISO dates)."""
-        today = self.clock().date()
-        created = []
-        async with self.pool.acquire() as conn:
-            for day in (today, today + timedelta(days=1)):
-                async with conn.transaction():
-                    if await q.ensure_day_partition(conn, day):
-                        created.append(day.isoformat())
-            async with conn.transaction():
-                dropped = await q.drop_days_before(conn, today - timedelta(days=self.retention_days))
-        if created:
-            log.info("ocsp_log_partitions_created", days=created)
-        if dropped:
-            log.info("ocsp_log_partitions_dropped", tables=dropped, retention_days=self.retention_days)
-        return created

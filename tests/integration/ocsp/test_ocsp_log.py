@@ -151,6 +151,25 @@ async def test_filters_paging_and_house_scope(harness: Harness, auth_for, db):
     assert {i["cas"] for i in mine["items"]} == {"B"} and len(mine["items"]) == 3
 
 
+async def test_a_house_viewer_reads_the_log_with_people_masked(harness: Harness, auth_for, db):
+    marker = f"priv-{uuid.uuid4().hex[:8]}"
+    serial = str(uuid.uuid4().int % 10**12)
+    harness.app[OPLOG].record(entry(marker, cas="B", serial=serial, client="2001:db8:77:1::5"))
+    await eventually(lambda: written(db, marker, 1), what="the entry written")
+    viewer = {"cas": "B", "username": "viewer.b", "rights": ("ocsp-log:read",)}
+    admin = {"cas": "B", "username": "admin.b", "rights": ("ocsp-log:read", "ocsp-log:personal")}
+
+    _, whole = await get_log(harness, auth_for, admin, serial=serial)
+    _, masked = await get_log(harness, auth_for, viewer, serial=serial)
+    [clear], [hidden] = whole["items"], masked["items"]
+    assert (clear["username"], clear["client"]) == (marker, "2001:db8:77:1::5")
+    assert hidden["client"] == "2001:db8:77::/48" and marker not in hidden["username"]
+    assert {k: v for k, v in hidden.items() if k not in ("client", "username")} == \
+        {k: v for k, v in clear.items() if k not in ("client", "username")}
+    status, body = await get_log(harness, auth_for, viewer, username=marker)
+    assert status == 403 and body["status"] == 403 and "ocsp-log:personal" in body["detail"]
+
+
 async def test_refusals_are_clear(harness: Harness, auth_for):
     assert (await harness.client.get("/v1/log")).status == 401
     status, body = await get_log(harness, auth_for, {"cas": "B", "rights": ("users:read",)})

@@ -186,3 +186,21 @@ async def test_a_stream_ends_with_the_session_it_was_opened_with(harness: Harnes
     assert event["data"] == {"reason": "revoked" if how == "logout" else "expired"}
     assert await asyncio.wait_for(response.content.read(), 5) == b""  # and the stream is over
     stream.close()
+
+
+async def test_a_house_viewer_streams_the_log_with_people_masked(harness: Harness, auth_for):
+    """The same entry, streamed to the house admin and to a viewer of that house."""
+    serial = str(uuid.uuid4().int % 10**12)
+    viewer = {"cas": "B", "username": "viewer.b", "rights": ("ocsp-log:read",)}
+    admin = {"cas": "B", "username": "admin.b", "rights": ("ocsp-log:read", "ocsp-log:personal")}
+    mine, theirs = (await open_stream(harness.client, auth_for, admin, serial=serial),
+                    await open_stream(harness.client, auth_for, viewer, serial=serial))
+    harness.app[OPLOG].record(entry("12433636_CAS-B", int(serial), client="192.0.2.77"))
+    clear, masked = (await mine.next()), (await theirs.next())
+    mine.close(), theirs.close()
+    assert (clear["data"]["username"], clear["data"]["client"]) == ("12433636_CAS-B", "192.0.2.77")
+    assert (masked["data"]["username"], masked["data"]["client"]) == ("12****36_CAS-B", "192.0.2.0/24")
+    assert masked["id"] == clear["id"] and masked["data"]["serial"] == serial
+    refused = await harness.client.get("/v1/log/stream", params={"username": "12433636_CAS-B"},
+                                       headers=auth_for(**viewer))
+    assert refused.status == 403 and "ocsp-log:personal" in (await refused.json())["detail"]
