@@ -11,12 +11,13 @@ from argon2 import PasswordHasher
 
 from shared.clock import Clock, utc_now
 from shared.db import POOL
-from shared.http.operational import base_app
+from shared.http.operational import READINESS, base_app
 from shared.logging import get_logger
 from shared.service import add_platform
 from shared.tasks import background_ctx, periodic_ctx
 
 from services.users import queries, routes
+from services.users.routes import NATIONAL_ADMIN_ENSURED
 from services.users.bootstrap import ensure_national_admin
 from services.users.config import Config
 from services.users.consumers import CONSUMERS
@@ -44,6 +45,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, hasher: PasswordHasher
                  follow_past_logouts=False)
     app.cleanup_ctx.append(_login_kit_ctx(config, clock, hasher or make_hasher(), signer))
     app.cleanup_ctx.append(_national_admin_ctx(config))
+    app[READINESS].append(national_admin_made)
     app.cleanup_ctx.append(periodic_ctx("users-purge-sessions", PURGE_EVERY_SECONDS, _purge_sessions(clock)))
     routes.add_routes(app)
     return app
@@ -70,8 +72,12 @@ def _login_kit_ctx(config: Config, clock: Clock, hasher: PasswordHasher, signer:
     return ctx
 
 
-#: Set once the national admin is known to exist (made now, or found).
-NATIONAL_ADMIN_ENSURED = web.AppKey("national_admin_ensured", asyncio.Event)
+async def national_admin_made(app: web.Application) -> None:
+    """Readiness: not ready until the national admin exists, so that whoever waits for
+    /readyz (a load balancer, the tests, an operator) can log in as admin right after."""
+    ensured = app.get(NATIONAL_ADMIN_ENSURED)
+    if ensured is None or not ensured.is_set():
+        raise RuntimeError("the national admin is being set up")
 
 
 def _national_admin_ctx(config: Config):

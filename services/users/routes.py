@@ -1,6 +1,8 @@
 """HTTP handlers of the users service: parse, call directory/sessions, answer."""
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from shared import errors
@@ -12,11 +14,14 @@ from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
 from services.users import directory, queries, sessions
+from services.users.bootstrap import ADMIN_USERNAME
 from services.users.accounts import parse_list_query, parse_roles, validate_changes, validate_new_user
 from services.users.gate import Busy
 from services.users.sessions import LoginAttempt, LoginKit
 
 KIT = web.AppKey("login_kit", LoginKit)
+#: Set once the national admin is known to exist (made at start in the background, or found).
+NATIONAL_ADMIN_ENSURED = web.AppKey("national_admin_ensured", asyncio.Event)
 
 NEW_USER = {"username": str, "password": str, "cas": str, "employee_code": str,
             "employee_name": str, "roles": list, "enabled": bool}
@@ -50,6 +55,12 @@ async def create_session(request: web.Request) -> web.Response:
     username = body["username"].strip().lower()
     if len(username) > USERNAME_MAX or len(body["password"]) > PASSWORD_MAX:
         raise errors.Unauthorized(kit.wrong_credentials)  # no account has such a name or password
+    ensured = request.app.get(NATIONAL_ADMIN_ENSURED)
+    if username == ADMIN_USERNAME and ensured is not None and not ensured.is_set():
+        # Just started: the national admin is being made. "Wrong password" would be a lie
+        # that sends the operator hunting for the right one; this one passes in a moment.
+        raise errors.Unavailable("the service is starting; the national admin is being set up",
+                                 retry_after=1)
     attempt = LoginAttempt(username, remote_address(request))
     try:
         result = await sessions.login(request.app[POOL], kit, attempt, body["password"])

@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.infra import free_port  # noqa: F401  (the stack takes it from here)
+
 PG_ROOT = Path("/usr/lib/postgresql")
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_DEADLINE = 120.0  # seconds: a loaded 2-core machine boots RabbitMQ in ~10-30 s
@@ -41,13 +43,6 @@ START_DEADLINE = 120.0  # seconds: a loaded 2-core machine boots RabbitMQ in ~10
 
 class InfraError(RuntimeError):
     """Our PostgreSQL or RabbitMQ could not be started or driven."""
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:

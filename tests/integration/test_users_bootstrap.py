@@ -5,11 +5,13 @@ import asyncio
 import re
 import uuid
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
-from services.users.app import NATIONAL_ADMIN_ENSURED, create_app
+from services.users.app import create_app
+from services.users.routes import NATIONAL_ADMIN_ENSURED
 from services.users.bootstrap import ensure_national_admin
 from services.users.config import Config
 from services.users.passwords import password_problems
@@ -86,4 +88,32 @@ async def test_the_app_creates_it_and_prints_the_password_once(database, pki, ca
                 response = await client.post("/v1/sessions", json={"username": "admin", "password": password})
                 assert response.status == 201
     finally:
+        await infra.delete_exchange(common.events_exchange)
+
+
+async def test_logging_in_as_admin_while_it_is_being_made_is_503_not_a_wrong_password(database, pki):
+    """Just started, with the users table held by another transaction: the admin's login
+    says "starting, retry in 1 s", and succeeds once the admin is made."""
+    common = CommonConfig(database_url=database, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+                          events_exchange=f"siui.test.users.{uuid.uuid4().hex[:8]}", host="127.0.0.1",
+                          log_format="console")
+    await infra.declare_exchange(common.events_exchange)
+    await migrate(database, "users", "services.users")
+    holder = await asyncpg.connect(database)
+    try:
+        await holder.execute("delete from users.users where username = 'admin'")
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("lock table users.users in access exclusive mode")
+        config = Config(common=common, port=0, admin_password="Admin-Parola-2026!")
+        async with TestClient(TestServer(create_app(config, hasher=FAST))) as client:
+            response = await client.post("/v1/sessions", json={"username": "admin", "password": "Admin-Parola-2026!"})
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+            assert "starting" in (await response.json())["detail"]
+            await locked.rollback()
+            await asyncio.wait_for(client.app[NATIONAL_ADMIN_ENSURED].wait(), 20)
+            response = await client.post("/v1/sessions", json={"username": "admin", "password": "Admin-Parola-2026!"})
+            assert response.status == 201
+    finally:
+        await holder.close()
         await infra.delete_exchange(common.events_exchange)

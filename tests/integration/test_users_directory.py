@@ -24,7 +24,7 @@ PASSWORD = "munte-si-mare-2026"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
 OPERATOR_RIGHTS = (Right.PROVIDERS_READ, Right.PROVIDERS_WRITE, Right.KEYS_ISSUE, Right.USERS_READ,
                    Right.CERTIFICATES_READ, Right.CERTIFICATES_WRITE, Right.CERTIFICATES_SUSPEND,
-                   Right.ISSUERS_READ, Right.OCSP_LOG_READ)
+                   Right.ISSUERS_READ, Right.OCSP_LOG_READ, Right.OCSP_LOG_PERSONAL)
 HOUSE_ADMIN_RIGHTS = tuple(r for r in ALL_RIGHTS if r != Right.ISSUERS_WRITE)
 # External users: 23 in B (one the seed's, one whose provider code is not its CUI), 3 in CJ.
 B_CUIS = ["12433636"] + [str(30000000 + i) for i in range(22)]
@@ -171,6 +171,7 @@ async def test_roles_list(client, b_operator):
     assert set(roles["house-admin"]["rights"]) == set(HOUSE_ADMIN_RIGHTS)
     assert set(roles["house-operator"]["rights"]) == set(OPERATOR_RIGHTS)
     assert all(r.endswith(":read") for r in roles["house-viewer"]["rights"])
+    assert Right.OCSP_LOG_PERSONAL not in roles["house-viewer"]["rights"]  # the log masked for them
 
 
 async def test_house_admin_manages_staff_of_their_house(client, b_admin):

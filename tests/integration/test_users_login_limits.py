@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.users import routes
 from services.users.app import create_app
+from services.users.routes import NATIONAL_ADMIN_ENSURED
 from services.users.config import Config
 from shared.auth import ALL_RIGHTS
 from tests.integration.test_users_sessions import FAST, GENERIC, HeldHasher, answer, login
@@ -46,6 +47,8 @@ async def users_app(common, *, clock=None, hasher=FAST, **settings):
     config = Config(common=common, port=0, admin_password=ADMIN_PASSWORD, **settings)
     overrides = {"clock": clock} if clock else {}
     async with TestClient(TestServer(create_app(config, hasher=hasher, **overrides))) as client:
+        # The national admin is made in the background at start: these tests use it.
+        await asyncio.wait_for(client.app[NATIONAL_ADMIN_ENSURED].wait(), 30)
         yield client
 
 

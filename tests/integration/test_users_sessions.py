@@ -25,6 +25,7 @@ from argon2 import PasswordHasher
 
 from services.users import routes
 from services.users.app import create_app
+from services.users.routes import NATIONAL_ADMIN_ENSURED
 from services.users.config import Config
 from shared.auth import ALL_RIGHTS, TOKEN_AUDIENCE, VERIFIER, TokenVerifier
 from shared.inbox import CONSUMED
@@ -87,6 +88,8 @@ async def client(common, clock, hasher):
     config = Config(common=common, port=0, admin_password=ADMIN_PASSWORD, max_failed_logins=5,
                     lockout_minutes=15, login_per_address=10_000, login_global_per_second=10_000)
     async with TestClient(TestServer(create_app(config, clock=clock, hasher=hasher))) as client:
+        # The national admin is made in the background at start: its tests begin once it is.
+        await asyncio.wait_for(client.app[NATIONAL_ADMIN_ENSURED].wait(), 30)
         yield client
 
 

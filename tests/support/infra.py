@@ -127,10 +127,21 @@ async def delete_exchange(exchange: str) -> None:
         await connection.close()
 
 
+# Ports this test process has handed out. A port is free when asked for, but it stays
+# free until its service binds it, and the kernel may offer it again meanwhile: two
+# services of one stack were once given the same port (seen by make test-fresh).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, never one this process handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def make_token(private_key_path, *, username: str = "operator.b", cas: str = "B",
