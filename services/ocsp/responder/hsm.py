@@ -93,15 +93,24 @@ class Pkcs11Token:
     def _open(self):
         with self._lock:
             if self._session is None:
-                token = self._lib.get_token(token_label=self.settings.token_label)
                 try:
-                    self._session = token.open(user_pin=self._pin)
-                except UserAlreadyLoggedIn:
-                    # Another session of this process is still logged in (the login state is
-                    # per application, not per session): this one shares it.
-                    self._session = token.open()
+                    self._session = self._login()
+                except PKCS11Error:
+                    # A device that went away and came back is a new slot to the module,
+                    # which only looks for slots when initialised: start it afresh, once.
+                    self._lib.reinitialize()
+                    self._session = self._login()
                 self._keys = {}
             return self._session
+
+    def _login(self):
+        token = self._lib.get_token(token_label=self.settings.token_label)
+        try:
+            return token.open(user_pin=self._pin)
+        except UserAlreadyLoggedIn:
+            # Another session of this process is still logged in (the login state is per
+            # application, not per session): this one shares it.
+            return token.open()
 
     def _private_key(self, label: str):
         session = self._open()
@@ -125,7 +134,8 @@ class Pkcs11Token:
         raise SignerUnavailable(f"key {label!r} is neither EC nor RSA")
 
     def reset(self) -> None:
-        """Forget the session (closed if it still closes): the next signature opens another."""
+        """Forget the session (closed if it still closes): the next signature opens another
+        (and starts the module afresh if that fails: the token may be back in a new slot)."""
         with self._lock:
             session, self._session, self._keys = self._session, None, {}
         if session is not None:
