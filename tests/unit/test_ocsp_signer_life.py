@@ -246,3 +246,33 @@ def test_the_pin_is_read_from_its_file_only(tmp_path):
     pin_file.write_text("s3cret-pin\n")
     assert read_pin(pin_file) == "s3cret-pin"
     assert "s3cret" not in repr(Pkcs11Settings(Path(env["SIUI_OCSP_PKCS11_MODULE"]), "siui-ocsp", pin_file))
+
+
+async def test_off_loop_signing_is_bounded_batched_and_skips_the_cancelled():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.ocsp.responder.answering import Overloaded
+
+    release = threading.Event()
+    threads: list[tuple[str, int]] = []
+
+    def job(n: int):
+        def run() -> bytes:
+            release.wait(5)
+            threads.append((threading.current_thread().name, n))
+            return bytes([n])
+        return run
+
+    queue = SigningQueue(max_pending=5, batch=2)
+    with ThreadPoolExecutor(1, thread_name_prefix="token") as executor:
+        futures = [queue.submit_to(executor, job(n)) for n in range(5)]
+        with pytest.raises(Overloaded):
+            queue.submit_to(executor, job(9))
+        assert queue.pending == 5
+        futures[3].cancel()  # waiting in the queue: never run
+        release.set()
+        results = [await f for n, f in enumerate(futures) if n != 3]
+    assert results == [b"\x00", b"\x01", b"\x02", b"\x04"]
+    assert [n for _, n in threads] == [0, 1, 2, 4] and all(name.startswith("token") for name, _ in threads)
+    assert queue.pending == 0

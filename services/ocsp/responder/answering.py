@@ -56,24 +56,56 @@ class SigningQueue:
         self.batch = batch
         self._jobs: deque[tuple[Callable[[], bytes], asyncio.Future]] = deque()
         self._scheduled = False
-        self._elsewhere = 0  # jobs on an executor (an HSM's thread), under the same bound
+        # Jobs for executors (an HSM's thread), under the same bound: each executor takes
+        # them a batch at a time, one thread hand-off per batch rather than per answer.
+        self._offloop: dict[Executor, deque[tuple[Callable[[], bytes], asyncio.Future]]] = {}
+        self._offloop_running: set[Executor] = set()
+        self._elsewhere = 0
 
     @property
     def pending(self) -> int:
         return len(self._jobs) + self._elsewhere
 
     def submit_to(self, executor: Executor, job: Callable[[], bytes]) -> asyncio.Future:
-        """Queue ``job`` on ``executor`` (a signer that blocks: an HSM), bounded like
+        """Queue ``job`` for ``executor`` (a signer that blocks: an HSM), bounded like
         ``submit``; raise ``Overloaded`` when ``max_pending`` jobs already wait."""
         if self.pending >= self.max_pending:
             raise Overloaded()
-        future = asyncio.get_running_loop().run_in_executor(executor, job)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._offloop.setdefault(executor, deque()).append((job, future))
         self._elsewhere += 1
-        future.add_done_callback(self._done_elsewhere)
+        if executor not in self._offloop_running:
+            self._offloop_running.add(executor)
+            self._send_batch(loop, executor)
         return future
 
-    def _done_elsewhere(self, _future: asyncio.Future) -> None:
-        self._elsewhere -= 1
+    def _send_batch(self, loop: asyncio.AbstractEventLoop, executor: Executor) -> None:
+        queue = self._offloop[executor]
+        batch = []
+        while queue and len(batch) < self.batch:
+            job, future = queue.popleft()
+            if future.cancelled():  # the client went away while waiting: skip the work
+                self._elsewhere -= 1
+                continue
+            batch.append((job, future))
+        if not batch:
+            self._offloop_running.discard(executor)
+            return
+        done = executor.submit(_run_jobs, [job for job, _ in batch])
+        done.add_done_callback(lambda ran: loop.call_soon_threadsafe(self._batch_done, loop, executor, batch, ran))
+
+    def _batch_done(self, loop, executor: Executor, batch, ran) -> None:
+        outcomes = ran.result() if ran.exception() is None else [(False, ran.exception())] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes):
+            self._elsewhere -= 1
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self._send_batch(loop, executor)
 
     def submit(self, job: Callable[[], bytes]) -> asyncio.Future:
         """Queue ``job`` (it returns the signed DER); raise ``Overloaded`` when the queue is full."""
@@ -101,6 +133,17 @@ class SigningQueue:
             asyncio.get_running_loop().call_soon(self._run_batch)
         else:
             self._scheduled = False
+
+
+def _run_jobs(jobs: list[Callable[[], bytes]]) -> list[tuple[bool, object]]:
+    """On the executor's thread: each job's signed DER, or its exception."""
+    outcomes: list[tuple[bool, object]] = []
+    for job in jobs:
+        try:
+            outcomes.append((True, job()))
+        except Exception as exc:  # handed to the waiting request (tryLater / internalError)
+            outcomes.append((False, exc))
+    return outcomes
 
 
 @dataclass(frozen=True, slots=True)
