@@ -200,7 +200,7 @@ class Responder:
 
     ``next_identity`` replaces ``identity`` at ``switch_at``: checked on every request
     (one comparison), so no answer produced from that second on is the old key's even
-    when the process's timer (``switch_signer``, for the idle process) fires late.
+    when the process's timer (``switch_if_due``, for an idle process) fires late.
     """
 
     registry: Registry
