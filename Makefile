@@ -7,13 +7,18 @@ export SIUI_DATABASE_URL ?= postgresql://siui:siui@127.0.0.1:5432/siui
 export SIUI_AMQP_URL ?= amqp://127.0.0.1:5672/
 export SIUI_DATA_DIR ?= .siui
 
-.PHONY: setup up test test-unit test-integration test-e2e test-fresh chaos bench clean
+.PHONY: setup up up-hsm test test-unit test-integration test-e2e test-fresh chaos bench clean
 
 setup:
 	bash deploy/setup.sh
 
 up: setup
 	exec $(PYTHON) -m deploy.run
+
+# The same, with the OCSP responder key in a SoftHSM2 token of the data directory
+# (python -m deploy.hsm init makes it once and prints the settings).
+up-hsm: setup
+	eval "$$($(PYTHON) -m deploy.hsm init)" && exec $(PYTHON) -m deploy.run
 
 test: setup
 	$(PYTHON) -m pytest -p no:cacheprovider tests

@@ -291,24 +291,45 @@ def _ensure_pair(cert_path: Path, key_path: Path, spec: _Spec, now: datetime) ->
         _write_once(key_path, _pkcs8(new_key), 0o600)
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not cert_path.exists():
-        cert = _build(spec, key, now)
+        cert = _build(spec, key.public_key(), now) if spec.issuer else _self_signed(spec, key, now)
         _write_once(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return _Pair(x509.load_pem_x509_certificate(cert_path.read_bytes()), key)
 
 
-def _build(spec: _Spec, key, now: datetime) -> x509.Certificate:
+def responder_certificate(data_dir: Path, public_key, *, common_name: str = "SIUI Access OCSP Responder",
+                          days: int = 730, now: datetime | None = None) -> x509.Certificate:
+    """A responder certificate like ``pki/responder`` for a key held elsewhere (an HSM's:
+    ``deploy.hsm``), issued by the dev root of ``data_dir`` (made if missing)."""
+    paths = ensure_dev_pki(data_dir)
+    root = _Pair(x509.load_pem_x509_certificate(paths.root_ca_cert.read_bytes()),
+                 serialization.load_pem_private_key(paths.root_ca_key.read_bytes(), password=None))
+    spec = _responder(root)
+    spec = _Spec(_dev_subject(common_name), days, spec.extensions, root)
+    return _build(spec, public_key, now or datetime.now(timezone.utc))
+
+
+def _build(spec: _Spec, public_key, now: datetime) -> x509.Certificate:
+    if spec.issuer is None:
+        raise ValueError("a self-signed certificate is built from its private key")
+    return _signed(spec, public_key, spec.issuer.key, now)
+
+
+def _self_signed(spec: _Spec, key, now: datetime) -> x509.Certificate:
+    return _signed(spec, key.public_key(), key, now)
+
+
+def _signed(spec: _Spec, public_key, signing_key, now: datetime) -> x509.Certificate:
     issuer_name = spec.issuer.cert.subject if spec.issuer else spec.subject
-    signing_key = spec.issuer.key if spec.issuer else key
     issuer_public = signing_key.public_key()
     builder = (
         x509.CertificateBuilder()
         .subject_name(spec.subject)
         .issuer_name(issuer_name)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(spec.serial or x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + timedelta(days=spec.days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), False
         )

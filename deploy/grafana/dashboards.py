@@ -209,8 +209,11 @@ def national() -> dict:
                    + " Time from the change committed in certs to OCSP answering accordingly (contract: 1 s).",
                    [(f"histogram_quantile(0.99, sum by (le) (rate(siui_ocsp_state_propagation_seconds_bucket[{rate}])))",
                      "p99")], unit="s"),
-        stat("OCSP signers: days left", AWAITING.format(metric="siui_ocsp_signer_not_after_seconds{issuer}"),
-             [("(siui_ocsp_signer_not_after_seconds - time()) / 86400", "{{issuer}}")], unit="d",
+        stat("OCSP signers: days left", "Days until each OCSP signing certificate's notAfter: the "
+             "responder's own (issuer default: current, and next while a rotation waits for its switch "
+             "time) and the issuers' delegated signers. Answers never outlive their signer.",
+             # `> 0` drops the NaN a next signer reads once it has taken over.
+             [("((siui_ocsp_signer_not_after_seconds > 0) - time()) / 86400", "{{issuer}} {{signer}}")], unit="d",
              thresholds=DAYS_LEFT, w=4, h=8),
         stat("TLS certificates: days left", AWAITING.format(metric="siui_tls_certificate_not_after_seconds{listener}"),
              [("(siui_tls_certificate_not_after_seconds - time()) / 86400", "{{service}} {{listener}}")], unit="d",

@@ -27,6 +27,7 @@ from shared.supervisor import ChildSpec, Supervisor, follow_supervisor
 
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
+from services.ocsp.responder import load_responder_keys
 from services.ocsp.responder.front import FrontSite
 
 log = get_logger(__name__)
@@ -122,8 +123,23 @@ def supervise(config: Config) -> int:
     return asyncio.run(supervisor.run())
 
 
+def check_responder_keys(config: Config) -> bool:
+    """Load the responder's identities once before any worker starts (and close them): a
+    key that does not match, a token that refuses, a next signer that cannot take over,
+    each stops the start with one clear log line instead of a crash loop of workers."""
+    try:
+        load_responder_keys(config).close()
+    except ValueError as exc:
+        configure_logging("ocsp", config.common.log_format)
+        log.error("ocsp_responder_keys_unusable", error=str(exc))
+        return False
+    return True
+
+
 def main(argv: list[str]) -> int:
     config = Config.from_env()
+    if "--worker" not in argv and not check_responder_keys(config):
+        return 2
     # A worker whose parent was killed (SIGKILL, OOM) stops too; so does this parent when
     # make up's runner is killed.
     follow_supervisor()

@@ -6,7 +6,10 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
+
+from shared.events import EventDecodeError, parse_time
 
 from shared.config import (SERVICE_PORTS, CommonConfig, ConfigError, service_port, setting, settings_from_env,
                            settle)
@@ -35,6 +38,19 @@ class Config:
     responder_cert / responder_key: SIUI_OCSP_RESPONDER_CERT / _KEY, by default in the
         data directory (EC P-256 from deploy/devpki); an RSA pair works too. Signs every
         answer for issuers without a delegated signer.
+    pkcs11_module / pkcs11_token / pkcs11_pin_file / pkcs11_key_label:
+        SIUI_OCSP_PKCS11_MODULE (the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so),
+        SIUI_OCSP_PKCS11_TOKEN (the token's label), SIUI_OCSP_PKCS11_PIN_FILE (a file
+        holding the user PIN: never the PIN itself in the environment, where any process
+        of the user and every crash report can read it) and SIUI_OCSP_PKCS11_KEY_LABEL:
+        with the label set, the responder key is that token's key (it never leaves the
+        HSM) and SIUI_OCSP_RESPONDER_KEY is not read. Unset (the default): the key file.
+    responder_next_cert / responder_next_key / pkcs11_next_key_label / responder_switch_at:
+        SIUI_OCSP_RESPONDER_NEXT_CERT with SIUI_OCSP_RESPONDER_NEXT_KEY (a key file) or
+        SIUI_OCSP_PKCS11_NEXT_KEY_LABEL (a key on the same token), and
+        SIUI_OCSP_RESPONDER_SWITCH_AT (ISO 8601 with an offset): the responder's next
+        identity, published at /v1/responder-next.pem until it signs every answer from
+        the switch time on (no restart: every worker switches by itself). Unset: none.
     validity_seconds: SIUI_OCSP_VALIDITY: nextUpdate = thisUpdate + this. Short, because a
         suspension must take effect quickly even for clients that cache until nextUpdate;
         one hour keeps signing work low (answers are cached meanwhile).
@@ -84,6 +100,14 @@ class Config:
     log_retention_by_house: str = setting("SIUI_OCSP_LOG_RETENTION_BY_HOUSE", "")
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
+    pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
+    pkcs11_token: str | None = setting("SIUI_OCSP_PKCS11_TOKEN", None)
+    pkcs11_pin_file: Path | None = setting("SIUI_OCSP_PKCS11_PIN_FILE", None, data_path=True)
+    pkcs11_key_label: str | None = setting("SIUI_OCSP_PKCS11_KEY_LABEL", None)
+    pkcs11_next_key_label: str | None = setting("SIUI_OCSP_PKCS11_NEXT_KEY_LABEL", None)
+    responder_next_cert: Path | None = setting("SIUI_OCSP_RESPONDER_NEXT_CERT", None, data_path=True)
+    responder_next_key: Path | None = setting("SIUI_OCSP_RESPONDER_NEXT_KEY", None, data_path=True)
+    responder_switch_at: str | None = setting("SIUI_OCSP_RESPONDER_SWITCH_AT", None)
 
     def __post_init__(self) -> None:
         settle(self, self.common.data_dir)
@@ -94,11 +118,37 @@ class Config:
             parse_retention(self.log_retention_days, self.log_retention_by_house)
         except ValueError as exc:
             raise ConfigError(f"SIUI_OCSP_LOG_RETENTION_BY_HOUSE {exc}") from None
+        if (self.pkcs11_key_label or self.pkcs11_next_key_label) and not (
+                self.pkcs11_module and self.pkcs11_token and self.pkcs11_pin_file):
+            raise ConfigError("a PKCS#11 key label needs SIUI_OCSP_PKCS11_MODULE, SIUI_OCSP_PKCS11_TOKEN "
+                              "and SIUI_OCSP_PKCS11_PIN_FILE")
+        if self.responder_next_cert is None:
+            if self.responder_next_key or self.pkcs11_next_key_label or self.responder_switch_at:
+                raise ConfigError("SIUI_OCSP_RESPONDER_NEXT_KEY, SIUI_OCSP_PKCS11_NEXT_KEY_LABEL and "
+                                  "SIUI_OCSP_RESPONDER_SWITCH_AT go with SIUI_OCSP_RESPONDER_NEXT_CERT")
+            return
+        if bool(self.responder_next_key) == bool(self.pkcs11_next_key_label):
+            raise ConfigError("SIUI_OCSP_RESPONDER_NEXT_CERT needs its key: SIUI_OCSP_RESPONDER_NEXT_KEY "
+                              "(a file) or SIUI_OCSP_PKCS11_NEXT_KEY_LABEL (in the HSM), one of them")
+        if not self.responder_switch_at:
+            raise ConfigError("SIUI_OCSP_RESPONDER_NEXT_CERT needs SIUI_OCSP_RESPONDER_SWITCH_AT: "
+                              "when the next responder certificate starts signing")
+        self.switch_time  # parsed now: a malformed time stops the start, not the switch
 
     @property
     def log_retention(self) -> RetentionPolicy:
         """How long the OCSP log is kept, per house group."""
         return parse_retention(self.log_retention_days, self.log_retention_by_house)
+
+    @property
+    def switch_time(self) -> datetime | None:
+        """SIUI_OCSP_RESPONDER_SWITCH_AT as a moment (None when no next signer is set)."""
+        if not self.responder_switch_at:
+            return None
+        try:
+            return parse_time(self.responder_switch_at, "SIUI_OCSP_RESPONDER_SWITCH_AT")
+        except EventDecodeError as exc:
+            raise ConfigError(f"{exc}; write e.g. 2027-03-01T02:00:00+02:00") from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":

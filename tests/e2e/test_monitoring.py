@@ -41,7 +41,6 @@ VARIABLES = {"cas": HOUSE, "__rate_interval": "2m", "__range": "10m", "__interva
 # "Monitoring"): their queries run, but cannot return data until the metric exists.
 AWAITING = {
     "siui_ocsp_state_propagation_seconds": "histogram {action}: certs commit to OCSP answering accordingly",
-    "siui_ocsp_signer_not_after_seconds": "gauge {issuer}: notAfter of each OCSP signing certificate",
     "siui_tls_certificate_not_after_seconds": "gauge {listener}: notAfter of each TLS server certificate",
     "siui_issuer_crl_next_update_seconds": "gauge {issuer}: nextUpdate of each issuer's newest CRL",
 }
@@ -307,12 +306,9 @@ async def _run(stack, pki, http, tmp_path, prometheus):
 
 EXPECTED_AWAITING = [
     "dashboard siui-national: Suspension to OCSP, p99 [A]",
-    "dashboard siui-national: OCSP signers: days left [A]",
     "dashboard siui-national: TLS certificates: days left [A]",
     "dashboard siui-national: Issuer CRLs: hours to nextUpdate [A]",
     "alert SiuiSuspensionPropagationSlow",
-    "alert SiuiOcspSignerExpiring",
-    "alert SiuiOcspSignerExpiring",
     "alert SiuiTlsCertificateExpiring",
     "alert SiuiTlsCertificateExpiring",
     "alert SiuiIssuerCrlOverdue",

@@ -95,7 +95,9 @@ async def test_signing_queue_refuses_beyond_its_bound_and_skips_cancelled():
 
 async def test_a_failing_signer_answers_internal_error(world):
     responder = _responder(world, cache=False)
-    responder.registry.set_signer("ca", SimpleNamespace(_sign=None))  # anything that cannot sign
+    cannot_sign = SimpleNamespace(_sign=None, executor=None, not_after=NOW + timedelta(days=1),
+                                  valid_at=lambda moment: True)
+    responder.registry.set_signer("ca", cannot_sign)
     result = await responder.respond(_request(world))
     assert result.status == "internal_error"
     assert ocsp.load_der_ocsp_response(result.der).response_status == ocsp.OCSPResponseStatus.INTERNAL_ERROR

@@ -9,6 +9,7 @@ current by ``services.ocsp.state``; answers are logged through ``services.ocsp.l
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -16,16 +17,21 @@ from aiohttp import web
 
 from services.ocsp.config import Config
 from services.ocsp.responder.answering import Responder, SigningQueue
-from services.ocsp.responder.appkeys import MAX_AGE, REGISTRY, RESPONDER, RESPONDER_PEM
+from services.ocsp.responder.appkeys import MAX_AGE, REGISTRY, RESPONDER
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES
+from services.ocsp.responder.identities import RotationError, load_responder_keys
+from services.ocsp.responder.lifetime import publish_delegated, publish_responder
 from services.ocsp.responder.openapi import OPENAPI
 from services.ocsp.responder.registry import Registry, ResponseCache
-from services.ocsp.responder.responses import ResponderIdentity
 from services.ocsp.responder.routes import add_routes
 from shared.clock import Clock, utc_now
 
-__all__ = ["MAX_AGE", "MAX_REQUEST_BYTES", "OPENAPI", "REGISTRY", "RESPONDER", "RESPONDER_PEM",
-           "add_registry", "add_routes", "responder_ctx"]
+__all__ = ["MAX_AGE", "MAX_REQUEST_BYTES", "OPENAPI", "REGISTRY", "RESPONDER", "RotationError",
+           "add_registry", "add_routes", "load_responder_keys", "publish_delegated", "responder_ctx"]
+
+#: The switch timer re-reads the clock at least this often (seconds): a monotonic timer
+#: and the wall clock drift apart (NTP), and the switch time is a wall-clock moment.
+SWITCH_RECHECK = 60.0
 
 
 def add_registry(app: web.Application) -> Registry:
@@ -35,22 +41,57 @@ def add_registry(app: web.Application) -> Registry:
 
 
 def responder_ctx(config: Config, clock: Clock = utc_now):
-    """cleanup_ctx: load the responder's certificate and key, and build the Responder
-    over ``app[REGISTRY]``."""
+    """cleanup_ctx: load the responder's identities (key file or HSM; the next one, if a
+    rotation is configured, checked) and build the Responder over ``app[REGISTRY]``,
+    with a timer that lets the next identity take over at the switch time."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        cert_pem = config.responder_cert.read_bytes()
-        identity = ResponderIdentity.from_pem(cert_pem, config.responder_key.read_bytes())
+        keys = load_responder_keys(config)
         validity = timedelta(seconds=config.validity_seconds)
         cache = None
         if config.cache_entries:
             # Refresh well before nextUpdate, but never beyond a quarter of the validity.
             cache = ResponseCache(config.cache_entries, refresh_margin=min(timedelta(minutes=10), validity / 4),
                                   max_bytes=config.cache_bytes)
-        app[RESPONDER_PEM] = cert_pem
         app[MAX_AGE] = config.max_age_seconds
-        app[RESPONDER] = Responder(app[REGISTRY], identity, SigningQueue(config.max_pending, config.signing_batch),
-                                   cache, validity, clock)
-        yield
+        app[RESPONDER] = responder = Responder(
+            app[REGISTRY], keys.current, SigningQueue(config.max_pending, config.signing_batch), cache, validity,
+            clock, next_identity=keys.next, switch_at=keys.switch_at)
+        responder.on_switch.append(lambda identity: publish_responder(identity, None))
+        responder.switch_if_due()  # a restart after the switch time starts with the next one
+        publish_responder(responder.identity, responder.next_identity)
+        timer = _SwitchTimer(responder, clock)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            keys.close()
 
     return ctx
+
+
+class _SwitchTimer:
+    """Switches ``responder`` at its ``switch_at`` even when no request comes (each worker
+    has its own: they all switch within their timers' precision, milliseconds)."""
+
+    def __init__(self, responder: Responder, clock: Clock):
+        self._responder, self._clock = responder, clock
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        switch_at = self._responder.switch_at
+        if switch_at is None:
+            return
+        remaining = (switch_at - self._clock()).total_seconds()
+        self._handle = self._loop.call_later(max(0.0, min(remaining, SWITCH_RECHECK)), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._responder.switch_if_due()
+        self._arm()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()

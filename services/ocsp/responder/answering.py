@@ -4,6 +4,12 @@ The chain, cheapest first (Boulder's "sources"): decode → filter unknown issue
 (``unauthorized``) → the cache of signed answers → live signing behind a bounded queue
 (``tryLater`` when it is full). Nothing here touches the database: the registry is
 in memory and kept current by ``services.ocsp.state``.
+
+The signer's life bounds every answer: nextUpdate is never past its certificate's
+notAfter, a signer outside its validity signs nothing (``unauthorized``: RFC 6960 §2.3,
+the responder cannot answer authoritatively, and no client would accept the
+signature), and at the configured switch time the next responder identity takes over
+(``Responder.switch_signer``) with the cache of the old one's answers dropped.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,6 +26,7 @@ from shared.clock import Clock, utc_now
 from services.ocsp.responder.codec import CertId, MalformedRequest, ParsedRequest, parse_request
 from services.ocsp.responder.registry import CachedResponse, Lookup, Registry, ResponseCache
 from services.ocsp.responder.responses import ResponderIdentity, build_response, error_response
+from services.ocsp.responder.signing_keys import SignerUnavailable
 
 MALFORMED = error_response("malformed_request")
 UNAUTHORIZED = error_response("unauthorized")
@@ -48,14 +56,60 @@ class SigningQueue:
         self.batch = batch
         self._jobs: deque[tuple[Callable[[], bytes], asyncio.Future]] = deque()
         self._scheduled = False
+        # Jobs for executors (an HSM's thread), under the same bound: each executor takes
+        # them a batch at a time, one thread hand-off per batch rather than per answer.
+        self._offloop: dict[Executor, deque[tuple[Callable[[], bytes], asyncio.Future]]] = {}
+        self._offloop_running: set[Executor] = set()
+        self._elsewhere = 0
 
     @property
     def pending(self) -> int:
-        return len(self._jobs)
+        return len(self._jobs) + self._elsewhere
+
+    def submit_to(self, executor: Executor, job: Callable[[], bytes]) -> asyncio.Future:
+        """Queue ``job`` for ``executor`` (a signer that blocks: an HSM), bounded like
+        ``submit``; raise ``Overloaded`` when ``max_pending`` jobs already wait."""
+        if self.pending >= self.max_pending:
+            raise Overloaded()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._offloop.setdefault(executor, deque()).append((job, future))
+        self._elsewhere += 1
+        if executor not in self._offloop_running:
+            self._offloop_running.add(executor)
+            self._send_batch(loop, executor)
+        return future
+
+    def _send_batch(self, loop: asyncio.AbstractEventLoop, executor: Executor) -> None:
+        queue = self._offloop[executor]
+        batch = []
+        while queue and len(batch) < self.batch:
+            job, future = queue.popleft()
+            if future.cancelled():  # the client went away while waiting: skip the work
+                self._elsewhere -= 1
+                continue
+            batch.append((job, future))
+        if not batch:
+            self._offloop_running.discard(executor)
+            return
+        done = executor.submit(_run_jobs, [job for job, _ in batch])
+        done.add_done_callback(lambda ran: loop.call_soon_threadsafe(self._batch_done, loop, executor, batch, ran))
+
+    def _batch_done(self, loop, executor: Executor, batch, ran) -> None:
+        outcomes = ran.result() if ran.exception() is None else [(False, ran.exception())] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes):
+            self._elsewhere -= 1
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self._send_batch(loop, executor)
 
     def submit(self, job: Callable[[], bytes]) -> asyncio.Future:
         """Queue ``job`` (it returns the signed DER); raise ``Overloaded`` when the queue is full."""
-        if len(self._jobs) >= self.max_pending:
+        if self.pending >= self.max_pending:
             raise Overloaded()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -79,6 +133,17 @@ class SigningQueue:
             asyncio.get_running_loop().call_soon(self._run_batch)
         else:
             self._scheduled = False
+
+
+def _run_jobs(jobs: list[Callable[[], bytes]]) -> list[tuple[bool, object]]:
+    """On the executor's thread: each job's signed DER, or its exception."""
+    outcomes: list[tuple[bool, object]] = []
+    for job in jobs:
+        try:
+            outcomes.append((True, job()))
+        except Exception as exc:  # handed to the waiting request (tryLater / internalError)
+            outcomes.append((False, exc))
+    return outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +174,12 @@ class Pending:
 
     def result(self) -> Result:
         """The Result once ``future`` is done (not cancelled)."""
-        if self.future.exception() is not None:
-            # A signer that fails (an HSM away, say) is internalError, never a 500.
+        error = self.future.exception()
+        if error is not None:
+            # A signing device away is temporary: tryLater. Anything else is our fault:
+            # internalError. Never a 500 either way.
+            if isinstance(error, SignerUnavailable):
+                return Result(TRY_LATER, "try_later", self.answers)
             return Result(INTERNAL_ERROR, "internal_error", self.answers)
         return self.finish(self.future.result())
 
@@ -128,6 +197,10 @@ class Responder:
     A request with CertIDs of several issuers is signed by ``identity`` unless they all
     share one delegated signer; any CertID of an unregistered issuer makes the whole
     answer ``unauthorized`` (we are not authoritative for it).
+
+    ``next_identity`` replaces ``identity`` at ``switch_at``: checked on every request
+    (one comparison), so no answer produced from that second on is the old key's even
+    when the process's timer (``switch_if_due``, for an idle process) fires late.
     """
 
     registry: Registry
@@ -136,6 +209,10 @@ class Responder:
     cache: ResponseCache | None
     validity: timedelta
     clock: Clock = utc_now
+    next_identity: ResponderIdentity | None = None
+    switch_at: datetime | None = None
+    #: Called with the new identity once it has taken over (metrics, say).
+    on_switch: list[Callable[[ResponderIdentity], None]] = field(default_factory=list)
     # Nonce-less requests come back byte for byte (each desktop asks about its own
     # certificate again and again): their parse, a pure function of the bytes, is kept.
     _parsed: dict[bytes, ParsedRequest] = field(default_factory=dict, init=False, repr=False)
@@ -170,6 +247,8 @@ class Responder:
             if found.issuer is None:
                 return Result(UNAUTHORIZED, "unauthorized", answers)
         now = self.clock().replace(microsecond=0)
+        if self.switch_at is not None and now >= self.switch_at:
+            self.switch_signer()
         single = self.cache is not None and ResponseCache.cacheable(parsed)
         if single:
             cert_id, found = answers[0]
@@ -177,15 +256,24 @@ class Responder:
             if hit is not None:
                 return _from_cache(hit, answers)
         identity = self._signer_for(answers)
-        next_update = now + self.validity
+        if not identity.valid_at(now):
+            return Result(UNAUTHORIZED, "unauthorized", answers)
+        # Never valid past the signer: clients would hold an answer its certificate no
+        # longer vouches for (and the cache serves an entry only until its nextUpdate).
+        next_update = min(now + self.validity, identity.not_after)
         singles = [found.answer(cert_id) for cert_id, found in answers]
         nonce = parsed.nonce
+        ours = identity is self.identity
 
         def sign() -> bytes:
             return build_response(identity, singles, nonce=nonce, produced_at=now, this_update=now,
                                   next_update=next_update)
 
         def finish(signed: bytes) -> Result:
+            if ours and identity is not self.identity:
+                # Signed by the old key while the switch happened (queued before it, done
+                # after): not served nor cached, the client asks again and gets the new one.
+                return Result(TRY_LATER, "try_later", answers)
             if single:
                 # Keyed by the state version looked up before signing: had the state changed
                 # meanwhile, this entry is simply never matched again.
@@ -194,10 +282,36 @@ class Responder:
             return Result(signed, "successful", answers, now, next_update)
 
         try:
-            future = self.signing.submit(sign)
+            if identity.executor is None:
+                future = self.signing.submit(sign)
+            else:
+                future = self.signing.submit_to(identity.executor, sign)
         except Overloaded:
             return Result(TRY_LATER, "try_later", answers)
         return Pending(future, finish, answers)
+
+    def switch_if_due(self) -> bool:
+        """Switch to the next identity if its time has come; whether one is pending still."""
+        if self.switch_at is not None and self.clock() >= self.switch_at:
+            self.switch_signer()
+        return self.switch_at is not None
+
+    def signers(self) -> tuple[ResponderIdentity, ResponderIdentity | None]:
+        """(current, next) as of now: what /v1/responder.pem and /responder-next.pem serve."""
+        self.switch_if_due()
+        return self.identity, self.next_identity
+
+    def switch_signer(self) -> None:
+        """Let ``next_identity`` take over now: the answers cached so far are dropped (the
+        delegated signers' with them: one re-signing each, once per rotation, keeps the
+        cache free of any notion of who signed what)."""
+        if self.next_identity is None:
+            return
+        self.identity, self.next_identity, self.switch_at = self.next_identity, None, None
+        if self.cache is not None:
+            self.cache.clear()
+        for callback in self.on_switch:
+            callback(self.identity)
 
     def _signer_for(self, answers: tuple[tuple[CertId, Lookup], ...]) -> ResponderIdentity:
         signer = answers[0][1].issuer.signer

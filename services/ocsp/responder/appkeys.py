@@ -10,7 +10,5 @@ from services.ocsp.responder.registry import Registry
 #: and what ``services.ocsp.state`` keeps equal to the tables.
 REGISTRY = web.AppKey("ocsp_registry", Registry)
 RESPONDER = web.AppKey("ocsp_responder", Responder)
-#: The responder certificate (PEM), served at /v1/responder.pem.
-RESPONDER_PEM = web.AppKey("ocsp_responder_pem", bytes)
 #: GET answers' Cache-Control max-age (SIUI_OCSP_MAX_AGE).
 MAX_AGE = web.AppKey("ocsp_max_age", int)

@@ -12,11 +12,15 @@ _OCSP_ANSWERS = (
     "registered issuer but unknown serial → unknown. Response statuses: `unauthorized` when any "
     "CertID names an issuer that is not registered; `malformedRequest` for anything undecodable, "
     f"a body over {MAX_REQUEST_BYTES} bytes, more than {MAX_CERTS_PER_REQUEST} CertIDs, or a nonce "
-    "outside 1..128 octets (RFC 9654); `tryLater` when too many answers wait to be signed. "
+    "outside 1..128 octets (RFC 9654); `tryLater` when too many answers wait to be signed or the "
+    "HSM holding the responder key fails (counted in siui_ocsp_hsm_errors_total); `unauthorized` "
+    "too when the signer's certificate is outside its validity (nothing is signed then). "
     "A nonce is echoed. Signed by the responder certificate (GET /v1/responder.pem), or by the "
     "issuer's delegated signer when every CertID's issuer has the same one; responderID byKey, "
     "the signer certificate included, thisUpdate = now and nextUpdate = now + SIUI_OCSP_VALIDITY "
-    "(default 1 hour). Single-CertID requests without a nonce are answered from a cache of signed "
+    "(default 1 hour), never later than the signer certificate's notAfter. During a rotation the "
+    "next responder certificate (GET /v1/responder-next.pem) signs every answer from "
+    "SIUI_OCSP_RESPONDER_SWITCH_AT on. Single-CertID requests without a nonce are answered from a cache of signed "
     "responses, dropped the moment that certificate's state changes (a suspension shows within "
     "one second).")
 
@@ -45,6 +49,18 @@ OPENAPI = {"paths": {
                           "304": {"description": "Not modified (ETag matched)"}}}},
         "/v1/responder.pem": {"get": {
             "summary": "The responder certificate that signs answers (trust it directly, or its CA)",
+            "description": "After a rotation's switch time, the new one (`Cache-Control: no-cache`).",
             "responses": {"200": {"description": "PEM", "content": {"application/x-pem-file": {
-                "schema": {"type": "string"}}}}}}}
+                "schema": {"type": "string"}}}}}}},
+        "/v1/responder-next.pem": {"get": {
+            "summary": "The next responder certificate, published ahead of a rotation (extension)",
+            "description": "The certificate that signs every answer from the configured switch time "
+                           "(SIUI_OCSP_RESPONDER_SWITCH_AT) on: clients that pin the responder "
+                           "(`openssl ocsp -VAfile`) add it before the switch. 404 when no rotation is "
+                           "pending (none configured, or the switch is past: it is then "
+                           "/v1/responder.pem).",
+            "responses": {"200": {"description": "PEM", "content": {"application/x-pem-file": {
+                "schema": {"type": "string"}}}},
+                          "404": {"description": "No rotation pending", "content": {
+                              "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}}}
 }}

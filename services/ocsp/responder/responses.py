@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -20,10 +21,12 @@ from asn1crypto import algos, core
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from services.ocsp.responder.codec import CertId
+from services.ocsp.responder.signing_keys import ExternalKey
 
 __all__ = [
     "ERROR_STATUSES",
@@ -59,6 +62,8 @@ _SUCCESSFUL = b"\x0a\x01\x00"  # ENUMERATED successful(0)
 # ECDSA hash matched to the curve strength, as CA/B Forum and RFC 5480 expect.
 _EC_HASHES = {"secp256r1": ("sha256_ecdsa", hashes.SHA256), "secp384r1": ("sha384_ecdsa", hashes.SHA384),
               "secp521r1": ("sha512_ecdsa", hashes.SHA512)}
+#: What an external key is asked to prove it holds the certificate's key with, at load.
+_PROBE = b"SIUI OCSP responder key check"
 
 
 def _der_len(length: int) -> bytes:
@@ -76,16 +81,24 @@ def _tlv(tag: int, content: bytes) -> bytes:
 class ResponderIdentity:
     """A signing certificate with its private key and the constant parts of every response.
 
-    ``extra_certs`` are sent after the signer certificate (an intermediate, say); a
-    delegated responder certificate issued by the CA needs none. Raises ``ValueError``
-    when the key does not match the certificate or is neither RSA nor NIST-curve EC.
+    ``private_key`` is an in-process key, or an ``ExternalKey`` (an HSM) that signs
+    digests off the event loop on its ``executor``. ``extra_certs`` are sent after the
+    signer certificate (an intermediate, say); a delegated responder certificate issued
+    by the CA needs none. Raises ``ValueError`` when the key does not match the
+    certificate (an external key proves it by signing a probe) or is neither RSA nor
+    NIST-curve EC.
     """
 
     certificate: x509.Certificate
-    private_key: SigningKey
+    private_key: SigningKey | ExternalKey
     extra_certs: tuple[x509.Certificate, ...] = ()
     #: SHA-1 of the subjectPublicKey BIT STRING value: the responderID byKey (RFC 6960 §4.2.1).
     key_hash: bytes = field(init=False, repr=False)
+    #: The certificate's validity: no answer is signed outside it, none valid beyond it.
+    not_before: datetime = field(init=False, repr=False)
+    not_after: datetime = field(init=False, repr=False)
+    #: Where signing runs when it must leave the event loop (an HSM); None: on the loop.
+    executor: Executor | None = field(init=False, repr=False)
     _responder_id_der: bytes = field(init=False, repr=False)
     _sig_alg_der: bytes = field(init=False, repr=False)
     _certs_der: bytes = field(init=False, repr=False)
@@ -93,33 +106,11 @@ class ResponderIdentity:
 
     def __post_init__(self) -> None:
         public = self.certificate.public_key()
-        spki = serialization.PublicFormat.SubjectPublicKeyInfo
-        if public.public_bytes(serialization.Encoding.DER, spki) != self.private_key.public_key().public_bytes(
-            serialization.Encoding.DER, spki
-        ):
-            raise ValueError("private key does not match the responder certificate")
         key = self.private_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            if key.curve.name not in _EC_HASHES:
-                raise ValueError(f"unsupported EC curve {key.curve.name}")
-            alg_name, hash_cls = _EC_HASHES[key.curve.name]
-            algorithm = ec.ECDSA(hash_cls())
-
-            def sign(data: bytes) -> bytes:
-                return key.sign(data, algorithm)
-
-            # RFC 5758: ECDSA AlgorithmIdentifiers carry no parameters at all.
-            sig_alg = {"algorithm": alg_name}
-        elif isinstance(key, rsa.RSAPrivateKey):
-            pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-
-            def sign(data: bytes) -> bytes:
-                return key.sign(data, pkcs1, sha256)
-
-            # RFC 4055: sha256WithRSAEncryption carries an explicit NULL.
-            sig_alg = {"algorithm": "sha256_rsa", "parameters": core.Null()}
+        if isinstance(key, ExternalKey):
+            sign, sig_alg = _external_signer(key, public)
         else:
-            raise ValueError(f"unsupported responder key type {type(key).__name__}")
+            sign, sig_alg = _in_process_signer(key, public)
         der = self.certificate.public_bytes(serialization.Encoding.DER)
         spki_asn1 = asn1_x509.Certificate.load(der)["tbs_certificate"]["subject_public_key_info"]
         key_hash = hashlib.sha1(spki_asn1["public_key"].contents[1:]).digest()  # skip unused-bits octet
@@ -127,11 +118,23 @@ class ResponderIdentity:
         setter = object.__setattr__  # frozen dataclass: precomputed fields are set once, here
         setter(self, "extra_certs", tuple(self.extra_certs))
         setter(self, "key_hash", key_hash)
+        setter(self, "not_before", self.certificate.not_valid_before_utc)
+        setter(self, "not_after", self.certificate.not_valid_after_utc)
+        setter(self, "executor", key.executor if isinstance(key, ExternalKey) else None)
         setter(self, "_responder_id_der", asn1_ocsp.ResponderId(name="by_key", value=key_hash).dump())
         setter(self, "_sig_alg_der", algos.SignedDigestAlgorithm(sig_alg).dump())
         # certs [0] EXPLICIT SEQUENCE OF Certificate
         setter(self, "_certs_der", _tlv(0xA0, _tlv(0x30, b"".join(certs))))
         setter(self, "_sign", sign)
+
+    def valid_at(self, moment: datetime) -> bool:
+        """Whether the certificate is within its validity at ``moment``: outside it no
+        client accepts the signature, so nothing is signed."""
+        return self.not_before <= moment < self.not_after
+
+    def certificate_pem(self) -> bytes:
+        """The signer certificate as PEM (what /v1/responder.pem serves)."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
     def from_pem(cls, certificate_pem: bytes, private_key_pem: bytes, *, password: bytes | None = None,
@@ -142,6 +145,65 @@ class ResponderIdentity:
             raise ValueError("responder key must be RSA or EC")
         extra = tuple(x509.load_pem_x509_certificates(extra_certs_pem)) if extra_certs_pem.strip() else ()
         return cls(x509.load_pem_x509_certificate(certificate_pem), key, extra)
+
+
+def _in_process_signer(key: SigningKey, public) -> tuple[Callable[[bytes], bytes], dict]:
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if public.public_bytes(serialization.Encoding.DER, spki) != key.public_key().public_bytes(
+        serialization.Encoding.DER, spki
+    ):
+        raise ValueError("private key does not match the responder certificate")
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg_name, hash_cls = _ec_algorithm(key.curve.name)
+        algorithm = ec.ECDSA(hash_cls())
+
+        def sign(data: bytes) -> bytes:
+            return key.sign(data, algorithm)
+
+        # RFC 5758: ECDSA AlgorithmIdentifiers carry no parameters at all.
+        return sign, {"algorithm": alg_name}
+    if isinstance(key, rsa.RSAPrivateKey):
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+        def sign(data: bytes) -> bytes:
+            return key.sign(data, pkcs1, sha256)
+
+        # RFC 4055: sha256WithRSAEncryption carries an explicit NULL.
+        return sign, {"algorithm": "sha256_rsa", "parameters": core.Null()}
+    raise ValueError(f"unsupported responder key type {type(key).__name__}")
+
+
+def _ec_algorithm(curve: str) -> tuple[str, type[hashes.HashAlgorithm]]:
+    if curve not in _EC_HASHES:
+        raise ValueError(f"unsupported EC curve {curve}")
+    return _EC_HASHES[curve]
+
+
+def _external_signer(key: ExternalKey, public) -> tuple[Callable[[bytes], bytes], dict]:
+    """The same algorithms as in process, the digest computed here and signed by the device
+    (a network HSM then carries 32 bytes per answer, not the whole ResponseData)."""
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        alg_name, hash_cls = _ec_algorithm(public.curve.name)
+        sig_alg = {"algorithm": alg_name}
+        verify_args = (ec.ECDSA(hash_cls()),)
+    elif isinstance(public, rsa.RSAPublicKey):
+        hash_cls = hashes.SHA256
+        sig_alg = {"algorithm": "sha256_rsa", "parameters": core.Null()}
+        verify_args = (padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise ValueError(f"unsupported responder key type {type(public).__name__}")
+    hash_name = hash_cls.name
+    new_hash = getattr(hashlib, hash_name)
+
+    def sign(data: bytes) -> bytes:
+        return key.sign_digest(new_hash(data).digest(), hash_name)
+
+    # The device holds a key by label only: that it is the certificate's is proven, not assumed.
+    try:
+        public.verify(sign(_PROBE), _PROBE, *verify_args)
+    except InvalidSignature:
+        raise ValueError("the HSM key does not match the responder certificate") from None
+    return sign, sig_alg
 
 
 @dataclass(frozen=True, slots=True)

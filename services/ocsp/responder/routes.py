@@ -1,4 +1,5 @@
-"""The responder's aiohttp edge: ``POST /``, ``GET /{base64}`` and ``GET /v1/responder.pem``.
+"""The responder's aiohttp edge: ``POST /``, ``GET /{base64}``, ``GET /v1/responder.pem``
+and ``GET /v1/responder-next.pem``.
 
 Only HTTP here: reading the request and answering it; ``answering`` decides what to
 say and ``wire`` logs, counts and sets the caching headers exactly as the front does.
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from services.ocsp.log import OPLOG
 from services.ocsp.responder.answering import MALFORMED, Result
-from services.ocsp.responder.appkeys import MAX_AGE, RESPONDER, RESPONDER_PEM
+from services.ocsp.responder.appkeys import MAX_AGE, RESPONDER
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES, MalformedRequest, decode_get_path
 from services.ocsp.responder.wire import OCSP_RESPONSE_CT, get_reply, is_ocsp_get, record_answer
 from shared import errors
@@ -77,15 +78,33 @@ async def get_request(request: web.Request) -> web.Response:
     return web.Response(body=result.der, content_type=OCSP_RESPONSE_CT, headers=headers)
 
 
+def _pem(body: bytes, filename: str) -> web.Response:
+    # Not cacheable for long: at a switch both documents change at once.
+    return web.Response(body=body, content_type="application/x-pem-file",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                 "Cache-Control": "no-cache"})
+
+
 async def responder_pem(request: web.Request) -> web.Response:
-    """GET /v1/responder.pem: the certificate that signs answers (for trusted-responder set-ups)."""
-    return web.Response(body=request.app[RESPONDER_PEM], content_type="application/x-pem-file",
-                        headers={"Content-Disposition": 'attachment; filename="responder.pem"'})
+    """GET /v1/responder.pem: the certificate that signs answers now (for trusted-responder set-ups)."""
+    current, _ = request.app[RESPONDER].signers()
+    return _pem(current.certificate_pem(), "responder.pem")
+
+
+async def responder_next_pem(request: web.Request) -> web.Response:
+    """GET /v1/responder-next.pem: the certificate that signs from the configured switch on,
+    for clients that pin the responder (``openssl ocsp -VAfile``) to add before it; 404
+    when no rotation is pending."""
+    _, following = request.app[RESPONDER].signers()
+    if following is None:
+        raise errors.NotFound("no next responder certificate is configured (no rotation pending)")
+    return _pem(following.certificate_pem(), "responder-next.pem")
 
 
 def add_routes(app: web.Application) -> None:
     """POST / and the GET catch-all; the catch-all is the least specific route, so
     /healthz, /metrics, /openapi.json and /v1/* resolve before it."""
     app.router.add_get("/v1/responder.pem", responder_pem)
+    app.router.add_get("/v1/responder-next.pem", responder_next_pem)
     app.router.add_post("/", post_request)
     app.router.add_get("/{tail:.*}", get_request, allow_head=False)

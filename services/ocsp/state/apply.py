@@ -6,6 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from services.ocsp.responder import publish_delegated
 from services.ocsp.responder.registry import Registry
 from services.ocsp.responder.responses import REVOCATION_REASONS
 from services.ocsp.state.signers import decrypt_identity
@@ -59,6 +63,8 @@ def apply_issuer(registry: Registry, issuer_id: str, certificate_der: bytes, sig
         except Exception as exc:  # a wrong data key must not take the issuer down with it
             log.error("ocsp_signer_unusable", issuer_id=issuer_id, error=repr(exc))
     current = registry.issuer(issuer_id)
+    if signer is not None or (current is not None and current.signer is not None):
+        publish_delegated(_issuer_name(certificate_der), signer)
     if current is not None and current.certificate_der == certificate_der:
         if current.signer is None and signer is None:
             return
@@ -68,3 +74,10 @@ def apply_issuer(registry: Registry, issuer_id: str, certificate_der: bytes, sig
         registry.add_issuer(issuer_id, certificate_der, signer=signer)
     except ValueError as exc:  # the same CA key and name under two ids: keep the first
         log.error("ocsp_issuer_conflict", issuer_id=issuer_id, error=str(exc))
+
+
+def _issuer_name(certificate_der: bytes) -> str:
+    """The authority's common name (the metric's ``issuer`` label: what an operator reads)."""
+    subject = x509.load_der_x509_certificate(certificate_der).subject
+    names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else subject.rfc4514_string()

@@ -3,6 +3,9 @@ it (one app per module and edge: starting one costs about a second), and certs' 
 fed to it on the real exchange."""
 from __future__ import annotations
 
+import os
+from types import SimpleNamespace
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -75,3 +78,26 @@ async def harness(common_config, pki, feed, tmp_path_factory):
     async with TestClient(TestServer(create_app(config))) as client:
         yield Harness(client, feed, load_pepper(pki.license_pepper), pki.root_ca_cert,
                       tmp_path_factory.mktemp("ocsp-online"))
+
+
+@pytest.fixture(scope="session")
+def softhsm(pki):
+    """A real SoftHSM2 token in the session's data directory (deploy.hsm, as a developer
+    makes one), with three keys made inside it: ``responder`` (EC P-256), ``responder-rsa``
+    and ``next`` (EC), each with its certificate from the dev root: label → certificate path.
+
+    SoftHSM2 reads SOFTHSM2_CONF once per process, so the variable is set for the whole
+    session (the ocsp processes the tests start inherit it)."""
+    from deploy.hsm import SoftHsm, issue_certificate
+
+    hsm = SoftHsm.in_data_dir(pki.data_dir)
+    previous = os.environ.get("SOFTHSM2_CONF")
+    os.environ.update(hsm.env())
+    certificates = {label: issue_certificate(pki.data_dir, hsm, label, pki.data_dir / "pki" / f"hsm-{label}.pem",
+                                             kind="rsa" if label.endswith("rsa") else "ec")
+                    for label in ("responder", "responder-rsa", "next")}
+    yield SimpleNamespace(hsm=hsm, certificates=certificates)
+    if previous is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = previous

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import statistics
 import time
 import uuid
@@ -14,6 +15,8 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY as METRICS
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import RevokedError
 
@@ -94,6 +97,10 @@ async def test_delegated_signer_lets_validators_trust_only_the_ca(client, feed, 
     assert (await (await client.get(url, headers=auth_for(cas="B"))).json())["sha256_fingerprint"] == \
         info["sha256_fingerprint"]
     await _eventually_signed_by(client, ca, leaf, responder.cert)
+    # Its life is a metric, under the authority's name (what an operator reads in the alert).
+    lifetime = {"issuer": ca.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, "signer": "delegated"}
+    assert METRICS.get_sample_value("siui_ocsp_signer_not_after_seconds", lifetime) == \
+        responder.cert.not_valid_after_utc.timestamp()
 
     # The key is stored encrypted: neither its PEM nor its DER is in the row.
     row = await client.app[POOL].fetchrow("select key_ciphertext from signers where issuer_id = $1",
@@ -117,6 +124,7 @@ async def test_delegated_signer_lets_validators_trust_only_the_ca(client, feed, 
 
     assert (await client.delete(url, headers=national)).status == 204
     await _eventually_signed_by(client, ca, leaf, None)
+    assert math.isnan(METRICS.get_sample_value("siui_ocsp_signer_not_after_seconds", lifetime))
 
 
 async def _eventually_signed_by(client, ca, leaf, signer: x509.Certificate | None):
