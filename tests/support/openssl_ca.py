@@ -3,6 +3,7 @@ CA's own tooling writes (its DN encodings, its serials, its dates) is what the s
 read, so these are made by openssl on purpose, not by tests/support/pki.py."""
 from __future__ import annotations
 
+import asyncio
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -38,6 +39,15 @@ def openssl(*args, text: bool = True, stdin: bytes | None = None):
     done = subprocess.run(["openssl", *map(str, args)], input=stdin, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     return done.stdout.decode() if text else done.stdout
+
+
+async def openssl_ocsp(*args) -> str:
+    """``openssl ocsp`` with ``args``, its output and errors together; asynchronous, for
+    tests whose server under test runs on the same event loop."""
+    process = await asyncio.create_subprocess_exec("openssl", "ocsp", *map(str, args), stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    return out.decode()
 
 
 def _newkey(kind: str) -> list[str]:

@@ -4,7 +4,6 @@ deploy.hsm), the ocsp app signing through PKCS#11 on both edges, answers checked
 answered tryLater and counted, and signing resumes by itself when it is back."""
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from services.ocsp.responder import RESPONDER
 from tests.support.ocsp_harness import Issuer, ask, registered, request_der, serve
+from tests.support.openssl_ca import openssl_ocsp
 from tests.support.wait import eventually
 
 
@@ -30,13 +30,6 @@ def hsm_config(common_config, softhsm, label: str, **kw) -> Config:
                   pkcs11_pin_file=Path(settings["SIUI_OCSP_PKCS11_PIN_FILE"]),
                   pkcs11_key_label=label, responder_cert=softhsm.certificates[label], **kw)
 
-
-async def openssl_ocsp(*args) -> str:
-    # Asynchronous: the server under test runs on this same event loop.
-    process = await asyncio.create_subprocess_exec("openssl", "ocsp", *map(str, args), stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    return out.decode()
 
 
 @pytest.mark.parametrize("label", ["responder", "responder-rsa"])

@@ -24,17 +24,8 @@ from services.ocsp.responder import REGISTRY
 from shared.db import POOL
 from tests.support.ocsp_harness import Issuer, ask, registered, request_der
 from tests.support.pki import Issued, new_key, private_key_pem
+from tests.support.openssl_ca import openssl_ocsp
 from tests.support.wait import eventually
-
-OPENSSL = "openssl"
-
-
-async def _openssl_ocsp(*args) -> str:
-    # Asynchronous: the server under test runs on this same event loop.
-    process = await asyncio.create_subprocess_exec(OPENSSL, "ocsp", *map(str, args), stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    return out.decode()
 
 
 async def test_openssl_cli_several_certificates_sha256_nonce_and_vafile(client, feed, ca, pki, tmp_path):
@@ -51,7 +42,7 @@ async def test_openssl_cli_several_certificates_sha256_nonce_and_vafile(client, 
     url = str(client.make_url("/"))
 
     for digest in ([], ["-sha256"]):
-        out = await _openssl_ocsp(*digest, "-issuer", files["ca"], "-cert", files["good"], "-cert", files["held"],
+        out = await openssl_ocsp(*digest, "-issuer", files["ca"], "-cert", files["good"], "-cert", files["held"],
                                   "-cert", files["unknown"], "-url", url, "-VAfile", pki.responder_cert)
         assert "Response verify OK" in out, out
         assert f"{files['good']}: good" in out
@@ -67,7 +58,7 @@ async def test_openssl_reads_a_get_answer(client, feed, ca, pki, tmp_path):
     response = await client.get("/" + base64.b64encode(request_der(ca, leaf)).decode())
     (tmp_path / "resp.der").write_bytes(await response.read())
     ca_pem, leaf_pem = ca.authority.write(tmp_path, "ca")[0], leaf.write(tmp_path, "leaf")[0]
-    out = await _openssl_ocsp("-respin", tmp_path / "resp.der", "-issuer", ca_pem, "-cert", leaf_pem,
+    out = await openssl_ocsp("-respin", tmp_path / "resp.der", "-issuer", ca_pem, "-cert", leaf_pem,
                               "-VAfile", pki.responder_cert)
     assert "Response verify OK" in out and ": good" in out, out
 
@@ -113,7 +104,7 @@ async def test_delegated_signer_lets_validators_trust_only_the_ca(client, feed, 
     path = await _validate(leaf, ca)
     assert path.leaf.serial_number == leaf.serial
     ca_pem, leaf_pem = ca.authority.write(tmp_path, "ca")[0], leaf.write(tmp_path, "leaf")[0]
-    out = await _openssl_ocsp("-issuer", ca_pem, "-cert", leaf_pem, "-url", str(client.make_url("/")),
+    out = await openssl_ocsp("-issuer", ca_pem, "-cert", leaf_pem, "-url", str(client.make_url("/")),
                               "-CAfile", ca_pem)
     assert "Response verify OK" in out and ": good" in out, out
 

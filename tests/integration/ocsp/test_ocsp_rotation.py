@@ -22,6 +22,7 @@ from asn1crypto import x509 as asn1_x509
 from tests.support import infra
 from tests.support.ocsp_harness import Issuer, request_der
 from tests.support.ocsp_process import ask_anew, running_ocsp
+from tests.support.openssl_ca import openssl_ocsp
 from tests.support.pki import Issued, certificate
 from tests.support.wait import eventually
 
@@ -45,12 +46,6 @@ def _next_in_hsm(softhsm, switch_at: datetime) -> dict[str, str]:
             "SIUI_OCSP_RESPONDER_NEXT_CERT": str(softhsm.certificates["next"]),
             "SIUI_OCSP_RESPONDER_SWITCH_AT": switch_at.isoformat()}
 
-
-async def _openssl_ocsp(*args) -> str:
-    process = await asyncio.create_subprocess_exec("openssl", "ocsp", *map(str, args), stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    return out.decode()
 
 
 async def test_the_next_signer_takes_over_at_the_switch_in_every_worker(common_config, pki, softhsm, feed, tmp_path):
@@ -114,7 +109,7 @@ async def test_the_next_signer_takes_over_at_the_switch_in_every_worker(common_c
                 assert answer.responder_key_hash == new_key_hash and answer.produced_at_utc >= switch_at
             ca_path, leaf_path = ca.authority.write(tmp_path, "ca")[0], leaf.write(tmp_path, "leaf")[0]
             for _ in range(4):  # a nonce each: signed live in the token by whichever worker
-                out = await _openssl_ocsp("-issuer", ca_path, "-cert", leaf_path, "-url", service.url,
+                out = await openssl_ocsp("-issuer", ca_path, "-cert", leaf_path, "-url", service.url,
                                           "-VAfile", next_file)
                 assert "Response verify OK" in out and f"{leaf_path}: good" in out, out
             async with session.get(service.url + "v1/responder.pem") as response:
