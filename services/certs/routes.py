@@ -21,8 +21,10 @@ from shared.http.reading import check_fields, query_int, read_json
 from . import operations, queries, views
 from .certificates import STATUSES, free_text
 from .config import CLOCK, CONFIG
+from .crl import MAX_URLS, check_crl_urls
 from .durable import PENDING_WRITES, run_to_completion
 from .pki import certificate_facts, issuer_facts, parse_serial, to_pem
+from .status_fetcher import STATUS_WAKE
 from .x509names import DNSyntaxError, dn_key, parse_dn
 
 _TRUE, _FALSE = ("true", "1", "yes", "da"), ("false", "0", "no", "nu")
@@ -89,6 +91,45 @@ async def replace_issuer(request: web.Request) -> web.Response:
     row = await run_to_completion(request.app[PENDING_WRITES], write())
     audit_target(request, "issuer", row["id"], NATIONAL, subject_dn=row["subject_dn"])
     return web.json_response(views.issuer_json(row, with_certificate=True))
+
+
+async def patch_issuer(request: web.Request) -> web.Response:
+    """PATCH /v1/issuers/{id} {"crl_urls": [...]}: where CNAS says the authority's CRLs are
+    (beside the distribution points its certificates name); fetched soon after."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    issuer_id = _path_id(request, "issuing authority")
+    body = check_fields(await read_json(request), {"crl_urls": list}, required=("crl_urls",))
+    urls = check_crl_urls(body["crl_urls"])
+
+    async def write():
+        async with request.app[POOL].acquire() as conn:
+            return await queries.set_issuer_crl_urls(conn, issuer_id, urls, principal.username,
+                                                     request.app[CLOCK]())
+
+    row = await run_to_completion(request.app[PENDING_WRITES], write())
+    if row is None:
+        raise errors.NotFound("no such issuing authority")
+    request.app[STATUS_WAKE].set()
+    audit_target(request, "issuer", row["id"], NATIONAL, crl_urls=urls)
+    return web.json_response(views.issuer_json(row))
+
+
+async def refresh_issuer_status(request: web.Request) -> web.Response:
+    """POST /v1/issuers/{id}/refresh-status: fetch the authority's CRL now (202: the
+    background fetcher does it; the issuer's status fields show the result)."""
+    _national(authorize(request, Right.ISSUERS_WRITE))
+    issuer_id = _path_id(request, "issuing authority")
+    async with request.app[POOL].acquire() as conn:
+        if not await queries.request_status_refresh(conn, issuer_id, request.app[CLOCK]()):
+            raise errors.NotFound("no such issuing authority")
+        sources = await queries.issuer_sources(conn, issuer_id, MAX_URLS)
+    if not sources:
+        raise errors.Conflict("the authority has no CRL source: set crl_urls, or register certificates "
+                              "that name a CRL distribution point")
+    request.app[STATUS_WAKE].set()
+    audit_target(request, "issuer", issuer_id, NATIONAL)
+    return web.json_response({"issuer_id": str(issuer_id), "sources": sources,
+                              "status_url": f"/v1/issuers/{issuer_id}"}, status=202)
 
 
 # -- user certificates ("Certificate utilizatori") ----------------------------------------
@@ -279,6 +320,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/issuers", create_issuer)
     app.router.add_get("/v1/issuers/{id}", get_issuer)
     app.router.add_put("/v1/issuers/{id}", replace_issuer)
+    app.router.add_patch("/v1/issuers/{id}", patch_issuer)
+    app.router.add_post("/v1/issuers/{id}/refresh-status", refresh_issuer_status)
     app.router.add_get("/v1/issuers/{id}/certificate.pem", get_issuer_certificate)
     app.router.add_get("/v1/certificates", list_certificates)
     app.router.add_post("/v1/certificates", create_certificate)
