@@ -85,6 +85,10 @@ async def fetch_crl(session: aiohttp.ClientSession, url: str, limits: FetchLimit
         raise
     except TimeoutError:
         raise FetchError(f"{url}: no complete answer within {limits.timeout_seconds:g} s") from None
+    except aiohttp.ClientConnectorError as exc:
+        # The resolver's own refusal is in os_error; aiohttp's text would drop it.
+        detail = str(exc.os_error) if str(exc.os_error or "") not in ("", "None") else str(exc)
+        raise FetchError(f"{url}: cannot connect: {detail[:300]}") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise FetchError(f"{url}: {exc.__class__.__name__}: {str(exc)[:300]}") from None
 
