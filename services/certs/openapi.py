@@ -4,6 +4,7 @@ from __future__ import annotations
 from shared.openapi import BEARER, problem_schema
 
 from .certificates import REVOCATION_REASONS, STATUSES
+from .crl import MAX_URL_LENGTH, MAX_URLS
 
 
 def _ref(name: str) -> dict:
@@ -41,7 +42,25 @@ _SCHEMAS = {
                                                                           "key": {"type": "string"}}}
                                   for alg in ("sha1", "sha256")}},
         "certificate_url": {"type": "string"}, "created_at": _TS, "created_by": {"type": "string"},
-        "updated_at": _TS, "updated_by": {"type": ["string", "null"]}}},
+        "updated_at": _TS, "updated_by": {"type": ["string", "null"]},
+        "crl_urls": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": MAX_URLS,
+                     "description": "CRL URLs set by CNAS; the registered certificates' CRL Distribution "
+                                    "Points are used after them"},
+        "status_checked_at": {**_TS, "description": "Last fetch of the authority's status, whatever its result"},
+        "crl_url": {"type": ["string", "null"], "description": "Where the newest verified CRL came from"},
+        "crl_this_update": {**_TS, "description": "thisUpdate of the newest verified CRL"},
+        "crl_next_update": {**_TS, "description": "nextUpdate of the newest verified CRL; past it, the "
+                                                 "authority's \"good\" is no longer vouched for (alerted)"},
+        "status_error": {"type": ["string", "null"],
+                         "description": "Why the last fetch gave no usable CRL (null after a success)"}}},
+    "IssuerPatch": {"type": "object", "required": ["crl_urls"], "additionalProperties": False, "properties": {
+        "crl_urls": {"type": "array", "maxItems": MAX_URLS, "items": {
+            "type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
+            "description": "http or https only, no credentials in the URL"}}},
+    "StatusRefresh": {"type": "object", "properties": {
+        "issuer_id": {"type": "string", "format": "uuid"},
+        "sources": {"type": "array", "items": {"type": "string"}, "description": "The URLs that will be tried, in order"},
+        "status_url": {"type": "string"}}},
     "IssuerDetail": {"allOf": [_ref("Issuer"), {"type": "object", "properties": {
         "certificate_pem": {"type": "string"}}}]},
     "IssuerUpload": {"type": "object", "required": ["certificate_pem"], "additionalProperties": False,
@@ -58,12 +77,20 @@ _SCHEMAS = {
         "not_before": _TS, "not_after": _TS, "status": {"enum": list(STATUSES)},
         "suspended": {"type": "boolean"}, "suspended_at": _TS, "revoked_at": _TS,
         "revocation_reason": {"type": ["string", "null"]}, "last_used_at": _TS,
-        "created_at": _TS, "created_by": {"type": "string"}, "updated_at": _TS}},
+        "created_at": _TS, "created_by": {"type": "string"}, "updated_at": _TS,
+        "issuer_status": {"enum": ["good", "revoked", "unknown"], "description":
+                          "What the issuing authority says (its CRL), beside SIUI's own status: revoked once a "
+                          "verified CRL lists it; good when the newest verified CRL, read after the registration "
+                          "and not past its nextUpdate, does not; unknown otherwise"},
+        "issuer_revoked_at": {**_TS, "description": "The issuer's revocation time (from its CRL)"},
+        "issuer_revocation_reason": {"type": ["string", "null"], "description": "The issuer's CRLReason "
+                                     "(key_compromise, ...), null when its CRL gives none"},
+        "issuer_checked_at": {**_TS, "description": "When the issuer's newest CRL was read (verificat la)"}}},
     "CertificateDetail": {"allOf": [_ref("Certificate"), {"type": "object", "properties": {
         "certificate_pem": {"type": ["string", "null"]}, "issuer_certificate_url": {"type": "string"},
         "history": {"type": "array", "items": {"type": "object", "properties": {
             "at": _TS, "actor": {"type": "string"},
-            "action": {"enum": ["registered", "suspended", "reinstated", "revoked"]},
+            "action": {"enum": ["registered", "suspended", "reinstated", "revoked", "revoked_by_issuer"]},
             "reason": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]}}}}}}]},
     "CertificatePage": {"type": "object", "properties": {
         "items": {"type": "array", "items": _ref("Certificate")}, "total": {"type": "integer"},
@@ -127,7 +154,18 @@ OPENAPI_DOC = {
             "put": {"summary": "Replace the CA certificate (renewal; same DN) (CNAS only)",
                     "requestBody": {"required": True, **_json(_ref("IssuerUpload"))},
                     "responses": {"200": {"description": "Replaced; IssuerUpdated published",
-                                          **_json(_ref("IssuerDetail"))}, **_problems(400, 401, 403, 404, 422)}}},
+                                          **_json(_ref("IssuerDetail"))}, **_problems(400, 401, 403, 404, 422)}},
+            "patch": {"summary": "Set the authority's CRL URLs (CNAS only); fetched soon after",
+                      "requestBody": {"required": True, **_json(_ref("IssuerPatch"))},
+                      "responses": {"200": {"description": "Set", **_json(_ref("Issuer"))},
+                                    **_problems(400, 401, 403, 404, 422)}}},
+        "/v1/issuers/{id}/refresh-status": {
+            "parameters": [_ID_PARAM],
+            "post": {"summary": "Fetch the authority's CRL now (CNAS only): the background fetcher does it; the "
+                                "authority's status fields show the result. A certificate its CRL lists becomes "
+                                "issuer_status revoked, and CertificateRevokedByIssuer is published",
+                     "responses": {"202": {"description": "Asked", **_json(_ref("StatusRefresh"))},
+                                   **_problems(401, 403, 404, 409)}}},
         "/v1/issuers/{id}/certificate.pem": {
             "parameters": [_ID_PARAM],
             "get": {"summary": "The authority's certificate file", "responses": {
@@ -146,7 +184,8 @@ OPENAPI_DOC = {
             "parameters": [_ID_PARAM],
             "get": {"summary": "Certificate detail with its history", "responses": {
                 "200": {"description": "Detail", **_json(_ref("CertificateDetail"))}, **_problems(401, 403, 404)}},
-            "patch": {"summary": "Suspend or reinstate (certificates:suspend); idempotent",
+            "patch": {"summary": "Suspend or reinstate (certificates:suspend); idempotent. A certificate its "
+                                 "issuing authority revoked cannot be reinstated (409)",
                       "requestBody": {"required": True, **_json(_ref("Suspension"))},
                       "responses": {"200": {"description": "Now so; CertificateSuspended/Reinstated published "
                                             "if it changed", **_json(_ref("CertificateDetail"))},
