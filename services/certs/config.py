@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -37,6 +38,13 @@ class Config:
         _MAX_INTERVAL: the next fetch is at the CRL's nextUpdate, within these bounds.
     crl_retry_seconds: SIUI_CERTS_CRL_RETRY: the next try after a failed fetch.
     crl_tick_seconds: SIUI_CERTS_CRL_TICK: the longest the fetcher sleeps without looking.
+
+    The national Trusted List (POST /v1/trusted-list):
+    trusted_list_operator_cert: SIUI_CERTS_TL_OPERATOR_CERT: the list operator's signing
+        certificate (PEM), in SIUI_DATA_DIR unless absolute; the list's XML signature must
+        verify with it. Absent: uploads are refused (409) until it is configured.
+    trusted_list_max_bytes: SIUI_CERTS_TL_MAX_BYTES: the largest list read (Romania's is
+        well under 2 MB).
     """
 
     common: CommonConfig
@@ -54,6 +62,10 @@ class Config:
                                               maximum=7 * 86400.0)
     crl_retry_seconds: float = setting("SIUI_CERTS_CRL_RETRY", 600.0, minimum=0.1, maximum=86400.0)
     crl_tick_seconds: float = setting("SIUI_CERTS_CRL_TICK", 60.0, minimum=0.05, maximum=3600.0)
+    trusted_list_operator_cert: Path = setting("SIUI_CERTS_TL_OPERATOR_CERT", Path("trusted-list-operator.pem"),
+                                               data_path=True)
+    trusted_list_max_bytes: int = setting("SIUI_CERTS_TL_MAX_BYTES", 10 * 1024 * 1024, minimum=1024,
+                                          maximum=100 * 1024 * 1024)
 
     def __post_init__(self) -> None:
         settle(self, self.common.data_dir)

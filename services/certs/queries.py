@@ -16,7 +16,7 @@ Record = asyncpg.Record
 _ISSUER_COLUMNS = """id, subject_dn, subject_der, dn_key, certificate_der, serial, not_before, not_after,
     name_sha1, key_sha1, name_sha256, key_sha256, created_at, created_by, updated_at, updated_by,
     crl_urls, status_checked_at, crl_this_update, crl_next_update, crl_url, crl_read_at, status_error,
-    status_due_at"""
+    status_due_at, tl_tsp_name, tl_service_name, tl_status, tl_imported_at, tl_withdrawn_at"""
 
 _USER_COLUMNS = """username, cas, provider_cui, provider_code, provider_name, schema, org_unit,
     event_at, deleted_at"""
@@ -297,3 +297,49 @@ async def crl_next_updates(conn) -> list[Record]:
     return await conn.fetch(
         """select id, subject_dn, certificate_der, crl_next_update from issuers
            where crl_next_update is not null""")
+
+
+# -- the Trusted List --------------------------------------------------------------------
+
+_IMPORT_COLUMNS = """id, sequence_number, territory, issued_at, next_update, digest, services, uploaded_at,
+    uploaded_by, applied_at, applied_by, result"""
+
+
+async def insert_trusted_list_import(conn, import_id: uuid.UUID, *, sequence_number: int, territory: str,
+                                     issued_at: datetime | None, next_update: datetime | None, digest: bytes,
+                                     services: list[dict], actor: str, at: datetime) -> Record:
+    """A verified list, kept until CNAS applies it."""
+    return await conn.fetchrow(
+        f"""insert into trusted_list_imports (id, sequence_number, territory, issued_at, next_update, digest,
+                                              services, uploaded_at, uploaded_by)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {_IMPORT_COLUMNS}""",
+        import_id, sequence_number, territory, issued_at, next_update, digest, services, at, actor)
+
+
+async def lock_trusted_list_import(conn, import_id: uuid.UUID | None) -> Record | None:
+    """The import to apply (the newest upload when no id is given), locked."""
+    return await conn.fetchrow(
+        f"""select {_IMPORT_COLUMNS} from trusted_list_imports
+            where ($1::uuid is null or id = $1) order by uploaded_at desc limit 1 for update""", import_id)
+
+
+async def mark_trusted_list_applied(conn, import_id: uuid.UUID, result: dict, actor: str, at: datetime) -> None:
+    await conn.execute(
+        """update trusted_list_imports set applied_at = $2, applied_by = $3, result = $4 where id = $1""",
+        import_id, at, actor, result)
+
+
+async def set_issuer_listing(conn, issuer_id: uuid.UUID, *, tsp_name: str, service_name: str, status: str,
+                             at: datetime) -> None:
+    """What the Trusted List says of an issuer; it is listed (again), not withdrawn."""
+    await conn.execute(
+        """update issuers set tl_tsp_name = $2, tl_service_name = $3, tl_status = $4, tl_imported_at = $5,
+               tl_withdrawn_at = null
+           where id = $1""", issuer_id, tsp_name, service_name, status, at)
+
+
+async def flag_issuer_withdrawn(conn, issuer_id: uuid.UUID, *, status: str | None, at: datetime) -> None:
+    """The list no longer grants this issuer: flagged, kept."""
+    await conn.execute(
+        """update issuers set tl_withdrawn_at = $2, tl_status = coalesce($3, tl_status) where id = $1""",
+        issuer_id, at, status)

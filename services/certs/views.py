@@ -41,6 +41,11 @@ def issuer_json(row: Record, *, with_certificate: bool = False) -> dict[str, Any
         "crl_this_update": iso(row["crl_this_update"]),
         "crl_next_update": iso(row["crl_next_update"]),
         "status_error": row["status_error"],
+        # What the national Trusted List says of it (null: registered by hand, never listed).
+        "trusted_list": None if row["tl_imported_at"] is None else {
+            "tsp_name": row["tl_tsp_name"], "service_name": row["tl_service_name"],
+            "status": row["tl_status"], "imported_at": iso(row["tl_imported_at"]),
+            "withdrawn_at": iso(row["tl_withdrawn_at"])},
     }
     if with_certificate:
         body["certificate_pem"] = to_pem(row["certificate_der"])
