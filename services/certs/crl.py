@@ -72,10 +72,11 @@ def check_crl_urls(raw: object) -> list[str]:
         raise errors.Invalid("crl_urls must be a list of URLs", errors={"crl_urls": "a list of URLs"})
     if len(raw) > MAX_URLS:
         raise errors.Invalid("too many crl_urls", errors={"crl_urls": f"at most {MAX_URLS}"})
-    problems = {f"crl_urls[{i}]": problem for i, url in enumerate(raw) if (problem := url_problem(url))}
+    urls = [url.strip() if isinstance(url, str) else url for url in raw]
+    problems = {f"crl_urls[{i}]": problem for i, url in enumerate(urls) if (problem := url_problem(url))}
     if problems:
         raise errors.Invalid("crl_urls: " + "; ".join(f"{k} {v}" for k, v in problems.items()), errors=problems)
-    return list(dict.fromkeys(url.strip() for url in raw))
+    return list(dict.fromkeys(urls))
 
 
 def distribution_points(certificate: x509.Certificate) -> list[str]:

@@ -52,7 +52,31 @@ _SCHEMAS = {
         "crl_next_update": {**_TS, "description": "nextUpdate of the newest verified CRL; past it, the "
                                                  "authority's \"good\" is no longer vouched for (alerted)"},
         "status_error": {"type": ["string", "null"],
-                         "description": "Why the last fetch gave no usable CRL (null after a success)"}}},
+                         "description": "Why the last fetch gave no usable CRL (null after a success)"},
+        "trusted_list": {"type": ["object", "null"], "description": "What the national Trusted List says of "
+                         "this authority (null: registered by hand and never listed); withdrawn_at set when a "
+                         "later list no longer grants it (flagged, not deleted)",
+                         "properties": {"tsp_name": {"type": "string"}, "service_name": {"type": "string"},
+                                        "status": {"type": "string"}, "imported_at": _TS, "withdrawn_at": _TS}}}},
+    "ListedService": {"type": "object", "properties": {
+        "issuer_id": {"type": "string", "format": "uuid", "description": "For changed ones"},
+        "tsp_name": {"type": "string"}, "service_name": {"type": "string"}, "status": {"type": "string"},
+        "status_since": _TS, "subject_dn": {"type": "string"}, "certificate_pem": {"type": "string"},
+        "changes": {"type": "array", "items": {"enum": ["certificate", "listed", "granted again", "names"]}}}},
+    "TrustedListDiff": {"type": "object", "properties": {
+        "import_id": {"type": "string", "format": "uuid"}, "sequence_number": {"type": "integer"},
+        "territory": {"type": "string"}, "issued_at": _TS, "next_update": _TS, "sha256": {"type": "string"},
+        "new": {"type": "array", "items": _ref("ListedService"),
+                "description": "Granted CA/QC services not registered yet"},
+        "changed": {"type": "array", "items": _ref("ListedService")},
+        "withdrawn": {"type": "array", "items": {"type": "object", "properties": {
+            "issuer_id": {"type": "string"}, "subject_dn": {"type": "string"}, "reason": {"type": "string"}}}},
+        "unchanged": {"type": "integer"}}},
+    "TrustedListResult": {"type": "object", "properties": {
+        "import_id": {"type": "string", "format": "uuid"}, "sequence_number": {"type": "integer"},
+        **{k: {"type": "array", "items": {"type": "object", "properties": {
+            "issuer_id": {"type": "string"}, "subject_dn": {"type": "string"}}}} for k in ("added", "updated", "flagged")},
+        "unchanged": {"type": "integer"}}},
     "IssuerPatch": {"type": "object", "required": ["crl_urls"], "additionalProperties": False, "properties": {
         "crl_urls": {"type": "array", "maxItems": MAX_URLS, "items": {
             "type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
@@ -171,6 +195,26 @@ OPENAPI_DOC = {
             "get": {"summary": "The authority's certificate file", "responses": {
                 "200": {"description": "PEM", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
                 **_problems(401, 403, 404)}}},
+        "/v1/trusted-list": {
+            "post": {"summary": "Upload the national Trusted List (ETSI TS 119 612 XML; CNAS only): its XML signature "
+                                "is verified with the configured list operator's certificate "
+                                "(SIUI_CERTS_TL_OPERATOR_CERT), its granted CA/QC services compared with the "
+                                "registered issuers; nothing changes until apply",
+                     "requestBody": {"required": True, "content": {t: {"schema": {"type": "string"}} for t in (
+                         "application/xml", "text/xml", "application/vnd.etsi.tsl+xml")}},
+                     "responses": {"200": {"description": "The difference applying it would make",
+                                           **_json(_ref("TrustedListDiff"))},
+                                   "413": {"description": "Larger than SIUI_CERTS_TL_MAX_BYTES"},
+                                   **_problems(400, 401, 403, 409, 422)}}},
+        "/v1/trusted-list/apply": {
+            "post": {"summary": "Apply the newest uploaded list (or import_id) in one transaction (CNAS only): new "
+                                "services registered as issuers (IssuerRegistered), changed ones updated, withdrawn "
+                                "ones flagged; applying the same list again changes nothing",
+                     "requestBody": {"required": False, **_json({"type": "object", "additionalProperties": False,
+                                                                 "properties": {"import_id": {"type": "string",
+                                                                                              "format": "uuid"}}})},
+                     "responses": {"200": {"description": "What was done", **_json(_ref("TrustedListResult"))},
+                                   **_problems(400, 401, 403, 404, 422)}}},
         "/v1/certificates": {
             "get": {"summary": "List certificates of the caller's house (all houses for CNAS)",
                     "parameters": _CERT_QUERY,
