@@ -393,6 +393,7 @@ async def test_both_states_and_the_issuers_freshness_are_shown(visitor, served, 
         assert "verificat la" in html and revoked_at.strftime("%Y") in html
         _, html, _ = await visitor.get(page)
         assert "CRL din" in html and "verificat la" in html and "eroare" not in html
+        assert "(inregistrata manual)" in html  # not from the Trusted List
 
         ca.mode = "forged"
         await visitor.post(f"{page}/verifica", {})
