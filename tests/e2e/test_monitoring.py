@@ -334,13 +334,11 @@ EXPECTED_AWAITING = [
     "dashboard siui-national: Suspension to OCSP, p99 [A]",
     "dashboard siui-national: OCSP signers: days left [A]",
     "dashboard siui-national: TLS certificates: days left [A]",
-    "dashboard siui-national: Issuer CRLs: hours to nextUpdate [A]",
     "alert SiuiSuspensionPropagationSlow",
     "alert SiuiOcspSignerExpiring",
     "alert SiuiOcspSignerExpiring",
     "alert SiuiTlsCertificateExpiring",
     "alert SiuiTlsCertificateExpiring",
-    "alert SiuiIssuerCrlOverdue",
 ]
 
 
