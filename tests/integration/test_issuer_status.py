@@ -14,6 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 
+from clients.desktop.activation import Activation
+from clients.desktop.online import OnlineChannel
 from services.certs.app import create_app as create_certs
 from services.certs.config import Config as CertsConfig
 from services.ocsp.app import create_app as create_ocsp
@@ -148,6 +150,13 @@ async def test_a_certificate_its_issuer_revokes_is_revoked_everywhere(certs, ocs
         assert (status, body["semaphore"], body["reason"]) == (401, "offline", "revoked_by_issuer"), body
         assert f"Certificatul a fost revocat de emitent ({cn}) la {revoked_at.strftime('%Y-%m-%d %H:%M')}" \
             in body["message"], body
+
+        # The provider's desktop client itself (its online channel code, real TLS): offline.
+        activation = Activation(username, "B", cui, "SC TEST MEDICAL SRL", serial, revoked_at.isoformat())
+        channel = OnlineChannel(ocsp.online_url, ocsp.tls(leaf), activation=lambda: activation)
+        desktop = await asyncio.to_thread(channel.connect)  # blocking client; the server runs on this loop
+        assert (desktop.online, desktop.reason) == (False, "revoked_by_issuer"), desktop
+        assert f"revocat de emitent ({cn})" in desktop.message
 
         # A house may suspend it, but not reinstate what its issuer revoked.
         path = f"/v1/certificates/{certificate['id']}"
