@@ -30,6 +30,9 @@ async def _run(services: tuple[str, ...]) -> int:
         # loopback, passing the browser's address on (logins are counted and locked per
         # client address). Believed only from loopback, which only this host can send from.
         env["SIUI_TRUSTED_PROXIES"] = "127.0.0.1,::1"
+    # The development set-up serves CRLs locally (tests, demos): the certs fetcher may ask
+    # loopback here. Production runs the services its own way, where the default is no.
+    env.setdefault("SIUI_CERTS_CRL_ALLOW_LOOPBACK", "true")
     # A service is up once its /healthz answers, where it listens (0.0.0.0 includes loopback).
     host = env.get("SIUI_HOST", "").strip() or "127.0.0.1"
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)

@@ -62,6 +62,17 @@ async def audit_middleware(request: web.Request, handler):
     return response
 
 
+async def add_system_entry(conn, *, actor: str, cas: str | None, action: str, target_kind: str,
+                           target_id: Any, details: dict[str, Any] | None = None) -> None:
+    """Record a change no operator asked for (a background job acting on what an outside
+    source said), in the caller's transaction, beside the operators' entries."""
+    await conn.execute(
+        """insert into audit_log (actor, actor_cas, cas, action, target_kind, target_id, status, result,
+                                  address, details)
+           values ($1, 'CNAS', $2, $3, $4, $5, 200, 'ok', null, $6)""",
+        actor, cas, action, target_kind, str(target_id), details)
+
+
 def _path_id(request: web.Request) -> str | None:
     values = list(request.match_info.values())
     return "/".join(values) if values else None

@@ -68,7 +68,8 @@ TOPOLOGY: tuple[QueueSpec, ...] = (
     QueueSpec("certs.usage", ("ocsp.certificate_used",)),
     QueueSpec("ocsp.certs", ("certs.issuer_registered", "certs.issuer_updated",
                              "certs.certificate_registered", "certs.certificate_suspended",
-                             "certs.certificate_reinstated", "certs.certificate_revoked")),
+                             "certs.certificate_reinstated", "certs.certificate_revoked",
+                             "certs.certificate_revoked_by_issuer")),
     QueueSpec("ocsp.keys", ("keygen.key_issued", "users.external_user_created",
                             "users.external_user_deleted")),
     # users counts each external user's certificates: one that has any is not deleted.

@@ -179,6 +179,11 @@ class CertificateState(EventData):
     certificate_pem: str | None = None
     reason: str | None = None
     changed_by: str | None = None
+    # The issuing authority's own word (its CRL), kept apart from SIUI's ``status``: set
+    # once a verified CRL of the issuer lists the serial, and carried by every later state
+    # event too, so that no consumer loses it when a house changes its own state.
+    issuer_revoked_at: str | None = None
+    issuer_revocation_reason: str | None = None  # asn1crypto's CRLReason spelling
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,15 @@ class CertificateRevoked(CertificateState):
     ROUTING_KEY: ClassVar[str] = "certs.certificate_revoked"
 
 
+@dataclass(frozen=True)
+class CertificateRevokedByIssuer(CertificateState):
+    """A verified CRL of the issuing authority lists this registered certificate; its
+    ``status`` is still SIUI's own, ``issuer_revoked_at``/``_reason`` say the issuer's."""
+
+    TYPE: ClassVar[str] = "CertificateRevokedByIssuer"
+    ROUTING_KEY: ClassVar[str] = "certs.certificate_revoked_by_issuer"
+
+
 # --- ocsp ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -220,7 +234,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     cls.TYPE: cls
     for cls in (KeyIssued, ExternalUserCreated, ExternalUserDeleted, SessionRevoked,
                 IssuerRegistered, IssuerUpdated, CertificateRegistered, CertificateSuspended,
-                CertificateReinstated, CertificateRevoked, CertificateUsed)
+                CertificateReinstated, CertificateRevoked, CertificateRevokedByIssuer, CertificateUsed)
 }
 
 

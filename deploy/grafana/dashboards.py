@@ -218,8 +218,8 @@ def national() -> dict:
         stat("TLS certificates: days left", AWAITING.format(metric="siui_tls_certificate_not_after_seconds{listener}"),
              [("(siui_tls_certificate_not_after_seconds - time()) / 86400", "{{service}} {{listener}}")], unit="d",
              thresholds=DAYS_LEFT, w=4, h=8),
-        stat("Issuer CRLs: hours to nextUpdate", AWAITING.format(metric="siui_issuer_crl_next_update_seconds{issuer}")
-             + " Negative: overdue.",
+        stat("Issuer CRLs: hours to nextUpdate",
+             "nextUpdate of each issuing authority's newest verified CRL (certs' fetcher). Negative: overdue.",
              [("(siui_issuer_crl_next_update_seconds - time()) / 3600", "{{issuer}}")], unit="h",
              thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 0}], w=4, h=8),
     ]

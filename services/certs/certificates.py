@@ -64,8 +64,13 @@ def external_user_problem(username: str, national: bool) -> str:
     return f"no external user {username!r}{where}; it appears once the provider has an activation key"
 
 
-def suspension_change(status: str, suspend: bool, at: datetime, reason: str | None) -> Change | None:
-    """The change a *Suspendat* toggle makes, or None when it is already so (idempotent)."""
+def suspension_change(status: str, suspend: bool, at: datetime, reason: str | None, *,
+                      issuer_revoked: bool = False) -> Change | None:
+    """The change a *Suspendat* toggle makes, or None when it is already so (idempotent).
+
+    A certificate its issuing authority revoked may still be suspended (it changes
+    nothing the issuer said), but not reinstated: the house would be vouching for a
+    certificate its own issuer has withdrawn."""
     if status == REVOKED:
         raise errors.Conflict("the certificate is revoked; a revocation cannot be undone or suspended",
                               errors={"suspended": "the certificate is revoked"})
@@ -73,6 +78,9 @@ def suspension_change(status: str, suspend: bool, at: datetime, reason: str | No
         return None
     if suspend:
         return Change("suspended", SUSPENDED, at, reason)
+    if issuer_revoked:
+        raise errors.Conflict("the issuing authority has revoked this certificate; it cannot be reinstated",
+                              errors={"suspended": "revoked by its issuing authority"})
     return Change("reinstated", ACTIVE, at, reason)
 
 

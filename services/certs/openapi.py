@@ -4,6 +4,7 @@ from __future__ import annotations
 from shared.openapi import BEARER, problem_schema
 
 from .certificates import REVOCATION_REASONS, STATUSES
+from .crl import MAX_URL_LENGTH, MAX_URLS
 
 
 def _ref(name: str) -> dict:
@@ -41,7 +42,49 @@ _SCHEMAS = {
                                                                           "key": {"type": "string"}}}
                                   for alg in ("sha1", "sha256")}},
         "certificate_url": {"type": "string"}, "created_at": _TS, "created_by": {"type": "string"},
-        "updated_at": _TS, "updated_by": {"type": ["string", "null"]}}},
+        "updated_at": _TS, "updated_by": {"type": ["string", "null"]},
+        "crl_urls": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": MAX_URLS,
+                     "description": "CRL URLs set by CNAS; the registered certificates' CRL Distribution "
+                                    "Points are used after them"},
+        "status_checked_at": {**_TS, "description": "Last fetch of the authority's status, whatever its result"},
+        "crl_url": {"type": ["string", "null"], "description": "Where the newest verified CRL came from"},
+        "crl_this_update": {**_TS, "description": "thisUpdate of the newest verified CRL"},
+        "crl_next_update": {**_TS, "description": "nextUpdate of the newest verified CRL; past it, the "
+                                                 "authority's \"good\" is no longer vouched for (alerted)"},
+        "status_error": {"type": ["string", "null"],
+                         "description": "Why the last fetch gave no usable CRL (null after a success)"},
+        "trusted_list": {"type": ["object", "null"], "description": "What the national Trusted List says of "
+                         "this authority (null: registered by hand and never listed); withdrawn_at set when a "
+                         "later list no longer grants it (flagged, not deleted)",
+                         "properties": {"tsp_name": {"type": "string"}, "service_name": {"type": "string"},
+                                        "status": {"type": "string"}, "imported_at": _TS, "withdrawn_at": _TS}}}},
+    "ListedService": {"type": "object", "properties": {
+        "issuer_id": {"type": "string", "format": "uuid", "description": "For changed ones"},
+        "tsp_name": {"type": "string"}, "service_name": {"type": "string"}, "status": {"type": "string"},
+        "status_since": _TS, "subject_dn": {"type": "string"}, "certificate_pem": {"type": "string"},
+        "changes": {"type": "array", "items": {"enum": ["certificate", "listed", "granted again", "names"]}}}},
+    "TrustedListDiff": {"type": "object", "properties": {
+        "import_id": {"type": "string", "format": "uuid"}, "sequence_number": {"type": "integer"},
+        "territory": {"type": "string"}, "issued_at": _TS, "next_update": _TS, "sha256": {"type": "string"},
+        "new": {"type": "array", "items": _ref("ListedService"),
+                "description": "Granted CA/QC services not registered yet"},
+        "changed": {"type": "array", "items": _ref("ListedService")},
+        "withdrawn": {"type": "array", "items": {"type": "object", "properties": {
+            "issuer_id": {"type": "string"}, "subject_dn": {"type": "string"}, "reason": {"type": "string"}}}},
+        "unchanged": {"type": "integer"}}},
+    "TrustedListResult": {"type": "object", "properties": {
+        "import_id": {"type": "string", "format": "uuid"}, "sequence_number": {"type": "integer"},
+        **{k: {"type": "array", "items": {"type": "object", "properties": {
+            "issuer_id": {"type": "string"}, "subject_dn": {"type": "string"}}}} for k in ("added", "updated", "flagged")},
+        "unchanged": {"type": "integer"}}},
+    "IssuerPatch": {"type": "object", "required": ["crl_urls"], "additionalProperties": False, "properties": {
+        "crl_urls": {"type": "array", "maxItems": MAX_URLS, "items": {
+            "type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
+            "description": "http or https only, no credentials in the URL"}}},
+    "StatusRefresh": {"type": "object", "properties": {
+        "issuer_id": {"type": "string", "format": "uuid"},
+        "sources": {"type": "array", "items": {"type": "string"}, "description": "The URLs that will be tried, in order"},
+        "status_url": {"type": "string"}}},
     "IssuerDetail": {"allOf": [_ref("Issuer"), {"type": "object", "properties": {
         "certificate_pem": {"type": "string"}}}]},
     "IssuerUpload": {"type": "object", "required": ["certificate_pem"], "additionalProperties": False,
@@ -58,12 +101,20 @@ _SCHEMAS = {
         "not_before": _TS, "not_after": _TS, "status": {"enum": list(STATUSES)},
         "suspended": {"type": "boolean"}, "suspended_at": _TS, "revoked_at": _TS,
         "revocation_reason": {"type": ["string", "null"]}, "last_used_at": _TS,
-        "created_at": _TS, "created_by": {"type": "string"}, "updated_at": _TS}},
+        "created_at": _TS, "created_by": {"type": "string"}, "updated_at": _TS,
+        "issuer_status": {"enum": ["good", "revoked", "unknown"], "description":
+                          "What the issuing authority says (its CRL), beside SIUI's own status: revoked once a "
+                          "verified CRL lists it; good when the newest verified CRL, read after the registration "
+                          "and not past its nextUpdate, does not; unknown otherwise"},
+        "issuer_revoked_at": {**_TS, "description": "The issuer's revocation time (from its CRL)"},
+        "issuer_revocation_reason": {"type": ["string", "null"], "description": "The issuer's CRLReason "
+                                     "(key_compromise, ...), null when its CRL gives none"},
+        "issuer_checked_at": {**_TS, "description": "When the issuer's newest CRL was read (verificat la)"}}},
     "CertificateDetail": {"allOf": [_ref("Certificate"), {"type": "object", "properties": {
         "certificate_pem": {"type": ["string", "null"]}, "issuer_certificate_url": {"type": "string"},
         "history": {"type": "array", "items": {"type": "object", "properties": {
             "at": _TS, "actor": {"type": "string"},
-            "action": {"enum": ["registered", "suspended", "reinstated", "revoked"]},
+            "action": {"enum": ["registered", "suspended", "reinstated", "revoked", "revoked_by_issuer"]},
             "reason": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]}}}}}}]},
     "CertificatePage": {"type": "object", "properties": {
         "items": {"type": "array", "items": _ref("Certificate")}, "total": {"type": "integer"},
@@ -127,12 +178,43 @@ OPENAPI_DOC = {
             "put": {"summary": "Replace the CA certificate (renewal; same DN) (CNAS only)",
                     "requestBody": {"required": True, **_json(_ref("IssuerUpload"))},
                     "responses": {"200": {"description": "Replaced; IssuerUpdated published",
-                                          **_json(_ref("IssuerDetail"))}, **_problems(400, 401, 403, 404, 422)}}},
+                                          **_json(_ref("IssuerDetail"))}, **_problems(400, 401, 403, 404, 422)}},
+            "patch": {"summary": "Set the authority's CRL URLs (CNAS only); fetched soon after",
+                      "requestBody": {"required": True, **_json(_ref("IssuerPatch"))},
+                      "responses": {"200": {"description": "Set", **_json(_ref("Issuer"))},
+                                    **_problems(400, 401, 403, 404, 422)}}},
+        "/v1/issuers/{id}/refresh-status": {
+            "parameters": [_ID_PARAM],
+            "post": {"summary": "Fetch the authority's CRL now (CNAS only): the background fetcher does it; the "
+                                "authority's status fields show the result. A certificate its CRL lists becomes "
+                                "issuer_status revoked, and CertificateRevokedByIssuer is published",
+                     "responses": {"202": {"description": "Asked", **_json(_ref("StatusRefresh"))},
+                                   **_problems(401, 403, 404, 409)}}},
         "/v1/issuers/{id}/certificate.pem": {
             "parameters": [_ID_PARAM],
             "get": {"summary": "The authority's certificate file", "responses": {
                 "200": {"description": "PEM", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
                 **_problems(401, 403, 404)}}},
+        "/v1/trusted-list": {
+            "post": {"summary": "Upload the national Trusted List (ETSI TS 119 612 XML; CNAS only): its XML signature "
+                                "is verified with the configured list operator's certificate "
+                                "(SIUI_CERTS_TL_OPERATOR_CERT), its granted CA/QC services compared with the "
+                                "registered issuers; nothing changes until apply",
+                     "requestBody": {"required": True, "content": {t: {"schema": {"type": "string"}} for t in (
+                         "application/xml", "text/xml", "application/vnd.etsi.tsl+xml")}},
+                     "responses": {"200": {"description": "The difference applying it would make",
+                                           **_json(_ref("TrustedListDiff"))},
+                                   "413": {"description": "Larger than SIUI_CERTS_TL_MAX_BYTES"},
+                                   **_problems(400, 401, 403, 409, 422)}}},
+        "/v1/trusted-list/apply": {
+            "post": {"summary": "Apply the newest uploaded list (or import_id) in one transaction (CNAS only): new "
+                                "services registered as issuers (IssuerRegistered), changed ones updated, withdrawn "
+                                "ones flagged; applying the same list again changes nothing",
+                     "requestBody": {"required": False, **_json({"type": "object", "additionalProperties": False,
+                                                                 "properties": {"import_id": {"type": "string",
+                                                                                              "format": "uuid"}}})},
+                     "responses": {"200": {"description": "What was done", **_json(_ref("TrustedListResult"))},
+                                   **_problems(400, 401, 403, 404, 422)}}},
         "/v1/certificates": {
             "get": {"summary": "List certificates of the caller's house (all houses for CNAS)",
                     "parameters": _CERT_QUERY,
@@ -146,7 +228,8 @@ OPENAPI_DOC = {
             "parameters": [_ID_PARAM],
             "get": {"summary": "Certificate detail with its history", "responses": {
                 "200": {"description": "Detail", **_json(_ref("CertificateDetail"))}, **_problems(401, 403, 404)}},
-            "patch": {"summary": "Suspend or reinstate (certificates:suspend); idempotent",
+            "patch": {"summary": "Suspend or reinstate (certificates:suspend); idempotent. A certificate its "
+                                 "issuing authority revoked cannot be reinstated (409)",
                       "requestBody": {"required": True, **_json(_ref("Suspension"))},
                       "responses": {"200": {"description": "Now so; CertificateSuspended/Reinstated published "
                                             "if it changed", **_json(_ref("CertificateDetail"))},

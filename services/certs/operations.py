@@ -113,13 +113,13 @@ async def register_certificate(conn, principal: Principal, reg: Registration, at
             provider_cui=user["provider_cui"], issuer_id=issuer["id"], serial=serial,
             subject=upload.subject if upload else None, not_before=upload.not_before if upload else None,
             not_after=upload.not_after if upload else None, certificate_der=upload.der if upload else None,
-            actor=principal.username, at=at)
+            crl_urls=list(upload.crl_urls) if upload else [], actor=principal.username, at=at)
     except asyncpg.UniqueViolationError:
         raise errors.Conflict(f"serial {serial} (0x{serial_hex(serial)}) of {issuer['subject_dn']!r} "
                               "is already registered") from None
     await queries.insert_history(conn, certificate_id, at=at, actor=principal.username, action="registered")
     row = await queries.get_certificate(conn, certificate_id)
-    await add_event(conn, CertificateRegistered(**_state(row, at, principal.username)), row["cas"])
+    await add_event(conn, CertificateRegistered(**state_fields(row, at, principal.username)), row["cas"])
     return certificate_id
 
 
@@ -142,7 +142,8 @@ async def set_suspended(conn, principal: Principal, certificate_id: uuid.UUID, s
                         reason: str | None, at: datetime) -> bool:
     """The seed's *Suspendat* box; True if the state changed (False: it already was so)."""
     current = await _locked(conn, principal, certificate_id)
-    change = rules.suspension_change(current["status"], suspend, at, reason)
+    change = rules.suspension_change(current["status"], suspend, at, reason,
+                                     issuer_revoked=current["issuer_revoked_at"] is not None)
     if change is None:
         return False
     await _apply(conn, principal, certificate_id, change)
@@ -171,11 +172,11 @@ async def _apply(conn, principal: Principal, certificate_id: uuid.UUID, change: 
     await queries.insert_history(conn, certificate_id, at=change.at, actor=principal.username,
                                  action=change.action, reason=change.reason, comment=change.comment)
     row = await queries.get_certificate(conn, certificate_id)
-    event = _STATE_EVENTS[change.action](**_state(row, change.at, principal.username, change.reason))
+    event = _STATE_EVENTS[change.action](**state_fields(row, change.at, principal.username, change.reason))
     await add_event(conn, event, row["cas"])
 
 
-def _state(row: asyncpg.Record, at: datetime, actor: str, reason: str | None = None) -> dict:
+def state_fields(row: asyncpg.Record, at: datetime, actor: str, reason: str | None = None) -> dict:
     """The CertificateState fields: the whole state, so that a consumer needs nothing else."""
     der = row["certificate_der"]
     return {"certificate_id": str(row["id"]), "issuer_id": str(row["issuer_id"]),
@@ -183,4 +184,5 @@ def _state(row: asyncpg.Record, at: datetime, actor: str, reason: str | None = N
             "provider_cui": row["provider_cui"], "status": row["status"], "changed_at": iso(at),
             "not_before": iso(row["not_before"]), "not_after": iso(row["not_after"]),
             "certificate_pem": to_pem(der) if der is not None else None, "reason": reason,
-            "changed_by": actor}
+            "changed_by": actor, "issuer_revoked_at": iso(row["issuer_revoked_at"]),
+            "issuer_revocation_reason": row["issuer_revocation_reason"]}

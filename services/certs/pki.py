@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from shared import errors
 
+from .crl import distribution_points
+
 from .x509names import format_name, name_key
 
 # RFC 5280 4.1.2.2: at most 20 octets. Read as an unsigned magnitude so that the
@@ -62,6 +64,8 @@ class CertificateFacts:
     not_before: datetime
     not_after: datetime
     is_ca: bool
+    #: The http(s) URLs of its CRL Distribution Points: where its issuer says it revokes.
+    crl_urls: tuple[str, ...] = ()
 
 
 def pem_blocks(text: str) -> list[tuple[str, str]] | None:
@@ -170,7 +174,8 @@ def certificate_facts(text: str, field: str = "certificate_pem") -> CertificateF
         certificate=certificate, der=der, serial=_serial_of(certificate, field),
         subject=format_name(certificate.subject), issuer_dn=format_name(certificate.issuer),
         issuer_key=name_key(certificate.issuer), not_before=certificate.not_valid_before_utc,
-        not_after=certificate.not_valid_after_utc, is_ca=is_ca(certificate))
+        not_after=certificate.not_valid_after_utc, is_ca=is_ca(certificate),
+        crl_urls=tuple(distribution_points(certificate)))
 
 
 def signed_by(certificate: x509.Certificate, issuer_der: bytes) -> bool:

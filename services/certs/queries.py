@@ -14,7 +14,9 @@ from .pki import IssuerFacts
 Record = asyncpg.Record
 
 _ISSUER_COLUMNS = """id, subject_dn, subject_der, dn_key, certificate_der, serial, not_before, not_after,
-    name_sha1, key_sha1, name_sha256, key_sha256, created_at, created_by, updated_at, updated_by"""
+    name_sha1, key_sha1, name_sha256, key_sha256, created_at, created_by, updated_at, updated_by,
+    crl_urls, status_checked_at, crl_this_update, crl_next_update, crl_url, crl_read_at, status_error,
+    status_due_at, tl_tsp_name, tl_service_name, tl_status, tl_imported_at, tl_withdrawn_at"""
 
 _USER_COLUMNS = """username, cas, provider_cui, provider_code, provider_name, schema, org_unit,
     event_at, deleted_at"""
@@ -23,7 +25,11 @@ _USER_COLUMNS = """username, cas, provider_cui, provider_code, provider_name, sc
 _CERTIFICATE_VIEW = """c.id, c.username, c.cas, c.provider_cui, c.issuer_id, c.serial, c.subject,
     c.not_before, c.not_after, c.status, c.suspended_at, c.revoked_at, c.revocation_reason,
     c.last_used_at, c.created_at, c.created_by, c.updated_at, u.provider_code, u.provider_name,
-    u.schema, u.org_unit, i.subject_dn as issuer_dn"""
+    u.schema, u.org_unit, i.subject_dn as issuer_dn, c.issuer_revoked_at, c.issuer_revocation_reason,
+    i.crl_read_at as issuer_checked_at,
+    case when c.issuer_revoked_at is not null then 'revoked'
+         when i.crl_read_at >= c.created_at and (i.crl_next_update is null or i.crl_next_update >= now())
+         then 'good' else 'unknown' end as issuer_status"""
 _CERTIFICATE_FROM = """certificates c
     join external_users u on u.username = c.username
     join issuers i on i.id = c.issuer_id"""
@@ -44,8 +50,9 @@ _CERTIFICATE_FILTER = """($1::text is null or c.cas = $1)
 async def insert_issuer(conn, issuer_id: uuid.UUID, f: IssuerFacts, actor: str, at: datetime) -> Record:
     """A new issuing authority, returned as stored."""
     return await conn.fetchrow(
-        f"""insert into issuers ({_ISSUER_COLUMNS})
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, null, null)
+        f"""insert into issuers (id, subject_dn, subject_der, dn_key, certificate_der, serial, not_before,
+                not_after, name_sha1, key_sha1, name_sha256, key_sha256, created_at, created_by)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             returning {_ISSUER_COLUMNS}""",
         issuer_id, f.subject_dn, f.subject_der, f.dn_key, f.certificate_der, Decimal(f.serial),
         f.not_before, f.not_after, f.name_sha1, f.key_sha1, f.name_sha256, f.key_sha256, at, actor)
@@ -120,14 +127,15 @@ async def get_external_user(conn, username: str) -> Record | None:
 async def insert_certificate(conn, *, certificate_id: uuid.UUID, username: str, cas: str, provider_cui: str,
                              issuer_id: uuid.UUID, serial: int, subject: str | None,
                              not_before: datetime | None, not_after: datetime | None,
-                             certificate_der: bytes | None, actor: str, at: datetime) -> None:
+                             certificate_der: bytes | None, crl_urls: list[str], actor: str, at: datetime) -> None:
     """A new certificate, active."""
     await conn.execute(
         """insert into certificates (id, username, cas, provider_cui, issuer_id, serial, subject,
-                                     not_before, not_after, certificate_der, status, created_at, created_by)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12)""",
+                                     not_before, not_after, certificate_der, crl_urls, status, created_at,
+                                     created_by)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13)""",
         certificate_id, username, cas, provider_cui, issuer_id, Decimal(serial), subject, not_before,
-        not_after, certificate_der, at, actor)
+        not_after, certificate_der, crl_urls, at, actor)
 
 
 async def get_certificate(conn, certificate_id: uuid.UUID) -> Record | None:
@@ -140,7 +148,7 @@ async def get_certificate(conn, certificate_id: uuid.UUID) -> Record | None:
 async def lock_certificate(conn, certificate_id: uuid.UUID) -> Record | None:
     """Lock one certificate's row for a state change; its id, house and status."""
     return await conn.fetchrow(
-        "select id, cas, status from certificates where id = $1 for update", certificate_id)
+        "select id, cas, status, issuer_revoked_at from certificates where id = $1 for update", certificate_id)
 
 
 async def set_certificate_state(conn, certificate_id: uuid.UUID, *, status: str, at: datetime,
@@ -196,3 +204,142 @@ async def record_usage(conn, certificate_ids: list[uuid.UUID], used_at: list[dat
                  from unnest($1::uuid[], $2::timestamptz[]) as t(id, used_at) group by id) u
            where c.id = u.id""", certificate_ids, used_at)
     return int(result.split()[-1])
+
+
+# -- the issuers' own status (CRLs) -----------------------------------------------------
+
+async def set_issuer_crl_urls(conn, issuer_id: uuid.UUID, urls: list[str], actor: str,
+                              at: datetime) -> Record | None:
+    """CNAS's CRL URLs for an issuer; due for a fetch at once. None if no such issuer."""
+    return await conn.fetchrow(
+        f"""update issuers set crl_urls = $2, status_due_at = $3, updated_at = $3, updated_by = $4
+            where id = $1 returning {_ISSUER_COLUMNS}""", issuer_id, urls, at, actor)
+
+
+async def request_status_refresh(conn, issuer_id: uuid.UUID, at: datetime) -> bool:
+    """Make an issuer due for a fetch now; False if there is no such issuer."""
+    return await conn.fetchval(
+        "update issuers set status_due_at = $2 where id = $1 returning true", issuer_id, at) is not None
+
+
+async def issuer_sources(conn, issuer_id: uuid.UUID, limit: int) -> list[str]:
+    """An issuer's CRL URLs: its record's first, then its certificates' distribution
+    points (most common first), at most ``limit``."""
+    rows = await conn.fetch(
+        """select url from (
+               select url, 0 as origin, ord as weight
+                 from issuers, unnest(crl_urls) with ordinality as t(url, ord) where id = $1
+               union all
+               select url, 1, -count(*) from certificates, unnest(crl_urls) as t(url)
+                where issuer_id = $1 group by url) s
+           order by origin, weight limit $2""", issuer_id, limit * 2)
+    return list(dict.fromkeys(r["url"] for r in rows))[:limit]
+
+
+async def claim_due_issuers(conn, now: datetime, lease_until: datetime, limit: int) -> list[Record]:
+    """Issuers due for a status fetch (with a source), moved ``lease_until`` ahead so that
+    another fetcher does not take them meanwhile; skips rows another holds."""
+    return await conn.fetch(
+        f"""update issuers set status_due_at = $2
+            where id in (
+                select id from issuers i
+                 where (status_due_at is null or status_due_at <= $1)
+                   and (cardinality(crl_urls) > 0
+                        or exists (select 1 from certificates c
+                                    where c.issuer_id = i.id and cardinality(c.crl_urls) > 0))
+                 order by status_due_at nulls first limit $3 for update skip locked)
+            returning {_ISSUER_COLUMNS}""", now, lease_until, limit)
+
+
+async def next_status_due(conn) -> datetime | None:
+    """The earliest time any issuer is due for a fetch."""
+    return await conn.fetchval("select min(status_due_at) from issuers")
+
+
+async def live_serials(conn, issuer_id: uuid.UUID) -> list[Decimal]:
+    """Serials of the issuer's registered certificates its CRLs have not listed yet."""
+    rows = await conn.fetch(
+        "select serial from certificates where issuer_id = $1 and issuer_revoked_at is null", issuer_id)
+    return [r["serial"] for r in rows]
+
+
+async def record_crl_read(conn, issuer_id: uuid.UUID, *, url: str, this_update: datetime,
+                          next_update: datetime | None, checked_at: datetime, due_at: datetime) -> bool:
+    """A verified CRL for the issuer, unless a newer one is already held; True if kept."""
+    return await conn.fetchval(
+        """update issuers set crl_url = $2, crl_this_update = $3, crl_next_update = $4,
+               status_checked_at = $5, crl_read_at = $5, status_error = null, status_due_at = $6
+           where id = $1 and (crl_this_update is null or crl_this_update <= $3)
+           returning true""", issuer_id, url, this_update, next_update, checked_at, due_at) is not None
+
+
+async def record_status_failure(conn, issuer_id: uuid.UUID, *, error: str, checked_at: datetime,
+                                due_at: datetime) -> None:
+    """A fetch that produced no usable CRL: the previous CRL's facts stay, flagged."""
+    await conn.execute(
+        """update issuers set status_checked_at = $2, status_error = $3, status_due_at = $4
+           where id = $1""", issuer_id, checked_at, error, due_at)
+
+
+async def mark_revoked_by_issuer(conn, issuer_id: uuid.UUID, serial: int, *, revoked_at: datetime,
+                                 reason: str | None, seen_at: datetime) -> uuid.UUID | None:
+    """The issuer's revocation of one registered certificate, set once; its id, or None
+    if it was already marked (or is not registered)."""
+    return await conn.fetchval(
+        """update certificates set issuer_revoked_at = $3, issuer_revocation_reason = $4,
+               issuer_revocation_seen_at = $5, updated_at = $5
+           where issuer_id = $1 and serial = $2 and issuer_revoked_at is null
+           returning id""", issuer_id, Decimal(serial), revoked_at, reason, seen_at)
+
+
+async def crl_next_updates(conn) -> list[Record]:
+    """Each issuer's newest CRL's nextUpdate (the freshness gauge)."""
+    return await conn.fetch(
+        """select id, subject_dn, certificate_der, crl_next_update from issuers
+           where crl_next_update is not null""")
+
+
+# -- the Trusted List --------------------------------------------------------------------
+
+_IMPORT_COLUMNS = """id, sequence_number, territory, issued_at, next_update, digest, services, uploaded_at,
+    uploaded_by, applied_at, applied_by, result"""
+
+
+async def insert_trusted_list_import(conn, import_id: uuid.UUID, *, sequence_number: int, territory: str,
+                                     issued_at: datetime | None, next_update: datetime | None, digest: bytes,
+                                     services: list[dict], actor: str, at: datetime) -> Record:
+    """A verified list, kept until CNAS applies it."""
+    return await conn.fetchrow(
+        f"""insert into trusted_list_imports (id, sequence_number, territory, issued_at, next_update, digest,
+                                              services, uploaded_at, uploaded_by)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {_IMPORT_COLUMNS}""",
+        import_id, sequence_number, territory, issued_at, next_update, digest, services, at, actor)
+
+
+async def lock_trusted_list_import(conn, import_id: uuid.UUID | None) -> Record | None:
+    """The import to apply (the newest upload when no id is given), locked."""
+    return await conn.fetchrow(
+        f"""select {_IMPORT_COLUMNS} from trusted_list_imports
+            where ($1::uuid is null or id = $1) order by uploaded_at desc limit 1 for update""", import_id)
+
+
+async def mark_trusted_list_applied(conn, import_id: uuid.UUID, result: dict, actor: str, at: datetime) -> None:
+    await conn.execute(
+        """update trusted_list_imports set applied_at = $2, applied_by = $3, result = $4 where id = $1""",
+        import_id, at, actor, result)
+
+
+async def set_issuer_listing(conn, issuer_id: uuid.UUID, *, tsp_name: str, service_name: str, status: str,
+                             at: datetime) -> None:
+    """What the Trusted List says of an issuer; it is listed (again), not withdrawn."""
+    await conn.execute(
+        """update issuers set tl_tsp_name = $2, tl_service_name = $3, tl_status = $4, tl_imported_at = $5,
+               tl_withdrawn_at = null
+           where id = $1""", issuer_id, tsp_name, service_name, status, at)
+
+
+async def flag_issuer_withdrawn(conn, issuer_id: uuid.UUID, *, status: str | None, at: datetime) -> None:
+    """The list no longer grants this issuer: flagged, kept."""
+    await conn.execute(
+        """update issuers set tl_withdrawn_at = $2, tl_status = coalesce($3, tl_status) where id = $1""",
+        issuer_id, at, status)

@@ -18,11 +18,14 @@ from shared.auth import NATIONAL, Right, authorize, ensure_house, house_filter
 from shared.db import POOL
 from shared.http.reading import check_fields, query_int, read_json
 
-from . import operations, queries, views
+from . import operations, queries, trusted_list_import, views
 from .certificates import STATUSES, free_text
 from .config import CLOCK, CONFIG
+from .crl import MAX_URLS, check_crl_urls
 from .durable import PENDING_WRITES, run_to_completion
 from .pki import certificate_facts, issuer_facts, parse_serial, to_pem
+from .status_fetcher import STATUS_WAKE
+from .trusted_list import TrustedListError, read_trusted_list
 from .x509names import DNSyntaxError, dn_key, parse_dn
 
 _TRUE, _FALSE = ("true", "1", "yes", "da"), ("false", "0", "no", "nu")
@@ -89,6 +92,113 @@ async def replace_issuer(request: web.Request) -> web.Response:
     row = await run_to_completion(request.app[PENDING_WRITES], write())
     audit_target(request, "issuer", row["id"], NATIONAL, subject_dn=row["subject_dn"])
     return web.json_response(views.issuer_json(row, with_certificate=True))
+
+
+async def patch_issuer(request: web.Request) -> web.Response:
+    """PATCH /v1/issuers/{id} {"crl_urls": [...]}: where CNAS says the authority's CRLs are
+    (beside the distribution points its certificates name); fetched soon after."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    issuer_id = _path_id(request, "issuing authority")
+    body = check_fields(await read_json(request), {"crl_urls": list}, required=("crl_urls",))
+    urls = check_crl_urls(body["crl_urls"])
+
+    async def write():
+        async with request.app[POOL].acquire() as conn:
+            return await queries.set_issuer_crl_urls(conn, issuer_id, urls, principal.username,
+                                                     request.app[CLOCK]())
+
+    row = await run_to_completion(request.app[PENDING_WRITES], write())
+    if row is None:
+        raise errors.NotFound("no such issuing authority")
+    request.app[STATUS_WAKE].set()
+    audit_target(request, "issuer", row["id"], NATIONAL, crl_urls=urls)
+    return web.json_response(views.issuer_json(row))
+
+
+async def refresh_issuer_status(request: web.Request) -> web.Response:
+    """POST /v1/issuers/{id}/refresh-status: fetch the authority's CRL now (202: the
+    background fetcher does it; the issuer's status fields show the result)."""
+    _national(authorize(request, Right.ISSUERS_WRITE))
+    issuer_id = _path_id(request, "issuing authority")
+    async with request.app[POOL].acquire() as conn:
+        if not await queries.request_status_refresh(conn, issuer_id, request.app[CLOCK]()):
+            raise errors.NotFound("no such issuing authority")
+        sources = await queries.issuer_sources(conn, issuer_id, MAX_URLS)
+    if not sources:
+        raise errors.Conflict("the authority has no CRL source: set crl_urls, or register certificates "
+                              "that name a CRL distribution point")
+    request.app[STATUS_WAKE].set()
+    audit_target(request, "issuer", issuer_id, NATIONAL)
+    return web.json_response({"issuer_id": str(issuer_id), "sources": sources,
+                              "status_url": f"/v1/issuers/{issuer_id}"}, status=202)
+
+
+# -- the national Trusted List ---------------------------------------------------------------
+
+_XML_TYPES = ("application/xml", "text/xml", "application/vnd.etsi.tsl+xml")
+
+
+async def upload_trusted_list(request: web.Request) -> web.Response:
+    """POST /v1/trusted-list (the XML): verified, read, kept; the difference it would make."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    config = request.app[CONFIG]
+    if request.content_type not in _XML_TYPES:
+        raise errors.BadRequest(f"send the Trusted List as one of {', '.join(_XML_TYPES)}")
+    data = await _bounded_body(request, config.trusted_list_max_bytes)
+    try:
+        operator_pem = await asyncio.to_thread(config.trusted_list_operator_cert.read_text)
+    except OSError:
+        raise errors.Conflict("no Trusted List operator certificate is configured "
+                              "(SIUI_CERTS_TL_OPERATOR_CERT)") from None
+    try:
+        # Signature verification and parsing are CPU work: off the event loop.
+        trusted = await asyncio.to_thread(read_trusted_list, data, operator_pem,
+                                          max_bytes=config.trusted_list_max_bytes)
+    except TrustedListError as exc:
+        raise errors.Invalid(f"Trusted List refused: {exc}", errors={"body": str(exc)}) from None
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            return await trusted_list_import.upload(conn, trusted, principal.username, request.app[CLOCK]())
+
+    body = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "trusted_list", body["import_id"], NATIONAL, sequence_number=trusted.sequence_number,
+                 sha256=body["sha256"])
+    return web.json_response(body)
+
+
+async def apply_trusted_list(request: web.Request) -> web.Response:
+    """POST /v1/trusted-list/apply {"import_id"?}: apply the (newest) uploaded list."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    body = check_fields(await read_json(request), {"import_id": str}) if request.can_read_body else {}
+    import_id = None
+    if body.get("import_id"):
+        try:
+            import_id = uuid.UUID(body["import_id"])
+        except ValueError:
+            raise errors.Invalid("import_id is not an id", errors={"import_id": "not a valid id"}) from None
+
+    async def write():
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            return await trusted_list_import.apply(conn, import_id, principal.username, request.app[CLOCK]())
+
+    result = await run_to_completion(request.app[PENDING_WRITES], write())
+    audit_target(request, "trusted_list", result["import_id"], NATIONAL, added=len(result["added"]),
+                 updated=len(result["updated"]), flagged=len(result["flagged"]))
+    return web.json_response(result)
+
+
+async def _bounded_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body.extend(chunk)
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    if not body:
+        raise errors.BadRequest("the request body is empty; the Trusted List XML is expected")
+    return bytes(body)
 
 
 # -- user certificates ("Certificate utilizatori") ----------------------------------------
@@ -279,7 +389,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/issuers", create_issuer)
     app.router.add_get("/v1/issuers/{id}", get_issuer)
     app.router.add_put("/v1/issuers/{id}", replace_issuer)
+    app.router.add_patch("/v1/issuers/{id}", patch_issuer)
+    app.router.add_post("/v1/issuers/{id}/refresh-status", refresh_issuer_status)
     app.router.add_get("/v1/issuers/{id}/certificate.pem", get_issuer_certificate)
+    app.router.add_post("/v1/trusted-list", upload_trusted_list)
+    app.router.add_post("/v1/trusted-list/apply", apply_trusted_list)
     app.router.add_get("/v1/certificates", list_certificates)
     app.router.add_post("/v1/certificates", create_certificate)
     app.router.add_get("/v1/certificates/{id}", get_certificate)

@@ -33,6 +33,19 @@ def issuer_json(row: Record, *, with_certificate: bool = False) -> dict[str, Any
         "created_by": row["created_by"],
         "updated_at": iso(row["updated_at"]),
         "updated_by": row["updated_by"],
+        # The authority's own status (its CRLs): where, when last fetched, what the newest
+        # verified CRL covers, and the last failure (null after a success).
+        "crl_urls": list(row["crl_urls"]),
+        "status_checked_at": iso(row["status_checked_at"]),
+        "crl_url": row["crl_url"],
+        "crl_this_update": iso(row["crl_this_update"]),
+        "crl_next_update": iso(row["crl_next_update"]),
+        "status_error": row["status_error"],
+        # What the national Trusted List says of it (null: registered by hand, never listed).
+        "trusted_list": None if row["tl_imported_at"] is None else {
+            "tsp_name": row["tl_tsp_name"], "service_name": row["tl_service_name"],
+            "status": row["tl_status"], "imported_at": iso(row["tl_imported_at"]),
+            "withdrawn_at": iso(row["tl_withdrawn_at"])},
     }
     if with_certificate:
         body["certificate_pem"] = to_pem(row["certificate_der"])
@@ -68,6 +81,11 @@ def certificate_json(row: Record) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "created_by": row["created_by"],
         "updated_at": iso(row["updated_at"]),
+        # What the issuing authority says (its CRL), beside SIUI's own ``status``.
+        "issuer_status": row["issuer_status"],
+        "issuer_revoked_at": iso(row["issuer_revoked_at"]),
+        "issuer_revocation_reason": row["issuer_revocation_reason"],
+        "issuer_checked_at": iso(row["issuer_checked_at"]),
     }
 
 

@@ -106,6 +106,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/autoritati/nou", issuers.create_issuer)
     r.add_get("/autoritati/{id}", issuers.issuer_detail)
     r.add_get("/autoritati/{id}/certificat.pem", issuers.issuer_certificate)
+    r.add_post("/autoritati/{id}/crl", issuers.set_crl_urls)
+    r.add_post("/autoritati/{id}/verifica", issuers.refresh_status)
     r.add_get("/panou", dashboard.dashboard_page)
     r.add_get("/panou/date", dashboard.dashboard_data)
     r.add_static("/static", HERE / "static", name="static", append_version=True)

@@ -103,7 +103,7 @@ async def certificate_detail(request: web.Request) -> web.Response:
         "c": certificate,
         "can_suspend": principal.can(Right.CERTIFICATES_SUSPEND),
         "history_words": {"registered": "inregistrat", "suspended": "suspendat", "reinstated": "reactivat",
-                          "revoked": "revocat"}})
+                          "revoked": "revocat", "revoked_by_issuer": "revocat de emitent"}})
 
 
 async def set_suspended(request: web.Request) -> web.Response:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from shared.auth import Right
+from shared.clock import utc_now
+from shared.events import parse_time
 
 from services.console import certfile, texts
 from services.console.api import ApiError
@@ -14,14 +16,42 @@ async def list_issuers(request: web.Request) -> web.Response:
     """GET /autoritati: the list (Nou only for CNAS users allowed to add)."""
     operator(request, Right.ISSUERS_READ)
     body = await api(request).get("certs", "/v1/issuers")
-    return render(request, "issuers.html", {"items": body.get("items", [])})
+    return render(request, "issuers.html", {"items": [_with_overdue(i) for i in body.get("items", [])]})
 
 
 async def issuer_detail(request: web.Request) -> web.Response:
-    """GET /autoritati/{id}: DN, serial, validity, the certificate."""
+    """GET /autoritati/{id}: DN, serial, validity, the certificate, its CRL status."""
     operator(request, Right.ISSUERS_READ)
-    issuer = await api(request).get("certs", f"/v1/issuers/{quoted(request.match_info['id'])}")
-    return render(request, "issuer.html", {"i": issuer})
+    issuer = _with_overdue(await api(request).get("certs", f"/v1/issuers/{quoted(request.match_info['id'])}"))
+    return render(request, "issuer.html", {"i": issuer, "crl_text": "\n".join(issuer.get("crl_urls") or []),
+                                           "field_errors": {}})
+
+
+async def set_crl_urls(request: web.Request) -> web.Response:
+    """POST /autoritati/{id}/crl: the authority's CRL URLs, one per line (CNAS only)."""
+    _national_writer(request)
+    issuer_id = quoted(request.match_info["id"])
+    text = str((await read_form(request)).get("crl_urls", ""))[:MAX_CRL_TEXT]
+    urls = [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        await api(request).patch("certs", f"/v1/issuers/{issuer_id}", {"crl_urls": urls})
+    except ApiError as exc:
+        if exc.status != 422:
+            raise
+        issuer = await api(request).get("certs", f"/v1/issuers/{issuer_id}")
+        return render(request, "issuer.html", {"i": issuer, "crl_text": text,
+                                               "field_errors": {"crl_urls": exc.detail},
+                                               "error": texts.detail_message(exc.detail, exc.status)}, status=422)
+    raise redirect(f"/autoritati/{issuer_id}", ok="salvat")
+
+
+async def refresh_status(request: web.Request) -> web.Response:
+    """POST /autoritati/{id}/verifica: ask certs to fetch the authority's CRL now."""
+    _national_writer(request)
+    issuer_id = quoted(request.match_info["id"])
+    await read_form(request)  # the CSRF token is checked there
+    await api(request).post("certs", f"/v1/issuers/{issuer_id}/refresh-status", {})
+    raise redirect(f"/autoritati/{issuer_id}", ok="verificare")
 
 
 async def issuer_certificate(request: web.Request) -> web.Response:
@@ -32,6 +62,17 @@ async def issuer_certificate(request: web.Request) -> web.Response:
                                      accept="application/x-pem-file")
     return web.Response(body=raw, content_type="application/x-pem-file",
                         headers={"Content-Disposition": f'attachment; filename="autoritate-{issuer_id}.pem"'})
+
+
+def _with_overdue(issuer: dict) -> dict:
+    """The issuer, marked when its newest CRL is past its nextUpdate (shown "expirat")."""
+    next_update = issuer.get("crl_next_update")
+    overdue = bool(next_update) and parse_time(next_update, "crl_next_update") < utc_now()
+    return {**issuer, "crl_overdue": overdue}
+
+
+#: The CRL URLs form: 10 URLs of 2,048 characters, with room for line ends.
+MAX_CRL_TEXT = 21_000
 
 
 def _national_writer(request: web.Request):

@@ -232,6 +232,7 @@ OK_MESSAGES = {
     "reactivat": "Certificatul a fost reactivat.",
     "iesire": "V-ati deconectat.",
     "casa": "Casa selectata a fost schimbata.",
+    "verificare": "Verificarea la emitent a fost ceruta; rezultatul apare aici in cateva secunde.",
 }
 
 

@@ -8,6 +8,7 @@ import re
 import uuid
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 from yarl import URL
@@ -23,6 +24,12 @@ from services.users.app import create_app as users_app
 from services.users.config import Config as UsersConfig
 from shared.auth import ALL_RIGHTS
 from tests.support import infra
+from tests.support.bus import tapped
+from tests.support.certs_api import add_external_user, unique
+from tests.support.crl_authority import CrlAuthority
+from tests.support.identities import new_cui
+from tests.support.ocsp_harness import Issuer
+from tests.support.wait import eventually
 
 PASSWORD = "Consola-Test-2026!"
 RUN = uuid.uuid4().hex[:6]
@@ -100,7 +107,10 @@ async def served(common_config, token_for):
     behind_proxy = dataclasses.replace(common_config, trusted_proxies=frozenset({"127.0.0.1", "::1"}))
     users = await _server(users_app(UsersConfig(common=behind_proxy, port=0)))
     keygen = await _server(keygen_app(KeygenConfig(common=behind_proxy, port=0)))
-    certs = await _server(certs_app(CertsConfig(common=common_config, port=0)))
+    # Loopback CRLs allowed, as make up allows them: the issuer-status test serves one here.
+    certs = await _server(certs_app(CertsConfig(common=common_config, port=0, crl_allow_loopback=True,
+                                                crl_tick_seconds=0.2, crl_min_interval_seconds=0.5,
+                                                crl_retry_seconds=0.5)))
     urls = {name: str(s.make_url("")).rstrip("/") for name, s in
             (("users", users), ("keygen", keygen), ("certs", certs))}
     # The ocsp service is not part of these tests: an address where nothing listens.
@@ -336,3 +346,65 @@ async def test_a_cnas_user_switches_house(visitor):
     assert 'value="B" selected' in html  # new records default to the chosen house
     status, html, _ = await visitor.post("/casa", {"casa": "ZZ", "inapoi": "/utilizatori"})
     assert status == 422
+
+
+async def test_both_states_and_the_issuers_freshness_are_shown(visitor, served, common_config, database_url,
+                                                               token_for):
+    """Autoritati emitente: CRL URLs set and a check asked from the console, the CRL's dates
+    and a failure shown; Certificate utilizatori: SIUI's state beside the issuer's."""
+    urls = served[1]
+    await visitor.login(CNAS_USER)
+    async with CrlAuthority.new(unique("Console CRL CA ")).served() as ca:
+        status, _, response = await visitor.post("/autoritati/nou", {"pem": ca.authority.pem}, follow=False)
+        assert status == 303, status
+        page = response.headers["Location"].split("?")[0]
+        issuer_id = page.rsplit("/", 1)[1]
+
+        status, html, _ = await visitor.post(f"{page}/crl", {"crl_urls": "ftp://crl.example.ro/a.crl"})
+        assert status == 422 and "http or https" in html
+        status, html, _ = await visitor.post(f"{page}/crl", {"crl_urls": ca.url + "\n"})
+        assert status == 200 and "Modificarile au fost salvate." in html and ca.url in html
+
+        # A registered certificate of this authority, then revoked at the authority.
+        db = await asyncpg.connect(database_url, server_settings={"search_path": "certs"})
+        try:
+            async with tapped(common_config.events_exchange, "certs.#") as bus:
+                cui = new_cui()
+                username = await add_external_user(bus, db, cui=cui)
+        finally:
+            await db.close()
+        leaf = Issuer(ca.authority, issuer_id=issuer_id).issue(cui)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(urls["certs"] + "/v1/certificates", json={
+                    "username": username, "certificate_pem": leaf.pem},
+                    headers={"Authorization": f"Bearer {token_for(cas='B', username='ana')}"}) as r:
+                assert r.status == 201, await r.text()
+        revoked_at = ca.revoke(leaf.serial)
+
+        status, html, _ = await visitor.post(f"{page}/verifica", {})
+        assert status == 200 and "Verificarea la emitent a fost ceruta" in html
+
+        async def listed_revoked():
+            _, html, _ = await visitor.get(f"/certificate?utilizator={username}")
+            return html if "revocat</span> la" in html else None
+
+        html = await eventually(listed_revoked, what="the certificates screen shows the issuer's revocation")
+        assert "SIUI: <span class=\"badge on\">activ</span>" in html
+        assert "verificat la" in html and revoked_at.strftime("%Y") in html
+        _, html, _ = await visitor.get(page)
+        assert "CRL din" in html and "verificat la" in html and "eroare" not in html
+        assert "(inregistrata manual)" in html  # not from the Trusted List
+
+        ca.mode = "forged"
+        await visitor.post(f"{page}/verifica", {})
+
+        async def failure_shown():
+            _, html, _ = await visitor.get(page)
+            return html if "signature does not verify" in html else None
+
+        html = await eventually(failure_shown, what="the failed check shown")
+        assert "badge off\">eroare" in html and "CRL din" in html  # the last good CRL's dates stay
+    # A county operator sees the states but not the CNAS forms.
+    await visitor.login(HOUSE_B_USER)
+    _, html, _ = await visitor.get(page)
+    assert "CRL din" in html and f'action="{page}/crl"' not in html

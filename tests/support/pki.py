@@ -133,7 +133,7 @@ def certificate(subject: str | x509.Name, *, now: datetime, issuer: Issued | Non
                 not_before: datetime | None = None, not_after: datetime | None = None,
                 ca: bool = False, path_length: int | None = None, usage: x509.KeyUsage | None = None,
                 eku: tuple[x509.ObjectIdentifier, ...] = (), ocsp_url: str | None = None,
-                ocsp_nocheck: bool = False) -> Issued:
+                ocsp_nocheck: bool = False, crl_url: str | None = None) -> Issued:
     """The one builder: ``issuer`` None is self-signed; validity from ``now`` (an hour
     back, ``days`` on) unless given; a random serial unless given; SKI and AKI always."""
     key = key or new_key()
@@ -155,6 +155,9 @@ def certificate(subject: str | x509.Name, *, now: datetime, issuer: Issued | Non
     if ocsp_url:
         builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
             AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
+    if crl_url:
+        builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
     # Ed25519 signs the message itself: no separate digest.
     digest = None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return Issued(builder.sign(signing_key, digest), key)

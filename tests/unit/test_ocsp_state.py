@@ -15,9 +15,33 @@ def _row(status: str = "active", at: datetime = T0, **changes) -> dict:
     row = {"issuer_id": "ca", "serial": 12, "certificate_id": "c-12", "username": "12433636_CAS-B", "cas": "B",
            "provider_cui": "12433636", "status": status, "revocation_reason": None,
            "suspended_at": at if status == "suspended" else None, "revoked_at": at if status == "revoked" else None,
-           "not_before": None, "not_after": None, "changed_at": at}
+           "not_before": None, "not_after": None, "changed_at": at, "issuer_revoked_at": None,
+           "issuer_revocation_reason": None}
     row.update(changes)
     return row
+
+
+def test_the_issuers_revocation_is_answered_with_its_time_and_reason():
+    registry = Registry()
+    by_issuer = T0 - timedelta(days=2)
+    assert apply_certificate(registry, certificate_note(_row("active", T0, issuer_revoked_at=by_issuer,
+                                                             issuer_revocation_reason="key_compromise")))
+    record = registry.certificate("ca", 12)
+    assert record.status == "revoked" and record.revoked_by_issuer
+    assert record.revoked_at == by_issuer and record.revocation_reason == "key_compromise"
+    # A house's later suspension does not hide it: still the issuer's revocation.
+    assert apply_certificate(registry, certificate_note(_row("suspended", T0 + timedelta(minutes=1),
+                                                             issuer_revoked_at=by_issuer,
+                                                             issuer_revocation_reason="key_compromise")))
+    record = registry.certificate("ca", 12)
+    assert record.status == "revoked" and record.revoked_by_issuer and record.suspended
+    # SIUI's own revocation stands as SIUI's.
+    assert apply_certificate(registry, certificate_note(_row("revoked", T0 + timedelta(minutes=2),
+                                                             revocation_reason="superseded",
+                                                             issuer_revoked_at=by_issuer,
+                                                             issuer_revocation_reason="key_compromise")))
+    record = registry.certificate("ca", 12)
+    assert not record.revoked_by_issuer and record.revocation_reason == "superseded"
 
 
 def test_newest_state_wins_whatever_the_order():

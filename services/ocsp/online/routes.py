@@ -20,6 +20,7 @@ import functools
 import json
 import ssl
 import time
+from datetime import timezone
 
 from aiohttp import BasicAuth, web
 from prometheus_client import Counter
@@ -34,6 +35,7 @@ from services.ocsp.online.trust import TrustStore
 from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
+from shared.authorities import display_name
 from shared.db import POOL
 from shared.http.problems import SERVICE_NAME, request_middleware
 from shared.http.clients import remote_address
@@ -96,6 +98,8 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
               "date": cert.not_after.date().isoformat() if cert else ""}
     if verdict.reason == "certificate_not_yet_valid":
         values["date"] = cert.not_before.date().isoformat()
+    if verdict.reason == "revoked_by_issuer":
+        values.update(issuer_words(request.app[REGISTRY].issuer(record.issuer_id), record))
     if not verdict.online:
         message = message_for(verdict.reason, language, **values)
         raise errors.Unauthorized(message, semaphore="offline", reason=verdict.reason, message=message,
@@ -109,6 +113,13 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
         "semaphore": "online", "session_token": token, "expires_at": expires.isoformat(),
         "username": username, "cas": record.cas, "message": message_for("online", language, **values),
         "heartbeat_seconds": HEARTBEAT_SECONDS}, dumps=functools.partial(json.dumps, ensure_ascii=False))
+
+
+def issuer_words(issuer, record: CertificateRecord) -> dict[str, str]:
+    """The issuer's name and its revocation time, as the revoked_by_issuer message says them."""
+    name = display_name(issuer.certificate_der) if issuer is not None and issuer.certificate_der else "?"
+    moment = record.revoked_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if record.revoked_at else "?"
+    return {"issuer": name, "date": moment}
 
 
 def _lookup(request: web.Request, cert: ClientCert | None) -> CertificateRecord | None:

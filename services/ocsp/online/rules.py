@@ -8,7 +8,7 @@ from datetime import datetime
 from services.ocsp.online.keys import KeyRecord
 from services.ocsp.responder.registry import CertificateRecord
 
-# (Romanian, English). {username}, {serial}, {date} are filled in.
+# (Romanian, English). {username}, {serial}, {date}, {issuer} are filled in.
 MESSAGES: dict[str, tuple[str, str]] = {
     "online": ("Conectat online la SIUI ca {username}.", "Online with SIUI as {username}."),
     "certificate_missing": (
@@ -43,6 +43,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "înregistrarea lui.",
         "The digital certificate has been revoked. Use a valid certificate and ask for it to be "
         "registered."),
+    "revoked_by_issuer": (
+        "Certificatul a fost revocat de emitent ({issuer}) la {date}. Folosiți un certificat valabil "
+        "și cereți înregistrarea lui.",
+        "The certificate was revoked by its issuer ({issuer}) on {date}. Use a valid certificate "
+        "and ask for it to be registered."),
     "certificate_expired": (
         "Certificatul digital a expirat la {date}. Reînnoiți-l și cereți înregistrarea noului "
         "certificat.",
@@ -93,7 +98,7 @@ def message_for(code: str, language: str, **values: str) -> str:
     """The message of ``code`` in ``language`` ('ro' or 'en')."""
     ro, en = MESSAGES[code]
     return (en if language == "en" else ro).format_map({"username": "", "serial": "", "date": "",
-                                                        **values})
+                                                        "issuer": "", **values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +188,7 @@ def evaluate(cert: ClientCert | None, username: str | None, key: KeyRecord | Non
     if record.username != username:
         return Verdict("certificate_other_user", record, key)
     if record.status == "revoked":
-        return Verdict("certificate_revoked", record, key)
+        return Verdict("revoked_by_issuer" if record.revoked_by_issuer else "certificate_revoked", record, key)
     if record.suspended:
         return Verdict("certificate_suspended", record, key)
     if now >= cert.not_after:

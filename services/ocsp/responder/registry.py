@@ -86,6 +86,8 @@ class CertificateRecord:
     not_before: datetime | None = None
     not_after: datetime | None = None
     provider_cui: str | None = None
+    #: The revocation is the issuing authority's (its CRL), not SIUI's own.
+    revoked_by_issuer: bool = False
 
     def answer(self, cert_id: CertId) -> SingleAnswer:
         """The OCSP answer: revocation wins over suspension, which is a certificateHold."""
@@ -201,7 +203,7 @@ class Registry:
                            suspended_at: datetime | None = None, revoked_at: datetime | None = None,
                            revocation_reason: str | None = None, changed_at: datetime | None = None,
                            not_before: datetime | None = None, not_after: datetime | None = None,
-                           provider_cui: str | None = None) -> CertificateRecord:
+                           provider_cui: str | None = None, revoked_by_issuer: bool = False) -> CertificateRecord:
         """Create or replace a certificate's record; its cached answers stop matching at once.
 
         The issuer need not be registered yet: events may arrive in any order, and a
@@ -217,7 +219,7 @@ class Registry:
             raise ValueError(f"unknown revocation reason {revocation_reason!r}")
         record = CertificateRecord(issuer_id, serial, certificate_id, username, cas, status, suspended,
                                    suspended_at, revoked_at, revocation_reason, next(self._versions),
-                                   changed_at, not_before, not_after, provider_cui)
+                                   changed_at, not_before, not_after, provider_cui, revoked_by_issuer)
         self._records[(issuer_id, serial)] = record
         return record
 

@@ -37,13 +37,21 @@ def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newe
         return False
     status = state["status"]
     reason = state.get("revocation_reason")
+    revoked_at = _time(state.get("revoked_at"))
+    # The issuer's revocation is answered as a revocation, with the issuer's time and
+    # reason, unless SIUI revoked the certificate itself (its own revocation stands).
+    by_issuer = status != "revoked" and state.get("issuer_revoked_at") is not None
+    if by_issuer:
+        revoked_at, reason = _time(state["issuer_revoked_at"]), state.get("issuer_revocation_reason")
+    revoked = status == "revoked" or by_issuer
     values = dict(
         certificate_id=str(state["certificate_id"]), username=state["username"], cas=state["cas"],
-        status="revoked" if status == "revoked" else "good",
+        status="revoked" if revoked else "good",
         suspended=status == "suspended", suspended_at=_time(state.get("suspended_at")),
-        revoked_at=_time(state.get("revoked_at")),
+        revoked_at=revoked_at if revoked else _time(state.get("revoked_at")),
         # A reason this code cannot sign (a newer CRLReason) is left out rather than refused.
-        revocation_reason=reason if status == "revoked" and reason in REVOCATION_REASONS else None,
+        revocation_reason=reason if revoked and reason in REVOCATION_REASONS else None,
+        revoked_by_issuer=by_issuer,
         changed_at=changed_at, not_before=_time(state.get("not_before")),
         not_after=_time(state.get("not_after")), provider_cui=state.get("provider_cui"),
     )

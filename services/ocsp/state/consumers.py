@@ -15,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from services.ocsp.state import queries
-from shared.events import (CertificateReinstated, CertificateRegistered, CertificateRevoked, CertificateState,
+from shared.events import (CertificateReinstated, CertificateRegistered, CertificateRevoked,
+                           CertificateRevokedByIssuer, CertificateState,
                            CertificateSuspended, Envelope, EventDecodeError, IssuerRegistered, IssuerUpdated,
                            parse_optional_time, parse_time)
 from shared.inbox import Handler
@@ -40,7 +41,8 @@ async def on_issuer(conn: asyncpg.Connection, envelope: Envelope) -> None:
 
 
 async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    """CertificateRegistered / Suspended / Reinstated / Revoked: the full state, newest wins."""
+    """CertificateRegistered / Suspended / Reinstated / Revoked / RevokedByIssuer: the full
+    state, newest wins."""
     event: CertificateState = envelope.payload()
     if event.status not in STATUSES:
         raise EventDecodeError(f"unknown certificate status {event.status!r}")
@@ -52,7 +54,9 @@ async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
         revocation_reason=event.reason if event.status == "revoked" else None,
         not_before=parse_optional_time(event.not_before, "not_before"),
         not_after=parse_optional_time(event.not_after, "not_after"),
-        certificate_der=_der(event.certificate_pem))
+        certificate_der=_der(event.certificate_pem),
+        issuer_revoked_at=parse_optional_time(event.issuer_revoked_at, "issuer_revoked_at"),
+        issuer_revocation_reason=event.issuer_revocation_reason if event.issuer_revoked_at else None)
     if row is not None:
         await queries.notify_state(conn, queries.certificate_note(row))
 
@@ -64,4 +68,5 @@ HANDLERS: dict[str, Handler] = {
     CertificateSuspended.TYPE: on_certificate,
     CertificateReinstated.TYPE: on_certificate,
     CertificateRevoked.TYPE: on_certificate,
+    CertificateRevokedByIssuer.TYPE: on_certificate,
 }

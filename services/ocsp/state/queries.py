@@ -18,7 +18,8 @@ NOTIFY_CHANNEL = "ocsp_state"
 
 ISSUER_COLUMNS = "id, subject_dn, certificate_der, event_at"
 CERTIFICATE_COLUMNS = ("issuer_id, serial, certificate_id, username, cas, provider_cui, status, suspended_at, "
-                       "revoked_at, revocation_reason, not_before, not_after, changed_at")
+                       "revoked_at, revocation_reason, not_before, not_after, changed_at, issuer_revoked_at, "
+                       "issuer_revocation_reason")
 SIGNER_COLUMNS = "issuer_id, certificate_der, key_nonce, key_ciphertext, created_at, created_by"
 
 
@@ -52,21 +53,24 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
                              certificate_id: uuid.UUID, username: str, cas: str, provider_cui: str,
                              status: str, changed_at: datetime, revocation_reason: str | None,
                              not_before: datetime | None, not_after: datetime | None,
-                             certificate_der: bytes | None) -> asyncpg.Record | None:
+                             certificate_der: bytes | None, issuer_revoked_at: datetime | None = None,
+                             issuer_revocation_reason: str | None = None) -> asyncpg.Record | None:
     """Store a certificate's full state unless it is older than the one held; the row
     as now stored, or None when the event was stale (or the certificate is revoked,
     which is final).
 
     A repeated suspension keeps the first suspension time: that is the hold's start.
+    The issuer's revocation, once known, stays: an event from a publisher that does not
+    carry it yet must not erase it.
     """
     return await conn.fetchrow(
         f"""insert into certificates as c (issuer_id, serial, certificate_id, username, cas, provider_cui,
                    status, suspended_at, revoked_at, revocation_reason, not_before, not_after,
-                   certificate_der, changed_at)
+                   certificate_der, changed_at, issuer_revoked_at, issuer_revocation_reason)
             values ($1, $2, $3, $4, $5, $6, $7,
                     case when $7 = 'suspended' then $8::timestamptz end,
                     case when $7 = 'revoked' then $8::timestamptz end,
-                    $9, $10, $11, $12, $8)
+                    $9, $10, $11, $12, $8, $13, $14)
             on conflict (issuer_id, serial) do update
                set certificate_id = excluded.certificate_id, username = excluded.username,
                    cas = excluded.cas, provider_cui = excluded.provider_cui, status = excluded.status,
@@ -76,11 +80,15 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
                    not_before = coalesce(excluded.not_before, c.not_before),
                    not_after = coalesce(excluded.not_after, c.not_after),
                    certificate_der = coalesce(excluded.certificate_der, c.certificate_der),
-                   changed_at = excluded.changed_at, updated_at = now()
+                   changed_at = excluded.changed_at, updated_at = now(),
+                   issuer_revocation_reason = case when c.issuer_revoked_at is null
+                                                   then excluded.issuer_revocation_reason
+                                                   else c.issuer_revocation_reason end,
+                   issuer_revoked_at = coalesce(c.issuer_revoked_at, excluded.issuer_revoked_at)
              where c.changed_at <= excluded.changed_at and c.status <> 'revoked'
             returning {CERTIFICATE_COLUMNS}""",
         issuer_id, Decimal(serial), certificate_id, username, cas, provider_cui, status, changed_at,
-        revocation_reason, not_before, not_after, certificate_der)
+        revocation_reason, not_before, not_after, certificate_der, issuer_revoked_at, issuer_revocation_reason)
 
 
 async def get_certificate(conn: asyncpg.Connection, issuer_id: uuid.UUID, serial: int) -> asyncpg.Record | None:
@@ -127,10 +135,10 @@ def certificate_note(row: asyncpg.Record | dict) -> dict[str, Any]:
     """The NOTIFY payload for a certificate row: its full state, as JSON-ready values."""
     note: dict[str, Any] = {"kind": "certificate"}
     for name in ("issuer_id", "certificate_id", "username", "cas", "provider_cui", "status",
-                 "revocation_reason"):
+                 "revocation_reason", "issuer_revocation_reason"):
         note[name] = str(row[name]) if row[name] is not None else None
     note["serial"] = str(int(row["serial"]))
-    for name in ("suspended_at", "revoked_at", "not_before", "not_after", "changed_at"):
+    for name in ("suspended_at", "revoked_at", "not_before", "not_after", "changed_at", "issuer_revoked_at"):
         note[name] = row[name].isoformat() if row[name] is not None else None
     return note
 

@@ -128,7 +128,13 @@ async def test_openapi_documents_every_endpoint(certs):
     doc = await response.json()
     assert doc["openapi"].startswith("3.1")
     assert {"/v1/issuers", "/v1/issuers/{id}", "/v1/certificates", "/v1/certificates/{id}",
-            "/v1/certificates/{id}/revoke"} <= set(doc["paths"])
+            "/v1/certificates/{id}/revoke", "/v1/issuers/{id}/refresh-status", "/v1/trusted-list",
+            "/v1/trusted-list/apply"} <= set(doc["paths"])
+    assert "patch" in doc["paths"]["/v1/issuers/{id}"]
+    issuer = doc["components"]["schemas"]["Issuer"]["properties"]
+    assert {"crl_urls", "status_checked_at", "crl_this_update", "crl_next_update", "status_error"} <= set(issuer)
+    certificate = doc["components"]["schemas"]["Certificate"]["properties"]
+    assert {"issuer_status", "issuer_revoked_at", "issuer_revocation_reason"} <= set(certificate)
 
 
 async def test_a_pathological_pem_is_refused_fast_and_nobody_waits_behind_it(certs, auth_for):

@@ -31,7 +31,8 @@ async def test_suspend_reinstate_and_revoke_are_events_and_history(certs, ossl, 
         "certificate_id": certificate["id"], "issuer_id": issuer["id"], "serial": str(0x00FF00FF00FF),
         "username": username, "provider_cui": cui, "status": "suspended", "changed_at": suspended["suspended_at"],
         "not_before": certificate["not_before"], "not_after": certificate["not_after"],
-        "certificate_pem": user_cert.pem, "reason": "contract suspendat", "changed_by": "ana.operator"}
+        "certificate_pem": user_cert.pem, "reason": "contract suspendat", "changed_by": "ana.operator",
+        "issuer_revoked_at": None, "issuer_revocation_reason": None}
 
     # Ticking the box again changes nothing and publishes nothing.
     response = await certs.patch(path, json={"suspended": True}, headers=operator)
