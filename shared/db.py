@@ -16,7 +16,7 @@ log = get_logger(__name__)
 POOL = web.AppKey("pool", asyncpg.Pool)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out as Python objects, so queries never json.dumps by hand.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -52,7 +52,7 @@ async def create_pool(database_url: str, schema: str, *, min_size: int = 1, max_
         database_url,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=init_connection,
         server_settings=await _server_settings(database_url, schema),
         command_timeout=30,
     )
