@@ -61,7 +61,9 @@ $$;
 
 -- Retention (SIUI_AUDIT_RETENTION_DAYS): remove up to ``batch`` rows older than
 -- ``before``. Chained rows go only as the chain's oldest prefix, and the anchor keeps the
--- last one's seq and hash, so what remains still verifies from there. How many went.
+-- last one's seq and hash, so what remains still verifies from there. Never a row of the
+-- last 30 days (the shortest retention the setting allows): the service role calling this
+-- cannot empty its trail. How many went.
 create or replace function audit_purge(before timestamptz, batch integer) returns integer
 language plpgsql security definer as $$
 declare
@@ -70,6 +72,7 @@ declare
     legacy integer;
     chained integer := 0;
 begin
+    before := least(before, now() - interval '30 days');
     select c.anchor_seq into anchor from audit_chain c for update;
     delete from audit_log where id in (
         select id from audit_log where seq is null and at < before order by id limit batch);

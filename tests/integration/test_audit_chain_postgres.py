@@ -135,12 +135,15 @@ async def test_a_cut_tail_shows_against_the_head_and_a_rewritten_head_against_a_
 async def test_retention_removes_the_oldest_and_the_rest_still_verifies(database_url, schema, pool):
     now = utc_now()
     for n in range(6):
-        await append(pool, schema, entry(n), at=now - timedelta(days=10 - n))  # days 10..5 ago
+        await append(pool, schema, entry(n), at=now - timedelta(days=40 - n))  # days 40..35 ago
     async with pool.acquire() as conn:
         checkpoint = Head(2, bytes(await conn.fetchval("select row_hash from audit_log where seq = 2")))
-    assert await purge_audit(pool, now - timedelta(days=7, hours=12)) == 3   # 10, 9 and 8 days old
+    assert await purge_audit(pool, now - timedelta(days=37, hours=12)) == 3   # 40, 39 and 38 days old
     assert [r["seq"] for r in await pool.fetch("select seq from audit_log order by seq")] == [4, 5, 6]
     outcome = await verified(database_url, schema, checkpoint)
     assert outcome.broken is None and outcome.checked == 3
     await append(pool, schema, entry(7))
     assert (await verified(database_url, schema)).broken is None
+    # The service role cannot purge what is younger than the shortest retention.
+    assert await purge_audit(pool, now + timedelta(days=1)) == 3   # 37..35 days old; not today's
+    assert [r["seq"] for r in await pool.fetch("select seq from audit_log order by seq")] == [7]
