@@ -21,6 +21,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -60,9 +61,14 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True)
 class Outcome:
-    def __init__(self, schema: str, checked: int, unchained: int, head: Head, broken: Break | None):
-        self.schema, self.checked, self.unchained, self.head, self.broken = schema, checked, unchained, head, broken
+    """One service's chain checked: rows verified, older unchained rows, its head, the break."""
+    schema: str
+    checked: int
+    unchained: int
+    head: Head
+    broken: Break | None
 
     def __str__(self) -> str:
         before = f"; {self.unchained} older rows from before the chain, not covered" if self.unchained else ""

@@ -21,10 +21,12 @@ same role (an older deployment), that role owns everything and nothing is grante
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
@@ -121,9 +123,6 @@ def _ident(name: str) -> str:
 
 def role_of(database_url: str) -> str:
     """The role a DSN logs in as (libpq's default, the OS user, when it names none)."""
-    import getpass
-    from urllib.parse import unquote, urlsplit
-
     user = urlsplit(database_url).username
     return unquote(user) if user else getpass.getuser()
 
@@ -146,7 +145,10 @@ async def migrate(database_url: str, schema: str, package: str, *,
             applied = (await _apply(conn, schema, "platform_migrations", platform)
                        + await _apply(conn, schema, "schema_migrations", own))
             if service_role is not None and service_role != await conn.fetchval("select current_user"):
-                await grant_service_role(conn, schema, service_role)
+                # One transaction: the service role never holds, even for a moment, the
+                # broad grant before the audit tables' revoke.
+                async with conn.transaction():
+                    await grant_service_role(conn, schema, service_role)
             return applied
         finally:
             await conn.execute("select pg_advisory_unlock(hashtext($1))", f"siui-migrate:{schema}")

@@ -106,7 +106,9 @@ async def create_database(prefix: str = "siui_test") -> str:
     let in (CONNECT, TEMPORARY) and nothing more, so every test meets the real
     privileges. Returns the service role's DSN."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    service = urlsplit(base_database_url()).username or ""
+    from shared.migrations import role_of
+
+    service = role_of(base_database_url())
     admin = await asyncpg.connect(with_database(base_owner_url(), "postgres"))
     try:
         await admin.execute(f'create database "{name}"')
