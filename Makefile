@@ -4,6 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
 export SIUI_DATABASE_URL ?= postgresql://siui:siui@127.0.0.1:5432/siui
+export SIUI_DATABASE_OWNER_URL ?= postgresql://siui_owner:siui_owner@127.0.0.1:5432/siui
 export SIUI_AMQP_URL ?= amqp://127.0.0.1:5672/
 export SIUI_DATA_DIR ?= .siui
 

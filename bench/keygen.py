@@ -114,7 +114,8 @@ async def main(n_json: int, n_pdf: int, concurrency: int) -> None:
         pki = ensure_dev_pki(Path(tmp))
         infra.install_broker_secrets(pki.data_dir)  # keygen logs in as siui-keygen
         await infra.declare_exchange(exchange)  # as the set-up does: services may not
-        env = {**os.environ, "SIUI_DATABASE_URL": database_url, "SIUI_AMQP_URL": infra.amqp_url(),
+        env = {**os.environ, "SIUI_DATABASE_URL": database_url,
+               "SIUI_DATABASE_OWNER_URL": infra.owner_url(database_url), "SIUI_AMQP_URL": infra.amqp_url(),
                "SIUI_DATA_DIR": str(pki.data_dir), "SIUI_EVENTS_EXCHANGE": exchange,
                "SIUI_KEYGEN_PORT": str(port), "SIUI_HOST": "127.0.0.1", "SIUI_LOG_FORMAT": "json"}
         stderr_path = Path(tmp) / "keygen.stderr"

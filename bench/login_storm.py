@@ -49,7 +49,8 @@ async def main(parallel: int, waves: int) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pki = ensure_dev_pki(Path(tmp))
-            common = CommonConfig(database_url=database_url, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+            common = CommonConfig(database_url=database_url, database_owner_url=infra.owner_url(database_url),
+                                  amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                                   events_exchange=exchange, host="127.0.0.1", log_format="json")
             if "trusted_proxies" in {f.name for f in dataclasses.fields(CommonConfig)}:
                 common = dataclasses.replace(common, trusted_proxies=frozenset({"127.0.0.1"}))

@@ -65,7 +65,7 @@ from cryptography.x509 import ocsp
 
 from deploy.devpki import ensure_dev_pki
 from services.ocsp.responder.registry import issuer_hashes
-from shared.migrations import migrate
+
 from shared.auth import NATIONAL
 from tests.support import infra
 
@@ -211,7 +211,7 @@ def make_data(work: Path) -> Data:
 
 
 async def load_database(url: str, data: Data) -> None:
-    await migrate(url, "ocsp", "services.ocsp")
+    await infra.migrate_schema(url, "ocsp", "services.ocsp")
     ca = x509.load_pem_x509_certificate(data.pki.demo_issuer_cert.read_bytes())
     issuer_id = uuid.uuid4()
     now = datetime.now(timezone.utc)
@@ -231,7 +231,8 @@ async def load_database(url: str, data: Data) -> None:
 # -- our side ----------------------------------------------------------------------------------
 
 async def start_service(url: str, exchange: str, data: Data, port: int) -> subprocess.Popen:
-    env = {**os.environ, "SIUI_DATABASE_URL": url, "SIUI_EVENTS_EXCHANGE": exchange,
+    env = {**os.environ, "SIUI_DATABASE_URL": url, "SIUI_DATABASE_OWNER_URL": infra.owner_url(url),
+           "SIUI_EVENTS_EXCHANGE": exchange,
            "SIUI_DATA_DIR": str(data.pki.data_dir), "SIUI_OCSP_PORT": str(port),
            "SIUI_OCSP_TLS_PORT": str(infra.free_port()), "SIUI_OCSP_WORKERS": "2", "SIUI_LOG_FORMAT": "json"}
     log = open(data.work / "ocsp-service.log", "wb")

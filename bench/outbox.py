@@ -30,7 +30,7 @@ from deploy.devpki import ensure_dev_pki
 from shared.broker import Broker, connect
 from shared.db import create_pool
 from shared.events import CertificateSuspended, Envelope, new_envelope
-from shared.migrations import migrate
+
 from shared.outbox import relay_once, relay_round
 from tests.support import infra
 
@@ -94,7 +94,7 @@ async def main(events: int, relays: int) -> int:
     ensure_dev_pki(data_dir)
     infra.install_broker_secrets(data_dir)
     async with infra.isolated_config(data_dir, "bench_outbox") as common:
-        await migrate(common.database_url, SCHEMA, "services.certs")
+        await infra.migrate_schema(common.database_url, SCHEMA, "services.certs")
         pool = await create_pool(common.database_url, SCHEMA, max_size=relays + 2)
         brokers = [await connect(infra.amqp_url_for("certs"), common.events_exchange) for _ in range(relays)]
         try:

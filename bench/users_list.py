@@ -34,7 +34,7 @@ from shared.config import CommonConfig
 from shared.db import create_pool
 from shared.houses import COUNTY_HOUSE_CODES
 from shared.logging import configure_logging
-from shared.migrations import migrate
+
 from tests.support import infra
 
 FIRST = ["Ion", "Maria", "Andrei", "Elena", "Mihai", "Ioana", "George", "Ana", "Radu", "Cristina",
@@ -63,7 +63,7 @@ def rows(count: int, seed: int = 4):
 
 
 async def load(database_url: str, count: int) -> list[str]:
-    await migrate(database_url, "users", "services.users")
+    await infra.migrate_schema(database_url, "users", "services.users")
     pool = await create_pool(database_url, "users")
     try:
         data = list(rows(count))
@@ -101,7 +101,8 @@ async def main(users: int, requests: int) -> None:
             pki = ensure_dev_pki(Path(tmp))
             infra.install_broker_secrets(pki.data_dir)  # users logs in as siui-users
             await infra.declare_exchange(exchange)  # as the set-up does: services may not
-            common = CommonConfig(database_url=database_url, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+            common = CommonConfig(database_url=database_url, database_owner_url=infra.owner_url(database_url),
+                                  amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                                   events_exchange=exchange, host="127.0.0.1", log_format="json")
             app = create_app(Config(common=common, port=0, admin_password="parola-bench-2026"),
                              hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -14,16 +14,18 @@ import asyncpg
 
 from deploy.devpki import ensure_dev_pki
 from shared.config import CommonConfig, service_url
-from shared.migrations import migrate
+from shared.migrations import migrate, role_of
 
 SCHEMAS = ("users", "keygen", "certs", "ocsp")
 
 
-async def migrate_all(database_url: str) -> None:
+async def migrate_all(owner_url: str, database_url: str) -> None:
+    """Every service's schema, migrated as the owner role, its share granted to the
+    services' role (``database_url``'s)."""
     for schema in SCHEMAS:
         package = f"services.{schema}"
         if importlib.util.find_spec(package) is not None:
-            await migrate(database_url, schema, package)
+            await migrate(owner_url, schema, package, service_role=role_of(database_url))
 
 
 async def bootstrap_admin(database_url: str, password: str | None) -> str | None:
@@ -45,7 +47,7 @@ def prepare(env=None) -> None:
     ensure_dev_pki(common.data_dir)
 
     async def steps() -> str | None:
-        await migrate_all(common.database_url)
+        await migrate_all(common.database_owner_url, common.database_url)
         return await bootstrap_admin(common.database_url, env.get("SIUI_ADMIN_PASSWORD") or None)
 
     try:

@@ -14,6 +14,12 @@
 #                      password works both where 127.0.0.1 is "trust" (password ignored)
 #                      and on a fresh Debian/Ubuntu cluster (scram-sha-256 on 127.0.0.1).
 #                      Role and database are created when the DSN points at 127.0.0.1:5432.
+#                      The services connect as this role, which may not alter the schemas
+#                      nor change the audit trail.
+#   SIUI_DATABASE_OWNER_URL  default postgresql://siui_owner:siui_owner@127.0.0.1:5432/siui:
+#                      the role that owns the database and its schemas and runs the
+#                      migrations (created alongside; a database and schemas the service
+#                      role owned from before are handed over to it).
 #   SIUI_AMQP_URL      default amqp://127.0.0.1:5672/ (no user: each service logs in as
 #                      its own, siui-<service>, with the password made here). On
 #                      127.0.0.1:5672 the users, their permissions and the topology of
@@ -24,6 +30,7 @@
 set -euo pipefail
 
 DEFAULT_DATABASE_URL="postgresql://siui:siui@127.0.0.1:5432/siui"
+DEFAULT_DATABASE_OWNER_URL="postgresql://siui_owner:siui_owner@127.0.0.1:5432/siui"
 DEFAULT_AMQP_URL="amqp://127.0.0.1:5672/"
 PG_DEADLINE=60
 RABBIT_DEADLINE=120
@@ -31,6 +38,7 @@ RABBIT_DEADLINE=120
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 export SIUI_DATABASE_URL="${SIUI_DATABASE_URL:-$DEFAULT_DATABASE_URL}"
+export SIUI_DATABASE_OWNER_URL="${SIUI_DATABASE_OWNER_URL:-$DEFAULT_DATABASE_OWNER_URL}"
 export SIUI_AMQP_URL="${SIUI_AMQP_URL:-$DEFAULT_AMQP_URL}"
 export SIUI_DATA_DIR="${SIUI_DATA_DIR:-.siui}"
 # C.UTF-8 ships with glibc on Debian 12 and Ubuntu 22.04+, unlike a user's LANG: it
@@ -44,7 +52,7 @@ BENCH=0
 for arg in "$@"; do
     case "$arg" in
         --bench) BENCH=1 ;;
-        -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -226,6 +234,9 @@ info "python: $PYTHON"
 mapfile -t DB < <(split_url "$SIUI_DATABASE_URL" 5432)
 DB_HOST="${DB[0]}" DB_PORT="${DB[1]}" DB_USER="${DB[2]:-$(id -un)}" DB_PASS="${DB[3]}"
 DB_NAME="${DB[4]:-siui}"
+mapfile -t OWNER < <(split_url "$SIUI_DATABASE_OWNER_URL" 5432)
+OWNER_HOST="${OWNER[0]}" OWNER_PORT="${OWNER[1]}" OWNER_USER="${OWNER[2]:-siui_owner}" OWNER_PASS="${OWNER[3]}"
+OWNER_NAME="${OWNER[4]:-siui}"
 
 # -- 2. PostgreSQL ----------------------------------------------------------------------
 step "PostgreSQL on 127.0.0.1:5432"
@@ -285,7 +296,7 @@ fi
 info "ready"
 
 # -- 4. database and role ---------------------------------------------------------------
-step "Database $DB_NAME (role $DB_USER)"
+step "Database $DB_NAME (roles $DB_USER, $OWNER_USER)"
 if is_local "$DB_HOST" && [ "$DB_PORT" = 5432 ]; then
     # A superuser connection: trust on 127.0.0.1 where there is one, else peer
     # authentication as the postgres OS user over the Unix socket (fresh Debian).
@@ -299,24 +310,23 @@ if is_local "$DB_HOST" && [ "$DB_PORT" = 5432 ]; then
     done
     [ "${#PG_ADMIN[@]}" -gt 0 ] \
         || die "cannot connect to PostgreSQL as superuser postgres (neither TCP trust nor peer)"
-    (cd / && "${PG_ADMIN[@]}" -d postgres -wXq -v ON_ERROR_STOP=1 \
-        -v u="$DB_USER" -v p="$DB_PASS" -v d="$DB_NAME") <<'SQL'
-SELECT format('CREATE ROLE %I LOGIN CREATEDB%s', :'u',
-              CASE WHEN :'p' = '' THEN '' ELSE format(' PASSWORD %L', :'p') END)
- WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'u')
-\gexec
-SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8'' TEMPLATE template0', :'d', :'u')
- WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'d')
-\gexec
-SELECT format('GRANT ALL ON DATABASE %I TO %I', :'d', :'u')
-\gexec
-SQL
+    [ "$OWNER_NAME" = "$DB_NAME" ] && [ "$OWNER_HOST:$OWNER_PORT" = "$DB_HOST:$DB_PORT" ] \
+        || die "SIUI_DATABASE_OWNER_URL must name the database of SIUI_DATABASE_URL"
+    [ "$OWNER_USER" != "$DB_USER" ] \
+        || die "SIUI_DATABASE_OWNER_URL must name another role than SIUI_DATABASE_URL ($DB_USER)"
+    # Both files run as the superuser, from / (the postgres user may not read the checkout).
+    (cd / && "${PG_ADMIN[@]}" -d postgres -wXq -v ON_ERROR_STOP=1 -v s="$DB_USER" -v sp="$DB_PASS" \
+        -v o="$OWNER_USER" -v op="$OWNER_PASS" -v d="$DB_NAME") <deploy/postgres/roles.sql
+    (cd / && "${PG_ADMIN[@]}" -d "$DB_NAME" -wXq -v ON_ERROR_STOP=1 -v s="$DB_USER" -v o="$OWNER_USER" \
+        2>&1) <deploy/postgres/ownership.sql | sed 's/^.*NOTICE: */    /'
 else
     info "$DB_HOST:$DB_PORT is not this machine's 127.0.0.1:5432: not managed here"
 fi
 PGCONNECT_TIMEOUT=5 psql "$SIUI_DATABASE_URL" -wXAtqc 'select 1' >/dev/null \
     || die "cannot connect with SIUI_DATABASE_URL (check the password and pg_hba.conf)"
-info "connected as $DB_USER"
+PGCONNECT_TIMEOUT=5 psql "$SIUI_DATABASE_OWNER_URL" -wXAtqc 'select 1' >/dev/null \
+    || die "cannot connect with SIUI_DATABASE_OWNER_URL (check the password and pg_hba.conf)"
+info "connected as $DB_USER (services) and $OWNER_USER (owner, migrations)"
 
 # -- 5. Python environment --------------------------------------------------------------
 step "Python environment (.venv)"
@@ -428,5 +438,6 @@ fi
 
 step "Ready in $((SECONDS - STARTED))s"
 info "SIUI_DATABASE_URL=$SIUI_DATABASE_URL"
+info "SIUI_DATABASE_OWNER_URL=$SIUI_DATABASE_OWNER_URL"
 info "SIUI_AMQP_URL=$SIUI_AMQP_URL"
 info "SIUI_DATA_DIR=$SIUI_DATA_DIR"

@@ -5,22 +5,36 @@ where, and how it ended), kept in each service's own ``audit_log`` table and rea
 It is a middleware, so no handler can forget it: every POST/PUT/PATCH/DELETE by an
 authenticated operator is recorded, refused attempts included. A handler names the record
 it touched with ``audit_target(request, kind, id, cas)``.
+
+Nobody can edit it unseen: each row is chained to the one before by its hash
+(``shared.audit_chain``), appended under a lock on the chain's head, through database
+functions running as the owner role: the service's own role may read the rows, never
+change them (``shared.migrations``). Every ``SIUI_AUDIT_CHECKPOINT_SECONDS`` the service
+logs its chain's head, the checkpoints ``deploy.verify_audit --expect`` compares with.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
+from shared import audit_chain
+from shared.audit_chain import Head
 from shared.auth import Right, authorize, house_filter
 from shared.db import POOL
 from shared.http.clients import remote_address
 from shared.http.operational import OPENAPI
 from shared.http.reading import query_int
+from shared.clock import utc_now
 from shared.logging import get_logger
 from shared.openapi import assemble
 
 log = get_logger(__name__)
+
+#: The service whose chain this app appends to (its schema): it names the chain's genesis.
+AUDIT_SERVICE = web.AppKey("audit_service", str)
 
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -40,6 +54,30 @@ def _result(status: int) -> str:
             422: "invalid", 429: "throttled"}.get(status, "failed")
 
 
+async def append_audit(conn: asyncpg.Connection, service: str, entry: dict[str, Any],
+                       at: datetime | None = None) -> int:
+    """Add ``entry`` (the ``audit_chain.FIELDS`` but seq and at) at the head of the
+    service's chain, in one transaction of its own: the head is locked, the row hashed
+    after it, appended and the head moved; concurrent appends wait their turn, so seq
+    has no gaps. Returns the row's id."""
+    async with conn.transaction():
+        head = await conn.fetchrow("select seq, hash from audit_chain_claim()")
+        row = {**entry, "seq": head["seq"] + 1, "at": at or utc_now(),
+               "details": audit_chain.storable_details(entry.get("details"))}
+        previous = bytes(head["hash"]) if head["hash"] is not None else audit_chain.genesis(service)
+        return await conn.fetchval(
+            "select audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            row["seq"], row["at"], row["actor"], row["actor_cas"], row["cas"], row["action"],
+            row["target_kind"], row["target_id"], row["status"], row["result"], row["address"],
+            row["details"], audit_chain.row_hash(previous, row))
+
+
+async def chain_head(conn: asyncpg.Connection, service: str) -> Head:
+    """Where the service's chain ends now (the genesis for an empty chain)."""
+    row = await conn.fetchrow("select seq, hash from audit_chain")
+    return Head(row["seq"], bytes(row["hash"]) if row["hash"] is not None else audit_chain.genesis(service))
+
+
 @web.middleware
 async def audit_middleware(request: web.Request, handler):
     response = await handler(request)
@@ -49,14 +87,14 @@ async def audit_middleware(request: web.Request, handler):
         target = request.get("audit", {})
         route = request.match_info.route.resource
         action = f"{request.method} {route.canonical if route else request.path}"
+        entry = {"actor": principal.username, "actor_cas": principal.cas,
+                 "cas": target.get("cas") or principal.cas, "action": action,
+                 "target_kind": target.get("kind"), "target_id": target.get("id") or _path_id(request),
+                 "status": response.status, "result": _result(response.status),
+                 "address": remote_address(request), "details": target.get("details")}
         try:
-            await request.app[POOL].execute(
-                """insert into audit_log (actor, actor_cas, cas, action, target_kind, target_id,
-                                          status, result, address, details)
-                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
-                principal.username, principal.cas, target.get("cas") or principal.cas, action,
-                target.get("kind"), target.get("id") or _path_id(request), response.status,
-                _result(response.status), remote_address(request), target.get("details"))
+            async with request.app[POOL].acquire() as conn:
+                await append_audit(conn, request.app[AUDIT_SERVICE], entry)
         except Exception:  # the answer is already decided; never turn it into a 500
             log.exception("audit_write_failed", action=action)
     return response
@@ -98,21 +136,35 @@ PURGE_BATCH = 10_000
 
 
 async def purge_audit(pool, before) -> int:
-    """Delete audit rows older than ``before``, a batch at a time (no long lock); how many."""
+    """Delete audit rows older than ``before``, a batch at a time (no long lock), the
+    chain's oldest first, its anchor moved past them (audit_purge, run as the owner: the
+    service role may delete no audit row itself); how many."""
     total = 0
     while True:
-        deleted = await pool.fetchval(
-            """with gone as (delete from audit_log where id in (
-                   select id from audit_log where at < $1 order by id limit $2) returning 1)
-               select count(*) from gone""", before, PURGE_BATCH)
+        deleted = await pool.fetchval("select audit_purge($1, $2)", before, PURGE_BATCH)
         total += deleted
         if deleted < PURGE_BATCH:
             return total
 
 
-def add_audit(app: web.Application) -> None:
-    """Record every write of this (database-backed) service and serve ``GET /v1/audit``.
-    Outermost middleware: by then errors are answers, so refusals are recorded too."""
+def checkpoint_job(app: web.Application):
+    """A periodic job logging the chain's head (``audit_chain_head``), so a log store out
+    of the database's reach keeps checkpoints."""
+    async def job(_app: web.Application) -> None:
+        service = app[AUDIT_SERVICE]
+        async with app[POOL].acquire() as conn:
+            head = await chain_head(conn, service)
+        log.info("audit_chain_head", service=service, seq=head.seq, hash=head.hash.hex(),
+                 checkpoint=f"{service}:{head}")
+
+    return job
+
+
+def add_audit(app: web.Application, service: str) -> None:
+    """Record every write of this (database-backed) service in its chain and serve
+    ``GET /v1/audit``. Outermost middleware: by then errors are answers, so refusals are
+    recorded too."""
+    app[AUDIT_SERVICE] = service
     app.middlewares.insert(0, audit_middleware)
     app.router.add_get("/v1/audit", list_audit)
     app[OPENAPI] = assemble(app[OPENAPI], AUDIT_OPENAPI)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.addresses import parse_addresses
 
@@ -134,7 +135,12 @@ def settle(config: Any, data_dir: Path) -> None:
 class CommonConfig:
     """Settings every service shares.
 
-    database_url: SIUI_DATABASE_URL; one database, one schema per service.
+    database_url: SIUI_DATABASE_URL; one database, one schema per service. The service
+        role: it reads and writes the service's tables, and may only add audit rows.
+    database_owner_url: SIUI_DATABASE_OWNER_URL (default: SIUI_DATABASE_URL): the owner
+        role, which owns the schemas and runs the migrations at start (shared.migrations).
+        Two roles, so that what the services connect as cannot edit or delete the audit
+        trail; the default keeps a deployment with one role working as before.
     amqp_url: SIUI_AMQP_URL (default ``amqp://127.0.0.1:5672/``); the RabbitMQ broker
         carrying the events: host, port, virtual host. Without a user in it, each service
         logs in as its own broker user with the password the set-up wrote in
@@ -156,7 +162,12 @@ class CommonConfig:
         its address, and one typo-prone clinic would lock out all.
     audit_retention_days: SIUI_AUDIT_RETENTION_DAYS: how long each service keeps its audit
         rows (a year and a month: an inquiry about last year's operations still finds
-        them); older rows are deleted in batches every hour.
+        them); older rows are deleted in batches every hour, the oldest first, so the
+        rest of the audit chain still verifies (shared.audit_chain).
+    audit_checkpoint_seconds: SIUI_AUDIT_CHECKPOINT_SECONDS (default 300): how often each
+        service logs its audit chain's head (``audit_chain_head``: service, seq, hash), so
+        that the log store, out of the database's reach, holds checkpoints a rewritten or
+        cut chain no longer passes through (``deploy.verify_audit --expect``).
     inbox_retention_days: SIUI_INBOX_RETENTION_DAYS (default 30): how long a consumed
         event's id is remembered (``shared.inbox``), which is how long a redelivery or a
         replay of it is recognised and not applied twice. Longer than any redelivery
@@ -182,9 +193,13 @@ class CommonConfig:
     audit_retention_days: int = setting("SIUI_AUDIT_RETENTION_DAYS", 400, minimum=30, maximum=36_600)
     inbox_retention_days: int = setting("SIUI_INBOX_RETENTION_DAYS", 30, minimum=7, maximum=3_660)
     amqp_user_prefix: str = DEFAULT_AMQP_USER_PREFIX
+    database_owner_url: str | None = None  # None: database_url
+    audit_checkpoint_seconds: float = setting("SIUI_AUDIT_CHECKPOINT_SECONDS", 300.0, minimum=1, maximum=86_400)
 
     def __post_init__(self) -> None:
         settle(self, self.data_dir)
+        if self.database_owner_url is None:
+            object.__setattr__(self, "database_owner_url", self.database_url)
         if self.license_pepper_path is None:
             object.__setattr__(self, "license_pepper_path", self.data_dir / "secrets" / "license-pepper")
 
@@ -220,11 +235,20 @@ class CommonConfig:
         database_url = env_str(env, "SIUI_DATABASE_URL", DEFAULT_DATABASE_URL)
         if not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("SIUI_DATABASE_URL must be a postgresql:// DSN")
+        owner_url = env_str(env, "SIUI_DATABASE_OWNER_URL", database_url)
+        if not owner_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("SIUI_DATABASE_OWNER_URL must be a postgresql:// DSN")
+        if _database_of(owner_url) != _database_of(database_url):
+            # A test or a script that changed only SIUI_DATABASE_URL would otherwise
+            # migrate one database and serve from another.
+            raise ConfigError("SIUI_DATABASE_OWNER_URL must name the database of SIUI_DATABASE_URL "
+                              f"(host, port, name): {_database_of(owner_url)} vs {_database_of(database_url)}")
         amqp_url = env_str(env, "SIUI_AMQP_URL", DEFAULT_AMQP_URL)
         if not amqp_url.startswith(("amqp://", "amqps://")):
             raise ConfigError("SIUI_AMQP_URL must be an amqp:// URL")
         return dict(
             database_url=database_url,
+            database_owner_url=owner_url,
             amqp_url=amqp_url,
             data_dir=Path(env_str(env, "SIUI_DATA_DIR", ".siui")).resolve(),
             events_exchange=env_str(env, "SIUI_EVENTS_EXCHANGE", "siui.events"),
@@ -235,6 +259,11 @@ class CommonConfig:
             trusted_proxies=_trusted_proxies(env),
             amqp_user_prefix=_amqp_user_prefix(env),
         )
+
+
+def _database_of(dsn: str) -> tuple[str | None, int, str]:
+    parts = urlsplit(dsn)
+    return parts.hostname, parts.port or 5432, parts.path.lstrip("/")
 
 
 SERVICE_PORTS = {"console": 8100, "keygen": 8101, "users": 8102, "certs": 8103, "ocsp": 8104,

@@ -9,14 +9,14 @@ import asyncpg
 from aiohttp import web
 
 from shared.logging import get_logger
-from shared.migrations import migrate
+from shared.migrations import migrate, role_of
 
 log = get_logger(__name__)
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out as Python objects, so queries never json.dumps by hand.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -52,7 +52,7 @@ async def create_pool(database_url: str, schema: str, *, min_size: int = 1, max_
         database_url,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=init_connection,
         server_settings=await _server_settings(database_url, schema),
         command_timeout=30,
     )
@@ -72,13 +72,16 @@ async def close_pool(pool: asyncpg.Pool, timeout: float = POOL_CLOSE_SECONDS) ->
         pool.terminate()
 
 
-def pool_ctx(database_url: str, schema: str, migrations_package: str | None = None,
-             **pool_kw) -> Callable[[web.Application], AsyncIterator[None]]:
-    """cleanup_ctx: migrate the service's schema (under an advisory lock), open the pool."""
+def pool_ctx(database_url: str, schema: str, migrations_package: str | None = None, *,
+             owner_url: str | None = None, **pool_kw) -> Callable[[web.Application], AsyncIterator[None]]:
+    """cleanup_ctx: migrate the service's schema as the owner role (``owner_url``, by
+    default the service's own), under an advisory lock, granting the service role its
+    share; then open the pool as the service role."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if migrations_package:
-            await migrate(database_url, schema, migrations_package)
+            await migrate(owner_url or database_url, schema, migrations_package,
+                          service_role=role_of(database_url))
         pool = await create_pool(database_url, schema, **pool_kw)
         app[POOL] = pool
         try:

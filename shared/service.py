@@ -14,7 +14,7 @@ from datetime import timedelta
 import aio_pika
 from aiohttp import web
 
-from shared.audit import add_audit, purge_audit
+from shared.audit import add_audit, checkpoint_job, purge_audit
 from shared.auth import VERIFIER, TokenVerifier
 from shared.broker import BROKER, REVOCATION_WORD, broker_ctx, revocation_queue
 from shared.config import CommonConfig
@@ -164,7 +164,8 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     while its database and broker are away (ocsp answers from its registry), so their
     loss degrades it rather than making it not ready."""
     app.cleanup_ctx.append(metrics_token_ctx(common.metrics_token_path))
-    app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size))
+    app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size,
+                                    owner_url=common.database_owner_url))
     app[LISTENER] = Listener(common.database_url)
     app.cleanup_ctx.append(background_ctx("listen", lambda a: a[LISTENER].run))
     # The schema is the service's name: it decides the broker user (siui-<schema>).
@@ -179,8 +180,9 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
         app.cleanup_ctx.append(queue_depths_ctx(schema))
         app.cleanup_ctx.append(periodic_ctx("inbox-retention", 3600, _purge_inbox(common)))
     app[TRUSTED_PROXIES] = common.trusted_proxies
-    add_audit(app)
+    add_audit(app, schema)
     app.cleanup_ctx.append(periodic_ctx("audit-retention", 3600, _purge_audit(common)))
+    app.cleanup_ctx.append(periodic_ctx("audit-checkpoint", common.audit_checkpoint_seconds, checkpoint_job(app)))
     app[DEGRADED_BY if serves_from_memory else READINESS].extend([database_reachable, broker_reachable])
 
 

@@ -45,7 +45,8 @@ async def events_exchange():
 
 @pytest.fixture(scope="session")
 def common_config(pki, database_url, events_exchange) -> CommonConfig:
-    return CommonConfig(database_url=database_url, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+    return CommonConfig(database_url=database_url, database_owner_url=infra.owner_url(database_url),
+                        amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                         events_exchange=events_exchange, host="127.0.0.1", log_format="console")
 
 

@@ -39,7 +39,8 @@ def test_the_service_the_compose_file_names_prints_the_generated_admin_password(
     command = service_command(compose, named[0])
     database_url = asyncio.run(infra.create_database("siui_compose"))
     try:
-        env = {**os.environ, "SIUI_DATABASE_URL": database_url, "SIUI_DATA_DIR": str(tmp_path / "data"),
+        env = {**os.environ, "SIUI_DATABASE_URL": database_url,
+               "SIUI_DATABASE_OWNER_URL": infra.owner_url(database_url), "SIUI_DATA_DIR": str(tmp_path / "data"),
                "SIUI_ADMIN_PASSWORD": ""}
         assert command[0] == "python"
         result = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True,

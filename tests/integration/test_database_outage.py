@@ -47,19 +47,22 @@ class Outage:
     def __init__(self, database_url: str):
         self.name = urlsplit(database_url).path.lstrip("/")
 
-    async def _admin(self, sql: str) -> None:
-        admin = await asyncpg.connect(infra.with_database(infra.base_database_url(), "postgres"))
+    async def _admin(self, sql: str, base_url: str) -> None:
+        admin = await asyncpg.connect(infra.with_database(base_url, "postgres"))
         try:
             await admin.execute(sql)
         finally:
             await admin.close()
 
     async def begin(self) -> None:
-        await self._admin(f'alter database "{self.name}" allow_connections false')
-        await self._admin(f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{self.name}'")
+        # The database is the owner role's to close; the services' connections are the
+        # service role's to end.
+        await self._admin(f'alter database "{self.name}" allow_connections false', infra.base_owner_url())
+        await self._admin(f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{self.name}'",
+                          infra.base_database_url())
 
     async def end(self) -> None:
-        await self._admin(f'alter database "{self.name}" allow_connections true')
+        await self._admin(f'alter database "{self.name}" allow_connections true', infra.base_owner_url())
 
 
 async def test_an_outage_answers_503_and_the_responder_answers_on(apps, common, token_for):

@@ -25,7 +25,7 @@ from shared.broker import connect
 from shared.db import create_pool
 from shared.events import KeyIssued, new_envelope
 from shared.inbox import CONSUMED, start_consumer
-from shared.migrations import migrate
+
 from tests.support import infra
 from tests.support.wait import eventually
 
@@ -42,7 +42,7 @@ def key_issued(cui: str) -> KeyIssued:
 @pytest.fixture(scope="module")
 async def config(pki):
     async with infra.isolated_config(pki.data_dir, "deadletters") as common:
-        await migrate(common.database_url, SCHEMA, "tests.support.sample_service")
+        await infra.migrate_schema(common.database_url, SCHEMA, "tests.support.sample_service")
         yield common
 
 

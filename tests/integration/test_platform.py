@@ -14,7 +14,7 @@ from shared.db import create_pool
 from shared.events import Envelope, ExternalUserDeleted, KeyIssued, new_envelope
 from shared.inbox import CONSUMED, start_consumer
 from shared.listen import Listener
-from shared.migrations import PLATFORM, MigrationError, load_migrations, migrate
+from shared.migrations import PLATFORM, MigrationError, load_migrations
 from shared.outbox import add_event, relay_once, run_relay
 from shared.tasks import BackgroundTask
 from tests.support import infra
@@ -31,28 +31,28 @@ def key_issued(n: int = 0) -> KeyIssued:
 
 @pytest.fixture
 async def pool(database_url):
-    await migrate(database_url, SCHEMA, "tests.support.sample_service")
+    await infra.migrate_schema(database_url, SCHEMA, "tests.support.sample_service")
     pool = await create_pool(database_url, SCHEMA)
     yield pool
     await pool.close()
 
 
 async def test_migrations_apply_once_and_concurrently(database_url):
-    results = await asyncio.gather(*(migrate(database_url, "sample_concurrent", "tests.support.sample_service")
+    results = await asyncio.gather(*(infra.migrate_schema(database_url, "sample_concurrent", "tests.support.sample_service")
                                      for _ in range(3)))
     # Once: the platform's migrations and the service's one, by exactly one of them.
     platform = len(load_migrations(*PLATFORM))
     assert sorted(len(r) for r in results) == [0, 0, platform + 1]
-    assert await migrate(database_url, "sample_concurrent", "tests.support.sample_service") == []
+    assert await infra.migrate_schema(database_url, "sample_concurrent", "tests.support.sample_service") == []
 
 
 async def test_edited_migration_is_refused(database_url, tmp_path):
-    await migrate(database_url, "sample_edit", "tests.support.sample_service")
-    conn = await __import__("asyncpg").connect(database_url)
+    await infra.migrate_schema(database_url, "sample_edit", "tests.support.sample_service")
+    conn = await __import__("asyncpg").connect(infra.owner_url(database_url))
     await conn.execute("update sample_edit.schema_migrations set checksum = 'x'")
     await conn.close()
     with pytest.raises(MigrationError, match="edited"):
-        await migrate(database_url, "sample_edit", "tests.support.sample_service")
+        await infra.migrate_schema(database_url, "sample_edit", "tests.support.sample_service")
 
 
 async def connect_as(service: str, common_config):

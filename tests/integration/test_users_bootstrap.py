@@ -17,7 +17,7 @@ from services.users.config import Config
 from services.users.passwords import password_problems
 from shared.config import CommonConfig
 from shared.db import create_pool
-from shared.migrations import migrate
+
 from tests.support import infra
 
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
@@ -38,7 +38,7 @@ async def admin_row(pool):
 
 
 async def test_generated_once_then_left_alone(database):
-    await migrate(database, "users", "services.users")
+    await infra.migrate_schema(database, "users", "services.users")
     pool = await create_pool(database, "users")
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -55,7 +55,7 @@ async def test_generated_once_then_left_alone(database):
 
 
 async def test_concurrent_starts_create_one_admin(database):
-    await migrate(database, "users", "services.users")
+    await infra.migrate_schema(database, "users", "services.users")
     pool = await create_pool(database, "users")
 
     async def start():
@@ -72,7 +72,8 @@ async def test_concurrent_starts_create_one_admin(database):
 
 
 async def test_the_app_creates_it_and_prints_the_password_once(database, pki, capsys):
-    common = CommonConfig(database_url=database, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+    common = CommonConfig(database_url=database, database_owner_url=infra.owner_url(database),
+                          amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                           events_exchange=f"siui.test.users.{uuid.uuid4().hex[:8]}", host="127.0.0.1",
                           log_format="console")
     await infra.declare_exchange(common.events_exchange)

@@ -32,7 +32,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def base_database_url() -> str:
+    """The service role's DSN (SIUI_DATABASE_URL): what services connect as."""
     return os.environ.get("SIUI_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+#: The owner role deploy/setup.sh makes (its DEFAULT_DATABASE_OWNER_URL).
+DEFAULT_OWNER_CREDENTIALS = "siui_owner:siui_owner"
+
+
+def base_owner_url() -> str:
+    """The owner role's DSN (SIUI_DATABASE_OWNER_URL, default the set-up's siui_owner on
+    SIUI_DATABASE_URL's host): it creates the test databases and runs the migrations."""
+    given = os.environ.get("SIUI_DATABASE_OWNER_URL")
+    if given:
+        return given
+    parts = urlsplit(base_database_url())
+    return urlunsplit(parts._replace(netloc=DEFAULT_OWNER_CREDENTIALS + "@" + parts.netloc.rpartition("@")[2]))
+
+
+def owner_url(database_url: str) -> str:
+    """The owner's DSN for the same database as ``database_url`` (a service role's)."""
+    return with_database(base_owner_url(), urlsplit(database_url).path.lstrip("/"))
 
 
 def amqp_url() -> str:
@@ -81,19 +101,35 @@ def with_database(url: str, name: str) -> str:
 
 
 async def create_database(prefix: str = "siui_test") -> str:
-    """A new empty database; returns its DSN."""
+    """A new empty database shaped as deploy/setup.sh shapes the deployment's: made and
+    owned by the owner role (which runs the migrations: ``owner_url``), the service role
+    let in (CONNECT, TEMPORARY) and nothing more, so every test meets the real
+    privileges. Returns the service role's DSN."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(base_database_url(), "postgres"))
+    from shared.migrations import role_of
+
+    service = role_of(base_database_url())
+    admin = await asyncpg.connect(with_database(base_owner_url(), "postgres"))
     try:
         await admin.execute(f'create database "{name}"')
+        await admin.execute(f'revoke all on database "{name}" from public')
+        await admin.execute(f'grant connect, temporary on database "{name}" to "{service}"')
     finally:
         await admin.close()
     return with_database(base_database_url(), name)
 
 
+async def migrate_schema(database_url: str, schema: str, package: str) -> list[str]:
+    """Migrate ``schema`` of the database of ``database_url`` (a service role's DSN) as a
+    service does at start: as the owner, granting the service role its share."""
+    from shared.migrations import migrate, role_of
+
+    return await migrate(owner_url(database_url), schema, package, service_role=role_of(database_url))
+
+
 async def drop_database(url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(with_database(base_database_url(), "postgres"))
+    admin = await asyncpg.connect(with_database(base_owner_url(), "postgres"))
     try:
         await admin.execute(f'drop database if exists "{name}" with (force)')
     finally:
@@ -165,7 +201,7 @@ async def isolated_config(data_dir, prefix: str):
     exchange = f"siui.test.{prefix}.{uuid.uuid4().hex[:8]}"
     await declare_exchange(exchange)
     try:
-        yield CommonConfig(database_url=url, amqp_url=amqp_url(), data_dir=data_dir,
+        yield CommonConfig(database_url=url, database_owner_url=owner_url(url), amqp_url=amqp_url(), data_dir=data_dir,
                            events_exchange=exchange, host="127.0.0.1", log_format="console")
     finally:
         await delete_exchange(exchange)

@@ -40,7 +40,8 @@ async def running_ocsp(common: CommonConfig, log_path: Path, *, workers: int = 2
     """The service started with ``workers`` workers (``env`` added to its environment);
     killed afterwards if the test did not stop it."""
     port = infra.free_port()
-    environment = {**os.environ, "SIUI_DATABASE_URL": common.database_url, "SIUI_AMQP_URL": common.amqp_url,
+    environment = {**os.environ, "SIUI_DATABASE_URL": common.database_url,
+                   "SIUI_DATABASE_OWNER_URL": common.database_owner_url, "SIUI_AMQP_URL": common.amqp_url,
                    "SIUI_EVENTS_EXCHANGE": common.events_exchange, "SIUI_DATA_DIR": str(common.data_dir),
                    "SIUI_OCSP_PORT": str(port), "SIUI_OCSP_TLS_PORT": str(infra.free_port()),
                    "SIUI_OCSP_WORKERS": str(workers), "SIUI_LOG_FORMAT": "json", **(env or {})}

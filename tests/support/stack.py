@@ -79,6 +79,7 @@ def stack_env(data_dir: Path, database_url: str, exchange: str, admin_password: 
     env = dict(os.environ)
     env.update({
         "SIUI_DATABASE_URL": database_url,
+        "SIUI_DATABASE_OWNER_URL": infra.owner_url(database_url),
         "SIUI_AMQP_URL": infra.amqp_url(),
         "SIUI_DATA_DIR": str(data_dir),
         "SIUI_EVENTS_EXCHANGE": exchange,
