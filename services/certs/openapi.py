@@ -222,9 +222,10 @@ OPENAPI_DOC = {
         "/v1/trusted-list/fetch": {
             "post": {"summary": "Download the list from SIUI_CERTS_TL_URL (CNAS only; bounded like the CRL downloads: "
                                 "timeout, size cap, public addresses, no redirects) and read it as an upload",
+                     "requestBody": {"required": False, **_json({"type": "object", "additionalProperties": False})},
                      "responses": {"200": {"description": "The difference applying it would make",
                                            **_json(_ref("TrustedListDiff"))},
-                                   **_problems(401, 403, 409, 422, 502)}}},
+                                   **_problems(400, 401, 403, 409, 422, 502)}}},
         "/v1/trusted-list/apply": {
             "post": {"summary": "Apply the newest uploaded list (or import_id) in one transaction (CNAS only): new "
                                 "services registered as issuers (IssuerRegistered), changed ones updated, withdrawn "

@@ -151,6 +151,8 @@ async def upload_trusted_list(request: web.Request) -> web.Response:
 async def fetch_trusted_list(request: web.Request) -> web.Response:
     """POST /v1/trusted-list/fetch: the same as an upload, of the list at SIUI_CERTS_TL_URL."""
     principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    if request.can_read_body:  # nothing to send; a body, if any, must be an empty object
+        check_fields(await read_json(request), {})
     config = request.app[CONFIG]
     url = config.trusted_list_url
     if not url:
