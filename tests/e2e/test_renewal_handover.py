@@ -4,8 +4,9 @@ same test CA, the same holder, a new serial); the desktop connects with the rene
 is told it waits for the house's approval (not that it is unknown); a B operator sees it
 under "Reînnoiri în așteptare" in the console, both certificates side by side, and
 approves it with one click in Chromium; the desktop goes online with the new certificate;
-the old one still answers good over OCSP until the house retires it; and the provider's
-user in a second house (CJ) has the same certificate registered too (201, not 409).
+the old one still answers good over OCSP until the house retires it; another renewal the
+operator rejects shows the provider the reason; and the provider's user in a second
+house (CJ) has the same certificate registered too (201, not 409).
 """
 from __future__ import annotations
 
@@ -113,8 +114,6 @@ def test_a_renewed_certificate_never_cuts_the_provider_off(stack, pki, chromium,
     expect(page.locator(".notice.ok")).to_contain_text("Reinnoirea a fost aprobata")
     expect(page.locator("main")).to_contain_text(str(new.serial))
     shot(page, "reinnoire-aprobata")
-    assert not visit.csp_violations(), visit.problems
-    visit.close()
 
     # -- the desktop goes online with the new certificate; the old one still answers good ------
     until(lambda: connect("new").returncode == 0, timeout=20, interval=0.5, what="online with the renewal")
@@ -132,6 +131,31 @@ def test_a_renewed_certificate_never_cuts_the_provider_off(stack, pki, chromium,
     assert status == 200, body
     until(lambda: "Reason: superseded" in openssl_ocsp_of(stack, issuer_pem, old_cert, responder),
           what="OCSP revoked (superseded) for the retired certificate")
+
+    # -- another renewal the house refuses: the provider reads why --------------------------------
+    other_cert, _ = (other := client(ca, holder, now=now, days=365)).write(tmp_path, "other")
+    assert connect("other").returncode == 1
+    refused_renewal = page.locator("article.renewal", has_text=str(other.serial))
+
+    def other_listed():
+        page.goto("/certificate")
+        return refused_renewal.count() == 1
+
+    until(other_listed, what="the second renewal listed")
+    refused_renewal.get_by_label("Motivul respingerii (il vede furnizorul)").fill(
+        "Certificatul nu este al reprezentantului legal")
+    refused_renewal.get_by_role("button", name="Respinge", exact=True).click()
+    expect(page.locator(".notice.ok")).to_contain_text("Reinnoirea a fost respinsa")
+    expect(page.locator("article.renewal", has_text=str(other.serial))).to_have_count(0)
+    shot(page, "reinnoire-respinsa")
+    assert not visit.csp_violations(), visit.problems
+    visit.close()
+
+    def told_why():
+        out = connect("other").stdout
+        return "a respins certificatul nou" in out and "nu este al reprezentantului legal" in out and out
+
+    until(told_why, interval=0.5, what="the desktop shows the rejection and its reason")
 
     # -- a second house registers the same certificate for the same provider --------------------
     provider_in(stack, "CJ", cui)
