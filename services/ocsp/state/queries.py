@@ -94,11 +94,6 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
         holder)
 
 
-async def get_certificate(conn: asyncpg.Connection, issuer_id: uuid.UUID, serial: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"select {CERTIFICATE_COLUMNS} from certificates where issuer_id = $1 and serial = $2",
-                               issuer_id, Decimal(serial))
-
-
 async def all_certificates(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Every certificate row; the DER only of those stored before their holder was."""
     return await conn.fetch(f"""select {CERTIFICATE_COLUMNS},
