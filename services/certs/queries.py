@@ -401,7 +401,11 @@ async def record_renewal(conn, *, renewal_id: uuid.UUID, username: str, cas: str
                                       last_presented_at)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $12)
            on conflict (username, issuer_id, serial) do update
-              set last_presented_at = greatest(r.last_presented_at, excluded.last_presented_at)
+              -- Reports may be handled out of order: the earliest presentation is the request.
+              set presented_from = case when excluded.presented_at < r.presented_at then excluded.presented_from
+                                        else r.presented_from end,
+                  presented_at = least(r.presented_at, excluded.presented_at),
+                  last_presented_at = greatest(r.last_presented_at, excluded.last_presented_at)
            returning id, status, (xmax = 0) as created""",
         renewal_id, username, cas, provider_cui, issuer_id, Decimal(serial), subject, not_before, not_after,
         certificate_der, replaces, presented_at, presented_from)

@@ -79,7 +79,14 @@ async def record_presented(conn, event: RenewalPresented, at: datetime) -> async
                                     "replaces": replaced.certificate_id, "from": event.presented_from})
     if rules.auto_approvable(await queries.auto_approve_of(conn, user["cas"]), replaced, presented_at):
         robot = Principal(username=rules.AUTO_ACTOR, cas=user["cas"], rights=frozenset())
-        await approve(conn, robot, row["id"], at)
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the renewal pending
+                await approve(conn, robot, row["id"], at)
+        except errors.DomainError as exc:
+            # A registration rule says no (another provider holds the serial, say): a person
+            # decides instead; raising would only retry the event into the dead-letter queue.
+            log.info("renewal_auto_approval_refused", renewal_id=str(row["id"]), why=exc.detail)
+            return row
         await add_system_entry(conn, service="certs", actor=rules.AUTO_ACTOR, cas=user["cas"],
                                action="renewal_approved",
                                target_kind="renewal", target_id=row["id"],
