@@ -84,3 +84,14 @@ def test_renewal_pending_is_said_only_to_the_right_key_and_within_validity():
     assert evaluate(cert(), USER, key, None, "ok", NOW, None).reason == "certificate_not_registered"
     assert "motivul X" in message_for("renewal_rejected", "ro", serial="4D", reason="motivul X")
     assert "4D" in message_for("renewal_pending", "en", serial="4D")
+
+
+def test_a_process_reports_one_certificate_of_one_user_once_per_interval():
+    from services.ocsp.online.renewals import RenewalReporter
+
+    clock = [0.0]
+    reporter = RenewalReporter(pool=None, every=300.0, monotonic=lambda: clock[0])
+    assert reporter.due(USER, cert()) and not reporter.due(USER, cert())
+    assert reporter.due("99999999_CAS-B", cert())  # another user presenting it is its own report
+    clock[0] = 301.0
+    assert reporter.due(USER, cert())

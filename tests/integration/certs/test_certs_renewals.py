@@ -5,6 +5,7 @@ tells the channel; a house may approve automatically; and one certificate may be
 registered for the same provider in several houses, never for another provider."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
 from cryptography import x509
@@ -42,7 +43,9 @@ async def test_a_presented_renewal_waits_for_its_house_and_one_click_registers_i
                                                           serial="0x0A0A01"), operator_b)
     # Another holder's certificate of the same CA is not a renewal: nothing recorded.
     stranger = ossl.user(ca, f"/C=RO/CN=Altcineva {cui}", serial="0x0A0A02")
-    await _present(bus, username, issuer, stranger)
+    stranger_event = await bus.publish(RenewalPresented(
+        username=username, issuer_id=issuer["id"], serial=str(0x0A0A02), certificate_pem=stranger.pem,
+        presented_at=datetime.now(timezone.utc).isoformat()), "B")
     renewed = ossl.user(ca, f"/C=RO/O=Cabinet {cui}/CN=Dr {cui}", serial="0x0A0A03")
     serial = await _present(bus, username, issuer, renewed)
     await _present(bus, username, issuer, renewed, client="203.0.113.8")  # the desktop retried
@@ -59,6 +62,10 @@ async def test_a_presented_renewal_waits_for_its_house_and_one_click_registers_i
         return row["twice"] and row
 
     assert (await eventually(both_presentations, what="both presentations"))["presented_from"] == "203.0.113.7"
+    async def stranger_handled():  # its inbox row is written with its (absent) effect
+        return await db.fetchval("select true from inbox where event_id = $1", uuid.UUID(stranger_event.id))
+
+    await eventually(stranger_handled, what="the stranger's presentation handled")
     assert await db.fetchval("select count(*) from renewals where username = $1", username) == 1
     # Another house does not see it, nor may it decide it; CNAS sees it under B.
     response = await certs.get("/v1/renewals", params={"cas": "B"}, headers=auth_for(cas="CJ"))
