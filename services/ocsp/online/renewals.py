@@ -12,6 +12,7 @@ presentation is the request, later ones add nothing.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from datetime import datetime
@@ -67,5 +68,8 @@ class RenewalReporter:
             self._sent.pop((username, cert.fingerprint), None)
             log.warning("renewal_report_failed", username=username, error=repr(exc))
             return False
+        except asyncio.CancelledError:  # the desktop went away mid-write: its next connect reports
+            self._sent.pop((username, cert.fingerprint), None)
+            raise
         log.info("renewal_reported", username=username, serial=cert.serial_hex)
         return True
