@@ -100,15 +100,14 @@ async def audit_middleware(request: web.Request, handler):
     return response
 
 
-async def add_system_entry(conn, *, service: str, actor: str, cas: str | None, action: str, target_kind: str,
+async def add_system_entry(conn, service: str, *, actor: str, cas: str | None, action: str, target_kind: str,
                            target_id: Any, details: dict[str, Any] | None = None) -> None:
     """Record a change no operator asked for (a background job acting on what an outside
-    source said, an event another service sent), in the caller's transaction, beside the
-    operators' entries: through the chain's append like every entry (the service role
-    may not insert into the audit log itself)."""
-    await append_audit(conn, service, {
-        "actor": actor, "actor_cas": "CNAS", "cas": cas, "action": action, "target_kind": target_kind,
-        "target_id": str(target_id), "status": 200, "result": "ok", "address": None, "details": details})
+    source said), in the caller's transaction, on the same hash chain as the operators'
+    entries (the service role may only append through audit_append)."""
+    await append_audit(conn, service, {"actor": actor, "actor_cas": "CNAS", "cas": cas, "action": action,
+                                       "target_kind": target_kind, "target_id": str(target_id), "status": 200,
+                                       "result": "ok", "address": None, "details": details})
 
 
 def _path_id(request: web.Request) -> str | None:

@@ -80,3 +80,12 @@ class Unavailable(DomainError):
     def __init__(self, detail: str, *, retry_after: int = 5, **kw):
         super().__init__(detail, **kw)
         self.retry_after = retry_after
+
+
+class BadGateway(DomainError):
+    """A server we depend on outside SIUI answered wrongly or not at all (502): for
+    example the Trusted List's publisher. The request itself was fine."""
+
+    status = 502
+    title = "Bad gateway"
+    type_slug = "bad-gateway"

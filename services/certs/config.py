@@ -45,6 +45,9 @@ class Config:
         verify with it. Absent: uploads are refused (409) until it is configured.
     trusted_list_max_bytes: SIUI_CERTS_TL_MAX_BYTES: the largest list read (Romania's is
         well under 2 MB).
+    trusted_list_url: SIUI_CERTS_TL_URL: where POST /v1/trusted-list/fetch downloads the
+        list (http/https; the CRL downloads' bounds: SIUI_CERTS_CRL_TIMEOUT, public
+        addresses only unless SIUI_CERTS_CRL_ALLOW_LOOPBACK, no redirects). Empty: upload only.
     """
 
     common: CommonConfig
@@ -66,6 +69,7 @@ class Config:
                                                data_path=True)
     trusted_list_max_bytes: int = setting("SIUI_CERTS_TL_MAX_BYTES", 10 * 1024 * 1024, minimum=1024,
                                           maximum=100 * 1024 * 1024)
+    trusted_list_url: str = setting("SIUI_CERTS_TL_URL", "")
 
     def __post_init__(self) -> None:
         settle(self, self.common.data_dir)

@@ -124,8 +124,7 @@ async def revoke_by_issuer(conn, issuer, serial: int, revoked_at: datetime, reas
         row = await queries.get_certificate(conn, certificate_id)
         await add_event(conn, CertificateRevokedByIssuer(**state_fields(row, now, ACTOR, row["revocation_reason"])),
                         row["cas"])
-        await add_system_entry(conn, service="certs", actor=ACTOR, cas=row["cas"],
-                               action="revoked_by_issuer",
+        await add_system_entry(conn, "certs", actor=ACTOR, cas=row["cas"], action="revoked_by_issuer",
                                target_kind="certificate", target_id=certificate_id,
                                details={"issuer_id": str(issuer["id"]), "serial": str(serial), "crl_url": url,
                                         "issuer_revoked_at": iso(revoked_at), "reason": reason})

@@ -18,7 +18,8 @@ def _json(schema: dict) -> dict:
 
 def _problems(*codes: int) -> dict:
     text = {400: "Unreadable body", 401: "No or bad token", 403: "Missing right (or not CNAS)",
-            404: "No such record, or another house's", 409: "Conflict", 422: "Invalid fields (see errors)"}
+            404: "No such record, or another house's", 409: "Conflict", 422: "Invalid fields (see errors)",
+            502: "A server outside SIUI (the Trusted List's publisher) did not answer as it should"}
     return {str(c): {"description": text[c], "content": {"application/problem+json": {"schema": _ref("Problem")}}}
             for c in codes}
 
@@ -73,6 +74,13 @@ _SCHEMAS = {
         "withdrawn": {"type": "array", "items": {"type": "object", "properties": {
             "issuer_id": {"type": "string"}, "subject_dn": {"type": "string"}, "reason": {"type": "string"}}}},
         "unchanged": {"type": "integer"}}},
+    "TrustedListStatus": {"type": "object", "properties": {
+        "source_url": {"type": ["string", "null"], "description": "SIUI_CERTS_TL_URL; null: upload only"},
+        "last_applied": {"type": ["object", "null"], "properties": {
+            "import_id": {"type": "string", "format": "uuid"}, "sequence_number": {"type": "integer"},
+            "territory": {"type": "string"}, "issued_at": _TS, "next_update": _TS, "sha256": {"type": "string"},
+            "uploaded_at": _TS, "uploaded_by": {"type": "string"}, "applied_at": _TS,
+            "applied_by": {"type": "string"}}}}},
     "TrustedListResult": {"type": "object", "properties": {
         "import_id": {"type": "string", "format": "uuid"}, "sequence_number": {"type": "integer"},
         **{k: {"type": "array", "items": {"type": "object", "properties": {
@@ -197,6 +205,11 @@ OPENAPI_DOC = assemble({
                 "200": {"description": "PEM", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
                 **_problems(401, 403, 404)}}},
         "/v1/trusted-list": {
+            "get": {"summary": "Where the list comes from (SIUI_CERTS_TL_URL, or null: upload only) and the list "
+                               "applied last: its sequence number, digest, who uploaded and applied it and when",
+                    "responses": {"200": {"description": "The source and the last applied list",
+                                          **_json(_ref("TrustedListStatus"))},
+                                  **_problems(401, 403)}},
             "post": {"summary": "Upload the national Trusted List (ETSI TS 119 612 XML; CNAS only): its XML signature "
                                 "is verified with the configured list operator's certificate "
                                 "(SIUI_CERTS_TL_OPERATOR_CERT), its granted CA/QC services compared with the "
@@ -207,6 +220,12 @@ OPENAPI_DOC = assemble({
                                            **_json(_ref("TrustedListDiff"))},
                                    "413": {"description": "Larger than SIUI_CERTS_TL_MAX_BYTES"},
                                    **_problems(400, 401, 403, 409, 422)}}},
+        "/v1/trusted-list/fetch": {
+            "post": {"summary": "Download the list from SIUI_CERTS_TL_URL (CNAS only; bounded like the CRL downloads: "
+                                "timeout, size cap, public addresses, no redirects) and read it as an upload",
+                     "responses": {"200": {"description": "The difference applying it would make",
+                                           **_json(_ref("TrustedListDiff"))},
+                                   **_problems(401, 403, 409, 422, 502)}}},
         "/v1/trusted-list/apply": {
             "post": {"summary": "Apply the newest uploaded list (or import_id) in one transaction (CNAS only): new "
                                 "services registered as issuers (IssuerRegistered), changed ones updated, withdrawn "

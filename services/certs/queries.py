@@ -324,6 +324,13 @@ async def lock_trusted_list_import(conn, import_id: uuid.UUID | None) -> Record 
             where ($1::uuid is null or id = $1) order by uploaded_at desc limit 1 for update""", import_id)
 
 
+async def latest_applied_trusted_list(conn) -> Record | None:
+    """The list applied last (what the issuers follow now), or None."""
+    return await conn.fetchrow(
+        f"""select {_IMPORT_COLUMNS} from trusted_list_imports where applied_at is not null
+            order by applied_at desc limit 1""")
+
+
 async def mark_trusted_list_applied(conn, import_id: uuid.UUID, result: dict, actor: str, at: datetime) -> None:
     await conn.execute(
         """update trusted_list_imports set applied_at = $2, applied_by = $3, result = $4 where id = $1""",

@@ -72,7 +72,7 @@ async def record_presented(conn, event: RenewalPresented, at: datetime) -> async
         presented_from=(event.presented_from or None) and event.presented_from[:64])
     if not row["created"]:
         return row
-    await add_system_entry(conn, service="certs", actor="ocsp:online", cas=user["cas"],
+    await add_system_entry(conn, "certs", actor="ocsp:online", cas=user["cas"],
                            action="renewal_presented",
                            target_kind="renewal", target_id=row["id"],
                            details={"username": user["username"], "serial": str(facts.serial),
@@ -87,7 +87,7 @@ async def record_presented(conn, event: RenewalPresented, at: datetime) -> async
             # decides instead; raising would only retry the event into the dead-letter queue.
             log.info("renewal_auto_approval_refused", renewal_id=str(row["id"]), why=exc.detail)
             return row
-        await add_system_entry(conn, service="certs", actor=rules.AUTO_ACTOR, cas=user["cas"],
+        await add_system_entry(conn, "certs", actor=rules.AUTO_ACTOR, cas=user["cas"],
                                action="renewal_approved",
                                target_kind="renewal", target_id=row["id"],
                                details={"replaces": replaced.certificate_id})

@@ -25,6 +25,7 @@ from .crl import MAX_URLS, check_crl_urls
 from .durable import PENDING_WRITES, run_to_completion
 from .pki import certificate_facts, issuer_facts, parse_serial, to_pem
 from .status_fetcher import STATUS_WAKE
+from .crl_fetch import FetchError, FetchLimits, client_session, fetch_crl
 from .trusted_list import TrustedListError, read_trusted_list
 from .x509names import DNSyntaxError, dn_key, parse_dn
 
@@ -141,10 +142,41 @@ _XML_TYPES = ("application/xml", "text/xml", "application/vnd.etsi.tsl+xml")
 async def upload_trusted_list(request: web.Request) -> web.Response:
     """POST /v1/trusted-list (the XML): verified, read, kept; the difference it would make."""
     principal = _national(authorize(request, Right.ISSUERS_WRITE))
-    config = request.app[CONFIG]
     if request.content_type not in _XML_TYPES:
         raise errors.BadRequest(f"send the Trusted List as one of {', '.join(_XML_TYPES)}")
-    data = await _bounded_body(request, config.trusted_list_max_bytes)
+    data = await _bounded_body(request, request.app[CONFIG].trusted_list_max_bytes)
+    return await _import_trusted_list(request, principal, data, source="upload")
+
+
+async def fetch_trusted_list(request: web.Request) -> web.Response:
+    """POST /v1/trusted-list/fetch: the same as an upload, of the list at SIUI_CERTS_TL_URL."""
+    principal = _national(authorize(request, Right.ISSUERS_WRITE))
+    config = request.app[CONFIG]
+    url = config.trusted_list_url
+    if not url:
+        raise errors.Conflict("no Trusted List URL is configured (SIUI_CERTS_TL_URL): upload the list")
+    # The CRL downloads' bounds, with the list's own size cap; the URL is CNAS's setting,
+    # so its host needs no allow-list, but it must still resolve to a public address.
+    limits = FetchLimits(max_bytes=config.trusted_list_max_bytes, timeout_seconds=config.crl_timeout_seconds,
+                         allowed_hosts=(), allow_loopback=config.crl_allow_loopback)
+    try:
+        async with client_session(limits) as session:
+            data = await fetch_crl(session, url, limits)
+    except FetchError as exc:
+        raise errors.BadGateway(f"the Trusted List could not be downloaded: {exc}") from None
+    return await _import_trusted_list(request, principal, data, source=url)
+
+
+async def trusted_list_status(request: web.Request) -> web.Response:
+    """GET /v1/trusted-list: where the list comes from, and the one applied last."""
+    authorize(request, Right.ISSUERS_READ)
+    async with request.app[POOL].acquire() as conn:
+        applied = await trusted_list_import.last_applied(conn)
+    return web.json_response({"source_url": request.app[CONFIG].trusted_list_url or None, "last_applied": applied})
+
+
+async def _import_trusted_list(request: web.Request, principal, data: bytes, *, source: str) -> web.Response:
+    config = request.app[CONFIG]
     try:
         operator_pem = await asyncio.to_thread(config.trusted_list_operator_cert.read_text)
     except OSError:
@@ -163,7 +195,7 @@ async def upload_trusted_list(request: web.Request) -> web.Response:
 
     body = await run_to_completion(request.app[PENDING_WRITES], write())
     audit_target(request, "trusted_list", body["import_id"], NATIONAL, sequence_number=trusted.sequence_number,
-                 sha256=body["sha256"])
+                 sha256=body["sha256"], source=source)
     return web.json_response(body)
 
 
@@ -392,7 +424,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch("/v1/issuers/{id}", patch_issuer)
     app.router.add_post("/v1/issuers/{id}/refresh-status", refresh_issuer_status)
     app.router.add_get("/v1/issuers/{id}/certificate.pem", get_issuer_certificate)
+    app.router.add_get("/v1/trusted-list", trusted_list_status)
     app.router.add_post("/v1/trusted-list", upload_trusted_list)
+    app.router.add_post("/v1/trusted-list/fetch", fetch_trusted_list)
     app.router.add_post("/v1/trusted-list/apply", apply_trusted_list)
     app.router.add_get("/v1/certificates", list_certificates)
     app.router.add_post("/v1/certificates", create_certificate)

@@ -61,6 +61,15 @@ async def _listed(conn, issuer_id: uuid.UUID, service, at: datetime) -> None:
                                      service_name=service.service_name, status=service.status, at=at)
 
 
+async def last_applied(conn) -> dict[str, Any] | None:
+    """The list the issuers follow now: which one, when and by whom it was applied."""
+    row = await queries.latest_applied_trusted_list(conn)
+    if row is None:
+        return None
+    return {**_identity(row), "uploaded_at": iso(row["uploaded_at"]), "uploaded_by": row["uploaded_by"],
+            "applied_at": iso(row["applied_at"]), "applied_by": row["applied_by"]}
+
+
 def _identity(row) -> dict[str, Any]:
     return {"import_id": str(row["id"]), "sequence_number": row["sequence_number"],
             "territory": row["territory"], "issued_at": iso(row["issued_at"]),

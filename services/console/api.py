@@ -81,12 +81,18 @@ class Api:
         return self.urls[service] + path
 
     async def call(self, method: str, service: str, path: str, *, params: dict | None = None,
-                   body: Any = None, accept: str = "application/json") -> tuple[bytes, dict[str, str]]:
-        """The answer's body and headers for a 2xx; ApiError otherwise."""
+                   body: Any = None, accept: str = "application/json",
+                   document: tuple[bytes, str] | None = None) -> tuple[bytes, dict[str, str]]:
+        """The answer's body and headers for a 2xx; ApiError otherwise. ``body`` is sent as
+        JSON; ``document`` (bytes, content type) as it is, for a file such as an XML list."""
         clean = {k: str(v) for k, v in (params or {}).items() if v not in (None, "")}
+        headers = self.headers(accept)
+        raw_body = None
+        if document is not None:
+            raw_body, headers["Content-Type"] = document
         try:
             async with self.http.request(method, self.url(service, path), params=clean,
-                                         json=body, headers=self.headers(accept)) as response:
+                                         json=body, data=raw_body, headers=headers) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     raise problem_error(service, response.status, raw)

@@ -17,12 +17,12 @@ from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import READINESS, base_app, metrics_token_ctx
 
 from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, renewals, texts,
-                              users)
+                              trusted_list, users)
 from services.console.api import HTTP, http_ctx
 from services.console.config import Config
 from services.console.openapi import OPENAPI_DOC
 from services.console.session import CookieKeys
-from services.console.web import CONFIG, KEYS, add_security_headers, page_errors_middleware, session_middleware
+from services.console.web import CONFIG, KEYS, UPLOAD_LIMITS, add_security_headers, page_errors_middleware, session_middleware
 
 HERE = Path(__file__).parent
 UPLOAD_LIMIT = 256 * 1024  # a certificate upload is a few kB
@@ -34,6 +34,7 @@ def create_app(config: Config, *, keys: CookieKeys | None = None,
     app = base_app("console", OPENAPI_DOC, middlewares=[page_errors_middleware, session_middleware],
                    client_max_size=UPLOAD_LIMIT)
     app[CONFIG] = config
+    app[UPLOAD_LIMITS] = {trusted_list.PATH: trusted_list.UPLOAD_LIMIT}
     # Whose X-Forwarded-Proto (and X-Forwarded-For) is believed: the TLS proxy in front.
     app[TRUSTED_PROXIES] = config.common.trusted_proxies
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -104,6 +105,10 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/log-ocsp/stream", ocsp_log.log_stream)
     r.add_get("/autoritati", issuers.list_issuers)
     r.add_get("/autoritati/nou", issuers.new_issuer_form)
+    r.add_get(trusted_list.PATH, trusted_list.trusted_list_form)
+    r.add_post(trusted_list.PATH, trusted_list.upload_trusted_list)
+    r.add_post(trusted_list.PATH + "/preia", trusted_list.fetch_trusted_list)
+    r.add_post(trusted_list.PATH + "/aplica", trusted_list.apply_trusted_list)
     r.add_post("/autoritati/nou", issuers.create_issuer)
     r.add_get("/autoritati/{id}", issuers.issuer_detail)
     r.add_get("/autoritati/{id}/certificat.pem", issuers.issuer_certificate)

@@ -29,7 +29,7 @@ async def issuer_detail(request: web.Request) -> web.Response:
 
 async def set_crl_urls(request: web.Request) -> web.Response:
     """POST /autoritati/{id}/crl: the authority's CRL URLs, one per line (CNAS only)."""
-    _national_writer(request)
+    national_writer(request)
     issuer_id = quoted(request.match_info["id"])
     text = str((await read_form(request)).get("crl_urls", ""))[:MAX_CRL_TEXT]
     urls = [line.strip() for line in text.splitlines() if line.strip()]
@@ -47,7 +47,7 @@ async def set_crl_urls(request: web.Request) -> web.Response:
 
 async def refresh_status(request: web.Request) -> web.Response:
     """POST /autoritati/{id}/verifica: ask certs to fetch the authority's CRL now."""
-    _national_writer(request)
+    national_writer(request)
     issuer_id = quoted(request.match_info["id"])
     await read_form(request)  # the CSRF token is checked there
     await api(request).post("certs", f"/v1/issuers/{issuer_id}/refresh-status", {})
@@ -75,7 +75,8 @@ def _with_overdue(issuer: dict) -> dict:
 MAX_CRL_TEXT = 21_000
 
 
-def _national_writer(request: web.Request):
+def national_writer(request: web.Request):
+    """The operator, when a CNAS user holding issuers:write (the trusted list page too)."""
     principal = operator(request)
     if not principal.is_national:
         # The console says no itself; certs would too (a county house can only view).
@@ -85,13 +86,13 @@ def _national_writer(request: web.Request):
 
 async def new_issuer_form(request: web.Request) -> web.Response:
     """GET /autoritati/nou: upload the authority's CA certificate (CNAS only)."""
-    _national_writer(request)
+    national_writer(request)
     return render(request, "issuer_new.html", {"pem": "", "field_errors": {}})
 
 
 async def create_issuer(request: web.Request) -> web.Response:
     """POST /autoritati/nou: register the authority with certs."""
-    _national_writer(request)
+    national_writer(request)
     form = await read_form(request)
     upload = form.get("fisier")
     data = upload.file.read(certfile.MAX_BYTES + 1) if getattr(upload, "file", None) else b""

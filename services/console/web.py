@@ -30,6 +30,9 @@ from services.console.config import Config
 
 CONFIG = web.AppKey("console_config", Config)
 KEYS = web.AppKey("console_cookie_keys", sessions.CookieKeys)
+#: The pages whose form may be larger than the console's bound for every other form
+#: (a certificate is a few kB; the national Trusted List up to a few MB): path -> bytes.
+UPLOAD_LIMITS = web.AppKey("console_upload_limits", dict)
 
 # script/style only from the console itself: no inline script can run even if some text
 # ever escaped its escaping. data: images are the charts' and icons' only exception.
@@ -102,6 +105,9 @@ async def session_middleware(request: web.Request, handler):
     app = request.app
     if request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
+    larger = app.get(UPLOAD_LIMITS, {}).get(request.path)
+    if larger and request.method == "POST":
+        request = request.clone(client_max_size=larger)
     found = sessions.unseal(app[KEYS], request.cookies.get(cookie_name(request)))
     current = found or sessions.Session()
     principal = _principal(app, current)

@@ -95,11 +95,12 @@ async def test_the_app_creates_it_and_prints_the_password_once(database, pki, ca
 async def test_logging_in_as_admin_while_it_is_being_made_is_503_not_a_wrong_password(database, pki):
     """Just started, with the users table held by another transaction: the admin's login
     says "starting, retry in 1 s", and succeeds once the admin is made."""
-    common = CommonConfig(database_url=database, amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
+    common = CommonConfig(database_url=database, database_owner_url=infra.owner_url(database),
+                          amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
                           events_exchange=f"siui.test.users.{uuid.uuid4().hex[:8]}", host="127.0.0.1",
                           log_format="console")
     await infra.declare_exchange(common.events_exchange)
-    await migrate(database, "users", "services.users")
+    await infra.migrate_schema(database, "users", "services.users")
     holder = await asyncpg.connect(database)
     try:
         await holder.execute("delete from users.users where username = 'admin'")

@@ -147,3 +147,56 @@ async def test_no_operator_certificate_no_import(aiohttp_client, common_config, 
     response = await certs.post("/v1/trusted-list", data=document,
                                 headers={**auth_for(cas="CNAS", username="admin"), **XML})
     assert response.status == 409 and "SIUI_CERTS_TL_OPERATOR_CERT" in (await response.json())["detail"]
+
+
+async def test_the_list_fetched_from_its_configured_address(aiohttp_client, aiohttp_server, common_config,
+                                                            operator, auth_for, tmp_path):
+    """CNAS sets SIUI_CERTS_TL_URL; "fetch" downloads the list (bounded like a CRL) and
+    reads it as an upload; GET /v1/trusted-list says where it comes from and which list
+    the issuers follow. A publisher that fails is a 502 saying why, never a 500."""
+    from aiohttp import web
+
+    ca = _ca(unique("Fetched Qualified CA "))
+    published = {"body": signed([Service("FETCHED SA", "Fetched Qualified CA", ca)], operator, sequence=88),
+                 "status": 200}
+
+    async def serve(_request):
+        return web.Response(body=published["body"], status=published["status"], content_type="application/xml")
+
+    publisher = web.Application()
+    publisher.router.add_get("/TSL-RO.xml", serve)
+    server = await aiohttp_server(publisher)
+    path = tmp_path / "tl-operator.pem"
+    path.write_text(operator.pem)
+    url = f"http://127.0.0.1:{server.port}/TSL-RO.xml"
+    config = Config(common=common_config, port=0, crl_fetch=False, trusted_list_operator_cert=path,
+                    trusted_list_url=url, crl_allow_loopback=True, crl_timeout_seconds=5.0,
+                    trusted_list_max_bytes=200_000)
+    certs = await aiohttp_client(create_app(config))
+    national = auth_for(cas="CNAS", username="admin")
+
+    status = await (await certs.get("/v1/trusted-list", headers=national)).json()
+    assert status["source_url"] == url
+    fetched = await certs.post("/v1/trusted-list/fetch", headers=national)
+    assert fetched.status == 200, await fetched.text()
+    diff = await fetched.json()
+    assert diff["sequence_number"] == 88 and _dns(diff["new"]) == {dn(ca)}
+    applied = await _apply(certs, national, import_id=diff["import_id"])
+    assert _dns(applied["added"]) == {dn(ca)}
+    status = await (await certs.get("/v1/trusted-list", headers=auth_for(cas="B"))).json()  # every house may look
+    assert status["last_applied"]["sequence_number"] == 88
+    assert status["last_applied"]["applied_by"] == "admin" and status["last_applied"]["sha256"] == diff["sha256"]
+
+    published["status"] = 404
+    failed = await certs.post("/v1/trusted-list/fetch", headers=national)
+    assert failed.status == 502 and failed.content_type == "application/problem+json"
+    assert "HTTP 404" in (await failed.json())["detail"]
+    published.update(status=200, body=b"<a>" + b" " * 300_000 + b"</a>")
+    failed = await certs.post("/v1/trusted-list/fetch", headers=national)
+    assert failed.status == 502 and "more than 200000" in (await failed.json())["detail"]
+    assert (await certs.post("/v1/trusted-list/fetch", headers=auth_for(cas="B"))).status == 403
+
+
+async def test_without_an_address_fetch_says_to_upload(certs, auth_for):
+    response = await certs.post("/v1/trusted-list/fetch", headers=auth_for(cas="CNAS", username="admin"))
+    assert response.status == 409 and "SIUI_CERTS_TL_URL" in (await response.json())["detail"]

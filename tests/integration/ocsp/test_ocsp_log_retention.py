@@ -13,7 +13,6 @@ from services.ocsp.log import queries as q
 from services.ocsp.log.partitions import PartitionKeeper
 from services.ocsp.log.retention import parse_retention
 from shared.db import close_pool, create_pool
-from shared.migrations import migrate
 from tests.support import infra
 
 TODAY = date(2026, 12, 2)
@@ -23,7 +22,7 @@ HOUSES = ("B", "IF", "CJ", "AB", None)  # B and IF keep 180 days, CJ 30, AB and 
 @pytest.fixture
 async def pool():
     url = await infra.create_database("siui_test_retention")
-    await migrate(url, "ocsp", "services.ocsp")
+    await infra.migrate_schema(url, "ocsp", "services.ocsp")
     pool = await create_pool(url, "ocsp", max_size=2)
     yield pool
     await close_pool(pool)
