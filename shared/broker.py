@@ -66,6 +66,9 @@ TOPOLOGY: tuple[QueueSpec, ...] = (
     QueueSpec("users.key-issued", ("keygen.key_issued",)),
     QueueSpec("certs.users", ("users.external_user_created", "users.external_user_deleted")),
     QueueSpec("certs.usage", ("ocsp.certificate_used",)),
+    # Issue 15: renewals presented on :8443, and the houses' refusals back to the channel.
+    QueueSpec("certs.renewals", ("ocsp.renewal_presented",)),
+    QueueSpec("ocsp.renewals", ("certs.renewal_rejected",)),
     QueueSpec("ocsp.certs", ("certs.issuer_registered", "certs.issuer_updated",
                              "certs.certificate_registered", "certs.certificate_suspended",
                              "certs.certificate_reinstated", "certs.certificate_revoked",

@@ -219,6 +219,22 @@ class CertificateRevokedByIssuer(CertificateState):
     ROUTING_KEY: ClassVar[str] = "certs.certificate_revoked_by_issuer"
 
 
+@dataclass(frozen=True)
+class RenewalRejected(EventData):
+    """A house refused a pending renewal (issue 15): the online channel tells the
+    provider why when that certificate is presented again."""
+
+    TYPE: ClassVar[str] = "RenewalRejected"
+    ROUTING_KEY: ClassVar[str] = "certs.renewal_rejected"
+    renewal_id: str
+    username: str
+    issuer_id: str
+    serial: str  # decimal string
+    reason: str
+    rejected_at: str
+    rejected_by: str | None = None
+
+
 # --- ocsp ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -230,11 +246,30 @@ class CertificateUsed(EventData):
     usages: list[dict[str, str]] = field(default_factory=list)  # [{"certificate_id","last_used_at"}]
 
 
+@dataclass(frozen=True)
+class RenewalPresented(EventData):
+    """A desktop with the right credentials presented on :8443 a certificate that is not
+    registered, from a registered issuer, naming the holder of one registered to that
+    user (``shared.holders``): certs records it as a pending renewal (issue 15)."""
+
+    TYPE: ClassVar[str] = "RenewalPresented"
+    ROUTING_KEY: ClassVar[str] = "ocsp.renewal_presented"
+    username: str
+    issuer_id: str
+    serial: str  # decimal string
+    certificate_pem: str
+    presented_at: str
+    presented_from: str | None = None
+    #: The registered certificate the online channel matched it to (certs decides anew).
+    replaces: str | None = None
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.TYPE: cls
     for cls in (KeyIssued, ExternalUserCreated, ExternalUserDeleted, SessionRevoked,
                 IssuerRegistered, IssuerUpdated, CertificateRegistered, CertificateSuspended,
-                CertificateReinstated, CertificateRevoked, CertificateRevokedByIssuer, CertificateUsed)
+                CertificateReinstated, CertificateRevoked, CertificateRevokedByIssuer, CertificateUsed,
+                RenewalRejected, RenewalPresented)
 }
 
 

@@ -8,14 +8,14 @@ for a reason it knows.
 """
 from __future__ import annotations
 
-# Reasons the ocsp online channel answers with (services/ocsp/online_rules.py, the
-# contract's list, and the two the renewal and issuer-status work adds).
+# Reasons the ocsp online channel answers with (services/ocsp/online/rules.py, the
+# contract's list, and those the renewal and issuer-status work adds).
 SERVER_REASONS = (
     "certificate_missing", "credentials_missing", "certificate_not_registered",
     "certificate_other_user", "certificate_suspended", "certificate_revoked",
     "certificate_expired", "certificate_not_yet_valid", "wrong_key", "key_malformed",
     "key_replaced", "unknown_user", "session_invalid", "session_expired",
-    "renewal_pending", "revoked_by_issuer",
+    "renewal_pending", "renewal_rejected", "revoked_by_issuer",
 )
 # Reasons about the session itself: a heartbeat refused for one of them is followed at
 # once by a new connect, which the certificate and key may well still allow.
@@ -113,6 +113,12 @@ TEXTS: dict[str, dict[str, str]] = {
               "({house}); accesul online revine după aprobare.",
         "en": "The renewed digital certificate awaits the insurance house's approval "
               "({house}); online access returns once it is approved.",
+    },
+    "renewal_rejected": {
+        "ro": "Casa de asigurări ({house}) a respins certificatul digital reînnoit; motivul "
+              "este în mesajul serverului. Contactați casa de asigurări.",
+        "en": "The insurance house ({house}) rejected the renewed digital certificate; the "
+              "reason is in the server's message. Contact your insurance house.",
     },
     "revoked_by_issuer": {
         "ro": "Certificatul digital a fost revocat de autoritatea emitentă: folosiți un "

@@ -11,7 +11,7 @@ from shared.clock import Clock, utc_now
 from shared.http.operational import base_app
 from shared.service import add_platform
 
-from . import routes
+from . import renewal_routes, routes
 from .config import CLOCK, CONFIG, Config
 from .consumers import CONSUMERS
 from .durable import pending_writes_ctx
@@ -33,4 +33,5 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     app.cleanup_ctx.append(status_fetcher_ctx)
 
     routes.add_routes(app)
+    renewal_routes.add_routes(app)
     return app

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared.events import CertificateUsed, Envelope, ExternalUserCreated, ExternalUserDeleted, parse_time
+from shared.events import (CertificateUsed, Envelope, ExternalUserCreated, ExternalUserDeleted, RenewalPresented,
+                           parse_time)
 from shared.logging import get_logger
 from shared.service import Consumers
 
-from . import queries
+from . import queries, renewing
 from .certificates import usage_batch
 
 log = get_logger(__name__)
@@ -39,6 +40,14 @@ async def on_certificate_used(conn: asyncpg.Connection, envelope: Envelope) -> N
         await queries.record_usage(conn, ids, times)
 
 
+async def on_renewal_presented(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """A renewal the online channel saw presented (queue certs.renewals): recorded as
+    pending, or approved at once where its house says so (``renewing``)."""
+    event = envelope.payload()
+    envelope.house_of(event.username)  # the event's house is the user's, or it is parked
+    await renewing.record_presented(conn, event, _occurred(envelope))
+
+
 def _occurred(envelope: Envelope):
     return parse_time(envelope.occurred_at, "occurred_at")
 
@@ -47,4 +56,5 @@ CONSUMERS: Consumers = {
     "certs.users": {ExternalUserCreated.TYPE: on_external_user_created,
                     ExternalUserDeleted.TYPE: on_external_user_deleted},
     "certs.usage": {CertificateUsed.TYPE: on_certificate_used},
+    "certs.renewals": {RenewalPresented.TYPE: on_renewal_presented},
 }

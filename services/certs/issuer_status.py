@@ -103,29 +103,29 @@ async def _record(pool, issuer, url: str, read: CrlRead, schedule: Schedule, clo
             await queries.record_status_failure(conn, issuer["id"], error=error, checked_at=now, due_at=due)
             return Outcome(issuer["id"], False, error)
         revoked = [certificate_id for serial, (revoked_at, reason) in sorted(read.revoked.items())
-                   if (certificate_id := await revoke_by_issuer(conn, issuer, serial, revoked_at, reason, url,
-                                                                read, now)) is not None]
+                   for certificate_id in await revoke_by_issuer(conn, issuer, serial, revoked_at, reason, url,
+                                                                read, now)]
     if revoked:
         log.info("certificates_revoked_by_issuer", issuer_id=str(issuer["id"]), count=len(revoked))
     return Outcome(issuer["id"], True, None, revoked)
 
 
 async def revoke_by_issuer(conn, issuer, serial: int, revoked_at: datetime, reason: str | None, url: str,
-                           read: CrlRead, now: datetime) -> uuid.UUID | None:
-    """Mark one registered certificate revoked by its issuer, with its history line, its
-    event and its audit entry, in the caller's transaction; None if it already was."""
-    certificate_id = await queries.mark_revoked_by_issuer(conn, issuer["id"], serial, revoked_at=revoked_at,
-                                                          reason=reason, seen_at=now)
-    if certificate_id is None:
-        return None
+                           read: CrlRead, now: datetime) -> list[uuid.UUID]:
+    """Mark one registered certificate revoked by its issuer (every house's row of it,
+    issue 15), each with its history line, its event and its audit entry, in the caller's
+    transaction; the ids marked now (none if all already were)."""
+    marked = await queries.mark_revoked_by_issuer(conn, issuer["id"], serial, revoked_at=revoked_at,
+                                                  reason=reason, seen_at=now)
     comment = f"CRL {url[:300]} (thisUpdate {read.this_update.isoformat()}), revoked at {revoked_at.isoformat()}"
-    await queries.insert_history(conn, certificate_id, at=now, actor=ACTOR, action="revoked_by_issuer",
-                                 reason=reason, comment=comment)
-    row = await queries.get_certificate(conn, certificate_id)
-    await add_event(conn, CertificateRevokedByIssuer(**state_fields(row, now, ACTOR, row["revocation_reason"])),
-                    row["cas"])
-    await add_system_entry(conn, "certs", actor=ACTOR, cas=row["cas"], action="revoked_by_issuer",
-                           target_kind="certificate", target_id=certificate_id,
-                           details={"issuer_id": str(issuer["id"]), "serial": str(serial), "crl_url": url,
-                                    "issuer_revoked_at": iso(revoked_at), "reason": reason})
-    return certificate_id
+    for certificate_id in marked:
+        await queries.insert_history(conn, certificate_id, at=now, actor=ACTOR, action="revoked_by_issuer",
+                                     reason=reason, comment=comment)
+        row = await queries.get_certificate(conn, certificate_id)
+        await add_event(conn, CertificateRevokedByIssuer(**state_fields(row, now, ACTOR, row["revocation_reason"])),
+                        row["cas"])
+        await add_system_entry(conn, "certs", actor=ACTOR, cas=row["cas"], action="revoked_by_issuer",
+                               target_kind="certificate", target_id=certificate_id,
+                               details={"issuer_id": str(issuer["id"]), "serial": str(serial), "crl_url": url,
+                                        "issuer_revoked_at": iso(revoked_at), "reason": reason})
+    return marked

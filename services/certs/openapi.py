@@ -1,10 +1,11 @@
 """OpenAPI 3.1 description of the certs service's JSON endpoints (served at /openapi.json)."""
 from __future__ import annotations
 
-from shared.openapi import BEARER, problem_schema
+from shared.openapi import BEARER, assemble, problem_schema
 
 from .certificates import REVOCATION_REASONS, STATUSES
 from .crl import MAX_URL_LENGTH, MAX_URLS
+from .renewal_openapi import OPENAPI as RENEWALS
 
 
 def _ref(name: str) -> dict:
@@ -158,7 +159,7 @@ _CERT_QUERY = [{"name": n, "in": "query", "schema": s, "description": d} for n, 
     ("page", {"type": "integer", "minimum": 1, "default": 1}, ""),
     ("per_page", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, ""))]
 
-OPENAPI_DOC = {
+OPENAPI_DOC = assemble({
     "openapi": "3.1.0",
     "info": {"title": "SIUI Access: certs", "version": "1.0.0",
              "description": "Issuing authorities (Autoritati emitente) and user certificates (Certificate "
@@ -240,7 +241,9 @@ OPENAPI_DOC = {
                     "parameters": _CERT_QUERY,
                     "responses": {"200": {"description": "A page", **_json(_ref("CertificatePage"))},
                                   **_problems(401, 403, 422)}},
-            "post": {"summary": "Register a user certificate",
+            "post": {"summary": "Register a user certificate. The same certificate may be registered for the "
+                                "same provider's external user in several houses (each house's record its own); "
+                                "for another provider, or twice for one user, 409",
                      "requestBody": {"required": True, **_json(_ref("CertificateRegistration"))},
                      "responses": {"201": {"description": "Registered; CertificateRegistered published",
                                            **_json(_ref("Certificate"))}, **_problems(400, 401, 403, 409, 422)}}},
@@ -262,4 +265,4 @@ OPENAPI_DOC = {
                                            **_json(_ref("CertificateDetail"))},
                                    **_problems(400, 401, 403, 404, 409, 422)}}},
     },
-}
+}, RENEWALS)

@@ -107,6 +107,7 @@ async def register_certificate(conn, principal: Principal, reg: Registration, at
 
     certificate_id = uuid.uuid4()
     serial = upload.serial if upload is not None else reg.serial
+    await _check_shared_serial(conn, issuer, serial, user)
     try:
         await queries.insert_certificate(
             conn, certificate_id=certificate_id, username=user["username"], cas=user["cas"],
@@ -121,6 +122,19 @@ async def register_certificate(conn, principal: Principal, reg: Registration, at
     row = await queries.get_certificate(conn, certificate_id)
     await add_event(conn, CertificateRegistered(**state_fields(row, at, principal.username)), row["cas"])
     return certificate_id
+
+
+async def _check_shared_serial(conn, issuer: asyncpg.Record, serial: int, user: asyncpg.Record) -> None:
+    """One certificate, several houses (issue 15): the same (issuer, serial) may be
+    registered once per user, and only for users of one provider (its external user in
+    each house). Another provider's certificate stays a 409, as before; the lock makes
+    two houses registering it at once for two providers end the same way."""
+    await queries.lock_serial(conn, issuer["id"], serial)
+    for other in await queries.holders_of_serial(conn, issuer["id"], serial):
+        if other["username"] == user["username"] or other["provider_cui"] != user["provider_cui"]:
+            # Which user holds it is not said: it may be another house's, or another provider's.
+            raise errors.Conflict(f"serial {serial} (0x{serial_hex(serial)}) of {issuer['subject_dn']!r} "
+                                  "is already registered")
 
 
 def _check_upload(upload: CertificateFacts, issuer: asyncpg.Record, at: datetime) -> None:

@@ -282,14 +282,15 @@ async def record_status_failure(conn, issuer_id: uuid.UUID, *, error: str, check
 
 
 async def mark_revoked_by_issuer(conn, issuer_id: uuid.UUID, serial: int, *, revoked_at: datetime,
-                                 reason: str | None, seen_at: datetime) -> uuid.UUID | None:
-    """The issuer's revocation of one registered certificate, set once; its id, or None
-    if it was already marked (or is not registered)."""
-    return await conn.fetchval(
+                                 reason: str | None, seen_at: datetime) -> list[uuid.UUID]:
+    """The issuer's revocation of one registered certificate, set once: the ids of its
+    rows (one per house it is registered in) not marked before."""
+    rows = await conn.fetch(
         """update certificates set issuer_revoked_at = $3, issuer_revocation_reason = $4,
                issuer_revocation_seen_at = $5, updated_at = $5
            where issuer_id = $1 and serial = $2 and issuer_revoked_at is null
            returning id""", issuer_id, Decimal(serial), revoked_at, reason, seen_at)
+    return [r["id"] for r in rows]
 
 
 async def crl_next_updates(conn) -> list[Record]:
@@ -350,3 +351,117 @@ async def flag_issuer_withdrawn(conn, issuer_id: uuid.UUID, *, status: str | Non
     await conn.execute(
         """update issuers set tl_withdrawn_at = $2, tl_status = coalesce($3, tl_status) where id = $1""",
         issuer_id, at, status)
+
+
+# -- one certificate, several houses (issue 15) -------------------------------------------
+
+async def lock_serial(conn, issuer_id: uuid.UUID, serial: int) -> None:
+    """Serialise registrations of one (issuer, serial) until the transaction ends: two
+    providers' users registering it at once must not both succeed."""
+    await conn.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"certs-serial:{issuer_id}:{serial}")
+
+
+async def holders_of_serial(conn, issuer_id: uuid.UUID, serial: int) -> list[Record]:
+    """Who already has (issuer, serial) registered: user, house, provider."""
+    return await conn.fetch(
+        "select id, username, cas, provider_cui from certificates where issuer_id = $1 and serial = $2",
+        issuer_id, Decimal(serial))
+
+
+# -- renewals (issue 15) ---------------------------------------------------------------------
+
+_RENEWAL_VIEW = """r.id, r.username, r.cas, r.provider_cui, r.issuer_id, r.serial, r.subject, r.not_before,
+    r.not_after, r.replaces, r.presented_at, r.presented_from, r.last_presented_at, r.status, r.decided_at,
+    r.decided_by, r.reason, r.certificate_id, i.subject_dn as issuer_dn,
+    o.serial as old_serial, o.subject as old_subject, o.not_before as old_not_before,
+    o.not_after as old_not_after, o.status as old_status, oi.subject_dn as old_issuer_dn"""
+_RENEWAL_FROM = """renewals r
+    join issuers i on i.id = r.issuer_id
+    join certificates o on o.id = r.replaces
+    join issuers oi on oi.id = o.issuer_id"""
+
+
+async def user_certificates(conn, username: str) -> list[Record]:
+    """The user's certificates with their DER: what a renewal may follow."""
+    return await conn.fetch(
+        """select id, status, not_after, certificate_der, issuer_revoked_at from certificates
+           where username = $1 order by created_at""", username)
+
+
+async def is_registered(conn, username: str, issuer_id: uuid.UUID, serial: int) -> bool:
+    """Whether the user already has (issuer, serial) registered."""
+    return await conn.fetchval(
+        "select exists (select 1 from certificates where username = $1 and issuer_id = $2 and serial = $3)",
+        username, issuer_id, Decimal(serial))
+
+
+async def record_renewal(conn, *, renewal_id: uuid.UUID, username: str, cas: str, provider_cui: str,
+                         issuer_id: uuid.UUID, serial: int, subject: str, not_before: datetime,
+                         not_after: datetime, certificate_der: bytes, replaces: uuid.UUID,
+                         presented_at: datetime, presented_from: str | None) -> Record:
+    """A presented renewal, or a later presentation of one already recorded (its id,
+    status, and whether this call created it)."""
+    return await conn.fetchrow(
+        """insert into renewals as r (id, username, cas, provider_cui, issuer_id, serial, subject, not_before,
+                                      not_after, certificate_der, replaces, presented_at, presented_from,
+                                      last_presented_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $12)
+           on conflict (username, issuer_id, serial) do update
+              -- Reports may be handled out of order: the earliest presentation is the request.
+              set presented_from = case when excluded.presented_at < r.presented_at then excluded.presented_from
+                                        else r.presented_from end,
+                  presented_at = least(r.presented_at, excluded.presented_at),
+                  last_presented_at = greatest(r.last_presented_at, excluded.last_presented_at)
+           returning id, status, (xmax = 0) as created""",
+        renewal_id, username, cas, provider_cui, issuer_id, Decimal(serial), subject, not_before, not_after,
+        certificate_der, replaces, presented_at, presented_from)
+
+
+async def get_renewal(conn, renewal_id: uuid.UUID) -> Record | None:
+    """One renewal as the API shows it, with the certificate it follows."""
+    return await conn.fetchrow(f"select {_RENEWAL_VIEW}, r.certificate_der from {_RENEWAL_FROM} where r.id = $1",
+                               renewal_id)
+
+
+async def lock_renewal(conn, renewal_id: uuid.UUID) -> Record | None:
+    """One renewal's row, locked for its decision."""
+    return await conn.fetchrow(
+        """select id, username, cas, issuer_id, serial, replaces, status, certificate_der, presented_at
+           from renewals where id = $1 for update""", renewal_id)
+
+
+async def decide_renewal(conn, renewal_id: uuid.UUID, *, status: str, at: datetime, actor: str,
+                         reason: str | None, certificate_id: uuid.UUID | None) -> None:
+    """Record the house's decision."""
+    await conn.execute(
+        """update renewals set status = $2, decided_at = $3, decided_by = $4, reason = $5, certificate_id = $6
+           where id = $1""", renewal_id, status, at, actor, reason, certificate_id)
+
+
+async def list_renewals(conn, cas: str | None, status: str | None, *, limit: int, offset: int) -> list[Record]:
+    """A house's renewals (every house's for null), newest presented first."""
+    return await conn.fetch(
+        f"""select {_RENEWAL_VIEW} from {_RENEWAL_FROM}
+            where ($1::text is null or r.cas = $1) and ($2::text is null or r.status = $2)
+            order by r.presented_at desc, r.id limit $3 offset $4""", cas, status, limit, offset)
+
+
+async def count_renewals(conn, cas: str | None, status: str | None) -> int:
+    """How many renewals the listing's filters match."""
+    return await conn.fetchval(
+        """select count(*) from renewals r where ($1::text is null or r.cas = $1)
+           and ($2::text is null or r.status = $2)""", cas, status)
+
+
+async def auto_approve_of(conn, cas: str) -> bool:
+    """Whether the house approves renewals automatically (no row: the national default, off)."""
+    return bool(await conn.fetchval("select auto_approve from house_renewal_settings where cas = $1", cas))
+
+
+async def set_auto_approve(conn, cas: str, auto_approve: bool, actor: str, at: datetime) -> None:
+    """Switch a house's automatic approval on or off."""
+    await conn.execute(
+        """insert into house_renewal_settings (cas, auto_approve, updated_at, updated_by) values ($1, $2, $3, $4)
+           on conflict (cas) do update set auto_approve = excluded.auto_approve, updated_at = excluded.updated_at,
+               updated_by = excluded.updated_by""", cas, auto_approve, at, actor)

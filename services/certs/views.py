@@ -99,3 +99,35 @@ def certificate_detail_json(row: Record, history: list[Record]) -> dict[str, Any
         "history": [{"at": iso(h["at"]), "actor": h["actor"], "action": h["action"],
                      "reason": h["reason"], "comment": h["comment"]} for h in history],
     }
+
+
+def renewal_json(row: Record) -> dict[str, Any]:
+    """A renewal (issue 15): the new certificate as read from itself, and beside it the
+    registered one it follows (``replaced``), so a house compares the two at a glance."""
+    serial, old_serial = int(row["serial"]), int(row["old_serial"])
+    return {
+        "id": str(row["id"]),
+        "username": row["username"],
+        "cas": row["cas"],
+        "provider_cui": row["provider_cui"],
+        "serial": str(serial),
+        "serial_hex": serial_hex(serial),
+        "issuer": row["issuer_dn"],
+        "issuer_id": str(row["issuer_id"]),
+        "subject": row["subject"],
+        "not_before": iso(row["not_before"]),
+        "not_after": iso(row["not_after"]),
+        "replaces": str(row["replaces"]),
+        "presented_at": iso(row["presented_at"]),
+        "presented_from": row["presented_from"],
+        "last_presented_at": iso(row["last_presented_at"]),
+        "status": row["status"],
+        "decided_at": iso(row["decided_at"]),
+        "decided_by": row["decided_by"],
+        "reason": row["reason"],
+        "certificate_id": str(row["certificate_id"]) if row["certificate_id"] else None,
+        "replaced": {"id": str(row["replaces"]), "serial": str(old_serial), "serial_hex": serial_hex(old_serial),
+                     "issuer": row["old_issuer_dn"], "subject": row["old_subject"],
+                     "not_before": iso(row["old_not_before"]), "not_after": iso(row["old_not_after"]),
+                     "status": row["old_status"]},
+    }

@@ -16,8 +16,8 @@ from shared.service import verifier_ctx
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import READINESS, base_app, metrics_token_ctx
 
-from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, texts, trusted_list,
-                              users)
+from services.console import (certificates, dashboard, issuers, login, ocsp_log, providers, renewals, texts,
+                              trusted_list, users)
 from services.console.api import HTTP, http_ctx
 from services.console.config import Config
 from services.console.openapi import OPENAPI_DOC
@@ -100,6 +100,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/certificate/nou", certificates.create_certificate)
     r.add_get("/certificate/{id}", certificates.certificate_detail)
     r.add_post("/certificate/{id}", certificates.set_suspended)
+    renewals.add_routes(r)
     r.add_get("/log-ocsp", ocsp_log.log_page)
     r.add_get("/log-ocsp/stream", ocsp_log.log_stream)
     r.add_get("/autoritati", issuers.list_issuers)

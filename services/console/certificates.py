@@ -6,7 +6,7 @@ from aiohttp import web
 
 from shared.auth import Right
 
-from services.console import certfile, forms, texts
+from services.console import certfile, forms, renewals, texts
 from services.console.api import ApiError
 from shared.usernames import external_username
 
@@ -31,7 +31,8 @@ async def list_certificates(request: web.Request) -> web.Response:
     return render(request, "certificates.html", {
         "items": body.get("items", []), "paging": forms.Paging.of(body, page, 20), "filters": filters,
         "suspended_choices": SUSPENDED_CHOICES, "page_link": lambda **kw: page_link(request, **kw),
-        "can_write": principal.can(Right.CERTIFICATES_WRITE)})
+        "can_write": principal.can(Right.CERTIFICATES_WRITE), "renewals": await renewals.pending(request),
+        "reason_max": renewals.REASON_MAX})
 
 
 async def _issuers(request: web.Request) -> list[dict]:
@@ -103,7 +104,8 @@ async def certificate_detail(request: web.Request) -> web.Response:
         "c": certificate,
         "can_suspend": principal.can(Right.CERTIFICATES_SUSPEND),
         "history_words": {"registered": "inregistrat", "suspended": "suspendat", "reinstated": "reactivat",
-                          "revoked": "revocat", "revoked_by_issuer": "revocat de emitent"}})
+                          "revoked": "revocat", "revoked_by_issuer": "revocat de emitent",
+                          "renewed": "reinnoit"}})
 
 
 async def set_suspended(request: web.Request) -> web.Response:

@@ -239,6 +239,8 @@ OK_MESSAGES = {
     "iesire": "V-ati deconectat.",
     "casa": "Casa selectata a fost schimbata.",
     "verificare": "Verificarea la emitent a fost ceruta; rezultatul apare aici in cateva secunde.",
+    "reinnoire-aprobata": "Reinnoirea a fost aprobata: certificatul nou este inregistrat.",
+    "reinnoire-respinsa": "Reinnoirea a fost respinsa; furnizorul vede motivul la conectare.",
 }
 
 

@@ -10,4 +10,6 @@ CONSUMERS: Consumers = {
     "ocsp.certs": state.HANDLERS,
     # keygen's keys and users' external users → the online channel's key table
     "ocsp.keys": online.HANDLERS,
+    # certs' rejected renewals → the online channel's refusals (issue 15)
+    "ocsp.renewals": online.RENEWAL_HANDLERS,
 }

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.infra import free_port
-from tests.support.provider import (P12_PASSPHRASE, client_env, issue_key, mint_certificate,
+from tests.support.provider import (P12_PASSPHRASE, client_env, fresh_cui, issue_key, mint_certificate,
                                     new_provider_with_key, register_certificate, set_suspended,
                                     typo_of)
 from tests.support.wait import eventually
@@ -224,7 +224,8 @@ async def test_connect_once_answers_with_its_exit_status(stack, pki, http, admin
     cui, _, serial = await new_provider_with_key(stack, http, admin_headers)
     username = f"{cui}_CAS-B"
     registered = mint_certificate(pki, cui, "SC ONCE SRL", tmp_path / "registered")
-    unregistered = mint_certificate(pki, cui, "SC ONCE SRL", tmp_path / "unregistered")
+    # Another holder's (its own CUI and name): one naming the same holder would be a renewal (issue 15).
+    unregistered = mint_certificate(pki, fresh_cui(), "SC ALTUL SRL", tmp_path / "unregistered")
     await register_certificate(stack, http, admin_headers, pki, username, registered["cert"].read_text())
     env = client_env(tmp_path / "home")
     activated = run_client(env, "--lang", "en", "activate", "--serial", serial, "--cas", "b",

@@ -59,3 +59,20 @@ def openssl_ocsp(stack: Stack, pki, responder: Path) -> str:
          "-url", stack.url("ocsp", "/"), "-VAfile", str(responder)],
         capture_output=True, text=True, timeout=15)
     return result.stdout + result.stderr
+
+
+def as_admin(stack: Stack, service: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """One call as the national admin: a POST of ``body``, or a GET; (status, JSON body)."""
+    status, raw = _http(stack.url(service, path), body=body, token=_admin_token(stack))
+    try:
+        return status, json.loads(raw or b"{}")
+    except ValueError:
+        return status, {"raw": raw.decode(errors="replace")}
+
+
+def openssl_ocsp_of(stack: Stack, issuer_cert: Path, cert: Path, responder: Path) -> str:
+    """Ask the responder about ``cert`` with the real OpenSSL client."""
+    result = subprocess.run(
+        ["openssl", "ocsp", "-issuer", str(issuer_cert), "-cert", str(cert), "-url", stack.url("ocsp", "/"),
+         "-VAfile", str(responder)], capture_output=True, text=True, timeout=15)
+    return result.stdout + result.stderr

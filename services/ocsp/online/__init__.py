@@ -6,7 +6,9 @@ certificate's record in the responder's registry, the user's key in the ``keysto
 (fed by ``consumers`` from keygen's and users' events, with the pure rules of ``keys``).
 An online desktop gets a session token (``sessions``) for its heartbeats; every decision
 is an OCSP log entry, and each online one counts as the certificate's last use
-(``usage``, published by ``publisher``).
+(``usage``, published by ``publisher``). A certificate that is not registered but renews
+one of the user's (``rules.renewal_of``) is answered ``renewal_pending`` and reported to
+certs (``renewals``); one its house rejected, ``renewal_rejected`` (``refusals``).
 """
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from datetime import timedelta
 from aiohttp import web
 
 from services.ocsp.config import Config
-from services.ocsp.online.appkeys import KEYS, ONLINE, SESSIONS, USAGE, Online
-from services.ocsp.online.consumers import HANDLERS
+from services.ocsp.online.appkeys import KEYS, ONLINE, REFUSALS, RENEWALS, SESSIONS, USAGE, Online
+from services.ocsp.online.consumers import HANDLERS, RENEWAL_HANDLERS
 from services.ocsp.online.keystore import KeyStore, KeySync
 from services.ocsp.online.openapi import OPENAPI
-from services.ocsp.online.queries import KEYS_CHANNEL
+from services.ocsp.online.queries import KEYS_CHANNEL, REFUSALS_CHANNEL
+from services.ocsp.online.refusals import RefusalStore, RefusalSync
+from services.ocsp.online.renewals import RenewalReporter
 from services.ocsp.online.routes import add_routes, on_tls_refused, online_app
 from services.ocsp.online.sessions import SessionSigner
 from services.ocsp.online.trust import TrustStore
@@ -37,7 +41,8 @@ from shared.listen import LISTENER
 from shared.logging import get_logger
 from shared.tasks import BackgroundTask
 
-__all__ = ["HANDLERS", "KEYS", "ONLINE", "OPENAPI", "SESSIONS", "USAGE", "add_routes", "online_ctx"]
+__all__ = ["HANDLERS", "KEYS", "ONLINE", "OPENAPI", "RENEWAL_HANDLERS", "SESSIONS", "USAGE", "add_routes",
+           "online_ctx"]
 
 log = get_logger(__name__)
 
@@ -68,6 +73,14 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             syncing.start()
             started.push_async_callback(syncing.stop)
             await asyncio.wait_for(sync.loaded.wait(), LOAD_TIMEOUT)
+            # Rejected renewals (issue 15), followed like the keys.
+            app[REFUSALS] = RefusalStore()
+            refusals = RefusalSync(pool, app[REFUSALS], app[LISTENER].subscribe(REFUSALS_CHANNEL))
+            following = BackgroundTask("ocsp-refusals-sync", refusals.run, cancel_on_stop=True)
+            following.start()
+            started.push_async_callback(following.stop)
+            await asyncio.wait_for(refusals.loaded.wait(), LOAD_TIMEOUT)
+            app[RENEWALS] = RenewalReporter(pool)
             app[USAGE] = UsageTracker()
             publisher = BackgroundTask("ocsp-usage", publishing(pool, app[USAGE], interval=usage_interval))
             publisher.start()

@@ -8,6 +8,8 @@ from datetime import timedelta
 from aiohttp import web
 
 from services.ocsp.online.keystore import KeyStore
+from services.ocsp.online.refusals import RefusalStore
+from services.ocsp.online.renewals import RenewalReporter
 from services.ocsp.online.sessions import SessionSigner
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.online.usage import UsageTracker
@@ -30,3 +32,5 @@ ONLINE = web.AppKey("ocsp_online", Online)
 KEYS = web.AppKey("ocsp_keys", KeyStore)
 SESSIONS = web.AppKey("ocsp_online_sessions", SessionSigner)
 USAGE = web.AppKey("ocsp_usage", UsageTracker)
+REFUSALS = web.AppKey("ocsp_renewal_refusals", RefusalStore)
+RENEWALS = web.AppKey("ocsp_renewal_reporter", RenewalReporter)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncpg
 
+import uuid
+
 from services.ocsp.online import keys
 from services.ocsp.online import queries as oq
-from shared.events import Envelope, ExternalUserCreated, ExternalUserDeleted, KeyIssued, parse_time
+from services.ocsp.online.refusals import Refusal
+from shared.events import (Envelope, EventDecodeError, ExternalUserCreated, ExternalUserDeleted, KeyIssued,
+                           RenewalRejected, parse_time)
 from shared.inbox import Handler
 
 
@@ -64,3 +68,23 @@ HANDLERS: dict[str, Handler] = {
     ExternalUserCreated.TYPE: on_user_created,
     ExternalUserDeleted.TYPE: on_user_deleted,
 }
+
+
+async def on_renewal_rejected(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """A house rejected a renewal (queue ``ocsp.renewals``): that certificate is answered
+    renewal_rejected, with the house's reason, from now on."""
+    event: RenewalRejected = envelope.payload()
+    envelope.house_of(event.username)
+    try:
+        issuer_id, renewal_id, serial = uuid.UUID(event.issuer_id), uuid.UUID(event.renewal_id), int(event.serial)
+    except (TypeError, ValueError):
+        raise EventDecodeError(f"RenewalRejected {envelope.id}: unreadable ids or serial") from None
+    row = await oq.save_refusal(conn, username=event.username, issuer_id=issuer_id, serial=serial,
+                                renewal_id=renewal_id, reason=str(event.reason),
+                                rejected_at=parse_time(event.rejected_at, "rejected_at"))
+    if row is not None:
+        await oq.notify_refusal(conn, Refusal.from_row(row).to_note())
+
+
+RENEWAL_HANDLERS: dict[str, Handler] = {RenewalRejected.TYPE: on_renewal_rejected}
+

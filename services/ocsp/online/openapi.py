@@ -26,7 +26,12 @@ _PATHS = {
                        "issued by a registered issuer) is registered to that external user, neither "
                        "suspended nor revoked, within its validity, and the serial is the user's current "
                        "key. Every attempt is an OCSP log entry (operation connect); an online one "
-                       "counts as the certificate's last use.",
+                       "counts as the certificate's last use. A certificate that is not registered but is "
+                       "issued by a registered issuer and names the holder of one registered to that user "
+                       "(same subject, or the same serialNumber / organizationIdentifier), presented with the "
+                       "user's current key within its validity, is a renewal: 401 reason renewal_pending "
+                       "(certs records it for the house's approval, RenewalPresented), or renewal_rejected "
+                       "with the house's reason in the message once the house rejected it.",
         "security": [{"basic": []}]}},
     "/v1/online/heartbeat": {"post": {
         **_CHANNEL, "summary": "Still online? Checks everything again (suspension, revocation, key reset)",

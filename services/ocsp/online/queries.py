@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -57,3 +58,28 @@ async def save_key(conn: asyncpg.Connection, *, username: str, cas: str, provide
 async def notify_key_changed(conn: asyncpg.Connection, username: str) -> None:
     """Tell every process (at commit) to refresh this user's key from the table."""
     await conn.execute("select pg_notify($1, $2)", KEYS_CHANNEL, username)
+
+
+# -- renewals a house rejected (issue 15) ------------------------------------------------
+
+REFUSALS_CHANNEL = "ocsp_renewal_refusals"
+REFUSAL_COLUMNS = "username, issuer_id, serial, renewal_id, reason, rejected_at"
+
+
+async def all_refusals(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every rejected renewal (loaded into memory at start)."""
+    return await conn.fetch(f"select {REFUSAL_COLUMNS} from renewal_refusals")
+
+
+async def save_refusal(conn: asyncpg.Connection, *, username: str, issuer_id, serial: int, renewal_id,
+                       reason: str, rejected_at: datetime) -> asyncpg.Record | None:
+    """Keep a rejection (the first one stands: a decision is final); the row if new."""
+    return await conn.fetchrow(
+        f"""insert into renewal_refusals ({REFUSAL_COLUMNS}) values ($1, $2, $3, $4, $5, $6)
+            on conflict (username, issuer_id, serial) do nothing returning {REFUSAL_COLUMNS}""",
+        username, issuer_id, Decimal(serial), renewal_id, reason, rejected_at)
+
+
+async def notify_refusal(conn: asyncpg.Connection, payload: str) -> None:
+    """Tell every process (at commit) of a rejection; the payload is the refusal itself."""
+    await conn.execute("select pg_notify($1, $2)", REFUSALS_CHANNEL, payload)

@@ -26,12 +26,12 @@ from aiohttp import BasicAuth, web
 from prometheus_client import Counter
 
 from services.ocsp.log import OPLOG, LogEntry
-from services.ocsp.online.appkeys import KEYS, ONLINE, SESSIONS, USAGE
+from services.ocsp.online.appkeys import KEYS, ONLINE, REFUSALS, RENEWALS, SESSIONS, USAGE
 from services.ocsp.online.keys import check_key
 from services.ocsp.online.rules import (MAX_SECRET, MAX_USERNAME, ClientCert, Verdict, attribute, clean_claim,
-                                        evaluate, message_for, pick_language)
+                                        evaluate, message_for, pick_language, renewal_of)
 from services.ocsp.online.sessions import key_fingerprint
-from services.ocsp.online.trust import TrustStore
+from services.ocsp.online.trust import TrustStore, identified
 from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
@@ -100,6 +100,9 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
         values["date"] = cert.not_before.date().isoformat()
     if verdict.reason == "revoked_by_issuer":
         values.update(issuer_words(request.app[REGISTRY].issuer(record.issuer_id), record))
+    if verdict.reason == "renewal_rejected":
+        refusal = request.app[REFUSALS].get(username, cert.issuer_id, cert.serial)
+        values["reason"] = refusal.reason if refusal is not None else ""
     if not verdict.online:
         message = message_for(verdict.reason, language, **values)
         raise errors.Unauthorized(message, semaphore="offline", reason=verdict.reason, message=message,
@@ -122,10 +125,24 @@ def issuer_words(issuer, record: CertificateRecord) -> dict[str, str]:
     return {"issuer": name, "date": moment}
 
 
-def _lookup(request: web.Request, cert: ClientCert | None) -> CertificateRecord | None:
+def _lookup(request: web.Request, cert: ClientCert | None, username: str | None) -> CertificateRecord | None:
+    """The record the channel decides by: this user's own (issue 15: one certificate may
+    be registered in several houses, each deciding for itself), else another user's
+    (certificate_other_user), else None."""
     if cert is None or cert.issuer_id is None:
         return None
-    return request.app[REGISTRY].certificate(cert.issuer_id, cert.serial)
+    records = request.app[REGISTRY].house_records(cert.issuer_id, cert.serial)
+    return next((r for r in records if r.username == username), records[0] if records else None)
+
+
+def _renewal(request: web.Request, cert: ClientCert | None, username: str | None,
+             record: CertificateRecord | None):
+    """(cert with its holder, renewal_of's answer) for an unregistered certificate."""
+    if cert is None or record is not None or not username or cert.issuer_id is None or cert.serial_text is None:
+        return cert, None
+    cert = identified(cert)
+    refused = request.app[REFUSALS].get(username, cert.issuer_id, cert.serial) is not None
+    return cert, renewal_of(cert, username, request.app[REGISTRY].user_records(username), refused)
 
 
 async def connect(request: web.Request) -> web.Response:
@@ -137,7 +154,16 @@ async def connect(request: web.Request) -> web.Response:
     username, serial = _basic(request)
     key = request.app[KEYS].get(username) if username else None
     verdict_of_key = check_key(key, serial or "", online.pepper)
-    verdict = evaluate(cert, username, key, _lookup(request, cert), verdict_of_key, online.clock())
+    record = _lookup(request, cert, username)
+    cert, renewal = _renewal(request, cert, username, record)
+    now = online.clock()
+    verdict = evaluate(cert, username, key, record, verdict_of_key, now, renewal[0] if renewal else None)
+    if verdict.reason == "renewal_pending":
+        # certs records it (the house's list); the desktop's answer does not wait for that.
+        followed = renewal[1]
+        await request.app[RENEWALS].report(username=username, cas=key.cas, cert=cert,
+                                           replaces=followed.certificate_id if followed else None, at=now,
+                                           client=remote_address(request))
     return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=False)
 
 
@@ -162,7 +188,7 @@ async def heartbeat(request: web.Request) -> web.Response:
         key = request.app[KEYS].get(username) if username else None
         current = key_fingerprint(key)
         key_verdict = "ok" if current is not None and current == claims.get("kf") else "key_replaced"
-        verdict = evaluate(cert, username, key, _lookup(request, cert), key_verdict, online.clock())
+        verdict = evaluate(cert, username, key, _lookup(request, cert, username), key_verdict, online.clock())
     return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=True)
 
 
@@ -206,7 +232,7 @@ def online_app(parent: web.Application) -> web.Application:
     """The small application served on :8443; it shares the parent's resources."""
     app = web.Application(middlewares=[request_middleware], client_max_size=16 * 1024)
     app[SERVICE_NAME] = parent[SERVICE_NAME] if SERVICE_NAME in parent else "ocsp"
-    for key in (POOL, REGISTRY, OPLOG, KEYS, USAGE, SESSIONS, ONLINE):
+    for key in (POOL, REGISTRY, OPLOG, KEYS, USAGE, SESSIONS, ONLINE, REFUSALS, RENEWALS):
         app[key] = parent[key]
     add_routes(app)
     return app

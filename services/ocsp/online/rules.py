@@ -2,11 +2,12 @@
 and message (Romanian, or English on request) given to everyone else."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.ocsp.online.keys import KeyRecord
 from services.ocsp.responder.registry import CertificateRecord
+from shared.holders import Holder, same_holder
 
 # (Romanian, English). {username}, {serial}, {date}, {issuer} are filled in.
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -30,6 +31,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "asigurări să îl adauge la Certificate utilizatori.",
         "The digital certificate (serial {serial}) is not registered in SIUI. Ask your insurance "
         "house to add it to the user certificates."),
+    "renewal_pending": (
+        "Certificatul nou (serie {serial}) a fost primit și așteaptă aprobarea casei de asigurări. "
+        "Veți putea lucra online cu el imediat după aprobare; până atunci puteți folosi certificatul "
+        "vechi, cât timp este valabil.",
+        "The new certificate (serial {serial}) has been received and awaits your insurance house's "
+        "approval. You can work online with it as soon as it is approved; until then you may use the "
+        "old certificate while it is valid."),
+    "renewal_rejected": (
+        "Casa de asigurări a respins certificatul nou (serie {serial}): {reason}",
+        "Your insurance house rejected the new certificate (serial {serial}): {reason}"),
     "certificate_other_user": (
         "Certificatul digital prezentat este înregistrat pentru alt utilizator, nu pentru {username}.",
         "The digital certificate presented is registered to another user, not to {username}."),
@@ -98,7 +109,7 @@ def message_for(code: str, language: str, **values: str) -> str:
     """The message of ``code`` in ``language`` ('ro' or 'en')."""
     ro, en = MESSAGES[code]
     return (en if language == "en" else ro).format_map({"username": "", "serial": "", "date": "",
-                                                        "issuer": "", **values})
+                                                        "issuer": "", "reason": "", **values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,9 @@ class ClientCert:
     not_after: datetime
     issuer_id: str | None      # the registered issuer that signed it, if any
     fingerprint: str           # SHA-256 of the DER, hex
+    der: bytes = field(default=b"", repr=False, compare=False)  # the certificate as presented
+    holder: Holder | None = None   # who it names (``trust.identified``: a renewal is recognised by it)
+    pem: str = ""                  # the certificate itself, reported when it is a renewal
 
     @property
     def serial_text(self) -> str | None:
@@ -172,11 +186,32 @@ class Verdict:
         return self.reason is None
 
 
+def renewal_of(cert: ClientCert, username: str, registered: tuple[CertificateRecord, ...],
+               refused: bool) -> tuple[str, CertificateRecord | None] | None:
+    """Whether an unregistered certificate is a renewal (issue 15): issued by a registered
+    authority and naming the holder (``shared.holders``) of a certificate registered to
+    this user that is not revoked. ``("renewal_rejected", None)`` once its house refused
+    it, ``("renewal_pending", the certificate it follows)``, or None: not a renewal."""
+    if cert.issuer_id is None or cert.holder is None or cert.serial_text is None:
+        return None  # beyond 20 octets no certificate is ever registered: nothing to renew
+    if refused:
+        return "renewal_rejected", None
+    followed = [r for r in registered if r.username == username and r.status != "revoked"
+                and r.holder is not None and same_holder(cert.holder, r.holder)]
+    if not followed:
+        return None
+    # The one valid longest is the one renewed (certs picks the same: renewals.followed).
+    return "renewal_pending", max(followed, key=lambda r: r.not_after.timestamp() if r.not_after else float("-inf"))
+
+
 def evaluate(cert: ClientCert | None, username: str | None, key: KeyRecord | None,
-             record: CertificateRecord | None, key_verdict: str, now: datetime) -> Verdict:
+             record: CertificateRecord | None, key_verdict: str, now: datetime,
+             renewal: str | None = None) -> Verdict:
     """Decide a connect. The order is the order a person fixes things in: the
     certificate at hand, who they say they are, whether the house allows that
-    certificate for them, and last the key."""
+    certificate for them, and last the key. ``renewal`` (``renewal_of``) tells an
+    unregistered certificate's renewal apart: said only to the user's right key, and
+    only for a certificate within its validity (else its own reason is the clearer)."""
     if cert is None:
         return Verdict("certificate_missing")
     if not username:
@@ -184,6 +219,8 @@ def evaluate(cert: ClientCert | None, username: str | None, key: KeyRecord | Non
     if key is None or not key.active:
         return Verdict("unknown_user", record)
     if record is None:
+        if renewal is not None and key_verdict == "ok" and cert.not_before <= now < cert.not_after:
+            return Verdict(renewal, None, key)
         return Verdict("certificate_not_registered", None, key)
     if record.username != username:
         return Verdict("certificate_other_user", record, key)

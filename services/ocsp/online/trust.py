@@ -3,14 +3,17 @@ missing one is answered in HTTP, with a reason), trusted when issued by a regist
 issuer, and the issuer that signed a presented certificate found again."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ssl
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 from services.ocsp.online.rules import ClientCert
 from services.ocsp.responder.registry import Registry
+from shared.holders import holder_of
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -76,4 +79,15 @@ class TrustStore:
             issuer_id = candidate_id
             break
         return ClientCert(certificate.serial_number, certificate.not_valid_before_utc,
-                          certificate.not_valid_after_utc, issuer_id, hashlib.sha256(der).hexdigest())
+                          certificate.not_valid_after_utc, issuer_id, hashlib.sha256(der).hexdigest(), der=der)
+
+
+def identified(cert: ClientCert) -> ClientCert:
+    """The certificate with its holder and PEM (issue 15): read only for one that is not
+    registered, from a registered issuer, since only such a one can be a renewal; a
+    registered certificate's connect (the reconnect storm) reads nothing more."""
+    if cert.issuer_id is None or cert.holder is not None or not cert.der:
+        return cert
+    certificate = x509.load_der_x509_certificate(cert.der)
+    return dataclasses.replace(cert, holder=holder_of(certificate.subject),
+                               pem=certificate.public_bytes(serialization.Encoding.PEM).decode())

@@ -24,6 +24,7 @@ from asn1crypto import x509 as asn1_x509
 
 from services.ocsp.responder.codec import HASH_SIZES, CertId, ParsedRequest
 from services.ocsp.responder.responses import REVOCATION_REASONS, ResponderIdentity, SingleAnswer
+from shared.holders import Holder
 
 __all__ = [
     "CachedResponse",
@@ -88,6 +89,8 @@ class CertificateRecord:
     provider_cui: str | None = None
     #: The revocation is the issuing authority's (its CRL), not SIUI's own.
     revoked_by_issuer: bool = False
+    #: Who the certificate names (issue 15: how the online channel knows a renewal).
+    holder: Holder | None = None
 
     def answer(self, cert_id: CertId) -> SingleAnswer:
         """The OCSP answer: revocation wins over suspension, which is a certificateHold."""
@@ -132,6 +135,11 @@ class Registry:
         self._by_hashes: dict[tuple[str, bytes, bytes], Issuer] = {}
         self._hash_keys: dict[str, list[tuple[str, bytes, bytes]]] = {}
         self._records: dict[tuple[str, int], CertificateRecord] = {}
+        # Issue 15: one certificate may be registered in several houses (one user each).
+        # ``_records`` holds what OCSP answers (the houses' records combined by the
+        # state feature's rule); these hold each house's own, for the online channel.
+        self._houses: dict[tuple[str, int], dict[str, CertificateRecord]] = {}
+        self._by_user: dict[str, dict[tuple[str, int], CertificateRecord]] = {}
         #: Bumped whenever the set of issuers (or a signer) changes, so that users of the
         #: issuer list (the online channel's TLS trust store) can tell when to rebuild.
         self.issuers_version = 0
@@ -203,7 +211,8 @@ class Registry:
                            suspended_at: datetime | None = None, revoked_at: datetime | None = None,
                            revocation_reason: str | None = None, changed_at: datetime | None = None,
                            not_before: datetime | None = None, not_after: datetime | None = None,
-                           provider_cui: str | None = None, revoked_by_issuer: bool = False) -> CertificateRecord:
+                           provider_cui: str | None = None, revoked_by_issuer: bool = False,
+                           holder: Holder | None = None) -> CertificateRecord:
         """Create or replace a certificate's record; its cached answers stop matching at once.
 
         The issuer need not be registered yet: events may arrive in any order, and a
@@ -219,13 +228,53 @@ class Registry:
             raise ValueError(f"unknown revocation reason {revocation_reason!r}")
         record = CertificateRecord(issuer_id, serial, certificate_id, username, cas, status, suspended,
                                    suspended_at, revoked_at, revocation_reason, next(self._versions),
-                                   changed_at, not_before, not_after, provider_cui, revoked_by_issuer)
+                                   changed_at, not_before, not_after, provider_cui, revoked_by_issuer, holder)
         self._records[(issuer_id, serial)] = record
         return record
 
     def remove_certificate(self, issuer_id: str, serial: int) -> bool:
-        """Forget a certificate (it answers ``unknown`` again); True if it was known."""
+        """Forget a certificate in every house (it answers ``unknown`` again); True if it was known."""
+        for username in self._houses.pop((issuer_id, serial), {}):
+            self._drop_user_entry(username, (issuer_id, serial))
         return self._records.pop((issuer_id, serial), None) is not None
+
+    # -- each house's own record (issue 15) ------------------------------------------------
+
+    def put_house_record(self, record: CertificateRecord) -> None:
+        """Keep one house's (one user's) record of a certificate; the answer OCSP gives is
+        set apart, by ``upsert_certificate`` with the houses' records combined."""
+        key = (record.issuer_id, record.serial)
+        self._houses.setdefault(key, {})[record.username] = record
+        self._by_user.setdefault(record.username, {})[key] = record
+
+    def drop_house_record(self, issuer_id: str, serial: int, username: str) -> bool:
+        """Forget one house's record; True if it was held."""
+        key = (issuer_id, serial)
+        held = self._houses.get(key, {}).pop(username, None)
+        if key in self._houses and not self._houses[key]:
+            del self._houses[key]
+        self._drop_user_entry(username, key)
+        return held is not None
+
+    def house_records(self, issuer_id: str, serial: int) -> tuple[CertificateRecord, ...]:
+        """Every house's record of a certificate, by user name."""
+        held = self._houses.get((issuer_id, serial))
+        return tuple(held[u] for u in sorted(held)) if held else ()
+
+    def house_record(self, issuer_id: str, serial: int, username: str) -> CertificateRecord | None:
+        """One user's record of a certificate."""
+        return self._houses.get((issuer_id, serial), {}).get(username)
+
+    def user_records(self, username: str) -> tuple[CertificateRecord, ...]:
+        """Every certificate registered to one user (a few: the online channel's renewal check)."""
+        return tuple(self._by_user.get(username, {}).values())
+
+    def _drop_user_entry(self, username: str, key: tuple[str, int]) -> None:
+        mine = self._by_user.get(username)
+        if mine is not None:
+            mine.pop(key, None)
+            if not mine:
+                del self._by_user[username]
 
     def certificate(self, issuer_id: str, serial: int) -> CertificateRecord | None:
         """The record for (issuer_id, serial), if any."""

@@ -2,6 +2,7 @@
 functions, no I/O. A row (at load) and a note (on NOTIFY) carry the same fields."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,10 +11,12 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from services.ocsp.responder import publish_delegated
-from services.ocsp.responder.registry import Registry
+from services.ocsp.responder.registry import CertificateRecord, Registry
 from services.ocsp.responder.responses import REVOCATION_REASONS
+from services.ocsp.state.houses import combined
 from services.ocsp.state.signers import decrypt_identity
 from shared.events import parse_optional_time
+from shared.holders import Holder, holder_of
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -25,14 +28,15 @@ def _time(value: Any) -> datetime | None:
 
 
 def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newer: bool = True) -> bool:
-    """Put one certificate's state (a row or a note) into ``registry``; True if it changed.
+    """Put one house's state of a certificate (a row or a note) into ``registry``, then
+    the answer OCSP gives across its houses (``houses.combined``); True if that changed.
 
-    A state older than the one held is ignored (notes and reloads may cross), and an
-    identical one too, so that its cached answers stay valid.
+    A state older than the one held for that user is ignored (notes and reloads may
+    cross), and an identical one too, so that its cached answers stay valid.
     """
-    issuer_id, serial = str(state["issuer_id"]), int(state["serial"])
+    issuer_id, serial, username = str(state["issuer_id"]), int(state["serial"]), state["username"]
     changed_at = _time(state["changed_at"])
-    current = registry.certificate(issuer_id, serial)
+    current = registry.house_record(issuer_id, serial, username)
     if current is not None and only_if_newer and current.changed_at and changed_at < current.changed_at:
         return False
     status = state["status"]
@@ -45,7 +49,7 @@ def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newe
         revoked_at, reason = _time(state["issuer_revoked_at"]), state.get("issuer_revocation_reason")
     revoked = status == "revoked" or by_issuer
     values = dict(
-        certificate_id=str(state["certificate_id"]), username=state["username"], cas=state["cas"],
+        certificate_id=str(state["certificate_id"]), username=username, cas=state["cas"],
         status="revoked" if revoked else "good",
         suspended=status == "suspended", suspended_at=_time(state.get("suspended_at")),
         revoked_at=revoked_at if revoked else _time(state.get("revoked_at")),
@@ -54,11 +58,44 @@ def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newe
         revoked_by_issuer=by_issuer,
         changed_at=changed_at, not_before=_time(state.get("not_before")),
         not_after=_time(state.get("not_after")), provider_cui=state.get("provider_cui"),
+        holder=_holder(state),
     )
+    if current is not None and all(getattr(current, name) == value for name, value in values.items()):
+        return False
+    registry.put_house_record(CertificateRecord(issuer_id, serial, **values))
+    return answer_across_houses(registry, issuer_id, serial)
+
+
+def answer_across_houses(registry: Registry, issuer_id: str, serial: int) -> bool:
+    """Set the record OCSP answers from to the houses' records combined; True if it changed."""
+    chosen = combined(registry.house_records(issuer_id, serial))
+    if chosen is None:
+        return registry.remove_certificate(issuer_id, serial)
+    values = {f.name: getattr(chosen, f.name) for f in dataclasses.fields(CertificateRecord)
+              if f.name not in ("issuer_id", "serial", "version")}
+    current = registry.certificate(issuer_id, serial)
     if current is not None and all(getattr(current, name) == value for name, value in values.items()):
         return False
     registry.upsert_certificate(issuer_id, serial, **values)
     return True
+
+
+def forget_certificate(registry: Registry, issuer_id: str, serial: int, username: str) -> None:
+    """One house's record is gone from the tables: the answer is its houses' again."""
+    if registry.drop_house_record(issuer_id, serial, username):
+        answer_across_houses(registry, issuer_id, serial)
+
+
+def _holder(state: dict[str, Any]) -> Holder | None:
+    # Stored as JSON by the consumer; a row stored before issue 15 has only its DER.
+    holder = Holder.from_json(state.get("holder"))
+    der = state.get("der_for_holder")
+    if holder is None and der:
+        try:
+            holder = holder_of(x509.load_der_x509_certificate(bytes(der)).subject)
+        except ValueError:
+            return None
+    return holder
 
 
 def apply_issuer(registry: Registry, issuer_id: str, certificate_der: bytes, signer_row, data_key: bytes) -> None:

@@ -17,7 +17,7 @@ import asyncpg
 
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state import queries
-from services.ocsp.state.apply import apply_certificate, apply_issuer
+from services.ocsp.state.apply import apply_certificate, apply_issuer, forget_certificate
 from shared.listen import Follower, Subscription
 from shared.logging import get_logger
 
@@ -38,11 +38,12 @@ async def reload(pool: asyncpg.Pool, registry: Registry, data_key: bytes) -> Non
             registry.remove_issuer(issuer.issuer_id)
     keys = set()
     for row in certificates:
-        keys.add((str(row["issuer_id"]), int(row["serial"])))
+        keys.add((str(row["issuer_id"]), int(row["serial"]), row["username"]))
         apply_certificate(registry, row, only_if_newer=False)
     for record in registry.certificates():
-        if (record.issuer_id, record.serial) not in keys:
-            registry.remove_certificate(record.issuer_id, record.serial)
+        for house in registry.house_records(record.issuer_id, record.serial):
+            if (house.issuer_id, house.serial, house.username) not in keys:
+                forget_certificate(registry, house.issuer_id, house.serial, house.username)
     log.info("ocsp_registry_loaded", issuers=len(issuer_ids), certificates=len(keys))
 
 

@@ -19,7 +19,7 @@ NOTIFY_CHANNEL = "ocsp_state"
 ISSUER_COLUMNS = "id, subject_dn, certificate_der, event_at"
 CERTIFICATE_COLUMNS = ("issuer_id, serial, certificate_id, username, cas, provider_cui, status, suspended_at, "
                        "revoked_at, revocation_reason, not_before, not_after, changed_at, issuer_revoked_at, "
-                       "issuer_revocation_reason")
+                       "issuer_revocation_reason, holder")
 SIGNER_COLUMNS = "issuer_id, certificate_der, key_nonce, key_ciphertext, created_at, created_by"
 
 
@@ -54,7 +54,8 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
                              status: str, changed_at: datetime, revocation_reason: str | None,
                              not_before: datetime | None, not_after: datetime | None,
                              certificate_der: bytes | None, issuer_revoked_at: datetime | None = None,
-                             issuer_revocation_reason: str | None = None) -> asyncpg.Record | None:
+                             issuer_revocation_reason: str | None = None,
+                             holder: dict | None = None) -> asyncpg.Record | None:
     """Store a certificate's full state unless it is older than the one held; the row
     as now stored, or None when the event was stale (or the certificate is revoked,
     which is final).
@@ -66,12 +67,12 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
     return await conn.fetchrow(
         f"""insert into certificates as c (issuer_id, serial, certificate_id, username, cas, provider_cui,
                    status, suspended_at, revoked_at, revocation_reason, not_before, not_after,
-                   certificate_der, changed_at, issuer_revoked_at, issuer_revocation_reason)
+                   certificate_der, changed_at, issuer_revoked_at, issuer_revocation_reason, holder)
             values ($1, $2, $3, $4, $5, $6, $7,
                     case when $7 = 'suspended' then $8::timestamptz end,
                     case when $7 = 'revoked' then $8::timestamptz end,
-                    $9, $10, $11, $12, $8, $13, $14)
-            on conflict (issuer_id, serial) do update
+                    $9, $10, $11, $12, $8, $13, $14, $15)
+            on conflict (issuer_id, serial, username) do update
                set certificate_id = excluded.certificate_id, username = excluded.username,
                    cas = excluded.cas, provider_cui = excluded.provider_cui, status = excluded.status,
                    suspended_at = case when excluded.status = 'suspended' and c.status = 'suspended'
@@ -80,6 +81,7 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
                    not_before = coalesce(excluded.not_before, c.not_before),
                    not_after = coalesce(excluded.not_after, c.not_after),
                    certificate_der = coalesce(excluded.certificate_der, c.certificate_der),
+                   holder = coalesce(excluded.holder, c.holder),
                    changed_at = excluded.changed_at, updated_at = now(),
                    issuer_revocation_reason = case when c.issuer_revoked_at is null
                                                    then excluded.issuer_revocation_reason
@@ -88,16 +90,15 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
              where c.changed_at <= excluded.changed_at and c.status <> 'revoked'
             returning {CERTIFICATE_COLUMNS}""",
         issuer_id, Decimal(serial), certificate_id, username, cas, provider_cui, status, changed_at,
-        revocation_reason, not_before, not_after, certificate_der, issuer_revoked_at, issuer_revocation_reason)
-
-
-async def get_certificate(conn: asyncpg.Connection, issuer_id: uuid.UUID, serial: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"select {CERTIFICATE_COLUMNS} from certificates where issuer_id = $1 and serial = $2",
-                               issuer_id, Decimal(serial))
+        revocation_reason, not_before, not_after, certificate_der, issuer_revoked_at, issuer_revocation_reason,
+        holder)
 
 
 async def all_certificates(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(f"select {CERTIFICATE_COLUMNS} from certificates")
+    """Every certificate row; the DER only of those stored before their holder was."""
+    return await conn.fetch(f"""select {CERTIFICATE_COLUMNS},
+                                       case when holder is null then certificate_der end as der_for_holder
+                                from certificates""")
 
 
 # -- delegated signers -----------------------------------------------------------------------
@@ -140,6 +141,8 @@ def certificate_note(row: asyncpg.Record | dict) -> dict[str, Any]:
     note["serial"] = str(int(row["serial"]))
     for name in ("suspended_at", "revoked_at", "not_before", "not_after", "changed_at", "issuer_revoked_at"):
         note[name] = row[name].isoformat() if row[name] is not None else None
+    # A few hundred characters: well within NOTIFY's 8000 bytes (a dict row may lack it).
+    note["holder"] = row.get("holder") if isinstance(row, dict) else row["holder"]
     return note
 
 

@@ -1,0 +1,56 @@
+"""The renewal's holder rule (shared.holders): same subject, or the same qualified
+identifiers, whatever the encoding; nothing else."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from shared.holders import Holder, holder_of, same_holder
+from tests.support.pki import TestPki, client
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+SN, ORG_ID = x509.ObjectIdentifier("2.5.4.5"), x509.ObjectIdentifier("2.5.4.97")
+
+
+def dn(*pairs) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in pairs])
+
+
+def test_the_same_subject_however_written_is_the_same_holder():
+    a = dn((NameOID.COUNTRY_NAME, "RO"), (NameOID.ORGANIZATION_NAME, "SC DEMO MEDICAL SRL"),
+           (NameOID.COMMON_NAME, "Ion  Popescu"))
+    b = dn((NameOID.COMMON_NAME, "ion popescu"), (NameOID.COUNTRY_NAME, "ro"),
+           (NameOID.ORGANIZATION_NAME, "sc demo medical srl"))
+    assert same_holder(holder_of(a), holder_of(b))
+
+
+def test_a_changed_subject_keeps_its_holder_through_the_serial_number_or_the_organization_identifier():
+    old = dn((NameOID.COMMON_NAME, "Ion Popescu"), (NameOID.LOCALITY_NAME, "Cluj"), (SN, "PNORO-1800101221144"))
+    moved = dn((NameOID.COMMON_NAME, "Ion Popescu"), (NameOID.LOCALITY_NAME, "Bucuresti"),
+               (SN, "pnoro-1800101221144"))
+    assert same_holder(holder_of(moved), holder_of(old))
+    firm = dn((NameOID.COMMON_NAME, "SC DEMO SRL"), (ORG_ID, "VATRO-12433636"))
+    renamed = dn((NameOID.COMMON_NAME, "SC DEMO MEDICAL SRL"), (ORG_ID, "VATRO-12433636"))
+    assert same_holder(holder_of(renamed), holder_of(firm))
+
+
+def test_another_holder_is_not_the_same():
+    ion = dn((NameOID.COMMON_NAME, "Ion Popescu"), (SN, "PNORO-1800101221144"), (ORG_ID, "VATRO-12433636"))
+    ana = dn((NameOID.COMMON_NAME, "Ana Ionescu"), (SN, "PNORO-2800101221145"), (ORG_ID, "VATRO-18288250"))
+    assert not same_holder(holder_of(ana), holder_of(ion))
+    # Absent identifiers on both sides are not "equal": they match nothing.
+    assert not same_holder(holder_of(dn((NameOID.COMMON_NAME, "A"))), holder_of(dn((NameOID.COMMON_NAME, "B"))))
+    assert not same_holder(Holder(""), Holder(""))
+
+
+def test_a_renewal_by_the_same_ca_names_the_same_holder_and_travels_as_json():
+    pki = TestPki.at(NOW, "holders")
+    old = client(pki.issuing, pki.name("Cabinet Dr Pop"), now=NOW)
+    new = client(pki.issuing, pki.name("Cabinet Dr Pop"), now=NOW)
+    assert old.serial != new.serial
+    holder = holder_of(new.cert.subject)
+    assert same_holder(holder, holder_of(old.cert.subject))
+    assert Holder.from_json(holder.to_json()) == holder
+    assert Holder.from_json({"subject": 3}) is None and Holder.from_json(None) is None
