@@ -343,3 +343,14 @@ async def flag_issuer_withdrawn(conn, issuer_id: uuid.UUID, *, status: str | Non
     await conn.execute(
         """update issuers set tl_withdrawn_at = $2, tl_status = coalesce($3, tl_status) where id = $1""",
         issuer_id, at, status)
+
+
+async def count_expiring(conn, cas: str | None, now: datetime, windows: list[int]) -> list[Record]:
+    """(cas, days, count) for each house and window: certificates not revoked whose
+    validity ends within ``days`` days of ``now`` (the listing's expiring_within_days)."""
+    return await conn.fetch(
+        """select c.cas, w.days, count(*)::int as count
+             from certificates c cross join unnest($3::int[]) as w(days)
+            where ($1::text is null or c.cas = $1) and c.status <> 'revoked'
+              and c.not_after >= $2 and c.not_after <= $2 + make_interval(days => w.days)
+            group by c.cas, w.days""", cas, now, windows)
