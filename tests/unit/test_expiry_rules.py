@@ -124,3 +124,33 @@ def test_the_replaced_message_words():
     assert replaced_words(datetime(2026, 12, 2, 14, 5, 30, tzinfo=timezone.utc), "ro") == " la 2026-12-02 14:05 UTC"
     assert replaced_words(T0, "en") == " on 2026-11-01 09:00 UTC"
     assert replaced_words(None, "ro") == ""
+
+
+# -- the house's counts (certs) and the dashboard's box (console) ---------------------
+
+def test_the_counts_answer_lists_each_house_and_the_totals():
+    from services.certs.expiring import counts_json, horizon
+
+    now = datetime(2026, 12, 2, 14, 0, tzinfo=timezone.utc)
+    rows = [{"cas": "B", "days": 30, "count": 3}, {"cas": "B", "days": 15, "count": 2},
+            {"cas": "B", "days": 7, "count": 1}, {"cas": "CJ", "days": 30, "count": 4}]
+    body = counts_json(rows, now)
+    assert body["windows"] == [30, 15, 7] and body["as_of"] == now.isoformat()
+    assert body["items"] == [{"cas": "B", "within_30": 3, "within_15": 2, "within_7": 1},
+                             {"cas": "CJ", "within_30": 4, "within_15": 0, "within_7": 0}]
+    assert body["total"] == {"within_30": 7, "within_15": 2, "within_7": 1}
+    # A county's own house is listed with zeros when it has none.
+    assert counts_json([], now, houses=["AB"])["items"] == [{"cas": "AB", "within_30": 0, "within_15": 0,
+                                                               "within_7": 0}]
+    assert horizon(now) == now + 30 * DAY
+
+
+def test_the_dashboard_box_reads_only_numbers_it_expects():
+    from services.console.expiring import box_of
+
+    box = box_of({"windows": [30, 15, 7, "x"], "items": [{"cas": "B", "within_30": 3, "within_7": None}],
+                  "total": {"within_30": 3}})
+    assert box.windows == (30, 15, 7) and not box.unavailable
+    assert box.rows == ({"cas": "B", "counts": {30: 3, 15: 0, 7: 0}},) and box.total == {30: 3, 15: 0, 7: 0}
+    assert box.label(30) == "30 de zile" and box.label(7) == "7 zile"
+    assert box_of({}).rows == ()
