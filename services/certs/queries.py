@@ -345,12 +345,17 @@ async def flag_issuer_withdrawn(conn, issuer_id: uuid.UUID, *, status: str | Non
         issuer_id, at, status)
 
 
-async def count_expiring(conn, cas: str | None, now: datetime, windows: list[int]) -> list[Record]:
+async def count_expiring(conn, cas: str | None, now: datetime, horizon: datetime,
+                         windows: list[int]) -> list[Record]:
     """(cas, days, count) for each house and window: certificates not revoked whose
-    validity ends within ``days`` days of ``now`` (the listing's expiring_within_days)."""
+    validity ends within ``days`` days of ``now`` (the listing's expiring_within_days).
+    ``horizon`` (the widest window's end) bounds the scan to a range of the
+    certificates_expiring index; only the few rows in it are counted per window."""
     return await conn.fetch(
         """select c.cas, w.days, count(*)::int as count
-             from certificates c cross join unnest($3::int[]) as w(days)
-            where ($1::text is null or c.cas = $1) and c.status <> 'revoked'
-              and c.not_after >= $2 and c.not_after <= $2 + make_interval(days => w.days)
-            group by c.cas, w.days""", cas, now, windows)
+             from (select cas, not_after from certificates
+                    where ($1::text is null or cas = $1) and status <> 'revoked'
+                      and not_after >= $2 and not_after <= $3) c
+             cross join unnest($4::int[]) as w(days)
+            where c.not_after <= $2 + make_interval(days => w.days)
+            group by c.cas, w.days""", cas, now, horizon, windows)

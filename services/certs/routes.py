@@ -346,7 +346,7 @@ async def expiring_certificates(request: web.Request) -> web.Response:
     cas = house_filter(principal, requested)
     now = request.app[CLOCK]()
     async with request.app[POOL].acquire() as conn:
-        rows = await queries.count_expiring(conn, cas, now, list(WINDOWS))
+        rows = await queries.count_expiring(conn, cas, now, expiring.horizon(now), list(WINDOWS))
     return web.json_response(expiring.counts_json(rows, now, houses=[cas] if cas else []))
 
 
