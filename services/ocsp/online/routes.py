@@ -7,7 +7,9 @@ revoked, within its validity, and the serial is the user's current key; otherwis
 problem+json with ``"semaphore": "offline"``, a ``reason`` code and a ``message`` a person
 understands (Romanian; English with ``Accept-Language: en``). ``POST
 /v1/online/heartbeat`` (Bearer session token, same certificate) checks it all again, so
-the desktop notices a suspension or a key reset while online.
+the desktop notices a suspension or a key reset while online. Both online answers carry
+the certificate's expiry and, from 30 days before it, a warning (``expiry``); a
+``key_replaced`` refusal says when the reset was.
 
 HTTP only: ``rules.evaluate`` decides. A connect reads only memory: certificates from the
 responder's registry, keys from the ``keystore``; the log and the usage summary are
