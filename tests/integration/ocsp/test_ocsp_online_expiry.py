@@ -145,31 +145,34 @@ async def test_a_heartbeat_on_a_replaced_key_says_when(harness, ca, clock):
 async def test_the_window_status_bar_shows_the_warning(harness, ca, clock, tmp_path):
     """The Tk window (clients.desktop.gui) on a real X display (Xvfb): its status bar's
     warning line, drawn from a real connect answered 30 days before expiry."""
+    from clients.desktop.connection import open_channel
+    from clients.desktop.tls import load_pem
+
     not_after = (utc_now() + 50 * DAY).replace(microsecond=0)
     username, provider, serial = await enrol(harness, ca, not_after)
     store = ActivationStore(tmp_path)
     store.save(Activation(username, "B", username.partition("_")[0], "SC FEREASTRA SRL", serial,
                           utc_now().isoformat(timespec="seconds")))
     clock.now = not_after - 30 * DAY
-    # The desktop's calls block: in a thread, so that this loop keeps serving them.
-    shown = await asyncio.to_thread(_window_after_connect, harness, store, provider)
-    assert shown["status"].online and shown["status"].certificate_expires_at == not_after
+    channel = open_channel(store, load_pem(provider.cert_path, provider.key_path, lambda *_: ""),
+                           server=harness.online_url, ca=harness.root_ca, language="ro")
+    # The desktop's call blocks: in a thread, so that this loop keeps serving it. Tk stays
+    # on this (the main) thread: Tcl aborts the process if its interpreter is freed in
+    # another thread than the one that made it.
+    status = await asyncio.to_thread(channel.connect)
+    assert status.online and status.certificate_expires_at == not_after
+    shown = _draw_window(store, status, harness)
     assert shown["warning"] == f"\u26a0 {WARNING_RO}" and shown["mapped"] and "online" in shown["title"]
 
 
-def _window_after_connect(harness: Harness, store: ActivationStore, provider) -> dict:
+def _draw_window(store: ActivationStore, status, harness: Harness) -> dict:
     import tkinter as tk
 
-    from clients.desktop.connection import open_channel
     from clients.desktop.gui.app import App
     from clients.desktop.messages import Messages
-    from clients.desktop.tls import load_pem
     from tests.support.stack import ARTIFACTS
     from tests.support.xdisplay import Display
 
-    channel = open_channel(store, load_pem(provider.cert_path, provider.key_path, lambda *_: ""),
-                           server=harness.online_url, ca=harness.root_ca, language="ro")
-    status = channel.connect()
     with Display(900, 500) as display:
         root = tk.Tk(screenName=display.name)
         try:
@@ -179,7 +182,7 @@ def _window_after_connect(harness: Harness, store: ActivationStore, provider) ->
             root.update()
             (ARTIFACTS / "desktop-window").mkdir(parents=True, exist_ok=True)
             display.screenshot(ARTIFACTS / "desktop-window" / "avertisment-expirare.png")
-            return {"status": status, "warning": app.statusbar.warning.cget("text"),
+            return {"warning": app.statusbar.warning.cget("text"),
                     "mapped": bool(app.statusbar.warning.winfo_ismapped()), "title": root.title()}
         finally:
             root.destroy()
