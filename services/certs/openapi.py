@@ -147,6 +147,14 @@ _SCHEMAS = {
         "comment": {"type": "string", "maxLength": 500}}},
 }
 
+_WINDOW_COUNTS = {"type": "object", "required": ["within_30", "within_15", "within_7"], "properties": {
+    name: {"type": "integer", "minimum": 0} for name in ("within_30", "within_15", "within_7")}}
+_SCHEMAS["ExpiringCounts"] = {"type": "object", "required": ["as_of", "windows", "items", "total"], "properties": {
+    "as_of": _TS, "windows": {"type": "array", "items": {"type": "integer"}, "examples": [[30, 15, 7]]},
+    "items": {"type": "array", "items": {"allOf": [_WINDOW_COUNTS, {"type": "object", "required": ["cas"],
+                                                                     "properties": {"cas": {"type": "string"}}}]}},
+    "total": _WINDOW_COUNTS}}
+
 _CERT_QUERY = [{"name": n, "in": "query", "schema": s, "description": d} for n, s, d in (
     ("cas", {"type": "string"}, "House (CNAS only; a county sees its own whatever it asks)"),
     ("username", {"type": "string"}, "External user name, exact"),
@@ -247,6 +255,17 @@ OPENAPI_DOC = assemble({
                      "requestBody": {"required": True, **_json(_ref("CertificateRegistration"))},
                      "responses": {"201": {"description": "Registered; CertificateRegistered published",
                                            **_json(_ref("Certificate"))}, **_problems(400, 401, 403, 409, 422)}}},
+        "/v1/certificates/expiring": {
+            "get": {"summary": "How many certificates expire within 30, 15 and 7 days, per house (the "
+                               "dashboard's counts; the list is GET /v1/certificates?expiring_within_days=N)",
+                    "description": "Counted like expiring_within_days: not revoked (suspended included), "
+                                   "validity ending between now and the window's end; a window includes "
+                                   "the narrower ones. A county sees its own house (always listed, zeros "
+                                   "included); CNAS every house that has any, or the one asked for.",
+                    "parameters": [{"name": "cas", "in": "query", "schema": {"type": "string", "maxLength": 8},
+                                    "description": "House (CNAS only; a county gets its own whatever it asks)"}],
+                    "responses": {"200": {"description": "Counts", **_json(_ref("ExpiringCounts"))},
+                                  **_problems(401, 403, 422)}}},
         "/v1/certificates/{id}": {
             "parameters": [_ID_PARAM],
             "get": {"summary": "Certificate detail with its history", "responses": {

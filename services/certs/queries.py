@@ -465,3 +465,19 @@ async def set_auto_approve(conn, cas: str, auto_approve: bool, actor: str, at: d
         """insert into house_renewal_settings (cas, auto_approve, updated_at, updated_by) values ($1, $2, $3, $4)
            on conflict (cas) do update set auto_approve = excluded.auto_approve, updated_at = excluded.updated_at,
                updated_by = excluded.updated_by""", cas, auto_approve, at, actor)
+
+
+async def count_expiring(conn, cas: str | None, now: datetime, horizon: datetime,
+                         windows: list[int]) -> list[Record]:
+    """(cas, days, count) for each house and window: certificates not revoked whose
+    validity ends within ``days`` days of ``now`` (the listing's expiring_within_days).
+    ``horizon`` (the widest window's end) bounds the scan to a range of the
+    certificates_expiring index; only the few rows in it are counted per window."""
+    return await conn.fetch(
+        """select c.cas, w.days, count(*)::int as count
+             from (select cas, not_after from certificates
+                    where ($1::text is null or cas = $1) and status <> 'revoked'
+                      and not_after >= $2 and not_after <= $3) c
+             cross join unnest($4::int[]) as w(days)
+            where c.not_after <= $2 + make_interval(days => w.days)
+            group by c.cas, w.days""", cas, now, horizon, windows)

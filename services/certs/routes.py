@@ -16,9 +16,11 @@ from shared import errors
 from shared.audit import audit_target
 from shared.auth import NATIONAL, Right, authorize, ensure_house, house_filter
 from shared.db import POOL
+from shared.expiry import WINDOWS
+from shared.houses import is_house
 from shared.http.reading import check_fields, query_int, read_json
 
-from . import operations, queries, trusted_list_import, views
+from . import expiring, operations, queries, trusted_list_import, views
 from .certificates import STATUSES, free_text
 from .config import CLOCK, CONFIG
 from .crl import MAX_URLS, check_crl_urls
@@ -365,6 +367,23 @@ async def revoke_certificate(request: web.Request) -> web.Response:
     return web.json_response(views.certificate_detail_json(row, history))
 
 
+# -- expiring soon (issue 15) --------------------------------------------------------------
+
+async def expiring_certificates(request: web.Request) -> web.Response:
+    """GET /v1/certificates/expiring?cas=: how many certificates of each house expire
+    within 30, 15 and 7 days (the dashboard's counts; the certificates themselves are
+    GET /v1/certificates?expiring_within_days=N). A county sees its own house only."""
+    principal = authorize(request, Right.CERTIFICATES_READ)
+    requested = (request.query.get("cas") or "").strip().upper() or None
+    if requested is not None and not is_house(requested):
+        raise errors.Invalid("unknown house", errors={"cas": "a house code (AB ... VN, B, OPSNAJ)"})
+    cas = house_filter(principal, requested)
+    now = request.app[CLOCK]()
+    async with request.app[POOL].acquire() as conn:
+        rows = await queries.count_expiring(conn, cas, now, expiring.horizon(now), list(WINDOWS))
+    return web.json_response(expiring.counts_json(rows, now, houses=[cas] if cas else []))
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 async def _detail(conn, certificate_id: uuid.UUID):
@@ -432,6 +451,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/trusted-list/apply", apply_trusted_list)
     app.router.add_get("/v1/certificates", list_certificates)
     app.router.add_post("/v1/certificates", create_certificate)
+    app.router.add_get("/v1/certificates/expiring", expiring_certificates)  # before {id}: it would match
     app.router.add_get("/v1/certificates/{id}", get_certificate)
     app.router.add_patch("/v1/certificates/{id}", patch_certificate)
     app.router.add_post("/v1/certificates/{id}/revoke", revoke_certificate)

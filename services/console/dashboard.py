@@ -23,7 +23,7 @@ from shared.http.operational import METRICS_TOKEN
 from shared import errors
 from shared.broker import TOPOLOGY, broker_url
 
-from services.console import metrics
+from services.console import expiring, metrics
 from services.console.api import HTTP
 from services.console.config import BACKENDS, Config
 from services.console.web import CONFIG, operator, render
@@ -101,7 +101,7 @@ def probe_ctx(config: Config):
 async def dashboard_page(request: web.Request) -> web.Response:
     """GET /panou: the charts (drawn by static/panou.js from /panou/date)."""
     operator(request)
-    return render(request, "panou.html", {})
+    return render(request, "panou.html", {"expiry": await expiring.expiry_box(request)})
 
 
 async def _scrape(http: aiohttp.ClientSession, url: str, token: bytes) -> str | None:

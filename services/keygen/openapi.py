@@ -64,7 +64,8 @@ _FIELDS = {
 _KEY = {"type": "object", "properties": {
     "key_id": {"type": "string", "format": "uuid"}, "reset": {"type": "boolean"},
     "issued_at": _TIME, "issued_by": {"type": "string"},
-    "replaced_at": {"type": ["string", "null"], "format": "date-time"}, "replaced_by": _STR}}
+    "replaced_at": {"type": ["string", "null"], "format": "date-time"}, "replaced_by": _STR,
+    "status": {"enum": ["current", "replaced"], "description": "replaced (înlocuită) once a reset replaced it"}}}
 
 OPENAPI_DOC = {
     "openapi": "3.1.0",
@@ -165,6 +166,14 @@ OPENAPI_DOC = {
             "responses": {"200": {"description": "the history", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"items": {"type": "array", "items": {
                     "$ref": "#/components/schemas/HistoryEntry"}}}}}}},
+                **_AUTH_ERRORS, "404": _NOT_FOUND}}},
+        "/v1/providers/{id}/keys": {"get": {
+            "summary": "The licence key's history, oldest first (providers:read): each key issued, who "
+                       "issued or reset it and when, who replaced it and when",
+            "description": "Never a key, a digest or any part of a serial: keys are named by their key_id.",
+            "parameters": [_ID],
+            "responses": {"200": {"description": "the keys", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"items": {"type": "array", "items": _KEY}}}}}},
                 **_AUTH_ERRORS, "404": _NOT_FOUND}}},
         "/v1/providers/{id}/activation-key": {"post": {
             "summary": "Generare parola / Resetare parola (keys:issue)",

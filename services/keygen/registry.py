@@ -126,6 +126,14 @@ async def list_page(conn: asyncpg.Connection, *, cas: str | None, q: str | None,
     return total, [views.list_item(r) for r in rows]
 
 
+async def key_history(conn: asyncpg.Connection, principal: Principal,
+                      provider_id: str) -> list[dict[str, Any]]:
+    """Every key issued for the provider, oldest first: who issued or reset it, when,
+    and for the old ones who replaced them and when (``views.key_json``)."""
+    await visible(conn, principal, provider_id)
+    return [views.key_json(r) for r in await queries.fetch_keys(conn, provider_id)]
+
+
 async def history(conn: asyncpg.Connection, principal: Principal,
                   provider_id: str) -> list[dict[str, Any]]:
     """Who created and changed the provider, and what, oldest first."""

@@ -132,6 +132,15 @@ async def provider_history(request: web.Request) -> web.Response:
 
 # --- keys -----------------------------------------------------------------------------
 
+async def provider_keys(request: web.Request) -> web.Response:
+    """GET /v1/providers/{id}/keys: the licence key's history, oldest first (no secrets)."""
+    principal = authorize(request, Right.PROVIDERS_READ)
+    provider_id = registry.parse_id(request.match_info["id"])
+    async with request.app[POOL].acquire() as conn:
+        items = await registry.key_history(conn, principal, provider_id)
+    return web.json_response({"items": items})
+
+
 async def create_activation_key(request: web.Request) -> web.StreamResponse:
     """POST /v1/providers/{id}/activation-key: "Generare parola" / "Resetare parola".
 
@@ -185,5 +194,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/providers/{id}", get_provider)
     app.router.add_patch("/v1/providers/{id}", patch_provider)
     app.router.add_get("/v1/providers/{id}/history", provider_history)
+    app.router.add_get("/v1/providers/{id}/keys", provider_keys)
     app.router.add_post("/v1/providers/{id}/activation-key", create_activation_key)
     app.router.add_post("/v1/activations", create_activation)

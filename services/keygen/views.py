@@ -47,10 +47,13 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, di
 
 
 def key_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One entry of a provider's key history (never the digest)."""
+    """One entry of a provider's key history: its id, who issued it (Generare, or a reset
+    when ``reset``) and when, who replaced it by a reset and when. Never the digest, nor
+    any part of the serial (a part would shorten a guess at it)."""
     return {"key_id": str(row["id"]), "reset": row["reset"], "issued_at": _json(row["issued_at"]),
             "issued_by": row["issued_by"], "replaced_at": _json(row["replaced_at"]),
-            "replaced_by": row["replaced_by"]}
+            "replaced_by": row["replaced_by"],
+            "status": "current" if row["replaced_at"] is None else "replaced"}
 
 
 def provider_json(row: Mapping[str, Any], keys: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

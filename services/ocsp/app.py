@@ -36,7 +36,7 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     app.cleanup_ctx.append(state.state_ctx(config.common.data_key_path))
     app.cleanup_ctx.append(responder.responder_ctx(config, clock))
     app.cleanup_ctx.append(log.log_ctx(capacity=config.log_buffer_entries, retention=config.log_retention))
-    app.cleanup_ctx.append(online.online_ctx(config))
+    app.cleanup_ctx.append(online.online_ctx(config, clock=clock))
     state.add_routes(app)
     log.add_routes(app)
     responder.add_routes(app)  # last: its GET catch-all is the least specific route

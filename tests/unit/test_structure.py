@@ -29,7 +29,7 @@ PURE = (
     "services.ocsp.state.apply", "services.ocsp.state.signers",
     "services.ocsp.log.entry", "services.ocsp.log.buffer", "services.ocsp.log.filters",
     "services.ocsp.online.rules", "services.ocsp.online.keys", "services.ocsp.online.usage",
-    "services.ocsp.online.sessions",
+    "services.ocsp.online.sessions", "services.ocsp.online.expiry", "shared.expiry", "services.certs.expiring",
 )
 
 

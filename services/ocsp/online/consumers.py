@@ -22,7 +22,7 @@ async def _save(conn: asyncpg.Connection, before: keys.KeyRecord | None, after: 
     await oq.save_key(conn, username=after.username, cas=after.cas, provider_cui=after.provider_cui,
                       provider_name=after.provider_name, key_digest=after.key_digest,
                       issued_at=after.issued_at, previous_digests=after.previous_digests,
-                      deleted_at=after.deleted_at)
+                      deleted_at=after.deleted_at, previous_replaced_at=after.previous_replaced_at)
     await oq.notify_key_changed(conn, after.username)
 
 

@@ -8,13 +8,24 @@ _ONLINE = {"type": "object", "required": ["semaphore", "session_token", "expires
                           "expires_at": {"type": "string", "format": "date-time"},
                           "username": {"type": "string"}, "cas": {"type": "string"},
                           "message": {"type": "string"},
-                          "heartbeat_seconds": {"type": "integer", "description": "how often to beat"}}}
+                          "heartbeat_seconds": {"type": "integer", "description": "how often to beat"},
+                          "certificate_expires_at": {"type": "string", "format": "date-time",
+                                                     "description": "the presented certificate's notAfter"},
+                          "certificate_days_left": {"type": "integer", "minimum": 0,
+                                                    "description": "whole days until it expires, rounded up"},
+                          "warning": {"type": "string", "description":
+                                      "only from 30 days before expiry: the sentence the desktop shows in "
+                                      "its status bar (Romanian; English with Accept-Language: en)"},
+                          "warning_code": {"const": "certificate_expiring"}}}
 _OFFLINE = {"description": "Offline: problem+json with the reason, in Romanian (English with "
                            "Accept-Language: en)",
             "content": {"application/problem+json": {"schema": {
                 "type": "object", "required": ["semaphore", "reason", "message"],
                 "properties": {"semaphore": {"const": "offline"}, "reason": {"enum": list(REASONS)},
-                               "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
+                               "message": {"type": "string"}, "detail": {"type": "string"},
+                               "replaced_at": {"type": "string", "format": "date-time", "description":
+                                               "key_replaced only, when known: when the house reset "
+                                               "the key presented (the message says it too)"}}}}}}
 _CHANNEL = {"servers": [{"url": "https://127.0.0.1:8443"}],
             "responses": {"200": {"description": "Online",
                                   "content": {"application/json": {"schema": _ONLINE}}},

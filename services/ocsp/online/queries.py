@@ -10,7 +10,7 @@ import asyncpg
 
 KEYS_CHANNEL = "ocsp_keys"
 KEY_COLUMNS = ("username, cas, provider_cui, provider_name, key_digest, issued_at, "
-               "previous_digests, deleted_at, version")
+               "previous_digests, deleted_at, version, previous_replaced_at")
 
 
 async def all_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -39,20 +39,22 @@ async def key_for_update(conn: asyncpg.Connection, username: str) -> asyncpg.Rec
 
 async def save_key(conn: asyncpg.Connection, *, username: str, cas: str, provider_cui: str | None,
                    provider_name: str | None, key_digest: str | None, issued_at: datetime | None,
-                   previous_digests: Sequence[str], deleted_at: datetime | None) -> int:
+                   previous_digests: Sequence[str], deleted_at: datetime | None,
+                   previous_replaced_at: Sequence[datetime | None] = ()) -> int:
     """Insert or replace a user's key row; returns its new version."""
     return await conn.fetchval(
         """insert into external_user_keys (username, cas, provider_cui, provider_name, key_digest,
-                                           issued_at, previous_digests, deleted_at)
-           values ($1, $2, $3, $4, $5, $6, $7, $8)
+                                           issued_at, previous_digests, deleted_at, previous_replaced_at)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            on conflict (username) do update set
                cas = excluded.cas, provider_cui = excluded.provider_cui,
                provider_name = excluded.provider_name, key_digest = excluded.key_digest,
                issued_at = excluded.issued_at, previous_digests = excluded.previous_digests,
-               deleted_at = excluded.deleted_at, version = external_user_keys.version + 1
+               deleted_at = excluded.deleted_at, previous_replaced_at = excluded.previous_replaced_at,
+               version = external_user_keys.version + 1
            returning version""",
         username, cas, provider_cui, provider_name, key_digest, issued_at, list(previous_digests),
-        deleted_at)
+        deleted_at, list(previous_replaced_at))
 
 
 async def notify_key_changed(conn: asyncpg.Connection, username: str) -> None:

@@ -7,7 +7,9 @@ revoked, within its validity, and the serial is the user's current key; otherwis
 problem+json with ``"semaphore": "offline"``, a ``reason`` code and a ``message`` a person
 understands (Romanian; English with ``Accept-Language: en``). ``POST
 /v1/online/heartbeat`` (Bearer session token, same certificate) checks it all again, so
-the desktop notices a suspension or a key reset while online.
+the desktop notices a suspension or a key reset while online. Both online answers carry
+the certificate's expiry and, from 30 days before it, a warning (``expiry``); a
+``key_replaced`` refusal says when the reset was.
 
 HTTP only: ``rules.evaluate`` decides. A connect reads only memory: certificates from the
 responder's registry, keys from the ``keystore``; the log and the usage summary are
@@ -20,6 +22,7 @@ import functools
 import json
 import ssl
 import time
+from dataclasses import replace
 from datetime import timezone
 
 from aiohttp import BasicAuth, web
@@ -27,10 +30,11 @@ from prometheus_client import Counter
 
 from services.ocsp.log import OPLOG, LogEntry
 from services.ocsp.online.appkeys import KEYS, ONLINE, REFUSALS, RENEWALS, SESSIONS, USAGE
-from services.ocsp.online.keys import check_key
+from services.ocsp.online.expiry import expiry_fields, replaced_words
+from services.ocsp.online.keys import check_key, replaced_at, replaced_at_of_serial
 from services.ocsp.online.rules import (MAX_SECRET, MAX_USERNAME, ClientCert, Verdict, attribute, clean_claim,
                                         evaluate, message_for, pick_language, renewal_of)
-from services.ocsp.online.sessions import key_fingerprint
+from services.ocsp.online.sessions import key_fingerprint, session_key_digest
 from services.ocsp.online.trust import TrustStore, identified
 from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.registry import CertificateRecord
@@ -103,10 +107,15 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
     if verdict.reason == "renewal_rejected":
         refusal = request.app[REFUSALS].get(username, cert.issuer_id, cert.serial)
         values["reason"] = refusal.reason if refusal is not None else ""
+    extra = {}
+    if verdict.reason == "key_replaced":
+        values["when"] = replaced_words(verdict.replaced_at, language)
+        if verdict.replaced_at is not None:
+            extra["replaced_at"] = verdict.replaced_at.astimezone(timezone.utc).isoformat()
     if not verdict.online:
         message = message_for(verdict.reason, language, **values)
         raise errors.Unauthorized(message, semaphore="offline", reason=verdict.reason, message=message,
-                                  challenge='Basic realm="SIUI online", charset="UTF-8"')
+                                  challenge='Basic realm="SIUI online", charset="UTF-8"', **extra)
     request.app[USAGE].used(record.certificate_id, record.cas, now)
     expires = (now + online.session_ttl).replace(microsecond=0)  # what the token's exp says
     token = request.app[SESSIONS].sign({
@@ -115,7 +124,8 @@ def _finish(request: web.Request, verdict: Verdict, *, username: str | None, cer
     return web.json_response({
         "semaphore": "online", "session_token": token, "expires_at": expires.isoformat(),
         "username": username, "cas": record.cas, "message": message_for("online", language, **values),
-        "heartbeat_seconds": HEARTBEAT_SECONDS}, dumps=functools.partial(json.dumps, ensure_ascii=False))
+        "heartbeat_seconds": HEARTBEAT_SECONDS, **expiry_fields(cert.not_after, now, language)},
+        dumps=functools.partial(json.dumps, ensure_ascii=False))
 
 
 def issuer_words(issuer, record: CertificateRecord) -> dict[str, str]:
@@ -164,6 +174,8 @@ async def connect(request: web.Request) -> web.Response:
         await request.app[RENEWALS].report(username=username, cas=key.cas, cert=cert,
                                            replaces=followed.certificate_id if followed else None, at=now,
                                            client=remote_address(request))
+    if verdict.reason == "key_replaced":  # only a holder of the user's registered certificate gets here
+        verdict = replace(verdict, replaced_at=replaced_at_of_serial(key, serial or "", online.pepper))
     return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=False)
 
 
@@ -189,6 +201,8 @@ async def heartbeat(request: web.Request) -> web.Response:
         current = key_fingerprint(key)
         key_verdict = "ok" if current is not None and current == claims.get("kf") else "key_replaced"
         verdict = evaluate(cert, username, key, _lookup(request, cert, username), key_verdict, online.clock())
+        if verdict.reason == "key_replaced":
+            verdict = replace(verdict, replaced_at=replaced_at(key, session_key_digest(key, claims.get("kf"))))
     return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=True)
 
 

@@ -74,10 +74,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Seria de licență are o greșeală de scriere: verificați caracterele (patru grupe, "
         "de forma XXXXX-XXXX-XXXX-XXXX).",
         "The licence serial has a typo: check the characters (four groups, XXXXX-XXXX-XXXX-XXXX)."),
+    # {when}: " la 2026-12-02 14:05 UTC" when the reset's time is known (online.expiry).
     "key_replaced": (
-        "Seria de licență a fost înlocuită (resetare parolă). Reactivați aplicația cu seria nouă "
-        "primită de la casa de asigurări.",
-        "The licence serial has been replaced (password reset). Reactivate the application with "
+        "Seria de licență a fost înlocuită{when} (resetare parolă). Reactivați aplicația cu seria "
+        "nouă primită de la casa de asigurări.",
+        "The licence serial was replaced{when} (password reset). Reactivate the application with "
         "the new serial from your insurance house."),
     "session_invalid": (
         "Sesiunea online nu este valabilă pentru acest certificat. Conectați-vă din nou.",
@@ -109,7 +110,7 @@ def message_for(code: str, language: str, **values: str) -> str:
     """The message of ``code`` in ``language`` ('ro' or 'en')."""
     ro, en = MESSAGES[code]
     return (en if language == "en" else ro).format_map({"username": "", "serial": "", "date": "",
-                                                        "issuer": "", "reason": "", **values})
+                                                        "issuer": "", "reason": "", "when": "", **values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class Verdict:
     reason: str | None
     record: CertificateRecord | None = None
     key: KeyRecord | None = None
+    replaced_at: datetime | None = None  # key_replaced: when the presented key was replaced
 
     @property
     def online(self) -> bool:

@@ -62,7 +62,21 @@ def key_fingerprint(record: KeyRecord | None) -> str | None:
     """A short, one-way name of the user's current key digest, for session tokens."""
     if record is None or not record.key_digest:
         return None
-    return hashlib.sha256(b"siui-session-key" + record.key_digest.encode()).hexdigest()[:24]
+    return digest_fingerprint(record.key_digest)
+
+
+def digest_fingerprint(key_digest: str) -> str:
+    """``key_fingerprint`` of one key digest (a heartbeat finds which replaced key its
+    session was opened with, to say when it was replaced)."""
+    return hashlib.sha256(b"siui-session-key" + key_digest.encode()).hexdigest()[:24]
+
+
+def session_key_digest(record: KeyRecord | None, fingerprint: object) -> str | None:
+    """The replaced key digest of ``record`` whose fingerprint a session token carries."""
+    if record is None or not isinstance(fingerprint, str):
+        return None
+    return next((old for old in record.previous_digests
+                 if hmac.compare_digest(digest_fingerprint(old), fingerprint)), None)
 
 
 def _b64(data: bytes) -> str:

@@ -64,9 +64,10 @@ async def test_generate_then_reset_and_the_key_history(keygen, county):
     assert detail["external_user"] == first["external_user"]
     assert detail["keys"] == [
         {"key_id": first["key_id"], "reset": False, "issued_at": first["issued_at"],
-         "issued_by": "clerk.keys", "replaced_at": second["issued_at"], "replaced_by": "clerk.keys"},
+         "issued_by": "clerk.keys", "replaced_at": second["issued_at"], "replaced_by": "clerk.keys",
+         "status": "replaced"},
         {"key_id": second["key_id"], "reset": True, "issued_at": second["issued_at"],
-         "issued_by": "clerk.keys", "replaced_at": None, "replaced_by": None}]
+         "issued_by": "clerk.keys", "replaced_at": None, "replaced_by": None, "status": "current"}]
     assert "digest" not in text and first["license_serial"] not in text
     listed = await (await keygen.get("/v1/providers", headers=b, params={"q": provider["cui"]})).json()
     assert listed["items"][0]["has_key"] is True and listed["items"][0]["key_id"] == second["key_id"]
