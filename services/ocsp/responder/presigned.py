@@ -173,10 +173,15 @@ def sign_answer(identity: ResponderIdentity, record: CertificateRecord, cert_id:
     return PresignedAnswer.of(der, state_of(record), identity.key_hash, now, next_update, cert_id.der)
 
 
-def due(entry: PresignedAnswer | None, state: str, signer_key_hash: bytes, now: datetime) -> bool:
+def due(entry: PresignedAnswer | None, state: str, signer_key_hash: bytes, now: datetime,
+        spread: float = 0.0) -> bool:
     """Whether the presigner must sign this CertID (again): never signed, another state,
     another signer, or half its life gone (refreshed well before nextUpdate, as Boulder
-    does: clients and caches then always hold an answer with half its life ahead)."""
+    does: clients and caches always hold an answer with nearly half its life ahead).
+
+    ``spread`` (0 to 1, fixed per certificate) moves the refresh up to an eighth of the
+    life later, so that answers first signed together (a start, a rotation) are not all
+    re-signed in the same sweep again and again."""
     if entry is None or entry.state != state or entry.signer_key_hash != signer_key_hash:
         return True
-    return now >= entry.produced_at + (entry.next_update - entry.produced_at) / 2
+    return now >= entry.produced_at + (entry.next_update - entry.produced_at) * (0.5 + spread / 8)

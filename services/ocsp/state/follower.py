@@ -13,6 +13,7 @@ Whoever wants to know what changed (the presigner) registers on ``changed``.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -30,8 +31,11 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 
-#: Rows read per query when following (or loading) the pre-signed answers.
-PRESIGNED_PAGE = 20_000
+#: Rows read per query when following (or loading) the pre-signed answers, and rows
+#: turned into answers between two turns of the event loop (~2 ms): a worker that fell
+#: behind catches up without holding the answers it serves meanwhile.
+PRESIGNED_PAGE = 5_000
+PRESIGNED_SLICE = 500
 
 #: What changed, for ``StateFollower.changed``: ("certificate", (issuer_id, serial)),
 #: ("issuer", issuer_id) or ("reload", None).
@@ -68,12 +72,15 @@ async def follow_presigned(pool: asyncpg.Pool, registry: Registry, store: Presig
     async with pool.acquire() as conn:
         while True:
             rows = await queries.presigned_after(conn, after, PRESIGNED_PAGE)
-            entries = presigned_entries(registry, rows)
-            if everything:
-                loaded.extend(entries)
-            else:
-                for key, entry in entries:
-                    store.put(*key, entry)
+            for start in range(0, len(rows), PRESIGNED_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                entries = presigned_entries(registry, rows[start:start + PRESIGNED_SLICE])
+                if everything:
+                    loaded.extend(entries)
+                else:
+                    for key, entry in entries:
+                        store.put(*key, entry)
             read += len(rows)
             if rows:
                 after = rows[-1]["seq"]

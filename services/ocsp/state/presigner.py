@@ -182,7 +182,9 @@ class Presigner:
                 if algorithm not in hashes:
                     continue
                 entry = self.store.get(record.issuer_id, record.serial, algorithm)
-                if due(entry, state, signer.key_hash, now):
+                # Serials are random (RFC 5280 asks for 64 bits of entropy): their low bits spread
+                # the refreshes evenly.
+                if due(entry, state, signer.key_hash, now, (record.serial & 1023) / 1024):
                     yield record, algorithm, hashes, signer
 
     # -- signing and writing -----------------------------------------------------------------------
