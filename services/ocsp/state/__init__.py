@@ -20,7 +20,7 @@ from aiohttp import web
 
 from services.ocsp.config import Config
 from services.ocsp.responder import PRESIGNED, REGISTRY, RESPONDER
-from services.ocsp.state.appkeys import DATA_KEY, FOLLOWER
+from services.ocsp.state.appkeys import DATA_KEY, FOLLOWER, PRESIGNER
 from services.ocsp.state.consumers import HANDLERS
 from services.ocsp.state.follower import StateFollower
 from services.ocsp.state.presigner import Presigner
@@ -28,11 +28,12 @@ from services.ocsp.state.openapi import OPENAPI
 from services.ocsp.state.queries import NOTIFY_CHANNEL
 from services.ocsp.state.routes import add_routes
 from services.ocsp.state.signers import load_data_key
+from shared.clock import Clock, utc_now
 from shared.db import POOL
 from shared.listen import LISTENER
 from shared.tasks import BackgroundTask
 
-__all__ = ["DATA_KEY", "FOLLOWER", "HANDLERS", "OPENAPI", "add_routes", "presign_ctx", "state_ctx"]
+__all__ = ["DATA_KEY", "FOLLOWER", "HANDLERS", "PRESIGNER", "OPENAPI", "add_routes", "presign_ctx", "state_ctx"]
 
 LOAD_TIMEOUT = 60.0
 
@@ -58,7 +59,7 @@ def state_ctx(data_key_path, *, load_timeout: float = LOAD_TIMEOUT, presigned: b
     return ctx
 
 
-def presign_ctx(config: Config, clock=None):
+def presign_ctx(config: Config, clock: Clock = utc_now):
     """cleanup_ctx (after the responder's): this process's candidate for presigner, fed
     by the follower's changes and the responder's signer switch. Nothing without
     SIUI_OCSP_PRESIGN_HASHES."""
@@ -74,8 +75,8 @@ def presign_ctx(config: Config, clock=None):
                 "search_path": "ocsp", "application_name": "siui-ocsp-presigner"})
 
         presigner = Presigner(connect, app[REGISTRY], app[PRESIGNED], lambda: app.get(RESPONDER),
-                              config.presign_algorithms, timedelta(seconds=config.validity_seconds),
-                              **({"clock": clock} if clock is not None else {}))
+                              config.presign_algorithms, timedelta(seconds=config.validity_seconds), clock=clock)
+        app[PRESIGNER] = presigner
         app[FOLLOWER].changed.append(presigner.changed)
         app[RESPONDER].on_switch.append(presigner.signer_switched)
         task = BackgroundTask("ocsp-presigner", presigner.run, cancel_on_stop=True)

@@ -14,6 +14,7 @@ from services.ocsp.app import create_app
 from services.ocsp.responder import PRESIGNED, REGISTRY, RESPONDER
 from services.ocsp.responder.wire import SOURCES
 from services.ocsp.responder.presigned import state_of
+from services.ocsp.state import PRESIGNER
 from services.ocsp.state.presigner import PRESIGNED as PRESIGNED_COUNT
 from tests.support.ocsp_harness import Issuer, registered, request_der, serve
 from tests.support.openssl_ca import openssl_ocsp
@@ -123,3 +124,37 @@ async def test_a_nonce_is_signed_live_and_echoed(ocsp_config, feed):
             assert answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
             bodies.add(body)
         assert len(bodies) == 3 and presigned not in bodies
+
+
+async def test_when_the_presigner_stops_another_takes_over(ocsp_config, feed):
+    """One presigner at a time (the advisory lock); its app stopped, the other app's
+    candidate wins the lock and signs what comes next."""
+    ca = Issuer.new("Presigned Failover CA")
+    first, second = ca.issue("before"), ca.issue("after")
+    async with serve("front", create_app(ocsp_config)) as one:
+        async with serve("front", create_app(ocsp_config)) as two:
+            leaders = await eventually(
+                lambda: _leaders(one, two), what="one of the two holding the presigner's lock")
+            assert len(leaders) == 1
+            await feed.issuer(ca)
+            await feed.certificate(ca, first)
+            for client in (one, two):
+                await registered(client.app, ca, first.serial)
+                await eventually(lambda app=client.app: _presigned_for(app, ca, first.serial, "good"),
+                                 what="the first certificate pre-signed")
+            survivor, leaving = (two, one) if leaders[0] is one else (one, two)
+            await leaving.close()  # its lock goes with its connection
+            await eventually(lambda: _leading(survivor), timeout=15, what="the survivor elected")
+            await feed.certificate(ca, second)
+            await registered(survivor.app, ca, second.serial)
+            await eventually(lambda: _presigned_for(survivor.app, ca, second.serial, "good"),
+                             what="the next certificate pre-signed by the survivor")
+
+
+async def _leaders(*clients):
+    leading = [client for client in clients if client.app[PRESIGNER].leading]
+    return leading or None
+
+
+async def _leading(client) -> bool:
+    return client.app[PRESIGNER].leading
