@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from shared.clock import Clock, utc_now
 
 from services.ocsp.responder.codec import CertId, MalformedRequest, ParsedRequest, parse_request
-from services.ocsp.responder.presigned import PresignedAnswer, PresignedStore, state_of
+from services.ocsp.responder.presigned import (CERT_ID, DER, ETAG, NEXT_UPDATE, PRODUCED_AT, SIGNER, STATE,
+                                              PresignedAnswer, PresignedStore, state_of)
 from services.ocsp.responder.registry import CachedResponse, Lookup, Registry, ResponseCache
 from services.ocsp.responder.responses import ResponderIdentity, build_response, error_response
 from services.ocsp.responder.signing_keys import SignerUnavailable
@@ -285,13 +286,13 @@ class Responder:
         """The shared answer for this state, or a bounded wait for it; None: sign our own."""
         key = (found.issuer.issuer_id, cert_id.serial, cert_id.hash_algorithm)
         entry = self.presigned.get(*key)
-        if entry is None or (cert_id.der and entry.cert_id_der != cert_id.der):
+        if entry is None or (cert_id.der and entry[CERT_ID] != cert_id.der):
             return None  # never pre-signed (a new registration), or a CertID encoded otherwise
         signer = (found.issuer.signer or self.identity).key_hash
         state = state_of(found.record)
         if self.presigned.servable(entry, state, signer, now):
             return _from_presigned(entry, answers)
-        if entry.state == state and entry.signer_key_hash == signer:
+        if entry[STATE] == state and entry[SIGNER] == signer:
             return None  # expiring and not refreshed: the presigner is late, sign our own
         # The state (or signer) changed and its answer is on its way: wait for it, within
         # STALE_WINDOW of the change (after that the presigner is away: sign our own).
@@ -439,7 +440,7 @@ def _from_cache(entry: CachedResponse, answers) -> Result:
 
 
 def _from_presigned(entry: PresignedAnswer, answers) -> Result:
-    return Result(entry.der, "successful", answers, entry.produced_at, entry.next_update, entry.etag, "presigned")
+    return Result(entry[DER], "successful", answers, entry[PRODUCED_AT], entry[NEXT_UPDATE], entry[ETAG], "presigned")
 
 
 def _same(result: object) -> Result:

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from services.ocsp.responder import publish_delegated
-from services.ocsp.responder.presigned import GOOD, PresignedAnswer, canonical_cert_id
+from services.ocsp.responder.presigned import GOOD, PresignedAnswer, canonical_cert_id, presigned_answer
 from services.ocsp.responder.registry import Registry
 from services.ocsp.responder.responses import REVOCATION_REASONS
 from services.ocsp.state.signers import decrypt_identity
@@ -112,6 +112,6 @@ def presigned_entries(registry: Registry, rows) -> list[tuple[tuple[str, int, st
         serial = int(row["serial"])
         values = [shared.setdefault(row[name], row[name])
                   for name in ("state", "signer_key_hash", "produced_at", "next_update")]
-        entries.append(((issuer_id, serial, shared.setdefault(algorithm, algorithm)), PresignedAnswer.of(
+        entries.append(((issuer_id, serial, shared.setdefault(algorithm, algorithm)), presigned_answer(
             bytes(row["der"]), *values, canonical_cert_id(algorithm, hashes, serial).der)))
     return entries

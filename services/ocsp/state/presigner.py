@@ -219,8 +219,8 @@ class Presigner:
             await self._write(conn, batch, why)
 
     async def _write(self, conn: asyncpg.Connection, batch, why: str) -> None:
-        rows = [(issuer_id, serial, algorithm, e.der, e.state, e.signer_key_hash, e.produced_at, e.next_update)
-                for (issuer_id, serial, algorithm), e in batch]
+        # The answer's first five fields are the row's last five (ETag and CertID are derived).
+        rows = [(issuer_id, serial, algorithm, *e[:5]) for (issuer_id, serial, algorithm), e in batch]
         async with conn.transaction():
             seq = await queries.upsert_presigned(conn, rows)
             await queries.notify_state(conn, queries.presigned_note(seq))

@@ -13,7 +13,7 @@ from cryptography.x509 import ocsp
 from services.ocsp.app import create_app
 from services.ocsp.responder import PRESIGNED, REGISTRY, RESPONDER
 from services.ocsp.responder.wire import SOURCES
-from services.ocsp.responder.presigned import state_of
+from services.ocsp.responder.presigned import STATE, state_of
 from services.ocsp.state import PRESIGNER
 from services.ocsp.state.presigner import PRESIGNED as PRESIGNED_COUNT
 from tests.support.ocsp_harness import Issuer, registered, request_der, serve
@@ -39,8 +39,8 @@ async def _presigned_for(app, ca: Issuer, serial: int, state: str | None = None)
     (and that state is ``state``, when given)."""
     entry = app[PRESIGNED].get(ca.issuer_id, serial, "sha1")
     record = app[REGISTRY].certificate(ca.issuer_id, serial)
-    return (entry is not None and record is not None and entry.state == state_of(record)
-            and state in (None, entry.state))
+    return (entry is not None and record is not None and entry[STATE] == state_of(record)
+            and state in (None, entry[STATE]))
 
 
 async def test_two_responders_serve_the_same_bytes_and_etag_and_a_suspension_re_signs_once(ocsp_config, feed,
