@@ -311,7 +311,7 @@ class Responder:
         store, loop = self.presigned, asyncio.get_running_loop()
         outcome: asyncio.Future = loop.create_future()
         arrival = store.wait(*key)
-        cert_id, found = answers[0]
+        cert_id = answers[0][0]
 
         def settle(result: Result) -> None:
             if not outcome.done():
@@ -334,11 +334,11 @@ class Responder:
             if done.cancelled() or outcome.done():
                 return
             entry: PresignedAnswer = done.result()
-            record = self.registry.certificate(found.issuer.issuer_id, cert_id.serial)
-            signer = (found.issuer.signer or self.identity).key_hash
-            if record is not None and store.servable(entry, state_of(record), signer,
-                                                     self.clock().replace(microsecond=0)):
-                settle(_from_presigned(entry, answers))
+            fresh = self.registry.lookup(cert_id)  # as held now, issuer's signer included
+            if fresh.record is not None and store.servable(entry, state_of(fresh.record),
+                                                           (fresh.issuer.signer or self.identity).key_hash,
+                                                           self.clock().replace(microsecond=0)):
+                settle(_from_presigned(entry, ((cert_id, fresh),)))
             else:
                 own()  # it arrived for another state than the one now held: ours, live
 
