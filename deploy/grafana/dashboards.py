@@ -164,6 +164,18 @@ def national() -> dict:
                    unit="s"),
         timeseries("OCSP answers/s by house (top 10)", "The ten houses asked about most.",
                    [(f"topk(10, sum by (cas) (rate(siui_ocsp_responses_total[{rate}])))", "{{cas}}")], unit="reqps"),
+        timeseries("OCSP answer age", "Age (now minus thisUpdate) of the answers served (Boulder's freshness "
+                   "metric). Pre-signed answers are refreshed at half their validity, so the p99 stays under "
+                   "half SIUI_OCSP_VALIDITY; higher means the elected presigner is behind or away.",
+                   [(f"histogram_quantile(0.99, sum by (le) (rate(siui_ocsp_response_age_seconds_bucket[{rate}])))", "p99"),
+                    (f"histogram_quantile(0.50, sum by (le) (rate(siui_ocsp_response_age_seconds_bucket[{rate}])))", "p50")],
+                   unit="s"),
+        timeseries("OCSP answers/s by source", "presigned: the bytes every responder shares (one ETag across "
+                   "the array); cache: a worker's own earlier signature; live: signed for the request (nonces, "
+                   "and the fallback while a pre-signed answer is missing). Presigner: 1 where the lock is held.",
+                   [(f"sum by (source) (rate(siui_ocsp_answers_by_source_total[{rate}]))", "{{source}}"),
+                    (f"sum(rate(siui_ocsp_presigned_total[{rate}]))", "presigner signs/s"),
+                    ("sum(siui_ocsp_presigner_leading)", "presigners leading")], unit="ops"),
         timeseries("Online connects/s by result and reason", "Conectare online decisions on :8443 (heartbeats excluded); "
                    "offline carries the reason shown to the provider.",
                    [(f'sum by (result, reason) (rate(siui_ocsp_online_connects_total{{operation="connect"}}[{rate}]))',

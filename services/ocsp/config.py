@@ -19,6 +19,9 @@ from services.ocsp.log.retention import RetentionPolicy, parse_retention
 # Ceilings on what an operator may configure: beyond them the setting is a mistake.
 MAX_VALIDITY_SECONDS = 7 * 24 * 3600  # RFC 5019 profiles cap OCSP validity at about a week
 MAX_AGE_CEILING = 3600
+#: CertID hashes answers can be pre-signed for (responder.codec.HASH_SIZES, written here
+#: because the responder package imports this module).
+PRESIGN_HASHES = ("sha1", "sha256", "sha384", "sha512")
 
 
 def reuse_port_available() -> bool:
@@ -67,6 +70,13 @@ class Config:
         1 kB each with our EC key). 0 disables the cache (benchmarks of live signing).
     cache_bytes: SIUI_OCSP_CACHE_BYTES: and at most this many bytes of them: a delegated
         RSA signer with a chain makes answers several kB, and the bound must hold anyway.
+    presign_hashes: SIUI_OCSP_PRESIGN_HASHES: the CertID hash algorithms every registered
+        certificate's answer is pre-signed for, comma-separated (default "sha1,sha256":
+        OpenSSL's default and what cryptography-based clients send). One elected process
+        signs them once per state and again at half their validity; every worker of every
+        responder serves those same bytes. Each costs one signature per certificate per
+        half-validity and ~0.6 kB per certificate in every worker. Empty: no pre-signing
+        (every process signs and caches its own answers, as before issue 14).
     log_buffer_entries: SIUI_OCSP_LOG_BUFFER: OCSP log entries a process may hold while
         PostgreSQL catches up (about 270 bytes each, so ~130 MB at most). Sized for a
         10-second burst at 50,000 answers/s, or 100 s of a database outage at 5,000/s;
@@ -95,6 +105,7 @@ class Config:
     signing_batch: int = setting("SIUI_OCSP_SIGNING_BATCH", 64, minimum=1)
     cache_entries: int = setting("SIUI_OCSP_CACHE_ENTRIES", 200_000, minimum=0)
     cache_bytes: int = setting("SIUI_OCSP_CACHE_BYTES", 256 * 1024 * 1024, minimum=1024 * 1024)
+    presign_hashes: str = setting("SIUI_OCSP_PRESIGN_HASHES", "sha1,sha256")
     log_buffer_entries: int = setting("SIUI_OCSP_LOG_BUFFER", 500_000, minimum=10_000)
     log_retention_days: int = setting("SIUI_OCSP_LOG_RETENTION_DAYS", 90, minimum=1, maximum=3660)
     log_retention_by_house: str = setting("SIUI_OCSP_LOG_RETENTION_BY_HOUSE", "")
@@ -118,6 +129,10 @@ class Config:
             parse_retention(self.log_retention_days, self.log_retention_by_house)
         except ValueError as exc:
             raise ConfigError(f"SIUI_OCSP_LOG_RETENTION_BY_HOUSE {exc}") from None
+        unknown = [name for name in self.presign_algorithms if name not in PRESIGN_HASHES]
+        if unknown:
+            raise ConfigError(f"SIUI_OCSP_PRESIGN_HASHES: unknown hash {', '.join(unknown)} "
+                              f"(known: {', '.join(PRESIGN_HASHES)})")
         if (self.pkcs11_key_label or self.pkcs11_next_key_label) and not (
                 self.pkcs11_module and self.pkcs11_token and self.pkcs11_pin_file):
             raise ConfigError("a PKCS#11 key label needs SIUI_OCSP_PKCS11_MODULE, SIUI_OCSP_PKCS11_TOKEN "
@@ -134,6 +149,12 @@ class Config:
             raise ConfigError("SIUI_OCSP_RESPONDER_NEXT_CERT needs SIUI_OCSP_RESPONDER_SWITCH_AT: "
                               "when the next responder certificate starts signing")
         self.switch_time  # parsed now: a malformed time stops the start, not the switch
+
+    @property
+    def presign_algorithms(self) -> tuple[str, ...]:
+        """SIUI_OCSP_PRESIGN_HASHES as a tuple of names, in the order given, without repeats."""
+        names = (name.strip().lower() for name in self.presign_hashes.split(","))
+        return tuple(dict.fromkeys(name for name in names if name))
 
     @property
     def log_retention(self) -> RetentionPolicy:

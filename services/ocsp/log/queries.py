@@ -5,7 +5,7 @@ from the sequence); ``ENTRY_COLUMNS`` is what the API reads back.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from datetime import date, datetime
 
 import asyncpg
@@ -33,7 +33,7 @@ async def lock_writer(conn: asyncpg.Connection) -> None:
     await conn.execute("select pg_advisory_xact_lock(hashtext($1))", WRITER_LOCK)
 
 
-async def copy_entries(conn: asyncpg.Connection, records: Iterable[Sequence]) -> None:
+async def copy_entries(conn: asyncpg.Connection, records: Iterable[Sequence] | AsyncIterable[Sequence]) -> None:
     """COPY rows (in ``LOG_COLUMNS`` order) into the partitioned log."""
     await conn.copy_records_to_table(LOG_TABLE, records=records, columns=LOG_COLUMNS)
 

@@ -1,7 +1,8 @@
 """The OCSP responder (RFC 6960 / RFC 5019): the hot path.
 
 A request is decoded (``codec``), its CertIDs resolved in this process's in-memory
-``registry``, answered from the cache of signed answers or signed live behind a bounded
+``registry``, answered from the pre-signed answers every responder shares
+(``presigned``), from this process's cache of its own, or signed live behind a bounded
 queue (``answering``, ``responses``), then written by one of two edges that share the
 wire helpers (``wire``): the lean httptools ``front`` that owns the port in production,
 and the aiohttp handlers (``routes``) for what it hands over. The registry is kept
@@ -17,16 +18,17 @@ from aiohttp import web
 
 from services.ocsp.config import Config
 from services.ocsp.responder.answering import Responder, SigningQueue
-from services.ocsp.responder.appkeys import MAX_AGE, REGISTRY, RESPONDER
+from services.ocsp.responder.appkeys import MAX_AGE, PRESIGNED, REGISTRY, RESPONDER
 from services.ocsp.responder.codec import MAX_REQUEST_BYTES
 from services.ocsp.responder.identities import RotationError, load_responder_keys
 from services.ocsp.responder.lifetime import publish_delegated, publish_responder
 from services.ocsp.responder.openapi import OPENAPI
+from services.ocsp.responder.presigned import PresignedStore
 from services.ocsp.responder.registry import Registry, ResponseCache
 from services.ocsp.responder.routes import add_routes
 from shared.clock import Clock, utc_now
 
-__all__ = ["MAX_AGE", "MAX_REQUEST_BYTES", "OPENAPI", "REGISTRY", "RESPONDER", "RotationError",
+__all__ = ["MAX_AGE", "MAX_REQUEST_BYTES", "OPENAPI", "PRESIGNED", "REGISTRY", "RESPONDER", "RotationError",
            "add_registry", "add_routes", "load_responder_keys", "publish_delegated", "responder_ctx"]
 
 #: The switch timer re-reads the clock at least this often (seconds): a monotonic timer
@@ -35,8 +37,10 @@ SWITCH_RECHECK = 60.0
 
 
 def add_registry(app: web.Application) -> Registry:
-    """The process's empty registry under ``app[REGISTRY]`` (no I/O: state fills it)."""
+    """The process's empty registry under ``app[REGISTRY]`` and its empty store of
+    pre-signed answers under ``app[PRESIGNED]`` (no I/O: state fills both)."""
     app[REGISTRY] = registry = Registry()
+    app[PRESIGNED] = PresignedStore()
     return registry
 
 
@@ -56,7 +60,8 @@ def responder_ctx(config: Config, clock: Clock = utc_now):
         app[MAX_AGE] = config.max_age_seconds
         app[RESPONDER] = responder = Responder(
             app[REGISTRY], keys.current, SigningQueue(config.max_pending, config.signing_batch), cache, validity,
-            clock, next_identity=keys.next, switch_at=keys.switch_at)
+            clock, next_identity=keys.next, switch_at=keys.switch_at,
+            presigned=app[PRESIGNED] if config.presign_algorithms else None)
         responder.on_switch.append(lambda identity: publish_responder(identity, None))
         responder.switch_if_due()  # a restart after the switch time starts with the next one
         publish_responder(responder.identity, responder.next_identity)

@@ -1,9 +1,15 @@
 """Answering an OCSP request: the responder's domain, free of HTTP.
 
 The chain, cheapest first (Boulder's "sources"): decode → filter unknown issuers
-(``unauthorized``) → the cache of signed answers → live signing behind a bounded queue
-(``tryLater`` when it is full). Nothing here touches the database: the registry is
-in memory and kept current by ``services.ocsp.state``.
+(``unauthorized``) → the pre-signed answers every responder shares (``presigned``) →
+this process's cache of answers it signed itself → live signing behind a bounded queue
+(``tryLater`` when it is full). Nothing here touches the database: the registry and the
+pre-signed answers are in memory and kept current by ``services.ocsp.state``.
+
+A request whose pre-signed answer is of an older state (the change has arrived, its new
+answer is being signed by the presigner) waits for that answer, at most
+``presign_wait`` seconds, rather than signing one of its own: a change of state costs
+the request path no signature, and every worker still serves the same bytes.
 
 The signer's life bounds every answer: nextUpdate is never past its certificate's
 notAfter, a signer outside its validity signs nothing (``unauthorized``: RFC 6960 §2.3,
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -24,6 +31,8 @@ from datetime import datetime, timedelta
 from shared.clock import Clock, utc_now
 
 from services.ocsp.responder.codec import CertId, MalformedRequest, ParsedRequest, parse_request
+from services.ocsp.responder.presigned import (CERT_ID, DER, ETAG, NEXT_UPDATE, PRODUCED_AT, SIGNER, STATE,
+                                              PresignedAnswer, PresignedStore, state_of)
 from services.ocsp.responder.registry import CachedResponse, Lookup, Registry, ResponseCache
 from services.ocsp.responder.responses import ResponderIdentity, build_response, error_response
 from services.ocsp.responder.signing_keys import SignerUnavailable
@@ -33,6 +42,10 @@ UNAUTHORIZED = error_response("unauthorized")
 TRY_LATER = error_response("try_later")
 INTERNAL_ERROR = error_response("internal_error")
 PARSED_MEMO = 10_000  # parsed requests kept (a few hundred bytes each)
+#: How long after a change a request may wait for the change's pre-signed answer
+#: (seconds): past it the presigner is taken to be away, and answers are signed live.
+STALE_WINDOW = 5.0
+STALE_MEMO = 10_000  # CertIDs whose pre-signed answer was seen stale (bounded, as above)
 
 
 class Overloaded(Exception):
@@ -151,7 +164,9 @@ class Result:
     """A response to send, and what it said about each CertID (for the log and metrics).
 
     ``status`` is 'successful', 'malformed', 'unauthorized', 'try_later' or 'internal_error';
-    ``answers`` pairs each CertID with its lookup (empty when nothing was looked up).
+    ``answers`` pairs each CertID with its lookup (empty when nothing was looked up);
+    ``source`` says where a successful answer came from: 'presigned' (the bytes every
+    responder shares), 'cache' (this process's own earlier signature) or 'live'.
     """
 
     der: bytes
@@ -160,6 +175,7 @@ class Result:
     produced_at: datetime | None = None
     next_update: datetime | None = None
     etag: str | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +185,7 @@ class Pending:
     client went away) makes the queue skip the work."""
 
     future: asyncio.Future
-    finish: Callable[[bytes], Result]
+    finish: Callable[[object], Result]
     answers: tuple[tuple[CertId, Lookup], ...]
 
     def result(self) -> Result:
@@ -213,6 +229,15 @@ class Responder:
     switch_at: datetime | None = None
     #: Called with the new identity once it has taken over (metrics, say).
     on_switch: list[Callable[[ResponderIdentity], None]] = field(default_factory=list)
+    #: The answers the presigner shares (None: every answer is this process's own).
+    presigned: PresignedStore | None = None
+    #: Seconds a request may wait for the pre-signed answer of a new state before signing.
+    presign_wait: float = 0.3
+    #: Clock of the bounded wait (monotonic; injected by tests).
+    monotonic: Callable[[], float] = time.monotonic
+    # (issuer_id, serial, algorithm) -> (when its pre-signed answer was first seen stale, the
+    # state then): a request waits only within STALE_WINDOW of the change.
+    _stale: dict[tuple[str, int, str], tuple[float, str]] = field(default_factory=dict, init=False, repr=False)
     # Nonce-less requests come back byte for byte (each desktop asks about its own
     # certificate again and again): their parse, a pure function of the bytes, is kept.
     _parsed: dict[bytes, ParsedRequest] = field(default_factory=dict, init=False, repr=False)
@@ -249,6 +274,93 @@ class Responder:
         now = self.clock().replace(microsecond=0)
         if self.switch_at is not None and now >= self.switch_at:
             self.switch_signer()
+        if self.presigned is not None and parsed.nonce is None and len(answers) == 1:
+            cert_id, found = answers[0]
+            if found.record is not None:
+                outcome = self._presigned(cert_id, found, answers, now)
+                if outcome is not None:
+                    return outcome
+        return self._own(parsed, answers, now)
+
+    def _presigned(self, cert_id: CertId, found: Lookup, answers, now: datetime) -> Result | Pending | None:
+        """The shared answer for this state, or a bounded wait for it; None: sign our own."""
+        key = (found.issuer.issuer_id, cert_id.serial, cert_id.hash_algorithm)
+        entry = self.presigned.get(*key)
+        if entry is None or (cert_id.der and entry[CERT_ID] != cert_id.der):
+            return None  # never pre-signed (a new registration), or a CertID encoded otherwise
+        signer = (found.issuer.signer or self.identity).key_hash
+        state = state_of(found.record)
+        if self.presigned.servable(entry, state, signer, now):
+            return _from_presigned(entry, answers)
+        if entry[STATE] == state and entry[SIGNER] == signer:
+            return None  # expiring and not refreshed: the presigner is late, sign our own
+        # The state (or signer) changed and its answer is on its way: wait for it, within
+        # STALE_WINDOW of the change (after that the presigner is away: sign our own).
+        seen = self._stale.get(key)
+        tick = self.monotonic()
+        if seen is None or seen[1] != state + signer.hex():
+            if len(self._stale) >= STALE_MEMO:
+                self._stale.clear()
+            self._stale[key] = seen = (tick, state + signer.hex())
+        if tick - seen[0] > STALE_WINDOW:
+            return None
+        return self._await_presigned(key, answers, now)
+
+    def _await_presigned(self, key: tuple[str, int, str], answers, now: datetime) -> Pending:
+        """Wait up to ``presign_wait`` for the presigner's answer; then sign our own."""
+        store, loop = self.presigned, asyncio.get_running_loop()
+        outcome: asyncio.Future = loop.create_future()
+        arrival = store.wait(*key)
+        cert_id = answers[0][0]
+
+        def settle(result: Result) -> None:
+            if not outcome.done():
+                outcome.set_result(result)
+
+        def own() -> None:
+            if outcome.done():
+                return
+            # Looked up again: the state may have moved on while the request waited.
+            mine = self._own(ParsedRequest((cert_id,), None), ((cert_id, self.registry.lookup(cert_id)),),
+                             self.clock().replace(microsecond=0))
+            if type(mine) is Result:
+                settle(mine)
+            else:
+                mine.future.add_done_callback(lambda _: settle(mine.result()) if not mine.future.cancelled() else None)
+                outcome.add_done_callback(lambda _: mine.future.cancel() if outcome.cancelled() else None)
+
+        def arrived(done: asyncio.Future) -> None:
+            timer.cancel()
+            if done.cancelled() or outcome.done():
+                return
+            entry: PresignedAnswer = done.result()
+            fresh = self.registry.lookup(cert_id)  # as held now, issuer's signer included
+            if fresh.record is not None and store.servable(entry, state_of(fresh.record),
+                                                           (fresh.issuer.signer or self.identity).key_hash,
+                                                           self.clock().replace(microsecond=0)):
+                settle(_from_presigned(entry, ((cert_id, fresh),)))
+            else:
+                own()  # it arrived for another state than the one now held: ours, live
+
+        def expired() -> None:
+            store.forget_waiter(*key, arrival)
+            arrival.cancel()
+            own()
+
+        timer = loop.call_later(self.presign_wait, expired)
+        arrival.add_done_callback(arrived)
+
+        def gone(_: asyncio.Future) -> None:
+            if outcome.cancelled():  # the client went away: stop waiting for it
+                timer.cancel()
+                store.forget_waiter(*key, arrival)
+                arrival.cancel()
+
+        outcome.add_done_callback(gone)
+        return Pending(outcome, _same, answers)
+
+    def _own(self, parsed: ParsedRequest, answers, now: datetime) -> Result | Pending:
+        """This process's cached answer, or one signed live."""
         single = self.cache is not None and ResponseCache.cacheable(parsed)
         if single:
             cert_id, found = answers[0]
@@ -277,9 +389,9 @@ class Responder:
             if single:
                 # Keyed by the state version looked up before signing: had the state changed
                 # meanwhile, this entry is simply never matched again.
-                return _from_cache(self.cache.put(found, cert_id, signed, produced_at=now, next_update=next_update),
-                                   answers)
-            return Result(signed, "successful", answers, now, next_update)
+                entry = self.cache.put(found, cert_id, signed, produced_at=now, next_update=next_update)
+                return Result(entry.der, "successful", answers, now, next_update, entry.etag, "live")
+            return Result(signed, "successful", answers, now, next_update, None, "live")
 
         try:
             if identity.executor is None:
@@ -324,4 +436,13 @@ class Responder:
 
 
 def _from_cache(entry: CachedResponse, answers) -> Result:
-    return Result(entry.der, "successful", answers, entry.produced_at, entry.next_update, entry.etag)
+    return Result(entry.der, "successful", answers, entry.produced_at, entry.next_update, entry.etag, "cache")
+
+
+def _from_presigned(entry: PresignedAnswer, answers) -> Result:
+    return Result(entry[DER], "successful", answers, entry[PRODUCED_AT], entry[NEXT_UPDATE], entry[ETAG], "presigned")
+
+
+def _same(result: object) -> Result:
+    # A wait for a pre-signed answer settles with the Result itself.
+    return result  # type: ignore[return-value]

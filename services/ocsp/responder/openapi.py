@@ -20,9 +20,13 @@ _OCSP_ANSWERS = (
     "the signer certificate included, thisUpdate = now and nextUpdate = now + SIUI_OCSP_VALIDITY "
     "(default 1 hour), never later than the signer certificate's notAfter. During a rotation the "
     "next responder certificate (GET /v1/responder-next.pem) signs every answer from "
-    "SIUI_OCSP_RESPONDER_SWITCH_AT on. Single-CertID requests without a nonce are answered from a cache of signed "
-    "responses, dropped the moment that certificate's state changes (a suspension shows within "
-    "one second).")
+    "SIUI_OCSP_RESPONDER_SWITCH_AT on. Single-CertID requests without a nonce are answered with the "
+    "certificate's pre-signed answer: signed once per state (and again at half its validity) by one "
+    "elected process and served byte for byte by every worker of every responder, so the same state "
+    "gives the same bytes and ETag everywhere; it stops being served the moment that certificate's "
+    "state changes (a suspension shows within one second) and 5 minutes before its nextUpdate. "
+    "Requests with a nonce, and any whose pre-signed answer is missing, are signed live (and cached "
+    "by the worker).")
 
 OPENAPI = {"paths": {
         "/": {"post": {
@@ -42,7 +46,8 @@ OPENAPI = {"paths": {
                            "default 60>, public, no-transform, must-revalidate` (short, because a "
                            "suspension must reach clients fast), `Last-Modified` (producedAt), `Expires` "
                            "(the earlier of nextUpdate and now + max-age) and `ETag` (SHA-256 of the body); "
-                           "`If-None-Match` with that ETag answers 304.",
+                           "`If-None-Match` with that ETag answers 304, from any worker or responder "
+                           "of the array while the state is unchanged.",
             "parameters": [{"name": "request", "in": "path", "required": True, "schema": {"type": "string"}},
                            {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
             "responses": {"200": {"description": "OCSPResponse", **_OCSP_RESPONSE},

@@ -195,6 +195,10 @@ class Registry:
         """The issuer registered under ``issuer_id``, if any."""
         return self._issuers.get(issuer_id)
 
+    def hashes_of(self, issuer_id: str) -> dict[str, tuple[bytes, bytes]]:
+        """The issuer's (issuerNameHash, issuerKeyHash) per hash algorithm (empty if unknown)."""
+        return {alg: (name_hash, key_hash) for alg, name_hash, key_hash in self._hash_keys.get(issuer_id, ())}
+
     def issuers(self) -> tuple[Issuer, ...]:
         """Every registered issuer (a snapshot)."""
         return tuple(self._issuers.values())

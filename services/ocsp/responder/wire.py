@@ -28,6 +28,17 @@ RESPONSES = Counter("siui_ocsp_responses_total", "OCSP answers, one per CertID (
 LATENCY = Histogram("siui_ocsp_response_seconds", "Time from the request's body to its answer",
                     buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1))
 _observe = LATENCY.observe
+# Boulder's freshness metric: how old (now - thisUpdate) the answers we hand out are. With
+# pre-signing it stays within half the validity; an answer older than that means the
+# presigner is behind (or away) and alerts should say so before nextUpdate comes.
+RESPONSE_AGE = Histogram("siui_ocsp_response_age_seconds", "Age (now minus thisUpdate) of each successful "
+                         "answer served", buckets=(1, 10, 60, 300, 600, 900, 1200, 1800, 2400, 3000, 3600,
+                                                   7200, 21600, 86400))
+_observe_age = RESPONSE_AGE.observe
+SOURCES = Counter("siui_ocsp_answers_by_source_total", "Successful answers by where their bytes came from: "
+                  "presigned (shared by every responder), cache (this process's own), live (signed for "
+                  "the request)", ["source"])
+_sources = {source: SOURCES.labels(source) for source in ("presigned", "cache", "live")}
 _counters: dict[tuple[str, str], object] = {}
 
 
@@ -60,6 +71,11 @@ def record_answer(record: Callable[[LogEntry], None], client: str | None, result
     _observe(elapsed)
     latency_ms = elapsed * 1000
     at = datetime.now(timezone.utc)
+    if result.produced_at is not None:
+        _observe_age((at - result.produced_at).total_seconds())
+        source = _sources.get(result.source)
+        if source is not None:
+            source.inc()
     if not result.answers:
         _count(result.status, None)
         record(LogEntry(at, "ocsp", result.status, latency_ms, client))

@@ -5,44 +5,83 @@ suspended, reinstated, revoked) in the tables with a NOTIFY note in the same
 transaction (``queries``); ``follower`` applies every note to the process's
 ``Registry`` (the responder's) with the pure rules of ``apply``, and reloads after a
 lost connection. Delegated signers (``signers``, ``routes``) are stored encrypted and
-followed the same way.
+followed the same way. The pre-signed answers (``presigner``: one elected process signs
+every certificate's answer once per state and stores the bytes) are followed the same
+way into the responder's store, so every worker serves the same bytes.
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+import asyncpg
 from aiohttp import web
 
-from services.ocsp.responder import REGISTRY
-from services.ocsp.state.appkeys import DATA_KEY
+from services.ocsp.config import Config
+from services.ocsp.responder import PRESIGNED, REGISTRY, RESPONDER
+from services.ocsp.state.appkeys import DATA_KEY, FOLLOWER, PRESIGNER
 from services.ocsp.state.consumers import HANDLERS
 from services.ocsp.state.follower import StateFollower
+from services.ocsp.state.presigner import Presigner
 from services.ocsp.state.openapi import OPENAPI
 from services.ocsp.state.queries import NOTIFY_CHANNEL
 from services.ocsp.state.routes import add_routes
 from services.ocsp.state.signers import load_data_key
+from shared.clock import Clock, utc_now
 from shared.db import POOL
 from shared.listen import LISTENER
 from shared.tasks import BackgroundTask
 
-__all__ = ["DATA_KEY", "HANDLERS", "OPENAPI", "add_routes", "state_ctx"]
+__all__ = ["DATA_KEY", "FOLLOWER", "HANDLERS", "PRESIGNER", "OPENAPI", "add_routes", "presign_ctx", "state_ctx"]
 
 LOAD_TIMEOUT = 60.0
 
 
-def state_ctx(data_key_path, *, load_timeout: float = LOAD_TIMEOUT):
-    """cleanup_ctx: read the data key, load ``app[REGISTRY]`` from the tables, then follow
-    their changes. Nothing is served before the first load: an empty registry would
-    answer ``unauthorized`` for every issuer."""
+def state_ctx(data_key_path, *, load_timeout: float = LOAD_TIMEOUT, presigned: bool = True):
+    """cleanup_ctx: read the data key, load ``app[REGISTRY]`` (and, with ``presigned``,
+    ``app[PRESIGNED]``) from the tables, then follow their changes. Nothing is served
+    before the first load: an empty registry would answer ``unauthorized`` for every issuer."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATA_KEY] = load_data_key(data_key_path)
-        follower = StateFollower(app[POOL], app[REGISTRY], app[DATA_KEY], app[LISTENER].subscribe(NOTIFY_CHANNEL))
+        follower = StateFollower(app[POOL], app[REGISTRY], app[DATA_KEY], app[LISTENER].subscribe(NOTIFY_CHANNEL),
+                                 app[PRESIGNED] if presigned else None)
+        app[FOLLOWER] = follower
         task = BackgroundTask("ocsp-state", follower.run, cancel_on_stop=True)
         task.start()
         try:
             await asyncio.wait_for(follower.loaded.wait(), load_timeout)
+            yield
+        finally:
+            await task.stop()
+
+    return ctx
+
+
+def presign_ctx(config: Config, clock: Clock = utc_now):
+    """cleanup_ctx (after the responder's): this process's candidate for presigner, fed
+    by the follower's changes and the responder's signer switch. Nothing without
+    SIUI_OCSP_PRESIGN_HASHES."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if not config.presign_algorithms:
+            yield
+            return
+        database_url = config.common.database_url
+
+        async def connect() -> asyncpg.Connection:
+            return await asyncpg.connect(database_url, timeout=10, server_settings={
+                "search_path": "ocsp", "application_name": "siui-ocsp-presigner"})
+
+        presigner = Presigner(connect, app[REGISTRY], app[PRESIGNED], lambda: app.get(RESPONDER),
+                              config.presign_algorithms, timedelta(seconds=config.validity_seconds), clock=clock)
+        app[PRESIGNER] = presigner
+        app[FOLLOWER].changed.append(presigner.changed)
+        app[RESPONDER].on_switch.append(presigner.signer_switched)
+        task = BackgroundTask("ocsp-presigner", presigner.run, cancel_on_stop=True)
+        task.start()
+        try:
             yield
         finally:
             await task.stop()

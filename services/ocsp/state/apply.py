@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from services.ocsp.responder import publish_delegated
+from services.ocsp.responder.presigned import GOOD, PresignedAnswer, canonical_cert_id, presigned_answer
 from services.ocsp.responder.registry import CertificateRecord, Registry
 from services.ocsp.responder.responses import REVOCATION_REASONS
 from services.ocsp.state.houses import combined
@@ -126,3 +127,28 @@ def _issuer_name(certificate_der: bytes) -> str:
     subject = x509.load_der_x509_certificate(certificate_der).subject
     names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else subject.rfc4514_string()
+
+
+def presigned_entries(registry: Registry, rows) -> list[tuple[tuple[str, int, str], PresignedAnswer]]:
+    """Stored pre-signed answers as the store holds them; rows of an issuer not (or no
+    longer) registered are left out: nothing could be answered with them.
+
+    Values every answer shares (the state 'good', the signer's key hash, the times of one
+    batch) are held once, not once per answer: a million answers per worker add up."""
+    shared: dict[object, object] = {GOOD: GOOD}
+    hashes_by_issuer: dict[str, dict] = {}
+    entries = []
+    for row in rows:
+        issuer_id = str(row["issuer_id"])
+        hashes = hashes_by_issuer.get(issuer_id)
+        if hashes is None:
+            hashes = hashes_by_issuer[issuer_id] = registry.hashes_of(issuer_id)
+        algorithm = row["hash_algorithm"]
+        if algorithm not in hashes:
+            continue
+        serial = int(row["serial"])
+        values = [shared.setdefault(row[name], row[name])
+                  for name in ("state", "signer_key_hash", "produced_at", "next_update")]
+        entries.append(((issuer_id, serial, shared.setdefault(algorithm, algorithm)), presigned_answer(
+            bytes(row["der"]), *values, canonical_cert_id(algorithm, hashes, serial).der)))
+    return entries

@@ -21,6 +21,10 @@ CERTIFICATE_COLUMNS = ("issuer_id, serial, certificate_id, username, cas, provid
                        "revoked_at, revocation_reason, not_before, not_after, changed_at, issuer_revoked_at, "
                        "issuer_revocation_reason, holder")
 SIGNER_COLUMNS = "issuer_id, certificate_der, key_nonce, key_ciphertext, created_at, created_by"
+PRESIGNED_COLUMNS = "issuer_id, serial, hash_algorithm, der, state, signer_key_hash, produced_at, next_update, seq"
+#: The presigner's election: one session advisory lock per database (any 64-bit key of
+#: our own; hashtext of a name so that it reads in pg_locks' objid as that name's hash).
+PRESIGNER_LOCK = "siui-ocsp-presigner"
 
 
 # -- issuers -----------------------------------------------------------------------------
@@ -125,6 +129,43 @@ async def all_signers(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 async def delete_signer(conn: asyncpg.Connection, issuer_id: uuid.UUID) -> bool:
     return await conn.fetchval("delete from signers where issuer_id = $1 returning true", issuer_id) is not None
+
+
+# -- pre-signed answers -----------------------------------------------------------------------
+
+async def try_presigner_lock(conn: asyncpg.Connection) -> bool:
+    """Take the presigner's lock for this session, if nobody holds it; True if held now."""
+    return bool(await conn.fetchval("select pg_try_advisory_lock(hashtext($1))", PRESIGNER_LOCK))
+
+
+async def upsert_presigned(conn: asyncpg.Connection, rows: list[tuple]) -> int:
+    """Store answers (issuer_id, serial, hash_algorithm, der, state, signer_key_hash,
+    produced_at, next_update), each with a new seq; the highest seq written."""
+    columns = list(zip(*rows))
+    return await conn.fetchval(
+        """with written as (
+               insert into presigned_answers as p (issuer_id, serial, hash_algorithm, der, state, signer_key_hash,
+                                                   produced_at, next_update)
+               select * from unnest($1::uuid[], $2::numeric[], $3::text[], $4::bytea[], $5::text[], $6::bytea[],
+                                    $7::timestamptz[], $8::timestamptz[])
+               on conflict (issuer_id, serial, hash_algorithm) do update
+                  set der = excluded.der, state = excluded.state, signer_key_hash = excluded.signer_key_hash,
+                      produced_at = excluded.produced_at, next_update = excluded.next_update,
+                      seq = nextval('presigned_answers_seq')
+               returning seq)
+           select max(seq) from written""",
+        [uuid.UUID(i) for i in columns[0]], [Decimal(n) for n in columns[1]], list(columns[2]), list(columns[3]),
+        list(columns[4]), list(columns[5]), list(columns[6]), list(columns[7]))
+
+
+async def presigned_after(conn: asyncpg.Connection, seq: int, limit: int) -> list[asyncpg.Record]:
+    """Answers written after ``seq``, oldest first, at most ``limit``."""
+    return await conn.fetch(f"select {PRESIGNED_COLUMNS} from presigned_answers where seq > $1 order by seq limit $2",
+                            seq, limit)
+
+
+def presigned_note(seq: int) -> dict[str, Any]:
+    return {"kind": "presigned", "seq": seq}
 
 
 # -- telling every process -------------------------------------------------------------------

@@ -4,6 +4,7 @@ is replaced while the other answers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import time
@@ -43,6 +44,45 @@ async def test_two_workers_follow_a_suspension_and_stop_on_sigterm(common_config
             await feed.certificate(ca, leaf.serial, status="suspended", certificate_id=certificate_id)
             await eventually(lambda: twelve_answers(ocsp.OCSPCertStatus.REVOKED), timeout=5, interval=0.05,
                              what="every worker answering revoked")
+        assert await service.stop() == 0
+
+
+async def test_both_workers_serve_one_pre_signed_answer_per_state(common_config, feed, tmp_path):
+    """GETs on new connections (so to both workers): one body, one ETag, a 304 for it from
+    either; after a suspension, one new body and ETag from both."""
+    ca = Issuer.new("Workers Presigned CA")
+    leaf = ca.issue("provider")
+    path = "/" + base64.b64encode(request_der(ca, leaf)).decode()
+    async with running_ocsp(common_config, tmp_path / "ocsp.log") as service:
+        await feed.issuer(ca)
+        certificate_id = await feed.certificate(ca, leaf.serial)
+        async with aiohttp.ClientSession() as session:
+            async def get(etag: str | None = None) -> tuple[int, bytes, str | None]:
+                headers = {"Connection": "close", **({"If-None-Match": etag} if etag else {})}
+                async with session.get(service.url.rstrip("/") + path, headers=headers) as response:
+                    return response.status, await response.read(), response.headers.get("ETag")
+
+            async def one_answer(status: ocsp.OCSPCertStatus):
+                assert service.process.returncode is None, service.log_tail()
+                try:
+                    answers = [await get() for _ in range(12)]
+                except aiohttp.ClientError:
+                    return None
+                if len({(body, etag) for _, body, etag in answers}) != 1 or answers[0][0] != 200:
+                    return None
+                answer = ocsp.load_der_ocsp_response(answers[0][1])
+                good = answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+                return answers[0] if good and answer.certificate_status == status else None
+
+            _, body, etag = await eventually(lambda: one_answer(ocsp.OCSPCertStatus.GOOD), timeout=60, interval=0.2,
+                                             what="both workers serving one pre-signed answer")
+            assert [(await get(etag))[0] for _ in range(8)] == [304] * 8
+
+            await feed.certificate(ca, leaf.serial, status="suspended", certificate_id=certificate_id)
+            _, held, held_etag = await eventually(lambda: one_answer(ocsp.OCSPCertStatus.REVOKED), timeout=5,
+                                                  interval=0.05, what="both workers serving one new answer")
+            assert held != body and held_etag != etag
+            assert [(await get(etag))[0] for _ in range(4)] == [200] * 4
         assert await service.stop() == 0
 
 

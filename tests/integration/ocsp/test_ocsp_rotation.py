@@ -107,6 +107,14 @@ async def test_the_next_signer_takes_over_at_the_switch_in_every_worker(common_c
             for _ in range(12):
                 answer = await ask_anew(session, service.url, cached)
                 assert answer.responder_key_hash == new_key_hash and answer.produced_at_utc >= switch_at
+            # The presigner re-signed at the switch: both workers serve one answer of the new key.
+            async def one_answer() -> bool:
+                answers = [await ask_anew(session, service.url, cached) for _ in range(8)]
+                return (len({a.public_bytes(serialization.Encoding.DER) for a in answers}) == 1
+                        and answers[0].responder_key_hash == new_key_hash)
+
+            await eventually(one_answer, timeout=10, interval=0.1,
+                             what="one pre-signed answer of the next key in every worker")
             ca_path, leaf_path = ca.authority.write(tmp_path, "ca")[0], leaf.write(tmp_path, "leaf")[0]
             for _ in range(4):  # a nonce each: signed live in the token by whichever worker
                 out = await openssl_ocsp("-issuer", ca_path, "-cert", leaf_path, "-url", service.url,
