@@ -253,9 +253,11 @@ class CommonConfig:
             raise ConfigError("SIUI_DATABASE_URL must be a postgresql:// DSN")
         if len(database_url) > MAX_URL_CHARS:
             raise ConfigError(f"SIUI_DATABASE_URL is longer than {MAX_URL_CHARS} characters")
+        database_url = writable(database_url)
         owner_url = env_str(env, "SIUI_DATABASE_OWNER_URL", database_url)
         if not owner_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("SIUI_DATABASE_OWNER_URL must be a postgresql:// DSN")
+        owner_url = writable(owner_url)
         if _database_of(owner_url) != _database_of(database_url):
             # A test or a script that changed only SIUI_DATABASE_URL would otherwise
             # migrate one database and serve from another.
@@ -310,6 +312,17 @@ def database_hosts(dsn: str) -> list[tuple[str, int]]:
             raise ConfigError(f"the database URL has a bad port {port_text!r} in {address!r}")
         hosts.append((host, int(port_text) if port_text else 5432))
     return hosts
+
+
+def writable(dsn: str) -> str:
+    """``dsn``, with ``target_session_attrs=read-write`` added when it names several hosts
+    and no target_session_attrs: every service writes, and listens (NOTIFY reaches only
+    the primary's listeners), so with a primary and standbys listed it must land on the
+    primary, whichever host that is now; asyncpg's default (``any``) would take the first
+    that answers, a standby as readily. One host: left as it is."""
+    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in urlsplit(dsn).query:
+        return dsn
+    return dsn + ("&" if urlsplit(dsn).query else "?") + "target_session_attrs=read-write"
 
 
 def split_amqp_urls(value: str) -> list[str]:

@@ -69,3 +69,14 @@ def test_the_owner_url_must_name_the_same_hosts_and_database():
 def test_bad_database_host_lists_are_refused(dsn, message):
     with pytest.raises(ConfigError, match=message):
         database_hosts(dsn)
+
+
+def test_several_hosts_land_on_the_primary_unless_told_otherwise():
+    common = CommonConfig.from_env({"SIUI_DATABASE_URL": "postgresql://u:p@db1,db2/siui",
+                                    "SIUI_DATABASE_OWNER_URL": "postgresql://o:q@db1,db2/siui?ssl=require"})
+    assert common.database_url == "postgresql://u:p@db1,db2/siui?target_session_attrs=read-write"
+    assert common.database_owner_url == "postgresql://o:q@db1,db2/siui?ssl=require&target_session_attrs=read-write"
+    given = "postgresql://u:p@db1,db2/siui?target_session_attrs=primary"
+    assert CommonConfig.from_env({"SIUI_DATABASE_URL": given}).database_url == given
+    one = "postgresql://u:p@db1/siui"
+    assert CommonConfig.from_env({"SIUI_DATABASE_URL": one}).database_url == one
