@@ -221,6 +221,7 @@ class Broker:
         self.exchange_name = exchange_name
         self.user = user
         self.user_prefix = user_prefix
+        self._renewing: asyncio.Future | None = None
 
     def queue_name(self, short: str) -> str:
         # Prefixed with the exchange so that isolated test exchanges get their own queues.
@@ -261,15 +262,49 @@ class Broker:
         once, in order, and only the confirms are awaited, which makes a relay's publish
         about a third cheaper than aio-pika's ``Exchange.publish``, which waits for each
         message's frames to be written before taking the next."""
-        channel = await self.channel.get_underlay_channel()  # ChannelInvalidStateError while reconnecting
+        publishing = self.channel
+        channel = await publishing.get_underlay_channel()  # ChannelInvalidStateError while reconnecting
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json", delivery_mode=2, message_id=event_id, message_type=event_type,
             user_id=self.user)
-        result = await channel.basic_publish(body, exchange=self.exchange_name, routing_key=routing_key,
-                                             properties=properties, mandatory=True, timeout=PUBLISH_TIMEOUT,
-                                             wait=False)
+        try:
+            result = await channel.basic_publish(body, exchange=self.exchange_name, routing_key=routing_key,
+                                                 properties=properties, mandatory=True, timeout=PUBLISH_TIMEOUT,
+                                                 wait=False)
+        except aiormq.exceptions.DeliveryError:  # Basic.Nack
+            self._renew_channel(publishing)
+            raise
         if not isinstance(result, aiormq.spec.Basic.Ack):  # a confirm of another kind: not taken
+            self._renew_channel(publishing)
             raise NotConfirmed(f"the broker answered {type(result).__name__}, not Basic.Ack")
+
+    def _renew_channel(self, refused: AbstractChannel) -> None:
+        """Put a new confirming channel in place of ``refused``, whose publish the broker
+        nacked. Seen on RabbitMQ 3.10 with a cluster: a channel restored on another node
+        while the quorum queues were still electing their new leaders (the node that led
+        them had just died) has every later publish nacked, for as long as it lives,
+        while a new channel on the same connection is acked at once
+        (tests/cluster/test_rabbit_cluster.py). The nacked rows stay in the outbox and
+        go out again on the new channel; a nack for any other reason costs one channel."""
+        if refused is not self.channel or (self._renewing is not None and not self._renewing.done()):
+            return
+        log.warning("broker_channel_renewed", reason="publish nacked")
+
+        async def renew() -> None:
+            try:
+                channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+                await channel.set_qos(prefetch_count=64)
+                self.exchange = await channel.get_exchange(self.exchange_name, ensure=False)
+                self.channel = channel
+            except Exception as exc:  # noqa: BLE001 - the connection is away: the next nack tries again
+                log.warning("broker_channel_renew_failed", error=repr(exc)[:300])
+                return
+            try:
+                await asyncio.wait_for(refused.close(), CLOSE_SECONDS)
+            except Exception:  # noqa: BLE001 - the old channel is dropped either way
+                pass
+
+        self._renewing = asyncio.ensure_future(renew())
 
     async def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Close the connection, in bounded time (a broker that stopped answering would
