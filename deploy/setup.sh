@@ -201,8 +201,10 @@ if command -v dpkg >/dev/null 2>&1; then
     # runs deploy/nginx/ as a child process (the system's nginx service is never started).
     # softhsm2: the OCSP responder key's PKCS#11 tests and `make up-hsm` (deploy/hsm.py
     # keeps its token in the data directory; the package's /var/lib/softhsm is unused).
+    # systemd: its systemd-analyze verify checks deploy/systemd/ (reads the unit files; no
+    # systemd need run, and none is started: a minimal Debian container has none).
     want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client
-        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx softhsm2)
+        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx softhsm2 systemd)
     { [ -n "$PYTHON" ] && "$PYTHON" -c 'import tkinter' 2>/dev/null; } || want+=(python3-tk)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
