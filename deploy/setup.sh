@@ -373,7 +373,9 @@ info "$(grep -c = <<<"$PKI_OUT") paths ready (python -m deploy.devpki lists them
 # what the broker has and prints only the steps left: none on a second run. Passwords
 # go to rabbitmqctl on stdin, never on a command line.
 step "RabbitMQ users and topology"
-mapfile -t AMQP < <(split_url "$SIUI_AMQP_URL" 5672)
+# A cluster's nodes (several URLs, by commas or spaces): users, permissions and topology
+# are the cluster's, so the set-up speaks to the first node only.
+mapfile -t AMQP < <(split_url "${SIUI_AMQP_URL%%[, ]*}" 5672)
 AMQP_HOST="${AMQP[0]}" AMQP_PORT="${AMQP[1]}" AMQP_USER="${AMQP[2]}"
 if [ -n "$AMQP_USER" ]; then
     warn "SIUI_AMQP_URL names the user '$AMQP_USER': every service will log in as it" \
