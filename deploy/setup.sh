@@ -203,8 +203,10 @@ if command -v dpkg >/dev/null 2>&1; then
     # keeps its token in the data directory; the package's /var/lib/softhsm is unused).
     # systemd: its systemd-analyze verify checks deploy/systemd/ (reads the unit files; no
     # systemd need run, and none is started: a minimal Debian container has none).
+    # haproxy: the load balancer's e2e test runs deploy/haproxy/ in front of two stacks as
+    # a child process (the system's haproxy service is never started).
     want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client
-        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx softhsm2 systemd)
+        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx softhsm2 systemd haproxy)
     { [ -n "$PYTHON" ] && "$PYTHON" -c 'import tkinter' 2>/dev/null; } || want+=(python3-tk)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
