@@ -89,3 +89,54 @@ async def test_the_connection_moves_to_the_next_node_when_its_node_dies(two_node
     finally:
         await broker.close()
         await a.restart_after_kill()
+
+
+async def test_ended_sessions_are_read_again_after_the_connection_moves(two_nodes):
+    """A service's SessionRevoked queue is exclusive: it dies with the node's connection,
+    and a logout published meanwhile reaches no queue of the service's. After the move it
+    reads the ended sessions from users again (shared.service.verifier_ctx)."""
+    from aiohttp import web
+
+    from shared.auth import VERIFIER
+    from shared.broker import BROKER
+    from shared.config import CommonConfig
+    from shared.service import verifier_ctx
+
+    a, b = two_nodes
+    exchange = f"siui.test.failover.{uuid.uuid4().hex[:8]}"
+    await declare_on(a, exchange)
+    await declare_on(b, exchange)
+    ended = [str(uuid.uuid4())]
+    users = web.Application()
+
+    async def revoked(_request):
+        return web.json_response({"items": [{"jti": jti} for jti in ended]})
+
+    users.router.add_get("/v1/sessions/revoked", revoked)
+    runner = web.AppRunner(users)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    class Verifier:  # the part of TokenVerifier the follower uses
+        revoked: set[str] = set()
+
+    verifier = Verifier()
+    common = CommonConfig.from_env({"SIUI_EVENTS_EXCHANGE": exchange, "SIUI_USERS_URL": f"http://127.0.0.1:{port}"})
+    broker = await connect(f"{a.admin_url},{b.admin_url}", exchange, wait_seconds=10)
+    app = web.Application()
+    app[BROKER] = broker
+    following = verifier_ctx(common, verifier, service="certs")(app)
+    try:
+        await following.__anext__()
+        assert app[VERIFIER].revoked == {ended[0]}
+        ended.append(str(uuid.uuid4()))  # a logout while the connection is away
+        a.kill()
+        await wait_for(lambda: ended[1] in verifier.revoked, timeout=30, what="the logout read after the move")
+        assert broker.connection.url.port == b.port
+    finally:
+        with pytest.raises(StopAsyncIteration):
+            await following.__anext__()
+        await broker.close()
+        await runner.cleanup()
+        await a.restart_after_kill()
