@@ -21,7 +21,8 @@ from aiohttp import web
 
 from shared.http.operational import METRICS_TOKEN
 from shared import errors
-from shared.broker import TOPOLOGY, broker_url, connect_failover
+from shared.broker import TOPOLOGY, broker_url
+from shared.failover import connect_failover
 
 from services.console import metrics
 from services.console.api import HTTP

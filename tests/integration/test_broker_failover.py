@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from shared.broker import FailoverConnection, connect, connect_failover
+from shared.broker import connect
+from shared.failover import FailoverConnection, connect_failover
 from shared.config import ConfigError
 from tests.chaos.infra import remove_tree
 from tests.support.cluster import declare_on, start_nodes, stop_all, wait_for, workspace
