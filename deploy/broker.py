@@ -176,7 +176,7 @@ class Target:
         if not common.events_exchange.startswith(prefix):
             raise ConfigError(f"SIUI_EVENTS_EXCHANGE {common.events_exchange!r} does not start with "
                               f"SIUI_AMQP_EXCHANGE_PREFIX {prefix!r}: its services would be refused")
-        vhost = unquote(urlsplit(common.amqp_url).path[1:]) or "/"
+        vhost = unquote(urlsplit(common.amqp_urls[0]).path[1:]) or "/"  # every URL names the same
         return cls(common.data_dir, vhost, common.events_exchange, prefix, common.amqp_user_prefix)
 
 

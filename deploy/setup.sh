@@ -201,8 +201,12 @@ if command -v dpkg >/dev/null 2>&1; then
     # runs deploy/nginx/ as a child process (the system's nginx service is never started).
     # softhsm2: the OCSP responder key's PKCS#11 tests and `make up-hsm` (deploy/hsm.py
     # keeps its token in the data directory; the package's /var/lib/softhsm is unused).
+    # systemd: its systemd-analyze verify checks deploy/systemd/ (reads the unit files; no
+    # systemd need run, and none is started: a minimal Debian container has none).
+    # haproxy: the load balancer's e2e test runs deploy/haproxy/ in front of two stacks as
+    # a child process (the system's haproxy service is never started).
     want=(openssl poppler-utils libnss3-tools fonts-dejavu-core tmux postgresql-client
-        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx softhsm2)
+        chromium libatomic1 curl prometheus xvfb xdotool imagemagick nginx softhsm2 systemd haproxy)
     { [ -n "$PYTHON" ] && "$PYTHON" -c 'import tkinter' 2>/dev/null; } || want+=(python3-tk)
     [ "$PG_LISTENING" -eq 1 ] || want+=(postgresql)
     [ "$RABBIT_LISTENING" -eq 1 ] || want+=(rabbitmq-server)
@@ -371,7 +375,9 @@ info "$(grep -c = <<<"$PKI_OUT") paths ready (python -m deploy.devpki lists them
 # what the broker has and prints only the steps left: none on a second run. Passwords
 # go to rabbitmqctl on stdin, never on a command line.
 step "RabbitMQ users and topology"
-mapfile -t AMQP < <(split_url "$SIUI_AMQP_URL" 5672)
+# A cluster's nodes (several URLs, by commas or spaces): users, permissions and topology
+# are the cluster's, so the set-up speaks to the first node only.
+mapfile -t AMQP < <(split_url "${SIUI_AMQP_URL%%[, ]*}" 5672)
 AMQP_HOST="${AMQP[0]}" AMQP_PORT="${AMQP[1]}" AMQP_USER="${AMQP[2]}"
 if [ -n "$AMQP_USER" ]; then
     warn "SIUI_AMQP_URL names the user '$AMQP_USER': every service will log in as it" \

@@ -31,7 +31,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from aiohttp import web
 
 from shared.config import DEFAULT_AMQP_USER_PREFIX as DEFAULT_USER_PREFIX
-from shared.config import ConfigError
+from shared.config import ConfigError, split_amqp_urls
+from shared.failover import connect_failover
 from shared.events import Envelope
 from shared.logging import get_logger
 
@@ -43,9 +44,6 @@ log = get_logger(__name__)
 #: park events that were never wrong after a few restarts during a database stall.
 DELIVERY_LIMIT = 1000
 PUBLISH_TIMEOUT = 10.0
-#: Seconds between attempts to reconnect to a broker that went away (aio-pika's default
-#: is 5): a restarted broker is back in use within about a second.
-RECONNECT_INTERVAL = 0.5
 CLOSE_SECONDS = 5.0
 
 
@@ -187,7 +185,12 @@ def broker_url(amqp_url: str, data_dir: Path, service: str, *, user_prefix: str 
     ``<data dir>/secrets/amqp-<service>``. A user written in SIUI_AMQP_URL wins (for a
     deployment that hands each service its own URL) but must be that same user: events
     stamped with any other would all be refused as forged, so the service does not start.
-    Raises ConfigError; the result holds a password: never log it."""
+    Several URLs (a cluster's nodes, ``shared.config.split_amqp_urls``) give as many,
+    joined by commas, each with the same login. Raises ConfigError; the result holds a
+    password: never log it."""
+    urls = split_amqp_urls(amqp_url)
+    if len(urls) > 1:
+        return ",".join(broker_url(url, data_dir, service, user_prefix=user_prefix) for url in urls)
     parts = urlsplit(amqp_url)
     user = broker_user(service, user_prefix)
     if parts.username is not None:
@@ -218,6 +221,7 @@ class Broker:
         self.exchange_name = exchange_name
         self.user = user
         self.user_prefix = user_prefix
+        self._renewing: asyncio.Future | None = None
 
     def queue_name(self, short: str) -> str:
         # Prefixed with the exchange so that isolated test exchanges get their own queues.
@@ -258,15 +262,49 @@ class Broker:
         once, in order, and only the confirms are awaited, which makes a relay's publish
         about a third cheaper than aio-pika's ``Exchange.publish``, which waits for each
         message's frames to be written before taking the next."""
-        channel = await self.channel.get_underlay_channel()  # ChannelInvalidStateError while reconnecting
+        publishing = self.channel
+        channel = await publishing.get_underlay_channel()  # ChannelInvalidStateError while reconnecting
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json", delivery_mode=2, message_id=event_id, message_type=event_type,
             user_id=self.user)
-        result = await channel.basic_publish(body, exchange=self.exchange_name, routing_key=routing_key,
-                                             properties=properties, mandatory=True, timeout=PUBLISH_TIMEOUT,
-                                             wait=False)
+        try:
+            result = await channel.basic_publish(body, exchange=self.exchange_name, routing_key=routing_key,
+                                                 properties=properties, mandatory=True, timeout=PUBLISH_TIMEOUT,
+                                                 wait=False)
+        except aiormq.exceptions.DeliveryError:  # Basic.Nack
+            self._renew_channel(publishing)
+            raise
         if not isinstance(result, aiormq.spec.Basic.Ack):  # a confirm of another kind: not taken
+            self._renew_channel(publishing)
             raise NotConfirmed(f"the broker answered {type(result).__name__}, not Basic.Ack")
+
+    def _renew_channel(self, refused: AbstractChannel) -> None:
+        """Put a new confirming channel in place of ``refused``, whose publish the broker
+        nacked. Seen on RabbitMQ 3.10 with a cluster: a channel restored on another node
+        while the quorum queues were still electing their new leaders (the node that led
+        them had just died) has every later publish nacked, for as long as it lives,
+        while a new channel on the same connection is acked at once
+        (tests/cluster/test_rabbit_cluster.py). The nacked rows stay in the outbox and
+        go out again on the new channel; a nack for any other reason costs one channel."""
+        if refused is not self.channel or (self._renewing is not None and not self._renewing.done()):
+            return
+        log.warning("broker_channel_renewed", reason="publish nacked")
+
+        async def renew() -> None:
+            try:
+                channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+                await channel.set_qos(prefetch_count=64)
+                self.exchange = await channel.get_exchange(self.exchange_name, ensure=False)
+                self.channel = channel
+            except Exception as exc:  # noqa: BLE001 - the connection is away: the next nack tries again
+                log.warning("broker_channel_renew_failed", error=repr(exc)[:300])
+                return
+            try:
+                await asyncio.wait_for(refused.close(), CLOSE_SECONDS)
+            except Exception:  # noqa: BLE001 - the old channel is dropped either way
+                pass
+
+        self._renewing = asyncio.ensure_future(renew())
 
     async def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Close the connection, in bounded time (a broker that stopped answering would
@@ -302,24 +340,15 @@ async def exchange_exists(connection: AbstractRobustConnection, name: str) -> bo
 async def connect(url: str, exchange_name: str, *, user_prefix: str = DEFAULT_USER_PREFIX,
                   wait_seconds: float = 60.0) -> Broker:
     """Connect as the user ``url`` names (retrying while the broker starts), check that the
-    set-up declared the exchange, and open a confirming channel. A refused login fails at
-    once: waiting would not make a wrong password right."""
-    user = unquote(urlsplit(url).username or "")
+    set-up declared the exchange, and open a confirming channel. ``url``: one URL, or a
+    cluster's nodes separated by commas or spaces; the first that answers is taken, and
+    the connection moves along the list when its node goes (``shared.failover.FailoverConnection``).
+    A refused login fails at once: waiting would not make a wrong password right."""
+    urls = split_amqp_urls(url)
+    user = unquote(urlsplit(urls[0]).username or "")
     if not user:
         raise ValueError("connect: the URL names no broker user (see broker_url)")
-    deadline = asyncio.get_running_loop().time() + wait_seconds
-    while True:
-        try:
-            connection = await aio_pika.connect_robust(url, timeout=10, reconnect_interval=RECONNECT_INTERVAL)
-            break
-        except aiormq.exceptions.ProbableAuthenticationError:
-            raise ConfigError(f"the broker refused the login of {user!r}: its password is not the one the "
-                              "set-up gave it (run deploy/setup.sh again)") from None
-        except (OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.warning("broker_unreachable", error=str(exc))
-            await asyncio.sleep(1.0)
+    connection = await connect_failover(urls, wait_seconds=wait_seconds, user=user)
     try:
         if not await exchange_exists(connection, exchange_name):
             raise TopologyMissing(f"the exchange {exchange_name!r} is not on the broker: the set-up declares it "

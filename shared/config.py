@@ -21,6 +21,11 @@ DEFAULT_DATABASE_URL = "postgresql://siui:siui@127.0.0.1:5432/siui"
 # No user: each service logs in as its own broker user (shared.broker.broker_url).
 DEFAULT_AMQP_URL = "amqp://127.0.0.1:5672/"
 DEFAULT_AMQP_USER_PREFIX = "siui-"
+#: SIUI_AMQP_URL may name every node of a cluster; more than this is a typo, not a cluster.
+MAX_AMQP_URLS = 16
+MAX_URL_CHARS = 2048
+#: Hosts in one multi-host SIUI_DATABASE_URL (a primary and its standbys).
+MAX_DATABASE_HOSTS = 16
 _AMQP_USER_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
@@ -137,12 +142,18 @@ class CommonConfig:
 
     database_url: SIUI_DATABASE_URL; one database, one schema per service. The service
         role: it reads and writes the service's tables, and may only add audit rows.
+        Several hosts (``postgresql://u:p@h1:5432,h2:5432/siui?target_session_attrs=
+        read-write``) name a primary and its standbys: each new connection goes to the
+        one that takes writes now, so after a standby's promotion the services' pools
+        refill from it (``database_hosts``; shared.db).
     database_owner_url: SIUI_DATABASE_OWNER_URL (default: SIUI_DATABASE_URL): the owner
         role, which owns the schemas and runs the migrations at start (shared.migrations).
         Two roles, so that what the services connect as cannot edit or delete the audit
         trail; the default keeps a deployment with one role working as before.
     amqp_url: SIUI_AMQP_URL (default ``amqp://127.0.0.1:5672/``); the RabbitMQ broker
-        carrying the events: host, port, virtual host. Without a user in it, each service
+        carrying the events: host, port, virtual host. Several URLs, separated by commas
+        or spaces, name the nodes of a cluster (``split_amqp_urls``); kept here joined by
+        commas, ``amqp_urls`` is the list. Without a user in it, each service
         logs in as its own broker user with the password the set-up wrote in
         ``<data dir>/secrets/amqp-<service>`` (shared.broker.broker_url).
     data_dir: SIUI_DATA_DIR (default ``.siui``); keys and certificates made by deploy/devpki.
@@ -203,6 +214,11 @@ class CommonConfig:
         if self.license_pepper_path is None:
             object.__setattr__(self, "license_pepper_path", self.data_dir / "secrets" / "license-pepper")
 
+    @property
+    def amqp_urls(self) -> list[str]:
+        """SIUI_AMQP_URL's nodes, in the order given."""
+        return split_amqp_urls(self.amqp_url)
+
     def data_path(self, relative: str | Path) -> Path:
         """A path inside the data directory."""
         return self.data_dir / relative
@@ -235,17 +251,19 @@ class CommonConfig:
         database_url = env_str(env, "SIUI_DATABASE_URL", DEFAULT_DATABASE_URL)
         if not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("SIUI_DATABASE_URL must be a postgresql:// DSN")
+        if len(database_url) > MAX_URL_CHARS:
+            raise ConfigError(f"SIUI_DATABASE_URL is longer than {MAX_URL_CHARS} characters")
+        database_url = writable(database_url)
         owner_url = env_str(env, "SIUI_DATABASE_OWNER_URL", database_url)
         if not owner_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("SIUI_DATABASE_OWNER_URL must be a postgresql:// DSN")
+        owner_url = writable(owner_url)
         if _database_of(owner_url) != _database_of(database_url):
             # A test or a script that changed only SIUI_DATABASE_URL would otherwise
             # migrate one database and serve from another.
             raise ConfigError("SIUI_DATABASE_OWNER_URL must name the database of SIUI_DATABASE_URL "
                               f"(host, port, name): {_database_of(owner_url)} vs {_database_of(database_url)}")
-        amqp_url = env_str(env, "SIUI_AMQP_URL", DEFAULT_AMQP_URL)
-        if not amqp_url.startswith(("amqp://", "amqps://")):
-            raise ConfigError("SIUI_AMQP_URL must be an amqp:// URL")
+        amqp_url = ",".join(split_amqp_urls(env_str(env, "SIUI_AMQP_URL", DEFAULT_AMQP_URL)))
         return dict(
             database_url=database_url,
             database_owner_url=owner_url,
@@ -261,9 +279,86 @@ class CommonConfig:
         )
 
 
-def _database_of(dsn: str) -> tuple[str | None, int, str]:
+def _database_of(dsn: str) -> tuple[frozenset[tuple[str, int]], str]:
+    return frozenset(database_hosts(dsn)), urlsplit(dsn).path.lstrip("/")
+
+
+def database_hosts(dsn: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a postgresql:// DSN, in order: one, or several for a
+    primary with its standbys (``postgresql://u:p@h1:5432,h2:5433/db``, libpq's and
+    asyncpg's multi-host form; a host without a port takes 5432). Raises ConfigError on
+    a malformed list. Only the URL's own hosts are read: a ``?host=`` parameter is not
+    supported (one way to write it, checked here)."""
     parts = urlsplit(dsn)
-    return parts.hostname, parts.port or 5432, parts.path.lstrip("/")
+    if "host=" in parts.query or "port=" in parts.query:
+        raise ConfigError("write the database hosts in the URL (postgresql://u:p@h1:5432,h2:5432/db), "
+                          "not as ?host= or ?port= parameters")
+    address = parts.netloc.rpartition("@")[2]
+    if not address:
+        raise ConfigError("the database URL names no host")
+    pieces = address.split(",")
+    if len(pieces) > MAX_DATABASE_HOSTS:
+        raise ConfigError(f"the database URL names {len(pieces)} hosts; at most {MAX_DATABASE_HOSTS}")
+    hosts = []
+    for piece in pieces:
+        if piece.startswith("["):  # [IPv6]:port
+            host, _, rest = piece[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else rest
+        else:
+            host, _, port_text = piece.partition(":")
+        if not host:
+            raise ConfigError(f"the database URL has an empty host in {address!r}")
+        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+            raise ConfigError(f"the database URL has a bad port {port_text!r} in {address!r}")
+        hosts.append((host, int(port_text) if port_text else 5432))
+    return hosts
+
+
+def writable(dsn: str) -> str:
+    """``dsn``, with ``target_session_attrs=read-write`` added when it names several hosts
+    and no target_session_attrs: every service writes, and listens (NOTIFY reaches only
+    the primary's listeners), so with a primary and standbys listed it must land on the
+    primary, whichever host that is now; asyncpg's default (``any``) would take the first
+    that answers, a standby as readily. One host: left as it is."""
+    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in urlsplit(dsn).query:
+        return dsn
+    return dsn + ("&" if urlsplit(dsn).query else "?") + "target_session_attrs=read-write"
+
+
+def split_amqp_urls(value: str) -> list[str]:
+    """SIUI_AMQP_URL as a list: one URL, or every node of a cluster separated by commas
+    or spaces (``amqp://n1:5672/,amqp://n2:5672/``). A service connects to the first one
+    that answers and moves to the next when its node goes (shared.broker). Every URL must
+    name the same virtual host and the same user (or none): they are one broker seen
+    through several doors. Raises ConfigError."""
+    urls = [u for u in re.split(r"[,\s]+", value.strip()) if u]
+    if not urls:
+        raise ConfigError("SIUI_AMQP_URL is empty")
+    if len(urls) > MAX_AMQP_URLS:
+        raise ConfigError(f"SIUI_AMQP_URL names {len(urls)} URLs; at most {MAX_AMQP_URLS}")
+    seen = set()
+    for url in urls:
+        if len(url) > MAX_URL_CHARS:
+            raise ConfigError(f"SIUI_AMQP_URL: a URL longer than {MAX_URL_CHARS} characters")
+        if not url.startswith(("amqp://", "amqps://")):
+            raise ConfigError("SIUI_AMQP_URL must be amqp:// URLs (several: separated by commas or spaces)")
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"SIUI_AMQP_URL: a bad port in {_without_password(url)!r}") from None
+        if not parts.hostname:
+            raise ConfigError(f"SIUI_AMQP_URL: no host in {_without_password(url)!r}")
+        seen.add((parts.path.lstrip("/") or "/", parts.username))
+    if len(seen) > 1:
+        raise ConfigError("SIUI_AMQP_URL: every URL must name the same virtual host and user "
+                          "(the nodes of one cluster)")
+    return urls
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return url if parts.password is None else url.replace(f":{parts.password}@", ":***@", 1)
 
 
 SERVICE_PORTS = {"console": 8100, "keygen": 8101, "users": 8102, "certs": 8103, "ocsp": 8104,

@@ -128,9 +128,25 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_
         if catch_up and not await catch_up_revocations(app[VERIFIER], common.users_url):
             catching_up = BackgroundTask("catch-up-revocations", _keep_catching_up(app[VERIFIER], common.users_url))
             catching_up.start()
+        # The queue is exclusive: it dies with the connection, and a logout published
+        # while the connection was away (a broker node lost, the connection moving to
+        # another) reached no queue of ours. Once restored, read the ended sessions again.
+        after_reconnect: list[BackgroundTask] = []
+
+        def reconnected() -> None:
+            if catch_up and not any(task.running for task in after_reconnect):
+                task = BackgroundTask("catch-up-revocations-after-reconnect",
+                                      _keep_catching_up(app[VERIFIER], common.users_url))
+                after_reconnect[:] = [task]
+                task.start()
+
+        stop_following = broker.on_reconnect(reconnected)
         try:
             yield
         finally:
+            stop_following()
+            for task in after_reconnect:
+                await task.stop()
             if catching_up is not None:
                 await catching_up.stop()
             try:

@@ -22,6 +22,7 @@ from aiohttp import web
 from shared.http.operational import METRICS_TOKEN
 from shared import errors
 from shared.broker import TOPOLOGY, broker_url
+from shared.failover import connect_failover
 
 from services.console import expiring, metrics
 from services.console.api import HTTP
@@ -56,7 +57,8 @@ class QueueProbe:
             depths: dict[str, int | None] = dict.fromkeys(self.names())
             try:
                 if self.connection is None or self.connection.is_closed:
-                    self.connection = await aio_pika.connect_robust(self.amqp_url, timeout=3)
+                    # Every node of SIUI_AMQP_URL once, the first that answers.
+                    self.connection = await connect_failover(self.amqp_url, wait_seconds=0, timeout=3)
                 channel = await self.connection.channel()
             except Exception:  # noqa: BLE001 - no broker: the chart shows a gap, not an error
                 return depths
