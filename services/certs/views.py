@@ -65,13 +65,7 @@ def certificate_json(row: Record) -> dict[str, Any]:
         "provider_name": row["provider_name"],
         "schema": row["schema"] or schema,
         "org_unit": row["org_unit"] or unit,
-        "serial": str(serial),
-        "serial_hex": serial_hex(serial),
-        "issuer": row["issuer_dn"],
-        "issuer_id": str(row["issuer_id"]),
-        "subject": row["subject"],
-        "not_before": iso(row["not_before"]),
-        "not_after": iso(row["not_after"]),
+        **_as_issued(row, serial),
         "status": row["status"],
         "suspended": row["status"] == SUSPENDED,
         "suspended_at": iso(row["suspended_at"]),
@@ -87,6 +81,14 @@ def certificate_json(row: Record) -> dict[str, Any]:
         "issuer_revocation_reason": row["issuer_revocation_reason"],
         "issuer_checked_at": iso(row["issuer_checked_at"]),
     }
+
+
+def _as_issued(row: Record, serial: int) -> dict[str, Any]:
+    """What a certificate says of itself, as every record of one shows it (a registered
+    certificate, a renewal presented)."""
+    return {"serial": str(serial), "serial_hex": serial_hex(serial), "issuer": row["issuer_dn"],
+            "issuer_id": str(row["issuer_id"]), "subject": row["subject"],
+            "not_before": iso(row["not_before"]), "not_after": iso(row["not_after"])}
 
 
 def certificate_detail_json(row: Record, history: list[Record]) -> dict[str, Any]:
@@ -110,13 +112,7 @@ def renewal_json(row: Record) -> dict[str, Any]:
         "username": row["username"],
         "cas": row["cas"],
         "provider_cui": row["provider_cui"],
-        "serial": str(serial),
-        "serial_hex": serial_hex(serial),
-        "issuer": row["issuer_dn"],
-        "issuer_id": str(row["issuer_id"]),
-        "subject": row["subject"],
-        "not_before": iso(row["not_before"]),
-        "not_after": iso(row["not_after"]),
+        **_as_issued(row, serial),
         "replaces": str(row["replaces"]),
         "presented_at": iso(row["presented_at"]),
         "presented_from": row["presented_from"],

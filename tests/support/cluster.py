@@ -132,12 +132,9 @@ class Standby:
         self.port = free_port()
         self.started = False
 
-    def _env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-
-    async def _pg_ctl(self, *args: str, timeout: float = 120.0) -> None:
-        await _run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), *args],
-                   account=self.account, env=self._env(), cwd=str(self.root), timeout=timeout)
+    # The primary's own environment and pg_ctl: they read only bin, data, log, account, root.
+    _env = Postgres._env
+    _pg_ctl = Postgres._pg_ctl
 
     async def start(self) -> None:
         # Trust on 127.0.0.1 (the primary's initdb) lets the backup connect as postgres;

@@ -31,7 +31,7 @@ from services.ocsp.state.signers import load_data_key
 from shared.clock import Clock, utc_now
 from shared.db import POOL
 from shared.listen import LISTENER
-from shared.tasks import BackgroundTask
+from shared.tasks import BackgroundTask, background_ctx
 
 __all__ = ["DATA_KEY", "FOLLOWER", "HANDLERS", "PRESIGNER", "OPENAPI", "add_routes", "presign_ctx", "state_ctx"]
 
@@ -63,13 +63,11 @@ def presign_ctx(config: Config, clock: Clock = utc_now):
     """cleanup_ctx (after the responder's): this process's candidate for presigner, fed
     by the follower's changes and the responder's signer switch. Nothing without
     SIUI_OCSP_PRESIGN_HASHES."""
+    if not config.presign_algorithms:
+        return _nothing
+    database_url = config.common.database_url
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if not config.presign_algorithms:
-            yield
-            return
-        database_url = config.common.database_url
-
+    def presigner_of(app: web.Application):
         async def connect() -> asyncpg.Connection:
             return await asyncpg.connect(database_url, timeout=10, server_settings={
                 "search_path": "ocsp", "application_name": "siui-ocsp-presigner"})
@@ -79,11 +77,10 @@ def presign_ctx(config: Config, clock: Clock = utc_now):
         app[PRESIGNER] = presigner
         app[FOLLOWER].changed.append(presigner.changed)
         app[RESPONDER].on_switch.append(presigner.signer_switched)
-        task = BackgroundTask("ocsp-presigner", presigner.run, cancel_on_stop=True)
-        task.start()
-        try:
-            yield
-        finally:
-            await task.stop()
+        return presigner.run
 
-    return ctx
+    return background_ctx("ocsp-presigner", presigner_of, cancel_on_stop=True)
+
+
+async def _nothing(_app: web.Application) -> AsyncIterator[None]:
+    yield
