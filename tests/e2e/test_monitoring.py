@@ -312,7 +312,7 @@ async def _run(stack, pki, http, tmp_path, prometheus):
         else:
             # A healthy stack need not match an alert's condition: valid PromQL is enough.
             checks.append((f"alert {rule['name']}", rule["query"], False))
-    assert len([c for c in checks if c[0].startswith("dashboard")]) == 34
+    assert len([c for c in checks if c[0].startswith("dashboard")]) == 39
     failures, waiting = [], []
     for what, expr, must_have_data in checks:
         result = await prometheus.query(substitute(expr))
