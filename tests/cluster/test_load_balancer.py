@@ -2,7 +2,10 @@
 both stacks on one database and one exchange, as two hosts of a site would be. The
 balancer checks each instance's /readyz; the client's address reaches the services'
 throttles through X-Forwarded-For; and when one whole instance set stops mid-traffic,
-no request through the balancer fails."""
+no request through the balancer fails.
+
+In ``make test-cluster``, not ``make test``: two whole stacks beside the e2e session's own
+would need more than the 100 connections of a default PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
