@@ -111,17 +111,18 @@ class ReadPool:
         self._clock = clock
         self._avoid_until = 0.0
         self._checked_at = float("-inf")
-        self.served = {"standby": 0, "primary": 0}
+        #: Reads given by each pool (the read pool's may land on a primary: prefer-standby).
+        self.served = {"read_pool": 0, "primary_pool": 0}
 
     @contextlib.asynccontextmanager
     async def connection(self, primary: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         conn = await self._standby()
         if conn is None:
-            self.served["primary"] += 1
+            self.served["primary_pool"] += 1
             async with primary.acquire() as conn:
                 yield conn
             return
-        self.served["standby"] += 1
+        self.served["read_pool"] += 1
         try:
             yield conn
         finally:
