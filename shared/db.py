@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import Counter
 
 from shared.logging import get_logger
 from shared.migrations import migrate, role_of
@@ -87,6 +88,12 @@ select case when not pg_is_in_recovery() then 0::float8
                           'Infinity'::float8)
        end"""
 
+READS = Counter("siui_database_reads_total", "Reads that may use the standby, by the pool that served them",
+                ["schema", "pool"])
+PASSED_OVER = Counter("siui_database_standby_passed_over_total",
+                      "Times the standby was found away or lagging and the primary read instead",
+                      ["schema", "reason"])
+
 #: A standby that does not give a connection this fast is away: the primary answers.
 READ_ACQUIRE_SECONDS = 2.0
 #: After a standby was away, reads go to the primary this long before it is tried again,
@@ -119,10 +126,12 @@ class ReadPool:
         conn = await self._standby()
         if conn is None:
             self.served["primary_pool"] += 1
+            READS.labels(self.schema, "primary").inc()
             async with primary.acquire() as conn:
                 yield conn
             return
         self.served["read_pool"] += 1
+        READS.labels(self.schema, "read").inc()
         try:
             yield conn
         finally:
@@ -156,6 +165,7 @@ class ReadPool:
         return conn
 
     def _avoid(self, until: float, event: str, **details) -> None:
+        PASSED_OVER.labels(self.schema, event.removeprefix("standby_")).inc()
         if not self._avoid_until:  # once per spell, not once per request
             log.warning(event, schema=self.schema, max_lag_seconds=self.max_lag,
                         detail="reads go to the primary", **details)
