@@ -94,7 +94,7 @@ PASSED_OVER = Counter("siui_database_standby_passed_over_total",
                       "Times the standby was found away or lagging and the primary read instead",
                       ["schema", "reason"])
 
-#: A standby that does not give a connection this fast is away: the primary answers.
+#: A standby that does not connect, or answer its lag, this fast is away: the primary answers.
 READ_ACQUIRE_SECONDS = 2.0
 #: After a standby was away, reads go to the primary this long before it is tried again,
 #: so a dead standby costs one failed connection per interval, not one per request.
@@ -142,16 +142,23 @@ class ReadPool:
         if now < self._avoid_until:
             return None
         try:
-            conn = await self.pool.acquire(timeout=READ_ACQUIRE_SECONDS)
-        except DATABASE_AWAY as exc:
+            # Connecting is bounded by the pool's connect timeout (READ_ACQUIRE_SECONDS,
+            # pool_ctx); waiting for a busy pool's free connection is not, as for the
+            # primary's pool: a pool fully in use is load, not a standby away.
+            conn = await self.pool.acquire()
+        except (*DATABASE_AWAY, asyncpg.PostgresError) as exc:
+            # PostgresError too: a read URL refused (a wrong password, no such database)
+            # is a deployment's mistake, said in the log, not a reason to fail a listing.
             self._avoid(now + READ_RETRY_SECONDS, "standby_away", error=type(exc).__name__)
             return None
         if now - self._checked_at < LAG_CHECK_SECONDS:
             return conn
         try:
             lag = await conn.fetchval(LAG_SQL, timeout=READ_ACQUIRE_SECONDS)
-        except DATABASE_AWAY as exc:
-            await self.pool.release(conn)
+        except BaseException as exc:
+            await self.pool.release(conn)  # whatever happened, the connection goes back
+            if not isinstance(exc, DATABASE_AWAY):
+                raise
             self._avoid(now + READ_RETRY_SECONDS, "standby_away", error=type(exc).__name__)
             return None
         if lag > self.max_lag:

@@ -123,3 +123,14 @@ async def test_a_lagging_standby_is_asked_again_a_second_later(parts):
     standby.lag = float("inf")
     clock.now += LAG_CHECK_SECONDS
     assert await served_by(read_pool, primary) == "primary"
+
+
+async def test_a_read_url_refused_by_the_server_falls_back_too(parts, monkeypatch):
+    read_pool, standby, primary, clock = parts
+
+    async def refused():
+        raise asyncpg.InvalidPasswordError("password authentication failed for user \"siui\"")
+
+    monkeypatch.setattr(standby, "_acquire", refused)
+    assert await served_by(read_pool, primary) == "primary"
+    assert read_pool.served == {"read_pool": 0, "primary_pool": 1}
