@@ -118,7 +118,11 @@ async def test_listings_come_from_the_standby_and_fall_back_to_the_primary(pair,
         assert await app[POOL].fetchval("select pg_is_in_recovery()") is False
 
         # Replay paused: a user created now is on the primary but not yet on the standby,
-        # so the listing, served from the standby, does not show it...
+        # so the listing, served from the standby, does not show it... (paused just after
+        # a commit replayed, so that the lag bound's clock starts now, not at the last one)
+        await create(client, cnas, "ioana.muresan")
+        await wait_for(lambda: on_standby.fetchval("select count(*) from users.users where username = $1",
+                                                   "ioana.muresan"), timeout=30, what="the standby replaying")
         await on_standby.execute("select pg_wal_replay_pause()")
         await create(client, cnas, "mihai.popa")
         assert await app[POOL].fetchval("select count(*) from users where username = 'mihai.popa'") == 1
