@@ -23,7 +23,7 @@ from aiohttp import web
 from shared import audit_chain
 from shared.audit_chain import Head
 from shared.auth import Right, authorize, house_filter
-from shared.db import POOL
+from shared.db import POOL, reading
 from shared.http.clients import remote_address
 from shared.http.operational import OPENAPI
 from shared.http.reading import query_int
@@ -121,13 +121,15 @@ async def list_audit(request: web.Request) -> web.Response:
     cas = house_filter(principal, request.query.get("cas"))
     limit = query_int(request, "limit", 100, maximum=1000)
     after = query_int(request, "after_id", 0, minimum=0)
-    rows = await request.app[POOL].fetch(
-        """select id, at, actor, actor_cas, cas, action, target_kind, target_id, status, result,
-                  address, details
-           from audit_log
-           where id > $1 and ($2::text is null or cas = $2) and ($3::text is null or actor = $3)
-           order by id limit $4""",
-        after, cas, request.query.get("actor") or None, limit)
+    # The trail is written by every admin call and read in pages: a standby's, if one is set.
+    async with reading(request.app) as conn:
+        rows = await conn.fetch(
+            """select id, at, actor, actor_cas, cas, action, target_kind, target_id, status, result,
+                      address, details
+               from audit_log
+               where id > $1 and ($2::text is null or cas = $2) and ($3::text is null or actor = $3)
+               order by id limit $4""",
+            after, cas, request.query.get("actor") or None, limit)
     return web.json_response({"items": [{**dict(r), "at": r["at"].isoformat()} for r in rows]})
 
 

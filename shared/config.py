@@ -150,6 +150,21 @@ class CommonConfig:
         role, which owns the schemas and runs the migrations at start (shared.migrations).
         Two roles, so that what the services connect as cannot edit or delete the audit
         trail; the default keeps a deployment with one role working as before.
+    database_read_url: SIUI_DATABASE_READ_URL (default: none, every read on the primary):
+        a standby for the heavy listings that tolerate replication lag (users, providers,
+        certificates and renewals listed, the expiring counts, the audit trail, the OCSP
+        log); never for logins, key checks, tokens, registrations nor a read of one's own
+        write (shared.db ``reading``). A setting of its own rather than derived from a
+        multi-host SIUI_DATABASE_URL, so that reads move to a standby only where an
+        operator chose it (a standby at another site, or one lagging under a report, would
+        otherwise take the listings unasked), and so it may name a replica that is no
+        failover candidate or a balancer's read port. Several hosts (the same list as
+        SIUI_DATABASE_URL) get ``target_session_attrs=prefer-standby``: a standby while
+        one answers, the primary otherwise. Its sessions are read-only whatever they
+        land on; a standby away or lagging sends the read to the primary (``read_url``).
+    database_read_max_lag_seconds: SIUI_DATABASE_READ_MAX_LAG_SECONDS (default 10): a
+        standby further behind than this is passed over for the primary (asked at most
+        once a second, by the standby's own replay position; shared.db ``LAG_SQL``).
     amqp_url: SIUI_AMQP_URL (default ``amqp://127.0.0.1:5672/``); the RabbitMQ broker
         carrying the events: host, port, virtual host. Several URLs, separated by commas
         or spaces, name the nodes of a cluster (``split_amqp_urls``); kept here joined by
@@ -206,6 +221,9 @@ class CommonConfig:
     amqp_user_prefix: str = DEFAULT_AMQP_USER_PREFIX
     database_owner_url: str | None = None  # None: database_url
     audit_checkpoint_seconds: float = setting("SIUI_AUDIT_CHECKPOINT_SECONDS", 300.0, minimum=1, maximum=86_400)
+    database_read_url: str | None = None  # None: every read on the primary
+    database_read_max_lag_seconds: float = setting("SIUI_DATABASE_READ_MAX_LAG_SECONDS", 10.0,
+                                                   minimum=0, maximum=3_600)
 
     def __post_init__(self) -> None:
         settle(self, self.data_dir)
@@ -263,10 +281,14 @@ class CommonConfig:
             # migrate one database and serve from another.
             raise ConfigError("SIUI_DATABASE_OWNER_URL must name the database of SIUI_DATABASE_URL "
                               f"(host, port, name): {_database_of(owner_url)} vs {_database_of(database_url)}")
+        read_url = env_str(env, "SIUI_DATABASE_READ_URL", "") or None
+        if read_url is not None:
+            read_url = read_only_url(read_url, database_url)
         amqp_url = ",".join(split_amqp_urls(env_str(env, "SIUI_AMQP_URL", DEFAULT_AMQP_URL)))
         return dict(
             database_url=database_url,
             database_owner_url=owner_url,
+            database_read_url=read_url,
             amqp_url=amqp_url,
             data_dir=Path(env_str(env, "SIUI_DATA_DIR", ".siui")).resolve(),
             events_exchange=env_str(env, "SIUI_EVENTS_EXCHANGE", "siui.events"),
@@ -323,6 +345,22 @@ def writable(dsn: str) -> str:
     if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in urlsplit(dsn).query:
         return dsn
     return dsn + ("&" if urlsplit(dsn).query else "?") + "target_session_attrs=read-write"
+
+
+def read_only_url(dsn: str, database_url: str) -> str:
+    """SIUI_DATABASE_READ_URL checked: a postgresql:// DSN, bounded, naming the database
+    of ``database_url`` (a standby of another database would list someone else's rows);
+    with several hosts and no target_session_attrs, ``prefer-standby`` added (asyncpg's
+    default, ``any``, would as readily take the primary first). Raises ConfigError."""
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("SIUI_DATABASE_READ_URL must be a postgresql:// DSN")
+    if len(dsn) > MAX_URL_CHARS:
+        raise ConfigError(f"SIUI_DATABASE_READ_URL is longer than {MAX_URL_CHARS} characters")
+    if urlsplit(dsn).path.lstrip("/") != urlsplit(database_url).path.lstrip("/"):
+        raise ConfigError("SIUI_DATABASE_READ_URL must name the database of SIUI_DATABASE_URL")
+    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in urlsplit(dsn).query:
+        return dsn
+    return dsn + ("&" if urlsplit(dsn).query else "?") + "target_session_attrs=prefer-standby"
 
 
 def split_amqp_urls(value: str) -> list[str]:

@@ -181,7 +181,8 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     loss degrades it rather than making it not ready."""
     app.cleanup_ctx.append(metrics_token_ctx(common.metrics_token_path))
     app.cleanup_ctx.append(pool_ctx(common.database_url, schema, migrations, max_size=pool_max_size,
-                                    owner_url=common.database_owner_url))
+                                    owner_url=common.database_owner_url, read_url=common.database_read_url,
+                                    read_max_lag=common.database_read_max_lag_seconds))
     app[LISTENER] = Listener(common.database_url)
     app.cleanup_ctx.append(background_ctx("listen", lambda a: a[LISTENER].run))
     # The schema is the service's name: it decides the broker user (siui-<schema>).

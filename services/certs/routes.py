@@ -15,7 +15,7 @@ from prometheus_client import Counter
 from shared import errors
 from shared.audit import audit_target
 from shared.auth import NATIONAL, Right, authorize, ensure_house, house_filter
-from shared.db import POOL
+from shared.db import POOL, reading
 from shared.expiry import WINDOWS
 from shared.houses import is_house
 from shared.http.reading import check_fields, query_int, read_json
@@ -307,7 +307,7 @@ async def list_certificates(request: web.Request) -> web.Response:
     filters = (house_filter(principal, query.get("cas")), (query.get("username") or "").strip() or None,
                (query.get("provider") or "").strip() or None, _query_bool(request, "suspended"), status,
                _query_uuid(request, "issuer_id"), expires_by, now)
-    async with request.app[POOL].acquire() as conn:
+    async with reading(request.app) as conn:  # a listing: a standby's, if one is set
         total = await queries.count_certificates(conn, filters)
         rows = await queries.list_certificates(conn, filters, limit=per_page, offset=(page - 1) * per_page)
     return web.json_response({"items": [views.certificate_json(r) for r in rows], "total": total,
@@ -379,7 +379,7 @@ async def expiring_certificates(request: web.Request) -> web.Response:
         raise errors.Invalid("unknown house", errors={"cas": "a house code (AB ... VN, B, OPSNAJ)"})
     cas = house_filter(principal, requested)
     now = request.app[CLOCK]()
-    async with request.app[POOL].acquire() as conn:
+    async with reading(request.app) as conn:  # counts for a dashboard: a standby's, if one is set
         rows = await queries.count_expiring(conn, cas, now, expiring.horizon(now), list(WINDOWS))
     return web.json_response(expiring.counts_json(rows, now, houses=[cas] if cas else []))
 

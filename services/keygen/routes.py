@@ -8,7 +8,7 @@ from aiohttp import web
 from shared import errors
 from shared.audit import audit_target
 from shared.auth import Right, authorize, house_filter
-from shared.db import POOL
+from shared.db import POOL, reading
 from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
 
@@ -90,7 +90,7 @@ async def list_providers(request: web.Request) -> web.Response:
     principal = authorize(request, Right.PROVIDERS_READ)
     query = registry.parse_list_query(request.query)
     cas = house_filter(principal, query.cas)
-    async with request.app[POOL].acquire() as conn:
+    async with reading(request.app) as conn:  # a listing: a standby's, if one is set
         total, items = await registry.list_page(conn, cas=cas, q=query.q, limit=query.per_page,
                                                 offset=query.offset)
     return web.json_response({"items": items, "total": total,

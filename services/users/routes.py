@@ -8,7 +8,7 @@ from aiohttp import web
 from shared import errors
 from shared.audit import audit_target
 from shared.auth import Principal, Right, authenticate, authorize, house_filter
-from shared.db import POOL
+from shared.db import POOL, reading
 from shared.http.clients import remote_address
 from shared.http.reading import check_fields, read_json
 from shared.paging import page_count
@@ -105,7 +105,7 @@ async def list_users(request: web.Request) -> web.Response:
     principal = await caller(request, Right.USERS_READ)
     query = parse_list_query(request.query)
     cas = house_filter(principal, query.cas)
-    async with request.app[POOL].acquire() as conn:
+    async with reading(request.app) as conn:  # a listing: a standby's, if one is set
         total, items = await directory.list_page(conn, cas=cas, user_type=query.user_type, q=query.q,
                                                  limit=query.per_page, offset=query.offset)
     return web.json_response({"items": items, "total": total,

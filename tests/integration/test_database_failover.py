@@ -18,8 +18,8 @@ from shared.config import CommonConfig
 from shared.db import create_pool
 from shared.migrations import migrate
 from shared.transient import DATABASE_AWAY
-from tests.chaos.infra import Postgres, remove_tree
-from tests.support.cluster import Standby, wait_for, workspace
+from tests.chaos.infra import remove_tree
+from tests.support.cluster import streaming_pair, wait_for, workspace
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,28 +29,12 @@ ROLE, PASSWORD, DATABASE = "siui_ha", "siui_ha", "siui_ha"
 @pytest.fixture
 async def pair():
     base = workspace("siui-pgpair-")
-    primary = Postgres(base / "primary")
-    standby = Standby(primary, base)
     try:
-        await primary.start()
-        await primary.create_database(ROLE, PASSWORD, DATABASE)
-        await standby.start()
-        admin = await asyncpg.connect(primary.admin_dsn)
-        try:
-            await wait_for(lambda: admin.fetchval("select count(*) from pg_stat_replication where state = 'streaming'"),
-                           timeout=30, what="the standby streaming")
-            # Synchronous: a commit returns once the standby has flushed it, so a promoted
-            # standby holds every commit any client was told of.
-            await admin.execute("alter system set synchronous_standby_names = '*'")
-            await admin.execute("select pg_reload_conf()")
-            await wait_for(lambda: admin.fetchval("select count(*) from pg_stat_replication where sync_state = 'sync'"),
-                           timeout=30, what="the standby synchronous")
-        finally:
-            await admin.close()
-        yield primary, standby
+        # Synchronous, as a production pair runs: a promoted standby holds every commit
+        # any client was told of.
+        async with streaming_pair(base, ROLE, PASSWORD, DATABASE, synchronous=True) as (primary, standby):
+            yield primary, standby
     finally:
-        await standby.stop()
-        await primary.stop()
         remove_tree(base)
 
 

@@ -80,3 +80,29 @@ def test_several_hosts_land_on_the_primary_unless_told_otherwise():
     assert CommonConfig.from_env({"SIUI_DATABASE_URL": given}).database_url == given
     one = "postgresql://u:p@db1/siui"
     assert CommonConfig.from_env({"SIUI_DATABASE_URL": one}).database_url == one
+
+
+def test_the_read_url_is_optional_and_prefers_a_standby():
+    base = {"SIUI_DATABASE_URL": "postgresql://u:p@db1,db2/siui"}
+    assert CommonConfig.from_env(base).database_read_url is None  # every read on the primary
+    several = CommonConfig.from_env({**base, "SIUI_DATABASE_READ_URL": "postgresql://u:p@db2,db1/siui"})
+    assert several.database_read_url == "postgresql://u:p@db2,db1/siui?target_session_attrs=prefer-standby"
+    assert several.database_read_max_lag_seconds == 10.0
+    one = CommonConfig.from_env({**base, "SIUI_DATABASE_READ_URL": "postgresql://u:p@db2/siui",
+                                 "SIUI_DATABASE_READ_MAX_LAG_SECONDS": "2.5"})
+    assert (one.database_read_url, one.database_read_max_lag_seconds) == ("postgresql://u:p@db2/siui", 2.5)
+    told = "postgresql://u:p@db1,db2/siui?target_session_attrs=standby"
+    assert CommonConfig.from_env({**base, "SIUI_DATABASE_READ_URL": told}).database_read_url == told
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SIUI_DATABASE_READ_URL": "mysql://db2/siui"}, "postgresql://"),
+    ({"SIUI_DATABASE_READ_URL": "postgresql://u:p@db2/other"}, "database of SIUI_DATABASE_URL"),
+    ({"SIUI_DATABASE_READ_URL": "postgresql://u:p@db2/siui?" + "x" * 3000}, "longer than"),
+    ({"SIUI_DATABASE_READ_URL": "postgresql://u:p@db2:99999/siui"}, "bad port"),
+    ({"SIUI_DATABASE_READ_MAX_LAG_SECONDS": "-1"}, "at least"),
+    ({"SIUI_DATABASE_READ_MAX_LAG_SECONDS": "soon"}, "a number"),
+])
+def test_bad_read_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        CommonConfig.from_env({"SIUI_DATABASE_URL": "postgresql://u:p@db1/siui", **env})

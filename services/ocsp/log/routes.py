@@ -27,7 +27,7 @@ from services.ocsp.log.privacy import as_seen_by
 from shared import errors
 from shared.auth import VERIFIER, Principal, Right, TokenVerifier, authorize
 from shared.clock import utc_now
-from shared.db import POOL
+from shared.db import POOL, reading
 from shared.http.reading import query_int
 from shared.logging import get_logger
 from shared.validation import MAX_INT
@@ -57,7 +57,9 @@ async def list_log(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, maximum=MAX_LIMIT)
     after = query_int(request, "after", 0, minimum=0) if request.query.get("after") else None
     before = query_int(request, "before", 1, minimum=1) if request.query.get("before") else None
-    async with request.app[POOL].acquire() as conn:
+    # Pages of the log: a standby's, if one is set (the live stream below follows the
+    # primary's NOTIFY, which a standby does not replay, so it stays there).
+    async with reading(request.app) as conn:
         if after is not None:
             rows = await q.entries_after(conn, after, limit, **filters.params())
         else:
