@@ -28,7 +28,7 @@ from shared.broker import declare_topology
 from tests.chaos.infra import InfraError, Postgres, Rabbit, _owned_dir, _run, free_port
 
 __all__ = ["workspace", "InfraError", "Rabbit", "start_nodes", "start_cluster", "stop_all", "declare_on", "Standby",
-           "wait_for", "cluster_members"]
+           "streaming_pair", "wait_for", "cluster_members"]
 
 
 def workspace(prefix: str) -> Path:
@@ -161,3 +161,34 @@ class Standby:
             if str(self.data).encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
                 os.kill(pid, signal.SIGKILL)
         self.started = False
+
+
+@contextlib.asynccontextmanager
+async def streaming_pair(base: Path, role: str, password: str, database: str, *, synchronous: bool = False):
+    """A primary with ``role``'s ``database`` and its streaming standby, both started and
+    stopped here: yields ``(primary, standby)`` once the standby streams (and, with
+    ``synchronous``, confirms every commit: a commit returns once the standby has it)."""
+    import asyncpg
+
+    primary = Postgres(base / "primary")
+    standby = Standby(primary, base)
+    try:
+        await primary.start()
+        await primary.create_database(role, password, database)
+        await standby.start()
+        admin = await asyncpg.connect(primary.admin_dsn)
+        try:
+            await wait_for(lambda: admin.fetchval("select count(*) from pg_stat_replication where state = 'streaming'"),
+                           timeout=30, what="the standby streaming")
+            if synchronous:
+                await admin.execute("alter system set synchronous_standby_names = '*'")
+                await admin.execute("select pg_reload_conf()")
+                await wait_for(lambda: admin.fetchval(
+                    "select count(*) from pg_stat_replication where sync_state = 'sync'"),
+                    timeout=30, what="the standby synchronous")
+        finally:
+            await admin.close()
+        yield primary, standby
+    finally:
+        await standby.stop()
+        await primary.stop()
