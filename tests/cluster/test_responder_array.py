@@ -1,0 +1,411 @@
+"""Two OCSP responder instances behind deploy/haproxy's balancer, as two hosts of a site:
+the first runs users, keygen, certs and ocsp, the second ocsp alone (each ``python -m
+deploy.run``, two workers each, its own ports), both on one database and one exchange.
+The ledger (printed, and written to test-artifacts/cluster/responder-array.json):
+
+1. every worker of both responders serves the same bytes for the same state (the
+   pre-signed answer): one ETag, and an ETag from one instance gets 304 from the other
+   and through the balancer;
+2. a suspension through the certs API (through the balancer) reaches each responder
+   within one second, measured per responder, and so does the reinstatement;
+3. the second instance killed (SIGKILL, every process of it) during a continuous request
+   loop through the balancer: no request fails.
+
+``make test-cluster`` (about a minute and a half: two stacks started).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+import yarl
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from tests.support import infra
+from tests.chaos.infra import remove_tree
+from tests.support.cluster import streaming_pair, wait_for, workspace
+from tests.support.identities import new_cnp, new_cui
+from tests.support.haproxy import running_balancer
+from tests.support.stack import ARTIFACTS, descendants, start_stack
+from tests.support.wait import eventually
+
+pytestmark = pytest.mark.timeout(300)
+
+CUI = "12433636"               # the demo provider's certificate names this holder
+USER = f"{CUI}_CAS-B"
+ROLE = "siui_array"           # the role, its password and its database, on our own PostgreSQL
+LEDGER: dict[str, dict] = {}
+LEDGER_PATH = ARTIFACTS / "cluster" / "responder-array.json"
+# One a responder must reach within this after the certs API answered the change.
+WITHIN = 1.0
+
+
+@pytest.fixture(scope="module")
+async def database():
+    """A primary and its synchronous streaming standby of the test's own (the machine's
+    PostgreSQL is shared by every checkout, and its slots run out): the stacks get both in
+    one multi-host DSN, as production's services do."""
+    base = workspace("siui-array-pg-")
+    try:
+        async with streaming_pair(base, ROLE, ROLE, ROLE, synchronous=True) as (primary, standby):
+            url = f"postgresql://{ROLE}:{ROLE}@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/{ROLE}"
+            yield {"url": url, "primary": primary, "standby": standby}
+    finally:
+        remove_tree(base)
+
+
+@pytest.fixture(scope="module")
+def array(pki, database):
+    exchange = f"siui.array.{uuid.uuid4().hex[:8]}"
+    # One role owns and uses the database here (as in the fault suite): both DSNs the same.
+    # One CertID hash is enough (the requests use SHA-1), and halves the signing.
+    env = {"SIUI_TRUSTED_PROXIES": "127.0.0.1", "SIUI_DATABASE_OWNER_URL": database["url"],
+           "SIUI_OCSP_PRESIGN_HASHES": "sha1"}
+    stacks = []
+    try:
+        stacks.append(start_stack(pki.data_dir, database["url"], exchange, name="array-1",
+                                  services=("users", "keygen", "certs", "ocsp"), extra_env=env))
+        # The second host has no users service of its own: ended sessions are read from the first's.
+        stacks.append(start_stack(pki.data_dir, database["url"], exchange, name="array-2", services=("ocsp",),
+                                  extra_env={**env, "SIUI_USERS_URL": stacks[0].url("users")}))
+        yield tuple(stacks)
+    finally:
+        for stack in stacks:
+            stack.stop()
+        asyncio.run(infra.delete_exchange(exchange))
+
+
+@pytest.fixture(scope="module")
+def balancer(array, tmp_path_factory):
+    with running_balancer(array, tmp_path_factory.mktemp("haproxy")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ledger():
+    """The ledger, printed and written whatever the tests reached."""
+    yield LEDGER
+    LEDGER_PATH.parent.mkdir(parents=True, exist_ok=True)
+    LEDGER_PATH.write_text(json.dumps(LEDGER, indent=2) + "\n")
+    print(f"\nresponder-array ledger ({LEDGER_PATH}):")
+    for part, figures in LEDGER.items():
+        print(f"  {part}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+@pytest.fixture(scope="module")
+async def certificate(array, balancer, pki):
+    """The demo provider's certificate registered (provider → activation key → external
+    user → issuer → certificate, as the seed's flow does); its id and OCSP GET path."""
+    first = array[0]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(first.url("users", "/v1/sessions"),
+                             json={"username": "admin", "password": first.admin_password}) as r:
+            assert r.status in (200, 201), await r.text()
+            headers = {"Authorization": f"Bearer {(await r.json())['token']}"}
+        async with http.post(first.url("keygen", "/v1/providers"), headers=headers, json={
+            "cas": "B", "cui": CUI, "name": "SC DEMO MEDICAL SRL", "trade_register_no": "J40/10/3456",
+            "legal_representative": {"name": "Ion Popescu", "cnp": "1800101221144"},
+        }) as r:
+            assert r.status == 201, await r.text()
+            provider_id = (await r.json())["id"]
+        async with http.post(first.url("keygen", f"/v1/providers/{provider_id}/activation-key"),
+                             headers=headers, json={"reset": False}) as r:
+            assert r.status == 201, await r.text()
+        async with http.post(first.url("certs", "/v1/issuers"), headers=headers,
+                             json={"certificate_pem": pki.demo_issuer_cert.read_text()}) as r:
+            assert r.status == 201, await r.text()
+
+        async def registered():
+            async with http.post(first.url("certs", "/v1/certificates"), headers=headers,
+                                 json={"username": USER, "certificate_pem": pki.demo_provider_cert.read_text()}) as r:
+                if r.status == 422:  # certs has not yet heard of the external user (KeyIssued on its way)
+                    return None
+                assert r.status == 201, await r.text()
+                return await r.json()
+
+        record = await eventually(registered, timeout=30, what="certificate registered")
+    leaf = x509.load_pem_x509_certificate(pki.demo_provider_cert.read_bytes())
+    issuer = x509.load_pem_x509_certificate(pki.demo_issuer_cert.read_bytes())
+    der = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build().public_bytes(
+        serialization.Encoding.DER)
+    encoded = base64.b64encode(der).decode().replace("/", "%2F").replace("+", "%2B").replace("=", "%3D")
+    return {"id": record["id"], "path": "/" + encoded, "headers": headers}
+
+
+def ocsp_url(base: str, path: str) -> yarl.URL:
+    # Already percent-encoded: yarl must not encode the '%' again.
+    return yarl.URL(base + path, encoded=True)
+
+
+async def ask(http: aiohttp.ClientSession, base: str, path: str, etag: str | None = None,
+              close: bool = True) -> tuple[int, bytes, str | None]:
+    """One GET; ``close`` asks for a new connection each time, so that the instance's
+    SO_REUSEPORT spreads the requests over its workers."""
+    headers = {"Connection": "close"} if close else {}
+    if etag:
+        headers["If-None-Match"] = etag
+    async with http.get(ocsp_url(base, path), headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as r:
+        return r.status, await r.read(), r.headers.get("ETag")
+
+
+def status_of(body: bytes) -> str:
+    answer = ocsp.load_der_ocsp_response(body)
+    if answer.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return answer.response_status.name.lower()
+    return answer.certificate_status.name.lower()
+
+
+async def test_every_worker_of_every_responder_serves_the_same_bytes(array, balancer, certificate):
+    path = certificate["path"]
+    bases = {"responder-1": array[0].url("ocsp"), "responder-2": array[1].url("ocsp")}
+    async with aiohttp.ClientSession() as http:
+        async def one_answer():
+            # Until the presigner's answer has reached every worker, a worker may still
+            # answer from its live signature (another ECDSA signature, other bytes).
+            answers = [await ask(http, base, path) for base in bases.values() for _ in range(4)]
+            return answers if len({body for _, body, _ in answers}) == 1 else None
+
+        started = time.monotonic()
+        await eventually(one_answer, timeout=30, interval=0.1, what="one answer from every worker")
+        converged = time.monotonic() - started
+        seen: dict[str, collections.Counter] = {name: collections.Counter() for name in bases}
+        for name, base in bases.items():
+            for _ in range(20):
+                status, body, etag = await ask(http, base, path)
+                assert status == 200 and status_of(body) == "good"
+                seen[name][(body, etag)] += 1
+        bodies = {key for counter in seen.values() for key in counter}
+        assert len(bodies) == 1, f"{len(bodies)} different answers"
+        (body, etag), = bodies
+        # The ETag of one instance, asked of the other and of the balancer: 304, no body.
+        revalidated = collections.Counter()
+        for base in (*bases.values(), balancer.url("ocsp")):
+            for _ in range(10):
+                status, empty, tag = await ask(http, base, path, etag)
+                revalidated[status] += 1
+                assert status == 304 and empty == b"" and tag == etag
+        through = [await ask(http, balancer.url("ocsp"), path) for _ in range(10)]
+        assert {(s, b) for s, b, _ in through} == {(200, body)}
+    LEDGER["1 identical answers"] = {
+        "requests_per_responder": 20, "distinct_bodies": len(bodies), "etag": etag, "der_bytes": len(body),
+        "if_none_match_304": f"{revalidated[304]}/{sum(revalidated.values())}",
+        "through_balancer_same_bytes": f"{len(through)}/{len(through)}",
+        "converged_after_s": round(converged, 3)}
+
+
+async def _reached(http, bases: dict[str, str], path: str, expected: str, started: float) -> dict[str, float]:
+    """Poll every responder until each has answered ``expected`` 20 times in a row (new
+    connections: any of its workers); for each, the seconds from ``started`` to the first
+    answer of that run, i.e. after its last answer of the old state."""
+    async def follow(base: str) -> float:
+        run_from, run = None, 0
+        while run < 20:
+            status, body, _ = await ask(http, base, path)
+            assert status == 200
+            if status_of(body) == expected:
+                if run == 0:
+                    run_from = time.monotonic()
+                run += 1
+            else:
+                run = 0
+            if time.monotonic() - started > 10:
+                raise AssertionError(f"{base}: not {expected} within 10s")
+        return run_from - started
+
+    values = await asyncio.gather(*(follow(base) for base in bases.values()))
+    return dict(zip(bases, values))
+
+
+async def test_a_suspension_reaches_every_responder_within_one_second(array, balancer, certificate):
+    path, headers = certificate["path"], certificate["headers"]
+    bases = {"responder-1": array[0].url("ocsp"), "responder-2": array[1].url("ocsp")}
+    timings = {}
+    async with aiohttp.ClientSession() as http:
+        await eventually(lambda: _ready(http, balancer.url("certs", "/readyz")), timeout=30, what="certs balanced")
+        for suspended, expected in ((True, "revoked"), (False, "good")):
+            started = time.monotonic()
+            async with http.patch(balancer.url("certs", f"/v1/certificates/{certificate['id']}"), headers=headers,
+                                  json={"suspended": suspended}) as r:
+                assert r.status == 200, await r.text()
+                answered = time.monotonic() - started
+            reached = await _reached(http, bases, path, expected, started)
+            timings["suspended" if suspended else "reinstated"] = {
+                "certs_api_answered_s": round(answered, 3), **{k: round(v, 3) for k, v in reached.items()}}
+            assert all(v <= WITHIN for v in reached.values()), (expected, reached)
+    LEDGER["2 suspension reaches every responder"] = {
+        f"{change} {k}": v for change, figures in timings.items() for k, v in figures.items()}
+
+
+async def _ready(http, url: str) -> bool:
+    async with http.get(url) as r:
+        return r.status == 200
+
+
+async def test_the_primary_killed_and_the_standby_promoted_writes_resume_nothing_lost(array, balancer, certificate,
+                                                                                       database):
+    primary, standby = database["primary"], database["standby"]
+    path, headers = certificate["path"], certificate["headers"]
+    bases = {"responder-1": array[0].url("ocsp"), "responder-2": array[1].url("ocsp")}
+    writes: collections.Counter[str] = collections.Counter()
+    answers: collections.Counter[str] = collections.Counter()
+    committed: list[str] = []
+    stop = asyncio.Event()
+    promoted_at: list[float] = []
+    resumed_at: list[float] = []
+
+    async with aiohttp.ClientSession() as http:
+        async def writer() -> None:
+            # A clerk adding providers through the balancer: each 201 is a commit a client saw.
+            while not stop.is_set():
+                try:
+                    async with http.post(balancer.url("keygen", "/v1/providers"), headers=headers, json={
+                        "cas": "B", "cui": new_cui(), "name": "SC ARRAY MEDICAL SRL",
+                        "trade_register_no": "J40/10/3456",
+                        "legal_representative": {"name": "Ion Popescu", "cnp": new_cnp()},
+                    }, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                        writes[str(r.status)] += 1
+                        if r.status == 201:
+                            committed.append((await r.json())["id"])
+                            if promoted_at and not resumed_at:
+                                resumed_at.append(time.monotonic())
+                        else:
+                            await asyncio.sleep(0.05)  # the pace of a client retrying
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    writes[type(exc).__name__] += 1
+
+        async def responder_loop() -> None:
+            # The responders answer from memory: the database's loss must not reach OCSP.
+            while not stop.is_set():
+                try:
+                    status, body, _ = await ask(http, balancer.url("ocsp"), path, close=False)
+                    answers[f"{status} {status_of(body)}" if status == 200 else str(status)] += 1
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                    answers[type(exc).__name__] += 1
+
+        tasks = [asyncio.create_task(writer()), asyncio.create_task(responder_loop())]
+        try:
+            await wait_for(lambda: len(committed) >= 100, timeout=60, what="100 writes on the primary")
+            await primary._pg_ctl("-w", "-m", "immediate", "stop")  # the primary's machine dies
+            killed_at = time.monotonic()
+            await wait_for(lambda: any(k != "201" for k in writes), timeout=30, what="a write refused while away")
+            await standby.promote()
+            promoted_at.append(time.monotonic())
+            before = len(committed)
+            await wait_for(lambda: len(committed) >= before + 100, timeout=60,
+                           what="100 writes after the promotion")
+            # The responders' followers now listen on the new primary: a suspension still
+            # reaches each within the second.
+            started = time.monotonic()
+            async with http.patch(balancer.url("certs", f"/v1/certificates/{certificate['id']}"), headers=headers,
+                                  json={"suspended": True}) as r:
+                assert r.status == 200, await r.text()
+            reached = await _reached(http, bases, path, "revoked", started)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+    conn = await asyncpg.connect(f"postgresql://{ROLE}:{ROLE}@127.0.0.1:{standby.port}/{ROLE}")
+    try:
+        assert not await conn.fetchval("select pg_is_in_recovery()")
+        stored = {str(r["id"]) for r in await conn.fetch("select id from keygen.providers")}
+    finally:
+        await conn.close()
+    lost = [i for i in committed if i not in stored]
+    failed_answers = {k: v for k, v in answers.items() if not k.startswith("200 ")}
+    LEDGER["4 primary killed, standby promoted"] = {
+        "writes_committed": len(committed), "lost": len(lost),
+        "writes_refused_in_gap": {k: v for k, v in writes.items() if k != "201"},
+        "promoted_after_kill_s": round(promoted_at[0] - killed_at, 3),
+        "writes_resumed_after_promotion_s": round(resumed_at[0] - promoted_at[0], 3),
+        "ocsp_requests_meanwhile": sum(answers.values()), "ocsp_failed": sum(failed_answers.values()),
+        **{f"suspension after promotion {k}": round(v, 3) for k, v in reached.items()}}
+    assert not lost, f"{len(lost)} committed writes lost"
+    assert not failed_answers, failed_answers
+    assert all(v <= WITHIN for v in reached.values()), reached
+
+
+def kill_instance(stack) -> list[int]:
+    """SIGKILL every process of ``stack`` (as a host lost): its supervisor first, so that
+    nothing is started again, then each service and worker below it."""
+    pids = [stack.process.pid, *descendants(stack.process.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    stack.process.wait(10)
+    return pids
+
+
+def _gone(pids: list[int]) -> bool:
+    # A killed child of a killed parent is reaped by init: gone once /proc forgets it, or a zombie.
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                return False
+    return True
+
+
+async def test_one_responder_killed_mid_traffic_fails_no_request(array, balancer, certificate):
+    path = certificate["path"]
+    outcomes: collections.Counter[str] = collections.Counter()
+    stop = asyncio.Event()
+    latencies: list[float] = []
+
+    async with aiohttp.ClientSession() as http:
+        async def loop() -> None:
+            while not stop.is_set():
+                began = time.monotonic()
+                try:
+                    status, body, _ = await ask(http, balancer.url("ocsp"), path, close=False)
+                    outcomes[f"{status} {status_of(body)}" if status == 200 else str(status)] += 1
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                    outcomes[type(exc).__name__] += 1
+                latencies.append(time.monotonic() - began)
+
+        log_before = balancer.log_path.read_text()
+        clients = [asyncio.create_task(loop()) for _ in range(4)]
+        try:
+            await wait_for(lambda: sum(outcomes.values()) >= 300, timeout=30, what="traffic flowing")
+
+            def served_by(server: str) -> int:
+                return balancer.log_path.read_text()[len(log_before):].count(f" ocsp/{server} ")
+
+            await wait_for(lambda: served_by("app2") > 0 and served_by("app1") > 0, timeout=10,
+                           what="both responders answering through the balancer")
+            before = {"app1": served_by("app1"), "app2": served_by("app2")}
+            requests_before = sum(outcomes.values())
+            killed_at = time.monotonic()
+            pids = await asyncio.to_thread(kill_instance, array[1])
+            await wait_for(lambda: _gone(pids), timeout=10, what="every process of responder 2 gone")
+            await wait_for(lambda: "ocsp/app2 is DOWN" in balancer.log_path.read_text(), timeout=10,
+                           what="the balancer marking responder 2 down")
+            marked_down = time.monotonic() - killed_at
+            after_kill = sum(outcomes.values())
+            await wait_for(lambda: sum(outcomes.values()) >= after_kill + 500, timeout=60,
+                           what="500 more requests after responder 2 was marked down")
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
+    total = sum(outcomes.values())
+    failed = {k: v for k, v in outcomes.items() if not k.startswith("200 ")}
+    latencies.sort()
+    LEDGER["3 one responder killed"] = {
+        "requests": total, "failed": sum(failed.values()), "outcomes": dict(outcomes),
+        "before_kill": requests_before, "served_before_kill_app1": before["app1"],
+        "served_before_kill_app2": before["app2"], "processes_killed": len(pids),
+        "marked_down_after_s": round(marked_down, 3), "after_marked_down": total - after_kill,
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1),
+        "max_ms": round(1000 * latencies[-1], 1)}
+    assert not failed, failed
