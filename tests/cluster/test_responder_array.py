@@ -39,11 +39,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from tests.support import infra
 from tests.chaos.infra import remove_tree
+from tests.support import infra
 from tests.support.cluster import streaming_pair, wait_for, workspace
-from tests.support.identities import new_cnp, new_cui
 from tests.support.haproxy import running_balancer
+from tests.support.identities import new_cnp, new_cui
 from tests.support.stack import ARTIFACTS, descendants, start_stack
 from tests.support.wait import eventually
 
@@ -54,7 +54,8 @@ USER = f"{CUI}_CAS-B"
 ROLE = "siui_array"           # the role, its password and its database, on our own PostgreSQL
 LEDGER: dict[str, dict] = {}
 LEDGER_PATH = ARTIFACTS / "cluster" / "responder-array.json"
-# One a responder must reach within this after the certs API answered the change.
+# What every responder must answer within, counted from the moment the change is sent
+# to the certs API (its answer included): the design card's one second.
 WITHIN = 1.0
 
 
