@@ -399,6 +399,8 @@ async def test_the_broker_node_in_use_killed_a_suspension_still_reaches_every_re
             current = await ask(http, bases["responder-1"], path)
             state = status_of(current[1])
             # Every service is on the first node of SIUI_AMQP_URL's list: that one goes.
+            on_first = await _connected(nodes[0], nodes[:1])
+            assert {"ocsp", "certs"} <= {user.removeprefix(infra.user_prefix()) for user in on_first}, on_first
             killed_at = time.monotonic()
             killed = await asyncio.to_thread(nodes[0].kill)
             # The change made at once: certs' outbox holds the event until a node takes it,
@@ -406,17 +408,33 @@ async def test_the_broker_node_in_use_killed_a_suspension_still_reaches_every_re
             flip = state == "revoked"
             changes["right after the kill"] = await change(http, not flip, "good" if flip else "revoked")
             changes["next one"] = await change(http, flip, "revoked" if flip else "good")
+
+            async def moved():
+                others = await _connected(nodes[1], nodes[1:])
+                return others if all(others[user] >= count for user, count in on_first.items()) else None
+
+            on_others = await wait_for(moved, timeout=30, what="every connection of the first node on the others")
         finally:
             stop.set()
             await loop
     failed = {k: v for k, v in answers.items() if not k.startswith("200 ")}
     LEDGER["4 broker node killed"] = {
-        "node": nodes[0].name, "pid": killed, "ocsp_requests_meanwhile": sum(answers.values()),
+        "node": nodes[0].name, "pid": killed, "connections_before": sum(on_first.values()),
+        "connections_after_on_the_others": sum(on_others.values()), "ocsp_requests_meanwhile": sum(answers.values()),
         "ocsp_failed": sum(failed.values()),
         **{f"change {when} {k}": round(v, 3) for when, reached in changes.items() for k, v in reached.items()},
         "whole_s": round(time.monotonic() - killed_at, 3)}
     assert not failed, failed
     assert all(v <= WITHIN for v in changes["next one"].values()), changes
+
+
+async def _connected(via, nodes) -> collections.Counter[str]:
+    """The broker users connected to any of ``nodes``, with how many connections each, as
+    ``via`` sees the cluster (list_connections lists every node's)."""
+    # Each node listens on its own AMQP port here: a connection's server port names its node.
+    ports = {node.port for node in nodes}
+    listed = await via.ctl("-q", "list_connections", "user", "port", "--formatter", "json")
+    return collections.Counter(row["user"] for row in json.loads(listed.stdout or "[]") if int(row["port"]) in ports)
 
 
 def kill_instance(stack) -> list[int]:
