@@ -1,8 +1,10 @@
 """Two OCSP responder instances behind deploy/haproxy's balancer, as two hosts of a site:
 the first runs users, keygen, certs and ocsp, the second ocsp alone (each ``python -m
-deploy.run``, two workers each, its own ports), both on one exchange and one database: a
-primary and its synchronous streaming standby of the test's own, given as one multi-host
-DSN. The ledger (printed, and written to test-artifacts/cluster/responder-array.json):
+deploy.run``, two workers each, its own ports), both on a three-node RabbitMQ cluster
+and on a PostgreSQL primary with its synchronous streaming standby, all of the test's
+own, each given to the services as deployed (every node in SIUI_AMQP_URL, both hosts in
+one multi-host DSN). The ledger (printed, and written to
+test-artifacts/cluster/responder-array.json):
 
 1. every worker of both responders serves the same bytes for the same state (the
    pre-signed answer): one ETag, and an ETag from one instance gets 304 from the other
@@ -13,10 +15,14 @@ DSN. The ledger (printed, and written to test-artifacts/cluster/responder-array.
    hand while a clerk adds providers and OCSP is asked through the balancer: writes
    resume, none a client saw committed is lost, no OCSP request fails, and a suspension
    after the promotion still reaches each responder within the second;
-4. the second instance killed (SIGKILL, every process of it) during a continuous
+4. the broker node every service is connected to killed (-9): no OCSP request fails,
+   a change made at once reaches both responders, the next within the second, and
+   every connection is found again on the other nodes;
+5. the second instance killed (SIGKILL, every process of it) during a continuous
    request loop through the balancer: no request fails.
 
-``make test-cluster`` (about 40 seconds: a PostgreSQL pair and two stacks started).
+``make test-cluster`` (about a minute: three broker nodes, a PostgreSQL pair and two
+stacks started).
 """
 from __future__ import annotations
 
