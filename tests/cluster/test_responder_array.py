@@ -64,6 +64,10 @@ LEDGER_PATH = ARTIFACTS / "cluster" / "responder-array.json"
 # What every responder must answer within, counted from the moment the change is sent
 # to the certs API (its answer included): the design card's one second.
 WITHIN = 1.0
+# What each host runs (the console, a web page over these APIs, is left out: no part here).
+SERVICES = ("users", "keygen", "certs", "ocsp")
+# The API reads asked of the other services through the balancer while a host goes.
+READS = (("users", "/v1/users?type=external"), ("keygen", "/v1/providers?cas=B"), ("certs", "/v1/certificates?cas=B"))
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +116,9 @@ def array(pki, database, brokers):
     stacks = []
     try:
         stacks.append(start_stack(pki.data_dir, database["url"], exchange, name="array-1",
-                                  services=("users", "keygen", "certs", "ocsp"), extra_env=env))
-        # The second host has no users service of its own: ended sessions are read from the first's.
-        stacks.append(start_stack(pki.data_dir, database["url"], exchange, name="array-2", services=("ocsp",),
-                                  extra_env={**env, "SIUI_USERS_URL": stacks[0].url("users")}))
+                                  services=SERVICES, extra_env=env))
+        stacks.append(start_stack(pki.data_dir, database["url"], exchange, name="array-2", services=SERVICES,
+                                  extra_env=env))
         yield tuple(stacks)
     finally:
         for stack in stacks:
@@ -463,9 +466,10 @@ def _gone(pids: list[int]) -> bool:
     return True
 
 
-async def test_one_responder_killed_mid_traffic_fails_no_request(array, balancer, certificate):
-    path = certificate["path"]
+async def test_one_host_killed_mid_traffic_fails_no_request(array, balancer, certificate):
+    path, headers = certificate["path"], certificate["headers"]
     outcomes: collections.Counter[str] = collections.Counter()
+    reads: collections.Counter[str] = collections.Counter()
     stop = asyncio.Event()
     latencies: list[float] = []
 
@@ -480,21 +484,34 @@ async def test_one_responder_killed_mid_traffic_fails_no_request(array, balancer
                     outcomes[type(exc).__name__] += 1
                 latencies.append(time.monotonic() - began)
 
+        async def read_loop() -> None:
+            # A clerk's pages meanwhile: the other services of the lost host are balanced too.
+            while not stop.is_set():
+                for service, target in READS:
+                    try:
+                        async with http.get(balancer.url(service, target), headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=10)) as r:
+                            await r.read()
+                            reads[f"{service} {r.status}"] += 1
+                    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                        reads[f"{service} {type(exc).__name__}"] += 1
+
         log_before = balancer.log_path.read_text()
-        clients = [asyncio.create_task(loop()) for _ in range(4)]
+        clients = [asyncio.create_task(loop()) for _ in range(4)] + [asyncio.create_task(read_loop())]
         try:
             await wait_for(lambda: sum(outcomes.values()) >= 300, timeout=30, what="traffic flowing")
 
             def served_by(server: str) -> int:
                 return balancer.log_path.read_text()[len(log_before):].count(f" ocsp/{server} ")
 
-            await wait_for(lambda: served_by("app2") > 0 and served_by("app1") > 0, timeout=10,
-                           what="both responders answering through the balancer")
+            await wait_for(lambda: served_by("app2") > 0 and served_by("app1") > 0
+                           and all(reads[f"{service} 200"] >= 2 for service, _ in READS), timeout=20,
+                           what="both responders answering through the balancer, and the other services")
             before = {"app1": served_by("app1"), "app2": served_by("app2")}
             requests_before = sum(outcomes.values())
             killed_at = time.monotonic()
             pids = await asyncio.to_thread(kill_instance, array[1])
-            await wait_for(lambda: _gone(pids), timeout=10, what="every process of responder 2 gone")
+            await wait_for(lambda: _gone(pids), timeout=10, what="every process of host 2 gone")
             await wait_for(lambda: "ocsp/app2 is DOWN" in balancer.log_path.read_text(), timeout=10,
                            what="the balancer marking responder 2 down")
             marked_down = time.monotonic() - killed_at
@@ -506,13 +523,16 @@ async def test_one_responder_killed_mid_traffic_fails_no_request(array, balancer
             await asyncio.gather(*clients)
     total = sum(outcomes.values())
     failed = {k: v for k, v in outcomes.items() if not k.startswith("200 ")}
+    failed_reads = {k: v for k, v in reads.items() if not k.endswith(" 200")}
     latencies.sort()
-    LEDGER["5 one responder killed"] = {
+    LEDGER["5 one host killed"] = {
         "requests": total, "failed": sum(failed.values()), "outcomes": dict(outcomes),
         "before_kill": requests_before, "served_before_kill_app1": before["app1"],
         "served_before_kill_app2": before["app2"], "processes_killed": len(pids),
         "marked_down_after_s": round(marked_down, 3), "after_marked_down": total - after_kill,
         "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
         "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1),
-        "max_ms": round(1000 * latencies[-1], 1)}
+        "max_ms": round(1000 * latencies[-1], 1),
+        "api_reads": sum(reads.values()), "api_reads_failed": sum(failed_reads.values())}
     assert not failed, failed
+    assert not failed_reads, failed_reads
