@@ -1,6 +1,6 @@
-"""Two OCSP responder instances behind deploy/haproxy's balancer, as two hosts of a site:
-the first runs users, keygen, certs and ocsp, the second ocsp alone (each ``python -m
-deploy.run``, two workers each, its own ports), both on a three-node RabbitMQ cluster
+"""Two hosts of a site behind deploy/haproxy's balancer, each running users, keygen, certs
+and ocsp (``python -m deploy.run``, the responder with two workers, its own ports): two
+OCSP responder instances and two of every API service, on a three-node RabbitMQ cluster
 and on a PostgreSQL primary with its synchronous streaming standby, all of the test's
 own, each given to the services as deployed (every node in SIUI_AMQP_URL, both hosts in
 one multi-host DSN). The ledger (printed, and written to
@@ -18,8 +18,8 @@ test-artifacts/cluster/responder-array.json):
 4. the broker node every service is connected to killed (-9): no OCSP request fails,
    a change made at once reaches both responders, the next within the second, and
    every connection is found again on the other nodes;
-5. the second instance killed (SIGKILL, every process of it) during a continuous
-   request loop through the balancer: no request fails.
+5. the second host killed (SIGKILL, every process of it: its responder and the rest)
+   during continuous OCSP requests and API reads through the balancer: none fails.
 
 ``make test-cluster`` (about a minute: three broker nodes, a PostgreSQL pair and two
 stacks started).
