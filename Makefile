@@ -35,8 +35,12 @@ test-e2e:
 
 # The national deployment's failures on this machine (issue 14): a three-node RabbitMQ
 # cluster of the tests' own (quorum queues, a node killed mid-flow, the outbox-to-inbox
-# ledger). About two minutes, so not in `make test`, which has the fast failover tests
-# (two independent nodes; a PostgreSQL primary and its promoted standby).
+# ledger); two hosts of every API service and the OCSP responder behind HAProxy, on a
+# RabbitMQ cluster and a PostgreSQL primary and standby of their own (identical answers,
+# a suspension reaching each responder, the primary, a broker node, one host killed;
+# ledger in test-artifacts/cluster/). About two and a half minutes, so not in `make
+# test`, which has the fast failover tests (two independent nodes; a PostgreSQL primary
+# and its promoted standby).
 test-cluster: setup
 	$(PYTHON) -m pytest -p no:cacheprovider -s tests/cluster
 
