@@ -26,7 +26,7 @@ from tests.support.bus import tapped
 from tests.support.certs_api import add_external_user, register_issuer, register_upload, unique
 from tests.support.crl_authority import CrlAuthority
 from tests.support.identities import new_cui
-from tests.support.ocsp_harness import Feed, Issuer, registered
+from tests.support.ocsp_harness import Issuer, registered
 from tests.support.ocsp_online import Harness, Provider
 from tests.support.wait import eventually
 
@@ -37,13 +37,6 @@ def certs_config(common_config, **kw) -> CertsConfig:
                     crl_retry_seconds=0.5, crl_max_bytes=1024 * 1024, crl_timeout_seconds=5.0)
     settings.update(kw)
     return CertsConfig(common=common_config, port=0, **settings)
-
-
-@pytest.fixture(scope="module")
-async def feed(common_config):
-    publishers = infra.Publishers(common_config.events_exchange)
-    yield Feed(publishers)
-    await publishers.close()
 
 
 @pytest.fixture(scope="module")

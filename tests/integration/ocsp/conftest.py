@@ -13,16 +13,8 @@ from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from shared.license import load_pepper
 from tests.support import infra
-from tests.support.ocsp_harness import EDGES, Feed, Issuer, registered, serve
+from tests.support.ocsp_harness import EDGES, Issuer, registered, serve
 from tests.support.ocsp_online import Harness
-
-
-@pytest.fixture(scope="module")
-async def feed(common_config):
-    """certs' (and keygen's, users') events, each published as its publisher's broker user."""
-    publishers = infra.Publishers(common_config.events_exchange)
-    yield Feed(publishers)
-    await publishers.close()
 
 
 @pytest.fixture(scope="module")
