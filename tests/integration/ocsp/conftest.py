@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from shared.license import load_pepper
-from tests.support import infra
 from tests.support.ocsp_harness import EDGES, Issuer, registered, serve
 from tests.support.ocsp_online import Harness
 
