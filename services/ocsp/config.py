@@ -79,6 +79,16 @@ class Config:
         entries of no house, keep the default.
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, by default in the data directory: the
         online channel's server certificate.
+    online_max_inflight: SIUI_ONLINE_MAX_INFLIGHT, default 64: :8443 connections one
+        process serves in full at once (accept to first answer). Each costs about a
+        millisecond of one core, so 64 keeps an admitted connect's wait well under a
+        second; beyond, a connection is answered a quick 503 with Retry-After
+        (online/shedding.py). A reconnect storm is absorbed, not multiplied.
+    online_max_pending: SIUI_ONLINE_MAX_PENDING, default 256: connections one process holds
+        at once, admitted and to-be-answered-503 together; one more is closed at accept,
+        before any cryptography (the handshakes of the 503s cost CPU too).
+    online_retry_after: SIUI_ONLINE_RETRY_AFTER, default 10: the longest Retry-After a shed
+        connect is told; each is drawn from [half of it, it], so shed desktops return spread.
     (common.data_key_path encrypts delegated signers' private keys at rest;
     common.license_pepper_path is the licence pepper keygen hashes keys with.)
     """
@@ -100,6 +110,9 @@ class Config:
     log_retention_by_house: str = setting("SIUI_OCSP_LOG_RETENTION_BY_HOUSE", "")
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
+    online_max_inflight: int = setting("SIUI_ONLINE_MAX_INFLIGHT", 64, minimum=1, maximum=100_000)
+    online_max_pending: int = setting("SIUI_ONLINE_MAX_PENDING", 256, minimum=1, maximum=100_000)
+    online_retry_after: int = setting("SIUI_ONLINE_RETRY_AFTER", 10, minimum=1, maximum=3600)
     pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
     pkcs11_token: str | None = setting("SIUI_OCSP_PKCS11_TOKEN", None)
     pkcs11_pin_file: Path | None = setting("SIUI_OCSP_PKCS11_PIN_FILE", None, data_path=True)
@@ -111,6 +124,9 @@ class Config:
 
     def __post_init__(self) -> None:
         settle(self, self.common.data_dir)
+        if self.online_max_pending < self.online_max_inflight:
+            raise ConfigError("SIUI_ONLINE_MAX_PENDING must be at least SIUI_ONLINE_MAX_INFLIGHT: the "
+                              "connections held include those admitted")
         if self.max_age_seconds > self.validity_seconds:
             raise ConfigError("SIUI_OCSP_MAX_AGE must be at most SIUI_OCSP_VALIDITY: a cached answer "
                               "must not outlive its nextUpdate")

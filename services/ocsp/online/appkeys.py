@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.ocsp.online.keystore import KeyStore
 from services.ocsp.online.sessions import SessionSigner
+from services.ocsp.online.shedding import Gate
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.online.usage import UsageTracker
 from shared.clock import Clock
@@ -17,12 +18,14 @@ from shared.clock import Clock
 @dataclass
 class Online:
     """What the :8443 handlers share (under ``ONLINE`` in both applications): the trust
-    store, the licence pepper, the clock, how long a session lasts, the bound port."""
+    store, the licence pepper, the clock, how long a session lasts, the admission gate
+    (load shedding), the bound port."""
 
     trust: TrustStore
     pepper: bytes
     clock: Clock
     session_ttl: timedelta
+    gate: Gate
     port: int = 0
 
 

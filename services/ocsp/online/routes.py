@@ -13,6 +13,11 @@ HTTP only: ``rules.evaluate`` decides. A connect reads only memory: certificates
 responder's registry, keys from the ``keystore``; the log and the usage summary are
 buffers. keygen is never called. The certificate's own validity is checked there, not by
 TLS (``trust``), so that an expired certificate gets a clear 401, not a failed handshake.
+
+Under overload (``shedding``) a connection admitted beyond the bound is answered by
+``admission_middleware`` a 503 problem+json with a spread ``Retry-After``, before its
+certificate is read or its key checked; beyond the harder bound ``admit`` has it closed
+at accept.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import time
 from datetime import timezone
 
 from aiohttp import BasicAuth, web
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.ocsp.log import OPLOG, LogEntry
 from services.ocsp.online.appkeys import KEYS, ONLINE, SESSIONS, USAGE
@@ -31,6 +36,7 @@ from services.ocsp.online.keys import check_key
 from services.ocsp.online.rules import (MAX_SECRET, MAX_USERNAME, ClientCert, Verdict, attribute, clean_claim,
                                         evaluate, message_for, pick_language)
 from services.ocsp.online.sessions import key_fingerprint
+from services.ocsp.online.shedding import Admission, Gate
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.registry import CertificateRecord
@@ -202,9 +208,64 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/online/heartbeat", heartbeat)
 
 
+# Shed connects, by where: "retry_after" (a 503 after the handshake) or "accept" (closed
+# before it). With the in-flight gauge, the dashboard tells a storm from a slow process.
+SHED = Counter("siui_ocsp_online_shed_total", "Online channel connections shed under overload", ["stage"])
+# One gate per worker process: the live workers' numbers add up.
+INFLIGHT = Gauge("siui_ocsp_online_inflight", "Online channel connections admitted and not yet answered",
+                 multiprocess_mode="livesum")
+BUSY_MESSAGE = ("Serverul casei este ocupat acum; aplicația se reconectează singură în câteva secunde.",
+                "The house's server is busy right now; the application reconnects by itself in a few seconds.")
+
+
+class _Counted(Admission):
+    """An admission that keeps the in-flight gauge."""
+
+    __slots__ = ()
+
+    def release(self) -> None:
+        if not self.released and not self.shed:
+            INFLIGHT.dec()
+        super().release()
+
+
+def admit(gate: Gate):
+    """The :8443 site's ``admit``: the gate's decision, counted."""
+
+    def admit_one() -> Admission | None:
+        admission = gate.arrive(_Counted)
+        if admission is None:
+            SHED.labels("accept").inc()
+        elif not admission.shed:
+            INFLIGHT.inc()
+        return admission
+
+    return admit_one
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler):
+    """A shed connection's first request gets the 503 at once; an admitted one gives its
+    place back as soon as it is answered (a keep-alive connection is not held against
+    the bound while it idles)."""
+    admission = request.transport.get_extra_info("admission") if request.transport else None
+    if admission is None or admission.released:
+        return await handler(request)
+    if admission.shed:
+        admission.release()
+        SHED.labels("retry_after").inc()
+        message = BUSY_MESSAGE[1] if pick_language(request.headers.get("Accept-Language")) == "en" else BUSY_MESSAGE[0]
+        raise errors.Unavailable(message, retry_after=request.app[ONLINE].gate.retry_after_seconds(),
+                                 semaphore="offline", reason="server_busy", message=message)
+    try:
+        return await handler(request)
+    finally:
+        admission.release()
+
+
 def online_app(parent: web.Application) -> web.Application:
     """The small application served on :8443; it shares the parent's resources."""
-    app = web.Application(middlewares=[request_middleware], client_max_size=16 * 1024)
+    app = web.Application(middlewares=[request_middleware, admission_middleware], client_max_size=16 * 1024)
     app[SERVICE_NAME] = parent[SERVICE_NAME] if SERVICE_NAME in parent else "ocsp"
     for key in (POOL, REGISTRY, OPLOG, KEYS, USAGE, SESSIONS, ONLINE):
         app[key] = parent[key]

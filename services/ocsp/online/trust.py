@@ -1,16 +1,30 @@
 """The :8443 TLS context: our server certificate, client certificates optional (a
 missing one is answered in HTTP, with a reason), trusted when issued by a registered
-issuer, and the issuer that signed a presented certificate found again."""
+issuer, and the issuer that signed a presented certificate found again.
+
+Session resumption (TLS 1.3 tickets) makes a desktop's reconnect cheap. A resumed
+session carries the client certificate of the full handshake that opened it (OpenSSL
+keeps the peer certificate in the ticket, and ``getpeercert`` returns it on the resumed
+connection: tests/integration/ocsp/test_ocsp_online_storm.py holds it to that), so
+every connect still judges that certificate, from the registry, as on a first
+connect: a suspension or revocation since is seen at once. A ticket is usable only with
+the resumption secret of the client that completed the full handshake; another
+certificate loaded by a client that replays it is never what the server sees. Tickets
+are encrypted with a key derived from the data key and the UTC day
+(``shared.http.tickets``), so every worker, and a restarted one, accepts them.
+"""
 from __future__ import annotations
 
 import hashlib
 import ssl
+import time
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from services.ocsp.online.rules import ClientCert
 from services.ocsp.responder.registry import Registry
+from shared.http.tickets import set_ticket_keys, ticket_key
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -20,7 +34,11 @@ class TrustStore:
     """The :8443 TLS context: our server certificate, client certificates optional (a
     missing one is answered in HTTP), trusted when issued by a registered issuer."""
 
-    def __init__(self, registry: Registry, cert_path, key_path) -> None:
+    #: A ticket key serves one UTC day; a ticket of the day before costs one full handshake.
+    TICKET_PERIOD = 86400
+
+    def __init__(self, registry: Registry, cert_path, key_path, *, ticket_secret: bytes | None = None,
+                 now=time.time) -> None:
         self.registry = registry
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -32,7 +50,14 @@ class TrustStore:
         # Called at every handshake, before the client certificate is verified (also
         # without SNI): an issuer registered a moment ago is trusted at once.
         context.sni_callback = self._on_hello
+        # One ticket per handshake: a desktop resumes from the latest it holds, a second
+        # would only cost an encryption and bytes on every connect.
+        context.num_tickets = 1
         self.context = context
+        self._ticket_secret, self._now = ticket_secret, now
+        self._ticket_period: int | None = None
+        self.shared_tickets = False
+        self._rotate_tickets()
         self._seen = None
         self._loaded: set[bytes] = set()
         self._by_subject: dict[bytes, list[tuple[str, x509.Certificate]]] = {}
@@ -58,8 +83,17 @@ class TrustStore:
         self._by_subject, self._seen = by_subject, version
         return True
 
+    def _rotate_tickets(self) -> None:
+        if self._ticket_secret is None:
+            return
+        period = int(self._now() // self.TICKET_PERIOD)
+        if period != self._ticket_period:
+            self._ticket_period = period
+            self.shared_tickets = set_ticket_keys(self.context, ticket_key(self._ticket_secret, period))
+
     def _on_hello(self, _ssl_object, _server_name, _context) -> None:
         try:
+            self._rotate_tickets()
             self.refresh()
         except Exception as exc:  # never fail a handshake over it: the last store stands
             log.warning("online_trust_refresh_failed", error=repr(exc))
