@@ -24,7 +24,7 @@ def test_admits_up_to_the_bound_then_sheds_then_closes():
 def test_retry_after_is_spread_over_the_upper_half():
     draws = iter([0.0, 0.5, 0.999999])
     gate = Gate(1, 1, retry_after=10, random=lambda: next(draws))
-    assert [gate.retry_after_seconds() for _ in range(3)] == [5, 7, 10]
+    assert [gate.retry_after_seconds() for _ in range(3)] == [5, 8, 10]
     assert Gate(1, 1, retry_after=1, random=lambda: 0.99).retry_after_seconds() == 1
 
 
