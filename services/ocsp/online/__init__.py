@@ -47,7 +47,7 @@ LOAD_TIMEOUT = 60.0
 # The kernel's queue of connections not yet accepted. A storm of SYNs beyond it is dropped
 # and retried by the clients' TCP (1 s, 3 s, ...), so it is sized for one process's
 # pending bound several times over, and accepting stays cheap (shedding decides after).
-ACCEPT_BACKLOG = 2048
+ACCEPT_BACKLOG = 512
 
 
 def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta = SESSION_TTL,

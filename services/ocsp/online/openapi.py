@@ -15,10 +15,20 @@ _OFFLINE = {"description": "Offline: problem+json with the reason, in Romanian (
                 "type": "object", "required": ["semaphore", "reason", "message"],
                 "properties": {"semaphore": {"const": "offline"}, "reason": {"enum": list(REASONS)},
                                "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
+_BUSY = {"description": "Overloaded (a reconnect storm): problem+json with reason server_busy, "
+                        "answered before the credentials are read. Come back after Retry-After "
+                        "(seconds, spread per answer between half SIUI_ONLINE_RETRY_AFTER and all of "
+                        "it), with your own jitter on top; beyond a harder bound the connection is "
+                        "closed before the TLS handshake instead.",
+         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+         "content": {"application/problem+json": {"schema": {
+             "type": "object", "required": ["semaphore", "reason", "message"],
+             "properties": {"semaphore": {"const": "offline"}, "reason": {"const": "server_busy"},
+                            "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
 _CHANNEL = {"servers": [{"url": "https://127.0.0.1:8443"}],
             "responses": {"200": {"description": "Online",
                                   "content": {"application/json": {"schema": _ONLINE}}},
-                          "401": _OFFLINE}}
+                          "401": _OFFLINE, "503": _BUSY}}
 _PATHS = {
     "/v1/online/connect": {"post": {
         **_CHANNEL, "summary": "Conectare online: mutual TLS + Basic <CUI>_CAS-<cas>:<licence serial>",
@@ -26,7 +36,9 @@ _PATHS = {
                        "issued by a registered issuer) is registered to that external user, neither "
                        "suspended nor revoked, within its validity, and the serial is the user's current "
                        "key. Every attempt is an OCSP log entry (operation connect); an online one "
-                       "counts as the certificate's last use.",
+                       "counts as the certificate's last use. A reconnect may resume its TLS 1.3 "
+                       "session (a ticket, accepted by every worker): it is still the certificate of "
+                       "the handshake that opened the session, judged afresh.",
         "security": [{"basic": []}]}},
     "/v1/online/heartbeat": {"post": {
         **_CHANNEL, "summary": "Still online? Checks everything again (suspension, revocation, key reset)",
