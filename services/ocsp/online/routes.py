@@ -43,7 +43,7 @@ from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
 from shared.authorities import display_name
 from shared.db import POOL
-from shared.http.problems import SERVICE_NAME, request_middleware
+from shared.http.problems import SERVICE_NAME, problem, request_middleware
 from shared.http.clients import remote_address
 from shared.logging import get_logger
 
@@ -247,7 +247,8 @@ def admit(gate: Gate):
 async def admission_middleware(request: web.Request, handler):
     """A shed connection's first request gets the 503 at once; an admitted one gives its
     place back as soon as it is answered (a keep-alive connection is not held against
-    the bound while it idles)."""
+    the bound while it idles). Outside ``request_middleware``: in a storm a shed answer
+    costs no request id, log line or latency sample (``SHED`` counts them)."""
     admission = request.transport.get_extra_info("admission") if request.transport else None
     if admission is None or admission.released:
         return await handler(request)
@@ -255,8 +256,10 @@ async def admission_middleware(request: web.Request, handler):
         admission.release()
         SHED.labels("retry_after").inc()
         message = BUSY_MESSAGE[1] if pick_language(request.headers.get("Accept-Language")) == "en" else BUSY_MESSAGE[0]
-        raise errors.Unavailable(message, retry_after=request.app[ONLINE].gate.retry_after_seconds(),
-                                 semaphore="offline", reason="server_busy", message=message)
+        seconds = request.app[ONLINE].gate.retry_after_seconds()
+        return problem(503, errors.Unavailable.title, message, slug=errors.Unavailable.type_slug,
+                       instance=request.path, headers={"Retry-After": str(seconds)}, semaphore="offline",
+                       reason="server_busy", message=message)
     try:
         return await handler(request)
     finally:
@@ -265,7 +268,7 @@ async def admission_middleware(request: web.Request, handler):
 
 def online_app(parent: web.Application) -> web.Application:
     """The small application served on :8443; it shares the parent's resources."""
-    app = web.Application(middlewares=[request_middleware, admission_middleware], client_max_size=16 * 1024)
+    app = web.Application(middlewares=[admission_middleware, request_middleware], client_max_size=16 * 1024)
     app[SERVICE_NAME] = parent[SERVICE_NAME] if SERVICE_NAME in parent else "ocsp"
     for key in (POOL, REGISTRY, OPLOG, KEYS, USAGE, SESSIONS, ONLINE):
         app[key] = parent[key]
