@@ -332,7 +332,7 @@ class Generator:
                         ATTEMPT_TIMEOUT)
                 except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
                     attempts.append((kind_of(exc), time.time() - began, False))
-                    await asyncio.sleep(backoff.next_delay())
+                    await pause(backoff.next_delay())
                     continue
                 if status == 200:
                     attempts.append(("ok", time.time() - began, reused))
@@ -340,7 +340,11 @@ class Generator:
                     online_after[i] = time.time() - start
                     return
                 attempts.append(("503 (shed)" if status == 503 else f"http {status}", time.time() - began, reused))
-                await asyncio.sleep(backoff.next_delay(retry_after))
+                await pause(backoff.next_delay(retry_after))
+
+        async def pause(delay: float) -> None:
+            # The desktop's wait, cut at the storm's deadline (then the desktop counts as offline).
+            await asyncio.sleep(max(0.0, min(delay, start + STORM_DEADLINE - time.time())))
 
         await asyncio.gather(*(desktop(i) for i in range(len(self.desktops))))
         return {"attempts": attempts, "online_after": online_after}

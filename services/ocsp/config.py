@@ -84,9 +84,11 @@ class Config:
         millisecond of one core, so 64 keeps an admitted connect's wait well under a
         second; beyond, a connection is answered a quick 503 with Retry-After
         (online/shedding.py). A reconnect storm is absorbed, not multiplied.
-    online_max_pending: SIUI_ONLINE_MAX_PENDING, default 256: connections one process holds
+    online_max_pending: SIUI_ONLINE_MAX_PENDING, default 128: connections one process holds
         at once, admitted and to-be-answered-503 together; one more is closed at accept,
-        before any cryptography (the handshakes of the 503s cost CPU too).
+        before any cryptography. A 503 on a new connection costs a full handshake, so
+        they are held to as many as the admitted: at most half the work is spent saying
+        "later" (a resumed one costs far less).
     online_retry_after: SIUI_ONLINE_RETRY_AFTER, default 10: the longest Retry-After a shed
         connect is told; each is drawn from [half of it, it], so shed desktops return spread.
     (common.data_key_path encrypts delegated signers' private keys at rest;
@@ -111,7 +113,7 @@ class Config:
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
     online_max_inflight: int = setting("SIUI_ONLINE_MAX_INFLIGHT", 64, minimum=1, maximum=100_000)
-    online_max_pending: int = setting("SIUI_ONLINE_MAX_PENDING", 256, minimum=1, maximum=100_000)
+    online_max_pending: int = setting("SIUI_ONLINE_MAX_PENDING", 128, minimum=1, maximum=100_000)
     online_retry_after: int = setting("SIUI_ONLINE_RETRY_AFTER", 10, minimum=1, maximum=3600)
     pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
     pkcs11_token: str | None = setting("SIUI_OCSP_PKCS11_TOKEN", None)
