@@ -80,15 +80,19 @@ class Config:
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, by default in the data directory: the
         online channel's server certificate.
     online_max_inflight: SIUI_ONLINE_MAX_INFLIGHT, default 64: :8443 connections one
-        process serves in full at once (accept to first answer). Each costs about a
-        millisecond of one core, so 64 keeps an admitted connect's wait well under a
-        second; beyond, a connection is answered a quick 503 with Retry-After
-        (online/shedding.py). A reconnect storm is absorbed, not multiplied.
-    online_max_pending: SIUI_ONLINE_MAX_PENDING, default 128: connections one process holds
-        at once, admitted and to-be-answered-503 together; one more is closed at accept,
-        before any cryptography. A 503 on a new connection costs a full handshake, so
-        they are held to as many as the admitted: at most half the work is spent saying
-        "later" (a resumed one costs far less).
+        process serves at once, from their handshake to their first answer. Each costs a
+        few milliseconds of a core, so an admitted connect waits behind at most 64
+        others, not thousands (online/shedding.py: a reconnect storm is absorbed, not
+        multiplied).
+    online_max_waiting: SIUI_ONLINE_MAX_WAITING, default 1024: connections one process keeps,
+        unread, in arrival order for a place (a socket each, no CPU).
+    online_max_wait: SIUI_ONLINE_MAX_WAIT, default 5 seconds: a connection that waited longer
+        is closed unserved when its turn comes: its desktop (which waits 10 s for an
+        answer) has given up or is about to, and serving it would be work for nobody.
+    online_max_shedding: SIUI_ONLINE_MAX_SHEDDING, default 32: beyond those, connections one
+        process answers at once a quick 503 problem+json with Retry-After (after the
+        handshake, before anything else); one more is closed at accept, before any
+        cryptography.
     online_retry_after: SIUI_ONLINE_RETRY_AFTER, default 10: the longest Retry-After a shed
         connect is told; each is drawn from [half of it, it], so shed desktops return spread.
     (common.data_key_path encrypts delegated signers' private keys at rest;
@@ -113,7 +117,9 @@ class Config:
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
     online_max_inflight: int = setting("SIUI_ONLINE_MAX_INFLIGHT", 64, minimum=1, maximum=100_000)
-    online_max_pending: int = setting("SIUI_ONLINE_MAX_PENDING", 128, minimum=1, maximum=100_000)
+    online_max_waiting: int = setting("SIUI_ONLINE_MAX_WAITING", 1024, minimum=0, maximum=100_000)
+    online_max_wait: float = setting("SIUI_ONLINE_MAX_WAIT", 5.0, minimum=0.1, maximum=60)
+    online_max_shedding: int = setting("SIUI_ONLINE_MAX_SHEDDING", 32, minimum=0, maximum=100_000)
     online_retry_after: int = setting("SIUI_ONLINE_RETRY_AFTER", 10, minimum=1, maximum=3600)
     pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
     pkcs11_token: str | None = setting("SIUI_OCSP_PKCS11_TOKEN", None)
@@ -126,9 +132,6 @@ class Config:
 
     def __post_init__(self) -> None:
         settle(self, self.common.data_dir)
-        if self.online_max_pending < self.online_max_inflight:
-            raise ConfigError("SIUI_ONLINE_MAX_PENDING must be at least SIUI_ONLINE_MAX_INFLIGHT: the "
-                              "connections held include those admitted")
         if self.max_age_seconds > self.validity_seconds:
             raise ConfigError("SIUI_OCSP_MAX_AGE must be at most SIUI_OCSP_VALIDITY: a cached answer "
                               "must not outlive its nextUpdate")

@@ -11,9 +11,11 @@ log line, an OCSP log entry). After the handshake the application protocol (aioh
 gets a transport whose writes are encrypted and whose ``ssl_object`` is the TLS session.
 
 With ``admit``, every accepted connection asks for its place first (load shedding, e.g.
-``services.ocsp.online.shedding``): None closes it before any cryptography is done;
-otherwise the place is the transport's ``admission`` extra (the application reads it)
-and is released when the connection closes.
+``services.ocsp.online.shedding``): None closes it before any cryptography is done; a
+place that is ``waiting`` leaves the connection unread until the gate calls its
+``started(True)`` (its turn: the handshake begins, its time limit with it) or
+``started(False)`` (waited too long: closed unserved). The place is the transport's
+``admission`` extra (the application reads it) and is released when the connection closes.
 """
 from __future__ import annotations
 
@@ -32,6 +34,11 @@ Refused = Callable[[str | None, ssl.SSLError], None]
 
 class Held(Protocol):
     """A connection's place under an admission bound, given back with ``release()``."""
+
+    started: Callable[[bool], None] | None
+
+    @property
+    def waiting(self) -> bool: ...
 
     def release(self) -> None: ...
 
@@ -129,13 +136,29 @@ class TlsServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else None
         if self._admit is not None:
             self._admission = self._admit()
             if self._admission is None:  # over the bound: no handshake, no TLS object even
                 transport.abort()
                 return
-        peer = transport.get_extra_info("peername")
-        self._peer = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else None
+            if self._admission.waiting:  # its ClientHello stays in the kernel until its turn
+                transport.pause_reading()
+                self._admission.started = self._turn
+                return
+        self._begin()
+
+    def _turn(self, go: bool) -> None:
+        if self._raw is None or self._raw.is_closing():
+            return
+        if not go:
+            self._raw.abort()
+            return
+        self._raw.resume_reading()
+        self._begin()
+
+    def _begin(self) -> None:
         self._ssl = self._context.wrap_bio(self._incoming, self._outgoing, server_side=True)
         self._timer = asyncio.get_running_loop().call_later(self._handshake_timeout, self._handshake_too_slow)
 
@@ -149,7 +172,7 @@ class TlsServerProtocol(asyncio.Protocol):
             self._read_plain()
 
     def eof_received(self) -> bool:
-        if self._ssl is None:
+        if self._ssl is None:  # closed at accept, or gone while waiting its turn
             return False
         self._incoming.write_eof()
         if self._app is not None:

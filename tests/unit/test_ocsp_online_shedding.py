@@ -1,5 +1,5 @@
-"""The :8443 admission gate: who is served, who is told 503, who is closed at accept,
-and how the Retry-After it tells is spread."""
+"""The :8443 admission gate: who is served, who waits its turn (and for how long), who is
+told 503, who is closed at accept, and how the Retry-After it tells is spread."""
 from __future__ import annotations
 
 import pytest
@@ -7,29 +7,85 @@ import pytest
 from services.ocsp.online.shedding import Gate
 
 
-def test_admits_up_to_the_bound_then_sheds_then_closes():
-    gate = Gate(max_inflight=2, max_pending=3, retry_after=10)
-    first, second, third = gate.arrive(), gate.arrive(), gate.arrive()
-    assert (first.shed, second.shed, third.shed) == (False, False, True)
-    assert gate.arrive() is None  # the pending bound: closed at accept
-    assert gate.counts == {"admitted": 2, "shed": 1, "closed": 1}
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gate(**kw) -> Gate:
+    settings = {"max_inflight": 2, "max_waiting": 2, "max_shedding": 1, "max_wait": 5.0, "retry_after": 10,
+                **kw}
+    return Gate(**settings)
+
+
+def test_served_then_waiting_then_shed_then_closed():
+    g = gate()
+    places = [g.arrive() for _ in range(5)]
+    assert [p.state for p in places] == ["run", "run", "wait", "wait", "shed"]
+    assert g.arrive() is None  # every bound reached: closed at accept
+    assert g.counts == {"admitted": 2, "waited": 2, "shed": 1, "closed": 1}
+    assert (g.admitted, g.waiting, g.shedding, g.pending) == (2, 2, 1, 5)
+
+
+def test_a_freed_place_starts_the_oldest_waiting_connection():
+    g = gate()
+    first, _, older, newer = (g.arrive() for _ in range(4))
+    turns = []
+    older.started = lambda go: turns.append(("older", go))
+    newer.started = lambda go: turns.append(("newer", go))
     first.release()
     first.release()  # once only: the first answer and the close both release
-    assert (gate.admitted, gate.pending) == (1, 2)
-    assert gate.arrive().shed is False  # a place freed is a place to serve
-    third.release()
-    assert gate.pending == 2 and gate.admitted == 2
+    assert turns == [("older", True)] and older.state == "run" and newer.waiting
+    assert (g.admitted, g.waiting) == (2, 1)
+
+
+def test_a_connection_that_waited_too_long_is_closed_unserved_and_the_next_one_served():
+    clock = Clock()
+    g = gate(clock=clock, max_waiting=3)
+    first, _, stale = g.arrive(), g.arrive(), g.arrive()
+    clock.now += 6
+    fresh = g.arrive()
+    turns = []
+    stale.started = lambda go: turns.append(("stale", go))
+    fresh.started = lambda go: turns.append(("fresh", go))
+    first.release()
+    assert turns == [("stale", False), ("fresh", True)]
+    assert g.counts["expired"] == 1 and stale.released
+    stale.release()  # its close afterwards changes nothing
+    assert (g.admitted, g.waiting) == (2, 0)
+
+
+def test_a_connection_gone_while_waiting_leaves_the_queue():
+    g = gate()
+    g.arrive(), g.arrive()
+    gone = g.arrive()
+    gone.release()
+    assert g.waiting == 0 and g.arrive().waiting
+
+
+def test_nothing_waits_while_places_are_free_and_the_observer_hears_everything():
+    heard = []
+    g = gate(observe=lambda what, _g: heard.append(what))
+    place = g.arrive()
+    place.release()
+    assert g.arrive().state == "run"
+    assert heard == ["admitted", "left", "admitted"]
 
 
 def test_retry_after_is_spread_over_the_upper_half():
     draws = iter([0.0, 0.5, 0.999999])
-    gate = Gate(1, 1, retry_after=10, random=lambda: next(draws))
-    assert [gate.retry_after_seconds() for _ in range(3)] == [5, 8, 10]
-    assert Gate(1, 1, retry_after=1, random=lambda: 0.99).retry_after_seconds() == 1
+    g = gate(random=lambda: next(draws))
+    assert [g.retry_after_seconds() for _ in range(3)] == [5, 8, 10]
+    assert gate(retry_after=1, random=lambda: 0.99).retry_after_seconds() == 1
 
 
 def test_bounds_are_checked():
     with pytest.raises(ValueError):
-        Gate(max_inflight=4, max_pending=3, retry_after=1)
+        gate(max_inflight=0)
     with pytest.raises(ValueError):
-        Gate(max_inflight=1, max_pending=1, retry_after=0)
+        gate(retry_after=0)
+    with pytest.raises(ValueError):
+        gate(max_wait=0)

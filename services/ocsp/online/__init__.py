@@ -23,7 +23,7 @@ from services.ocsp.online.consumers import HANDLERS
 from services.ocsp.online.keystore import KeyStore, KeySync
 from services.ocsp.online.openapi import OPENAPI
 from services.ocsp.online.queries import KEYS_CHANNEL
-from services.ocsp.online.routes import add_routes, admit, on_tls_refused, online_app
+from services.ocsp.online.routes import add_routes, observe, on_tls_refused, online_app
 from services.ocsp.online.sessions import SessionSigner
 from services.ocsp.online.shedding import Gate
 from services.ocsp.online.trust import TrustStore
@@ -44,9 +44,9 @@ log = get_logger(__name__)
 
 SESSION_TTL = timedelta(minutes=15)
 LOAD_TIMEOUT = 60.0
-# The kernel's queue of connections not yet accepted. A storm of SYNs beyond it is dropped
-# and retried by the clients' TCP (1 s, 3 s, ...), so it is sized for one process's
-# pending bound several times over, and accepting stays cheap (shedding decides after).
+# The kernel's queue of connections not yet accepted. Accepting is cheap and the gate
+# (shedding) decides right after, so this only absorbs a burst between two turns of the
+# event loop; SYNs beyond it are dropped and retried by the clients' TCP (1 s, 3 s, ...).
 ACCEPT_BACKLOG = 512
 
 
@@ -64,7 +64,8 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
         trust = TrustStore(app[REGISTRY], config.tls_cert, config.tls_key,
                            ticket_secret=app[SESSIONS].ticket_secret())
         trust.refresh()
-        gate = Gate(config.online_max_inflight, config.online_max_pending, config.online_retry_after)
+        gate = Gate(config.online_max_inflight, config.online_max_waiting, config.online_max_shedding,
+                    config.online_max_wait, config.online_retry_after, observe=observe)
         app[ONLINE] = Online(trust, pepper, clock, session_ttl, gate)
         pool = app[POOL]
         # Whatever started is stopped in reverse order, also when a later step fails.
@@ -84,11 +85,11 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             started.push_async_callback(runner.cleanup)  # first to run: :8443 stops, requests end
             await GuardedTCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
                                  reuse_port=config.workers > 1, on_tls_refused=on_tls_refused(app),
-                                 admit=admit(gate), backlog=ACCEPT_BACKLOG).start()
+                                 admit=gate.arrive, backlog=ACCEPT_BACKLOG).start()
             app[ONLINE].port = runner.addresses[0][1]
             log.info("online_channel_started", port=app[ONLINE].port, users=len(app[KEYS]),
                      pepper=pepper_fingerprint(pepper), shared_tickets=trust.shared_tickets,
-                     max_inflight=gate.max_inflight, max_pending=gate.max_pending)
+                     max_inflight=gate.max_inflight, max_waiting=gate.max_waiting)
             yield
 
     return ctx

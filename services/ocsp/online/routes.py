@@ -36,7 +36,7 @@ from services.ocsp.online.keys import check_key
 from services.ocsp.online.rules import (MAX_SECRET, MAX_USERNAME, ClientCert, Verdict, attribute, clean_claim,
                                         evaluate, message_for, pick_language)
 from services.ocsp.online.sessions import key_fingerprint
-from services.ocsp.online.shedding import Admission, Gate
+from services.ocsp.online.shedding import Gate
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.registry import CertificateRecord
@@ -208,39 +208,27 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/online/heartbeat", heartbeat)
 
 
-# Shed connects, by where: "retry_after" (a 503 after the handshake) or "accept" (closed
-# before it). With the in-flight gauge, the dashboard tells a storm from a slow process.
+# Connections shed, by how: "retry_after" (a 503 after the handshake), "expired" (waited
+# too long for a place, closed unserved) or "accept" (closed before any work). With the
+# gauges, the dashboard tells a storm from a slow process.
 SHED = Counter("siui_ocsp_online_shed_total", "Online channel connections shed under overload", ["stage"])
 # One gate per worker process: the live workers' numbers add up.
 INFLIGHT = Gauge("siui_ocsp_online_inflight", "Online channel connections admitted and not yet answered",
                  multiprocess_mode="livesum")
+WAITING = Gauge("siui_ocsp_online_waiting", "Online channel connections accepted, waiting for a place",
+                multiprocess_mode="livesum")
 BUSY_MESSAGE = ("Serverul casei este ocupat acum; aplicația se reconectează singură în câteva secunde.",
                 "The house's server is busy right now; the application reconnects by itself in a few seconds.")
+_SHED_STAGES = {"closed": "accept", "expired": "expired"}
 
 
-class _Counted(Admission):
-    """An admission that keeps the in-flight gauge."""
-
-    __slots__ = ()
-
-    def release(self) -> None:
-        if not self.released and not self.shed:
-            INFLIGHT.dec()
-        super().release()
-
-
-def admit(gate: Gate):
-    """The :8443 site's ``admit``: the gate's decision, counted."""
-
-    def admit_one() -> Admission | None:
-        admission = gate.arrive(_Counted)
-        if admission is None:
-            SHED.labels("accept").inc()
-        elif not admission.shed:
-            INFLIGHT.inc()
-        return admission
-
-    return admit_one
+def observe(what: str, gate: Gate) -> None:
+    """The gate's metrics (``Gate.observe``)."""
+    stage = _SHED_STAGES.get(what)
+    if stage is not None:
+        SHED.labels(stage).inc()
+    INFLIGHT.set(gate.admitted)
+    WAITING.set(gate.waiting)
 
 
 @web.middleware

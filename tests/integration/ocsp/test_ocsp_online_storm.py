@@ -1,6 +1,6 @@
 """The online channel (:8443) in a reconnect storm, over real TLS against the real app:
-connections beyond a small bound are told 503 + Retry-After (or closed at accept) while
-the admitted ones are served; a reconnect resumes its TLS session from a ticket, is still
+beyond a small bound connections wait their turn, then are told 503 + Retry-After, then
+are closed at accept, while the admitted ones are served; a reconnect resumes its TLS session from a ticket, is still
 the certificate of the handshake that opened it, and a ticket carries nobody else."""
 from __future__ import annotations
 
@@ -26,18 +26,19 @@ from tests.support.ocsp_online import Harness, Provider
 from tests.support.pki import TestPki
 from tests.support.wait import eventually
 
-MAX_INFLIGHT, MAX_PENDING, RETRY_AFTER = 2, 3, 10
+MAX_INFLIGHT, RETRY_AFTER = 2, 10
 
 
 @pytest.fixture(scope="module")
 def storm_config(common_config) -> Config:
     return Config(common=common_config, port=0, tls_port=0, workers=1, online_max_inflight=MAX_INFLIGHT,
-                  online_max_pending=MAX_PENDING, online_retry_after=RETRY_AFTER)
+                  online_max_waiting=1, online_max_shedding=1, online_max_wait=30,
+                  online_retry_after=RETRY_AFTER)
 
 
 @pytest.fixture(scope="module")
 async def harness(storm_config, pki, feed, tmp_path_factory):
-    """The ocsp app with a :8443 gate of two admitted connections, three held in all."""
+    """The ocsp app with a :8443 gate of two served connections, one waiting, one shed."""
     async with TestClient(TestServer(create_app(storm_config))) as client:
         yield Harness(client, feed, load_pepper(pki.license_pepper), pki.root_ca_cert,
                       tmp_path_factory.mktemp("ocsp-storm"))
@@ -102,36 +103,40 @@ def inflight() -> float:
     return METRICS.get_sample_value("siui_ocsp_online_inflight") or 0.0
 
 
-async def test_beyond_the_bound_connects_get_503_with_retry_after_and_the_admitted_are_served(harness, ca):
+async def test_beyond_the_bound_connects_wait_then_get_503_with_retry_after_and_all_admitted_are_served(
+        harness, ca):
     username, provider, serial = await enrol(harness, ca)
+    connect = request("/v1/online/connect", basic(username, serial))
     gate = harness.app[ONLINE].gate
     before_503, before_closed, before_inflight = shed("retry_after"), shed("accept"), inflight()
     admitted = [await opened(harness, provider) for _ in range(MAX_INFLIGHT)]
     await settled(lambda: gate.admitted == MAX_INFLIGHT, what="two connections admitted")
     assert inflight() == before_inflight + MAX_INFLIGHT
 
-    # The third is over the admitted bound: a quick 503, whatever its credentials.
-    status, headers, body = await ask(*await opened(harness, provider), request("/v1/online/connect",
-                                                                                basic(username, serial)))
+    # The third waits its turn: accepted, but its handshake does not even begin.
+    waiting = asyncio.create_task(opened(harness, provider))
+    await settled(lambda: gate.waiting == 1, what="one connection waiting")
+    # The fourth finds the queue full: its handshake, then a quick 503 whatever it sends.
+    shed_one = await opened(harness, provider)
+    await settled(lambda: gate.shedding == 1, what="one connection being shed")
+    # The fifth finds every bound reached: closed before its handshake.
+    with pytest.raises((ConnectionError, ssl.SSLError, asyncio.IncompleteReadError)):
+        await ask(*await opened(harness, provider), connect)
+    await settled(lambda: shed("accept") == before_closed + 1, what="a connection closed at accept")
+    assert not waiting.done()
+
+    status, headers, body = await ask(*shed_one, connect)
     assert status == 503 and headers["content-type"].startswith("application/problem+json")
     assert RETRY_AFTER // 2 <= int(headers["retry-after"]) <= RETRY_AFTER
     assert body["status"] == 503 and body["reason"] == "server_busy" and body["semaphore"] == "offline"
     assert shed("retry_after") == before_503 + 1
 
-    # Held open, a third fills the pending bound: a fourth is closed before its handshake.
-    held = await opened(harness, provider)
-    await settled(lambda: gate.pending == MAX_PENDING, what="three connections held")
-    with pytest.raises((ConnectionError, ssl.SSLError, asyncio.IncompleteReadError)):
-        reader, writer = await opened(harness, provider)
-        await ask(reader, writer, request("/v1/online/connect", basic(username, serial)))
-    assert shed("accept") == before_closed + 1
-
-    # The admitted ones are served in full, and give their places back.
+    # The admitted ones are served in full; the first answer frees the waiting one's turn.
     for reader, writer in admitted:
-        status, _, body = await ask(reader, writer, request("/v1/online/connect", basic(username, serial)))
+        status, _, body = await ask(reader, writer, connect)
         assert status == 200 and body["semaphore"] == "online" and body["username"] == username
-    status, headers, body = await ask(*held, request("/v1/online/connect", basic(username, serial)))
-    assert status == 503 and "retry-after" in headers
+    status, _, body = await ask(*await asyncio.wait_for(waiting, 10), connect)
+    assert status == 200 and body["semaphore"] == "online"
     await settled(lambda: gate.pending == 0, what="every place given back")
     assert inflight() == before_inflight
 
