@@ -515,7 +515,7 @@ async def main(args) -> None:
               f"{args.concurrency} connects in flight per process for {args.seconds} s. Every desktop has its own "
               "certificate, key, licence serial and TLS connection per attempt (it does not verify the server's certificate); 'resumed' is the share of "
               "successful connects that resumed a TLS 1.3 session. Ours: SIUI_OCSP_WORKERS=2, default "
-              "SIUI_ONLINE_MAX_INFLIGHT/_MAX_PENDING/_RETRY_AFTER; nginx: 2 workers, fixed bytes.")
+              "SIUI_ONLINE_* (shedding); nginx: 2 workers, fixed bytes.")
     finally:
         if generators is not None:
             generators.stop()
