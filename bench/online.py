@@ -521,8 +521,10 @@ async def main(args) -> None:
             generators.stop()
         stop(ours)
         stop(nginx, signal.SIGQUIT)
-        await infra.drop_database(url)
-        await infra.delete_exchange(exchange)
+        try:
+            await infra.delete_exchange(exchange)
+        finally:
+            await infra.drop_database(url)
 
 
 def run_scenarios(side: str, generators: Generators, port: int, args) -> dict[str, Figures]:
