@@ -86,9 +86,10 @@ class Config:
         multiplied).
     online_max_waiting: SIUI_ONLINE_MAX_WAITING, default 2048: connections one process keeps,
         unread, in arrival order for a place (a socket each, no CPU).
-    online_max_wait: SIUI_ONLINE_MAX_WAIT, default 5 seconds: a connection that waited longer
+    online_max_wait: SIUI_ONLINE_MAX_WAIT, default 8 seconds: a connection that waited longer
         is closed unserved when its turn comes: its desktop (which waits 10 s for an
         answer) has given up or is about to, and serving it would be work for nobody.
+        Not less: every connection closed is a desktop backing off for longer.
     online_max_shedding: SIUI_ONLINE_MAX_SHEDDING, default 8: beyond those, connections one
         process answers at once a quick 503 problem+json with Retry-After (after the
         handshake, before anything else); one more is closed at accept, before any
@@ -119,7 +120,7 @@ class Config:
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
     online_max_inflight: int = setting("SIUI_ONLINE_MAX_INFLIGHT", 64, minimum=1, maximum=100_000)
     online_max_waiting: int = setting("SIUI_ONLINE_MAX_WAITING", 2048, minimum=0, maximum=100_000)
-    online_max_wait: float = setting("SIUI_ONLINE_MAX_WAIT", 5.0, minimum=0.1, maximum=60)
+    online_max_wait: float = setting("SIUI_ONLINE_MAX_WAIT", 8.0, minimum=0.1, maximum=60)
     online_max_shedding: int = setting("SIUI_ONLINE_MAX_SHEDDING", 8, minimum=0, maximum=100_000)
     online_retry_after: int = setting("SIUI_ONLINE_RETRY_AFTER", 10, minimum=1, maximum=3600)
     pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
