@@ -58,6 +58,19 @@ def test_a_connection_that_waited_too_long_is_closed_unserved_and_the_next_one_s
     assert (g.admitted, g.waiting) == (2, 0)
 
 
+def test_once_the_queue_stalls_the_newest_is_served_first():
+    clock = Clock()
+    g = gate(clock=clock, max_waiting=3)
+    first, _, old = g.arrive(), g.arrive(), g.arrive()
+    clock.now += 3  # more than half of max_wait: the oldest is likely to give up before its answer
+    new = g.arrive()
+    turns = []
+    old.started = lambda go: turns.append(("old", go))
+    new.started = lambda go: turns.append(("new", go))
+    first.release()
+    assert turns == [("new", True)] and old.waiting
+
+
 def test_a_connection_gone_while_waiting_leaves_the_queue():
     g = gate()
     g.arrive(), g.arrive()

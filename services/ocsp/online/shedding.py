@@ -10,10 +10,13 @@ retry, and the load grows. So each process:
 
 * serves at most ``max_inflight`` connections at a time, from the start of their
   handshake to their first answer: an admitted connect's latency stays bounded;
-* keeps up to ``max_waiting`` more in arrival order, costing nothing but a socket (not
-  even read), each started when a place frees; one that waited ``max_wait`` seconds is
-  closed unserved: its desktop has given up (it waits 10 s) or is about to, and work
-  for it would be work for nobody;
+* keeps up to ``max_waiting`` more, costing nothing but a socket (not even read), each
+  started when a place frees: the oldest first while the queue moves (fair), but the
+  newest first once the oldest has waited half of ``max_wait`` (adaptive LIFO, as
+  Facebook's "Fail at Scale" tells): in a storm the oldest are desktops about to give up,
+  and serving them in order would have every answer arrive just too late, a server
+  busy and nobody online. One that waited ``max_wait`` seconds is closed unserved: its
+  desktop has given up (it waits 10 s) or is about to;
 * beyond both, answers up to ``max_shedding`` at a time a quick 503 problem+json with a
   ``Retry-After`` (after its handshake, before its certificate is read, its key checked
   or anything logged), drawn per answer from ``[ceil(retry_after / 2), retry_after]``
@@ -131,16 +134,18 @@ class Gate:
         self.observe("left", self)
 
     def _next(self) -> None:
-        """Start waiting connections, oldest first, while there are places."""
+        """Start waiting connections while there are places (see the module: oldest first
+        while the queue moves, newest first once it does not; the stale are closed)."""
         now = self.clock()
+        while self._waiting and now - self._waiting[0].since > self.max_wait:
+            stale = self._waiting.popleft()
+            stale.released = True
+            self._count("expired")
+            if stale.started is not None:
+                stale.started(False)
         while self._waiting and self.admitted < self.max_inflight:
-            admission = self._waiting.popleft()
-            if now - admission.since > self.max_wait:
-                admission.released = True
-                self._count("expired")
-                if admission.started is not None:
-                    admission.started(False)
-                continue
+            behind = now - self._waiting[0].since > self.max_wait / 2
+            admission = self._waiting.pop() if behind else self._waiting.popleft()
             admission.state = RUN
             self.admitted += 1
             self._count("admitted")
