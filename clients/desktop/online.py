@@ -17,6 +17,7 @@ reset. Messages come in the client's language (``Accept-Language``).
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from clients.desktop.activation import Activation
 from clients.desktop.backoff import Schedule
 from clients.desktop.messages import SESSION_REASONS
-from clients.desktop.transport import Reply, TransportError, post_json
+from clients.desktop.transport import Reply, TlsSessions, TransportError, post_json
 
 CONNECT_PATH = "/v1/online/connect"
 HEARTBEAT_PATH = "/v1/online/heartbeat"
@@ -102,13 +103,15 @@ class OnlineChannel:
 
     def __init__(self, server: str, context: ssl.SSLContext, *,
                  activation: Callable[[], Activation | None],
-                 post: Callable[..., Reply] = post_json,
+                 post: Callable[..., Reply] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  language: str = "ro", timeout: float = 10.0) -> None:
         self.server = server.rstrip("/")
         self._context = context
         self._activation = activation
-        self._post = post
+        # By default each request resumes the last TLS session (transport.TlsSessions): a
+        # reconnect costs the house's server a fraction of a full handshake.
+        self._post = post or functools.partial(post_json, sessions=TlsSessions())
         self._clock = clock
         self._timeout = timeout
         self._language = language  # the server words its messages in it

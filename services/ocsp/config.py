@@ -89,6 +89,24 @@ class Config:
         entries of no house, keep the default.
     tls_cert / tls_key: SIUI_OCSP_TLS_CERT / _KEY, by default in the data directory: the
         online channel's server certificate.
+    online_max_inflight: SIUI_ONLINE_MAX_INFLIGHT, default 64: :8443 connections one
+        process serves at once, from their handshake to their first answer. Each costs a
+        few milliseconds of a core, so an admitted connect waits behind at most 64
+        others, not thousands (online/shedding.py: a reconnect storm is absorbed, not
+        multiplied).
+    online_max_waiting: SIUI_ONLINE_MAX_WAITING, default 2048: connections one process keeps,
+        unread, in arrival order for a place (a socket each, no CPU).
+    online_max_wait: SIUI_ONLINE_MAX_WAIT, default 8 seconds: a connection that waited longer
+        is closed unserved when its turn comes: its desktop (which waits 10 s for an
+        answer) has given up or is about to, and serving it would be work for nobody.
+        Not less: every connection closed is a desktop backing off for longer.
+    online_max_shedding: SIUI_ONLINE_MAX_SHEDDING, default 8: beyond those, connections one
+        process answers at once a quick 503 problem+json with Retry-After (after the
+        handshake, before anything else); one more is closed at accept, before any
+        cryptography. Few: a 503 on a new connection costs a full handshake, and in
+        bench.online's storm 32 of them spent more CPU saying "later" than serving.
+    online_retry_after: SIUI_ONLINE_RETRY_AFTER, default 10: the longest Retry-After a shed
+        connect is told; each is drawn from [half of it, it], so shed desktops return spread.
     (common.data_key_path encrypts delegated signers' private keys at rest;
     common.license_pepper_path is the licence pepper keygen hashes keys with.)
     """
@@ -111,6 +129,11 @@ class Config:
     log_retention_by_house: str = setting("SIUI_OCSP_LOG_RETENTION_BY_HOUSE", "")
     tls_cert: Path = setting("SIUI_OCSP_TLS_CERT", Path("pki/tls-server.pem"), data_path=True)
     tls_key: Path = setting("SIUI_OCSP_TLS_KEY", Path("pki/tls-server.key"), data_path=True)
+    online_max_inflight: int = setting("SIUI_ONLINE_MAX_INFLIGHT", 64, minimum=1, maximum=100_000)
+    online_max_waiting: int = setting("SIUI_ONLINE_MAX_WAITING", 2048, minimum=0, maximum=100_000)
+    online_max_wait: float = setting("SIUI_ONLINE_MAX_WAIT", 8.0, minimum=0.1, maximum=60)
+    online_max_shedding: int = setting("SIUI_ONLINE_MAX_SHEDDING", 8, minimum=0, maximum=100_000)
+    online_retry_after: int = setting("SIUI_ONLINE_RETRY_AFTER", 10, minimum=1, maximum=3600)
     pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
     pkcs11_token: str | None = setting("SIUI_OCSP_PKCS11_TOKEN", None)
     pkcs11_pin_file: Path | None = setting("SIUI_OCSP_PKCS11_PIN_FILE", None, data_path=True)

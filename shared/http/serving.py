@@ -32,7 +32,7 @@ from prometheus_client import Counter as MetricCounter
 
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.problems import PROBLEM_CT
-from shared.http.tls import Refused, TlsServerProtocol
+from shared.http.tls import Admit, Refused, TlsServerProtocol
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -207,13 +207,15 @@ class GuardedAppRunner(web.AppRunner):
 class GuardedTCPSite(web.TCPSite):
     """``web.TCPSite`` whose TLS (with an ``ssl_context``) is terminated by
     ``shared.http.tls.TlsServerProtocol``: the handshake is bounded in time, and a refused
-    one sends its TLS alert and is reported to ``on_tls_refused(peer, error)``."""
+    one sends its TLS alert and is reported to ``on_tls_refused(peer, error)``; with
+    ``admit``, each accepted connection first asks for its place (``shared.http.tls``)."""
 
     def __init__(self, *args, handshake_timeout: float = 10.0, on_tls_refused: Refused | None = None,
-                 **kwargs) -> None:
+                 admit: Admit | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._handshake_timeout = handshake_timeout
         self._on_tls_refused = on_tls_refused
+        self._admit = admit
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
@@ -223,9 +225,11 @@ class GuardedTCPSite(web.TCPSite):
         factory = server
         if self._ssl_context is not None:
             context, refused, timeout = self._ssl_context, self._on_tls_refused, self._handshake_timeout
+            admit = self._admit
 
             def factory():
-                return TlsServerProtocol(context, server, on_refused=refused, handshake_timeout=timeout)
+                return TlsServerProtocol(context, server, on_refused=refused, handshake_timeout=timeout,
+                                         admit=admit)
 
         self._server = await loop.create_server(
             factory, self._host, self._port, backlog=self._backlog,

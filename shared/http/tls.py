@@ -9,12 +9,20 @@ buffers, as asyncio's own SSL protocol does, but on failure the alert is written
 before the connection closes, and ``on_refused(peer, error)`` is told (for a metric, a
 log line, an OCSP log entry). After the handshake the application protocol (aiohttp's)
 gets a transport whose writes are encrypted and whose ``ssl_object`` is the TLS session.
+
+With ``admit``, every accepted connection asks for its place first (load shedding, e.g.
+``services.ocsp.online.shedding``): None closes it before any cryptography is done; a
+place that is ``waiting`` leaves the connection unread until the gate calls its
+``started(True)`` (its turn: the handshake begins, its time limit with it) or
+``started(False)`` (waited too long: closed unserved). The place is the transport's
+``admission`` extra (the application reads it) and is released when the connection closes.
 """
 from __future__ import annotations
 
 import asyncio
 import ssl
 from collections.abc import Callable
+from typing import Protocol
 
 from shared.logging import get_logger
 
@@ -22,6 +30,20 @@ log = get_logger(__name__)
 
 READ_SIZE = 64 * 1024
 Refused = Callable[[str | None, ssl.SSLError], None]
+
+
+class Held(Protocol):
+    """A connection's place under an admission bound, given back with ``release()``."""
+
+    started: Callable[[bool], None] | None
+
+    @property
+    def waiting(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+Admit = Callable[[], Held | None]
 
 
 class _AppTransport(asyncio.Transport):
@@ -75,6 +97,8 @@ class _AppTransport(asyncio.Transport):
             return self._tls._ssl
         if name == "sslcontext":
             return self._tls._context
+        if name == "admission":
+            return self._tls._admission
         if name == "peercert":
             return self._tls._ssl.getpeercert() if self._tls._ssl is not None else default
         raw = self._tls._raw
@@ -92,8 +116,11 @@ class TlsServerProtocol(asyncio.Protocol):
     application protocol made by ``app_factory``."""
 
     def __init__(self, context: ssl.SSLContext, app_factory: Callable[[], asyncio.Protocol], *,
-                 on_refused: Refused | None = None, handshake_timeout: float = 10.0) -> None:
+                 on_refused: Refused | None = None, handshake_timeout: float = 10.0,
+                 admit: Admit | None = None) -> None:
         self._context = context
+        self._admit = admit
+        self._admission: Held | None = None
         self._app_factory = app_factory
         self._on_refused = on_refused
         self._handshake_timeout = handshake_timeout
@@ -111,10 +138,33 @@ class TlsServerProtocol(asyncio.Protocol):
         self._raw = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else None
+        if self._admit is not None:
+            self._admission = self._admit()
+            if self._admission is None:  # over the bound: no handshake, no TLS object even
+                transport.abort()
+                return
+            if self._admission.waiting:  # its ClientHello stays in the kernel until its turn
+                transport.pause_reading()
+                self._admission.started = self._turn
+                return
+        self._begin()
+
+    def _turn(self, go: bool) -> None:
+        if self._raw is None or self._raw.is_closing():
+            return
+        if not go:
+            self._raw.abort()
+            return
+        self._raw.resume_reading()
+        self._begin()
+
+    def _begin(self) -> None:
         self._ssl = self._context.wrap_bio(self._incoming, self._outgoing, server_side=True)
         self._timer = asyncio.get_running_loop().call_later(self._handshake_timeout, self._handshake_too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self._ssl is None:  # closed at accept; bytes already in flight are dropped
+            return
         self._incoming.write(data)
         if self._app is None:
             self._handshake()
@@ -122,6 +172,8 @@ class TlsServerProtocol(asyncio.Protocol):
             self._read_plain()
 
     def eof_received(self) -> bool:
+        if self._ssl is None:  # closed at accept, or gone while waiting its turn
+            return False
         self._incoming.write_eof()
         if self._app is not None:
             self._read_plain()
@@ -129,6 +181,8 @@ class TlsServerProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._admission is not None:
+            self._admission.release()
         if self._timer is not None:
             self._timer.cancel()
         self._raw = None

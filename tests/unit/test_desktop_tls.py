@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from clients.desktop.tls import CredentialsError, client_context, load_p12, load_pem
-from clients.desktop.transport import ServerUntrusted, TlsRejected, Unreachable, post_json
+from clients.desktop.transport import ServerUntrusted, TlsRejected, TlsSessions, Unreachable, post_json
 from tests.support.infra import free_port
 
 
@@ -120,6 +120,19 @@ def test_the_client_presents_its_certificate_to_a_server_it_trusts(pki, tls_serv
     context = client_context(load_p12(pki.demo_provider_p12, Asker("demo")), pki.root_ca_cert)
     reply = post_json(tls_server + "/v1/online/connect", {}, context=context, timeout=5)
     assert reply.status == 200 and reply.body == {"client_cn": "12433636"}
+
+
+def test_a_reconnect_resumes_the_last_tls_session_and_is_still_the_same_certificate(pki, tls_server):
+    context = client_context(load_p12(pki.demo_provider_p12, Asker("demo")), pki.root_ca_cert)
+    sessions = TlsSessions()
+    replies = [post_json(tls_server + "/v1/online/connect", {}, context=context, timeout=5, sessions=sessions)
+               for _ in range(3)]
+    assert sessions.resumed == 2  # the first was a full handshake, the others resumed it
+    assert all(r.status == 200 and r.body == {"client_cn": "12433636"} for r in replies)
+    # Another context (another certificate chosen) is never offered the old session.
+    other = client_context(load_p12(pki.demo_provider_p12, Asker("demo")), pki.root_ca_cert)
+    post_json(tls_server + "/v1/online/connect", {}, context=other, timeout=5, sessions=sessions)
+    assert sessions.resumed == 2
 
 
 def test_a_server_outside_the_trusted_ca_is_not_trusted(pki, tls_server):

@@ -27,8 +27,9 @@ from services.ocsp.online.openapi import OPENAPI
 from services.ocsp.online.queries import KEYS_CHANNEL, REFUSALS_CHANNEL
 from services.ocsp.online.refusals import RefusalStore, RefusalSync
 from services.ocsp.online.renewals import RenewalReporter
-from services.ocsp.online.routes import add_routes, on_tls_refused, online_app
+from services.ocsp.online.routes import add_routes, observe, on_tls_refused, online_app
 from services.ocsp.online.sessions import SessionSigner
+from services.ocsp.online.shedding import Gate
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.online.usage import UsageTracker
 from services.ocsp.online.publisher import DEFAULT_INTERVAL, publishing
@@ -48,6 +49,10 @@ log = get_logger(__name__)
 
 SESSION_TTL = timedelta(minutes=15)
 LOAD_TIMEOUT = 60.0
+# The kernel's queue of connections not yet accepted. Accepting is cheap and the gate
+# (shedding) decides right after, so this only absorbs a burst between two turns of the
+# event loop; SYNs beyond it are dropped and retried by the clients' TCP (1 s, 3 s, ...).
+ACCEPT_BACKLOG = 512
 
 
 def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta = SESSION_TTL,
@@ -61,9 +66,12 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
         # Files first: a missing secret fails the start before anything runs.
         app[SESSIONS] = SessionSigner.from_data_key(config.common.data_key_path)
         pepper = load_pepper(config.common.license_pepper_path)
-        trust = TrustStore(app[REGISTRY], config.tls_cert, config.tls_key)
+        trust = TrustStore(app[REGISTRY], config.tls_cert, config.tls_key,
+                           ticket_secret=app[SESSIONS].ticket_secret())
         trust.refresh()
-        app[ONLINE] = Online(trust, pepper, clock, session_ttl)
+        gate = Gate(config.online_max_inflight, config.online_max_waiting, config.online_max_shedding,
+                    config.online_max_wait, config.online_retry_after, observe=observe)
+        app[ONLINE] = Online(trust, pepper, clock, session_ttl, gate)
         pool = app[POOL]
         # Whatever started is stopped in reverse order, also when a later step fails.
         async with contextlib.AsyncExitStack() as started:
@@ -89,10 +97,12 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             await runner.setup()
             started.push_async_callback(runner.cleanup)  # first to run: :8443 stops, requests end
             await GuardedTCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
-                                 reuse_port=config.workers > 1, on_tls_refused=on_tls_refused(app)).start()
+                                 reuse_port=config.workers > 1, on_tls_refused=on_tls_refused(app),
+                                 admit=gate.arrive, backlog=ACCEPT_BACKLOG).start()
             app[ONLINE].port = runner.addresses[0][1]
             log.info("online_channel_started", port=app[ONLINE].port, users=len(app[KEYS]),
-                     pepper=pepper_fingerprint(pepper))
+                     pepper=pepper_fingerprint(pepper), shared_tickets=trust.shared_tickets,
+                     max_inflight=gate.max_inflight, max_waiting=gate.max_waiting)
             yield
 
     return ctx

@@ -11,6 +11,7 @@ from services.ocsp.online.keystore import KeyStore
 from services.ocsp.online.refusals import RefusalStore
 from services.ocsp.online.renewals import RenewalReporter
 from services.ocsp.online.sessions import SessionSigner
+from services.ocsp.online.shedding import Gate
 from services.ocsp.online.trust import TrustStore
 from services.ocsp.online.usage import UsageTracker
 from shared.clock import Clock
@@ -19,12 +20,14 @@ from shared.clock import Clock
 @dataclass
 class Online:
     """What the :8443 handlers share (under ``ONLINE`` in both applications): the trust
-    store, the licence pepper, the clock, how long a session lasts, the bound port."""
+    store, the licence pepper, the clock, how long a session lasts, the admission gate
+    (load shedding), the bound port."""
 
     trust: TrustStore
     pepper: bytes
     clock: Clock
     session_ttl: timedelta
+    gate: Gate
     port: int = 0
 
 

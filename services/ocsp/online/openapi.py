@@ -26,10 +26,20 @@ _OFFLINE = {"description": "Offline: problem+json with the reason, in Romanian (
                                "replaced_at": {"type": "string", "format": "date-time", "description":
                                                "key_replaced only, when known: when the house reset "
                                                "the key presented (the message says it too)"}}}}}}
+_BUSY = {"description": "Overloaded (a reconnect storm): problem+json with reason server_busy, "
+                        "answered before the credentials are read. Come back after Retry-After "
+                        "(seconds, spread per answer between half SIUI_ONLINE_RETRY_AFTER and all of "
+                        "it), with your own jitter on top; beyond a harder bound the connection is "
+                        "closed before the TLS handshake instead.",
+         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+         "content": {"application/problem+json": {"schema": {
+             "type": "object", "required": ["semaphore", "reason", "message"],
+             "properties": {"semaphore": {"const": "offline"}, "reason": {"const": "server_busy"},
+                            "message": {"type": "string"}, "detail": {"type": "string"}}}}}}
 _CHANNEL = {"servers": [{"url": "https://127.0.0.1:8443"}],
             "responses": {"200": {"description": "Online",
                                   "content": {"application/json": {"schema": _ONLINE}}},
-                          "401": _OFFLINE}}
+                          "401": _OFFLINE, "503": _BUSY}}
 _PATHS = {
     "/v1/online/connect": {"post": {
         **_CHANNEL, "summary": "Conectare online: mutual TLS + Basic <CUI>_CAS-<cas>:<licence serial>",
@@ -42,7 +52,9 @@ _PATHS = {
                        "(same subject, or the same serialNumber / organizationIdentifier), presented with the "
                        "user's current key within its validity, is a renewal: 401 reason renewal_pending "
                        "(certs records it for the house's approval, RenewalPresented), or renewal_rejected "
-                       "with the house's reason in the message once the house rejected it.",
+                       "with the house's reason in the message once the house rejected it. A reconnect may resume its TLS 1.3 "
+                       "session (a ticket, accepted by every worker): it is still the certificate of "
+                       "the handshake that opened the session, judged afresh.",
         "security": [{"basic": []}]}},
     "/v1/online/heartbeat": {"post": {
         **_CHANNEL, "summary": "Still online? Checks everything again (suspension, revocation, key reset)",

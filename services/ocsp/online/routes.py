@@ -15,6 +15,11 @@ HTTP only: ``rules.evaluate`` decides. A connect reads only memory: certificates
 responder's registry, keys from the ``keystore``; the log and the usage summary are
 buffers. keygen is never called. The certificate's own validity is checked there, not by
 TLS (``trust``), so that an expired certificate gets a clear 401, not a failed handshake.
+
+Under overload (``shedding``) a connection admitted beyond the bound is answered by
+``admission_middleware`` a 503 problem+json with a spread ``Retry-After``, before its
+certificate is read or its key checked; beyond the harder bound ``admit`` has it closed
+at accept.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from dataclasses import replace
 from datetime import timezone
 
 from aiohttp import BasicAuth, web
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.ocsp.log import OPLOG, LogEntry
 from services.ocsp.online.appkeys import KEYS, ONLINE, REFUSALS, RENEWALS, SESSIONS, USAGE
@@ -35,13 +40,14 @@ from services.ocsp.online.keys import check_key, replaced_at, replaced_at_of_ser
 from services.ocsp.online.rules import (MAX_SECRET, MAX_USERNAME, ClientCert, Verdict, attribute, clean_claim,
                                         evaluate, message_for, pick_language, renewal_of)
 from services.ocsp.online.sessions import key_fingerprint, session_key_digest
+from services.ocsp.online.shedding import Gate
 from services.ocsp.online.trust import TrustStore, identified
 from services.ocsp.responder import REGISTRY
 from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
 from shared.authorities import display_name
 from shared.db import POOL
-from shared.http.problems import SERVICE_NAME, request_middleware
+from shared.http.problems import SERVICE_NAME, problem, request_middleware
 from shared.http.clients import remote_address
 from shared.logging import get_logger
 
@@ -242,9 +248,55 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/online/heartbeat", heartbeat)
 
 
+# Connections shed, by how: "retry_after" (a 503 after the handshake), "expired" (waited
+# too long for a place, closed unserved) or "accept" (closed before any work). With the
+# gauges, the dashboard tells a storm from a slow process.
+SHED = Counter("siui_ocsp_online_shed_total", "Online channel connections shed under overload", ["stage"])
+# One gate per worker process: the live workers' numbers add up.
+INFLIGHT = Gauge("siui_ocsp_online_inflight", "Online channel connections admitted and not yet answered",
+                 multiprocess_mode="livesum")
+WAITING = Gauge("siui_ocsp_online_waiting", "Online channel connections accepted, waiting for a place",
+                multiprocess_mode="livesum")
+BUSY_MESSAGE = ("Serverul casei este ocupat acum; aplicația se reconectează singură în câteva secunde.",
+                "The house's server is busy right now; the application reconnects by itself in a few seconds.")
+_SHED_STAGES = {"closed": "accept", "expired": "expired"}
+
+
+def observe(what: str, gate: Gate) -> None:
+    """The gate's metrics (``Gate.observe``)."""
+    stage = _SHED_STAGES.get(what)
+    if stage is not None:
+        SHED.labels(stage).inc()
+    INFLIGHT.set(gate.admitted)
+    WAITING.set(gate.waiting)
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler):
+    """A shed connection's first request gets the 503 at once; an admitted one gives its
+    place back as soon as it is answered (a keep-alive connection is not held against
+    the bound while it idles). Outside ``request_middleware``: in a storm a shed answer
+    costs no request id, log line or latency sample (``SHED`` counts them)."""
+    admission = request.transport.get_extra_info("admission") if request.transport else None
+    if admission is None or admission.released:
+        return await handler(request)
+    if admission.shed:
+        admission.release()
+        SHED.labels("retry_after").inc()
+        message = BUSY_MESSAGE[1] if pick_language(request.headers.get("Accept-Language")) == "en" else BUSY_MESSAGE[0]
+        seconds = request.app[ONLINE].gate.retry_after_seconds()
+        return problem(503, errors.Unavailable.title, message, slug=errors.Unavailable.type_slug,
+                       instance=request.path, headers={"Retry-After": str(seconds)}, semaphore="offline",
+                       reason="server_busy", message=message)
+    try:
+        return await handler(request)
+    finally:
+        admission.release()
+
+
 def online_app(parent: web.Application) -> web.Application:
     """The small application served on :8443; it shares the parent's resources."""
-    app = web.Application(middlewares=[request_middleware], client_max_size=16 * 1024)
+    app = web.Application(middlewares=[admission_middleware, request_middleware], client_max_size=16 * 1024)
     app[SERVICE_NAME] = parent[SERVICE_NAME] if SERVICE_NAME in parent else "ocsp"
     for key in (POOL, REGISTRY, OPLOG, KEYS, USAGE, SESSIONS, ONLINE, REFUSALS, RENEWALS):
         app[key] = parent[key]

@@ -39,6 +39,11 @@ class SessionSigner:
             material = bytes.fromhex(material.decode("ascii"))
         return cls(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=cls.INFO).derive(material))
 
+    def ticket_secret(self) -> bytes:
+        """A secret of its own for the TLS ticket keys (``trust``), one-way from the token
+        key: every process derives the same, and neither key tells the other."""
+        return hmac.new(self._secret, b"siui-ocsp online tls tickets v1", hashlib.sha256).digest()
+
     def sign(self, claims: dict) -> str:
         body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
         mac = hmac.new(self._secret, body.encode(), hashlib.sha256).digest()
