@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from shared.addresses import parse_addresses
 
@@ -302,7 +302,31 @@ class CommonConfig:
 
 
 def _database_of(dsn: str) -> tuple[frozenset[tuple[str, int]], str]:
-    return frozenset(database_hosts(dsn)), urlsplit(dsn).path.lstrip("/")
+    return frozenset(database_hosts(dsn)), parse_dsn(dsn).database
+
+
+@dataclass(frozen=True)
+class Dsn:
+    """A postgresql:// DSN's parts, split by hand: urllib's ``urlsplit`` refuses a
+    multi-host address with a bracketed IPv6 host after another one
+    (``h1:5432,[fd00::1]:5434``: its check for bracketed hosts, in Debian's Python 3.11
+    and in 3.12+), and reads no port of such an address anyway."""
+
+    netloc: str    # user:password@h1:5432,h2:5433
+    database: str
+    query: str
+
+    @property
+    def user(self) -> str | None:
+        userinfo, at, _ = self.netloc.rpartition("@")
+        return (unquote(userinfo.partition(":")[0]) or None) if at else None
+
+
+def parse_dsn(dsn: str) -> Dsn:
+    rest = dsn.partition("://")[2].partition("#")[0]
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    return Dsn(netloc, path, query)
 
 
 def database_hosts(dsn: str) -> list[tuple[str, int]]:
@@ -311,7 +335,7 @@ def database_hosts(dsn: str) -> list[tuple[str, int]]:
     asyncpg's multi-host form; a host without a port takes 5432). Raises ConfigError on
     a malformed list. Only the URL's own hosts are read: a ``?host=`` parameter is not
     supported (one way to write it, checked here)."""
-    parts = urlsplit(dsn)
+    parts = parse_dsn(dsn)
     if "host=" in parts.query or "port=" in parts.query:
         raise ConfigError("write the database hosts in the URL (postgresql://u:p@h1:5432,h2:5432/db), "
                           "not as ?host= or ?port= parameters")
@@ -342,9 +366,9 @@ def writable(dsn: str) -> str:
     the primary's listeners), so with a primary and standbys listed it must land on the
     primary, whichever host that is now; asyncpg's default (``any``) would take the first
     that answers, a standby as readily. One host: left as it is."""
-    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in urlsplit(dsn).query:
+    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in parse_dsn(dsn).query:
         return dsn
-    return dsn + ("&" if urlsplit(dsn).query else "?") + "target_session_attrs=read-write"
+    return dsn + ("&" if parse_dsn(dsn).query else "?") + "target_session_attrs=read-write"
 
 
 def read_only_url(dsn: str, database_url: str) -> str:
@@ -356,11 +380,11 @@ def read_only_url(dsn: str, database_url: str) -> str:
         raise ConfigError("SIUI_DATABASE_READ_URL must be a postgresql:// DSN")
     if len(dsn) > MAX_URL_CHARS:
         raise ConfigError(f"SIUI_DATABASE_READ_URL is longer than {MAX_URL_CHARS} characters")
-    if urlsplit(dsn).path.lstrip("/") != urlsplit(database_url).path.lstrip("/"):
+    if parse_dsn(dsn).database != parse_dsn(database_url).database:
         raise ConfigError("SIUI_DATABASE_READ_URL must name the database of SIUI_DATABASE_URL")
-    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in urlsplit(dsn).query:
+    if len(database_hosts(dsn)) < 2 or "target_session_attrs=" in parse_dsn(dsn).query:
         return dsn
-    return dsn + ("&" if urlsplit(dsn).query else "?") + "target_session_attrs=prefer-standby"
+    return dsn + ("&" if parse_dsn(dsn).query else "?") + "target_session_attrs=prefer-standby"
 
 
 def split_amqp_urls(value: str) -> list[str]:

@@ -26,11 +26,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
-from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
 from shared.audit_chain import CHAIN_TABLES
+from shared.config import parse_dsn
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -123,8 +123,7 @@ def _ident(name: str) -> str:
 
 def role_of(database_url: str) -> str:
     """The role a DSN logs in as (libpq's default, the OS user, when it names none)."""
-    user = urlsplit(database_url).username
-    return unquote(user) if user else getpass.getuser()
+    return parse_dsn(database_url).user or getpass.getuser()
 
 
 async def migrate(database_url: str, schema: str, package: str, *,

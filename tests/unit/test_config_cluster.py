@@ -106,3 +106,17 @@ def test_the_read_url_is_optional_and_prefers_a_standby():
 def test_bad_read_settings_are_refused(env, message):
     with pytest.raises(ConfigError, match=message):
         CommonConfig.from_env({"SIUI_DATABASE_URL": "postgresql://u:p@db1/siui", **env})
+
+
+def test_a_dsn_is_split_without_urllib():
+    """Debian's Python 3.11 (and 3.12+) urlsplit refuses a bracketed IPv6 host after
+    another host; the DSN's parts are read without it, user and database included."""
+    from shared.config import parse_dsn
+    from shared.migrations import role_of
+
+    dsn = "postgresql://siui%40b:p%2Fw@db1:5432,[fd00::1]:5434/siui?target_session_attrs=read-write"
+    parts = parse_dsn(dsn)
+    assert (parts.netloc, parts.database, parts.query) == (
+        "siui%40b:p%2Fw@db1:5432,[fd00::1]:5434", "siui", "target_session_attrs=read-write")
+    assert parts.user == "siui@b" and role_of(dsn) == "siui@b"
+    assert parse_dsn("postgresql://db1/siui").user is None
