@@ -29,6 +29,9 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 READ_SIZE = 64 * 1024
+#: What a connection waiting its turn may have sent before it is served: a ClientHello
+#: (a few hundred bytes; with a post-quantum key share and many extensions, under 16 KB).
+MAX_EARLY_BYTES = 32 * 1024
 Refused = Callable[[str | None, ssl.SSLError], None]
 
 
@@ -157,19 +160,39 @@ class TlsServerProtocol(asyncio.Protocol):
             return
         self._raw.resume_reading()
         self._begin()
+        if self._incoming.pending:  # what arrived while it waited (see _early)
+            self._handshake()
 
     def _begin(self) -> None:
         self._ssl = self._context.wrap_bio(self._incoming, self._outgoing, server_side=True)
         self._timer = asyncio.get_running_loop().call_later(self._handshake_timeout, self._handshake_too_slow)
 
     def data_received(self, data: bytes) -> None:
-        if self._ssl is None:  # closed at accept; bytes already in flight are dropped
-            return
+        if self._ssl is None:
+            if self._admission is not None and self._admission.waiting:
+                self._early(data)
+            return  # else closed at accept: bytes already in flight are dropped
         self._incoming.write(data)
         if self._app is None:
             self._handshake()
         if self._app is not None:
             self._read_plain()
+
+    def _early(self, data: bytes) -> None:
+        """Bytes of a connection still waiting its turn. Its reading was paused in
+        connection_made, but some Pythons (Debian 12's 3.11.2) start reading anyway: the
+        transport adds its reader after connection_made without looking at the pause.
+        Dropping them would lose the ClientHello and the handshake would never come, so
+        they are kept for the turn (one ClientHello's worth at most) and reading is paused
+        for real (resume, then pause: a second pause alone is a no-op there)."""
+        if self._raw is None:
+            return
+        if self._incoming.pending + len(data) > MAX_EARLY_BYTES:
+            self._raw.abort()
+            return
+        self._incoming.write(data)
+        self._raw.resume_reading()
+        self._raw.pause_reading()
 
     def eof_received(self) -> bool:
         if self._ssl is None:  # closed at accept, or gone while waiting its turn
