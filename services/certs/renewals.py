@@ -15,9 +15,10 @@ from datetime import datetime
 from shared import errors
 from shared.holders import Holder, same_holder
 
+from .certificates import REASON_MAX, free_text
+
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
-REASON_MAX = 500
 #: Who decides when a house has switched automatic approval on (the history and audit actor).
 AUTO_ACTOR = "system:auto-renewal"
 
@@ -60,13 +61,11 @@ def check_pending(status: str) -> None:
 
 
 def rejection_reason(value: object) -> str:
-    """The reason the provider will read: required, trimmed, bounded."""
-    text = value.strip() if isinstance(value, str) else ""
+    """The reason the provider will read: an operator's note (trimmed, bounded), required."""
+    text = free_text(value, "reason") if isinstance(value, str) else None
     if not text:
         raise errors.Invalid("reason is required: the provider is shown it",
                              errors={"reason": "say why, in words the provider understands"})
-    if len(text) > REASON_MAX:
-        raise errors.Invalid("reason is too long", errors={"reason": f"at most {REASON_MAX} characters"})
     return text
 
 
