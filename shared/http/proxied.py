@@ -194,8 +194,9 @@ class ProxyHeaderReader(asyncio.Protocol):
         self._cancel_timer()
         REFUSED.labels(reason).inc()
         log.info("proxy_header_refused", peer=self._peer, reason=reason, detail=detail)
-        if self._raw is not None:
-            self._raw.abort()
+        raw, self._raw = self._raw, None  # whatever is still in flight is not looked at
+        if raw is not None:
+            raw.abort()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
