@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 
 __all__ = ["MAX_HEADER", "MAX_V1", "MAX_V2_PAYLOAD", "ProxyHeader", "ProxyHeaderError", "V1_PREFIX",
@@ -168,10 +169,17 @@ def _v2(data: bytes) -> ProxyHeader | None:
     if family == _UNIX:
         return ProxyHeader(2, length)
     size = 4 if family == _INET else 16
-    kind = ipaddress.IPv4Address if family == _INET else ipaddress.IPv6Address
     ports = payload[2 * size:2 * size + 4]
-    return ProxyHeader(2, length, (_text(kind(payload[:size])), int.from_bytes(ports[:2], "big")),
-                       (_text(kind(payload[size:2 * size])), int.from_bytes(ports[2:], "big")))
+    return ProxyHeader(2, length, (_packed(payload[:size]), int.from_bytes(ports[:2], "big")),
+                       (_packed(payload[size:2 * size]), int.from_bytes(ports[2:], "big")))
+
+
+def _packed(raw: bytes) -> str:
+    """The text of a packed IPv4 (4 bytes) or IPv6 (16) address. inet_ntop for IPv4: the
+    same dotted quad as ipaddress gives, at a fraction of the cost (HAProxy's usual case)."""
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw)
+    return _text(ipaddress.IPv6Address(raw))
 
 
 def _text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
