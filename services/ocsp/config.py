@@ -107,6 +107,16 @@ class Config:
         bench.online's storm 32 of them spent more CPU saying "later" than serving.
     online_retry_after: SIUI_ONLINE_RETRY_AFTER, default 10: the longest Retry-After a shed
         connect is told; each is drawn from [half of it, it], so shed desktops return spread.
+    online_proxy_protocol: SIUI_ONLINE_PROXY_PROTOCOL, default off: on behind a TCP
+        balancer that sends the PROXY protocol (HAProxy's ``send-proxy-v2``,
+        deploy/haproxy): every :8443 connection from an address in SIUI_TRUSTED_PROXIES
+        must then start with a PROXY header (version 1 or 2), and its source is the
+        connection's client for the throttles, the OCSP log and the refusal reports; from
+        any other address a PROXY header is refused (shared.http.proxied). Needs
+        SIUI_TRUSTED_PROXIES: the balancers themselves.
+    online_proxy_header_timeout: SIUI_ONLINE_PROXY_HEADER_TIMEOUT, default 5 seconds: a
+        trusted peer whose header is not complete this long after the accept is closed (a
+        balancer sends it with its first packet; the TLS handshake's own 10 s come after).
     (common.data_key_path encrypts delegated signers' private keys at rest;
     common.license_pepper_path is the licence pepper keygen hashes keys with.)
     """
@@ -134,6 +144,8 @@ class Config:
     online_max_wait: float = setting("SIUI_ONLINE_MAX_WAIT", 8.0, minimum=0.1, maximum=60)
     online_max_shedding: int = setting("SIUI_ONLINE_MAX_SHEDDING", 8, minimum=0, maximum=100_000)
     online_retry_after: int = setting("SIUI_ONLINE_RETRY_AFTER", 10, minimum=1, maximum=3600)
+    online_proxy_protocol: bool = setting("SIUI_ONLINE_PROXY_PROTOCOL", False)
+    online_proxy_header_timeout: float = setting("SIUI_ONLINE_PROXY_HEADER_TIMEOUT", 5.0, minimum=0.1, maximum=60)
     pkcs11_module: Path | None = setting("SIUI_OCSP_PKCS11_MODULE", None, data_path=True)
     pkcs11_token: str | None = setting("SIUI_OCSP_PKCS11_TOKEN", None)
     pkcs11_pin_file: Path | None = setting("SIUI_OCSP_PKCS11_PIN_FILE", None, data_path=True)
@@ -145,6 +157,9 @@ class Config:
 
     def __post_init__(self) -> None:
         settle(self, self.common.data_dir)
+        if self.online_proxy_protocol and not self.common.trusted_proxies:
+            raise ConfigError("SIUI_ONLINE_PROXY_PROTOCOL=on needs SIUI_TRUSTED_PROXIES: the balancers whose "
+                              "PROXY header is believed")
         if self.max_age_seconds > self.validity_seconds:
             raise ConfigError("SIUI_OCSP_MAX_AGE must be at most SIUI_OCSP_VALIDITY: a cached answer "
                               "must not outlive its nextUpdate")

@@ -32,6 +32,7 @@ from prometheus_client import Counter as MetricCounter
 
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.problems import PROBLEM_CT
+from shared.http.proxied import ProxyTrust, reading_proxy_header
 from shared.http.tls import Admit, Refused, TlsServerProtocol
 from shared.logging import get_logger
 
@@ -208,14 +209,17 @@ class GuardedTCPSite(web.TCPSite):
     """``web.TCPSite`` whose TLS (with an ``ssl_context``) is terminated by
     ``shared.http.tls.TlsServerProtocol``: the handshake is bounded in time, and a refused
     one sends its TLS alert and is reported to ``on_tls_refused(peer, error)``; with
-    ``admit``, each accepted connection first asks for its place (``shared.http.tls``)."""
+    ``admit``, each accepted connection first asks for its place (``shared.http.tls``).
+    With ``proxy_trust``, a trusted balancer's connections start with a PROXY protocol
+    header naming the client (``shared.http.proxied``), read before anything else."""
 
     def __init__(self, *args, handshake_timeout: float = 10.0, on_tls_refused: Refused | None = None,
-                 admit: Admit | None = None, **kwargs) -> None:
+                 admit: Admit | None = None, proxy_trust: ProxyTrust | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._handshake_timeout = handshake_timeout
         self._on_tls_refused = on_tls_refused
         self._admit = admit
+        self._proxy_trust = proxy_trust
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
@@ -230,6 +234,8 @@ class GuardedTCPSite(web.TCPSite):
             def factory():
                 return TlsServerProtocol(context, server, on_refused=refused, handshake_timeout=timeout,
                                          admit=admit)
+        if self._proxy_trust is not None:
+            factory = reading_proxy_header(factory, self._proxy_trust)
 
         self._server = await loop.create_server(
             factory, self._host, self._port, backlog=self._backlog,

@@ -103,7 +103,9 @@ def array(pki, database, brokers):
     exchange = brokers["exchange"]
     # One role owns and uses the database here (as in the fault suite): both DSNs the same.
     # One CertID hash is enough (the requests use SHA-1), and halves the signing.
-    env = {"SIUI_TRUSTED_PROXIES": "127.0.0.1", "SIUI_DATABASE_OWNER_URL": database["url"],
+    # SIUI_ONLINE_PROXY_PROTOCOL: the balancer's :8443 sends the PROXY header (as deployed).
+    env = {"SIUI_TRUSTED_PROXIES": "127.0.0.1", "SIUI_ONLINE_PROXY_PROTOCOL": "on",
+           "SIUI_DATABASE_OWNER_URL": database["url"],
            "SIUI_AMQP_URL": brokers["url"], "SIUI_OCSP_PRESIGN_HASHES": "sha1"}
     stacks = []
     try:

@@ -36,6 +36,7 @@ from services.ocsp.online.publisher import DEFAULT_INTERVAL, publishing
 from services.ocsp.responder import REGISTRY
 from shared.clock import Clock, utc_now
 from shared.db import POOL
+from shared.http.proxied import ProxyTrust
 from shared.http.serving import GuardedAppRunner, GuardedTCPSite
 from shared.license import load_pepper, pepper_fingerprint
 from shared.listen import LISTENER
@@ -96,13 +97,16 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             runner = GuardedAppRunner(online_app(app), access_log=None, shutdown_timeout=5)
             await runner.setup()
             started.push_async_callback(runner.cleanup)  # first to run: :8443 stops, requests end
+            proxy_trust = (ProxyTrust(config.common.trusted_proxies, config.online_proxy_header_timeout)
+                           if config.online_proxy_protocol else None)
             await GuardedTCPSite(runner, config.common.host, config.tls_port, ssl_context=trust.context,
                                  reuse_port=config.workers > 1, on_tls_refused=on_tls_refused(app),
-                                 admit=gate.arrive, backlog=ACCEPT_BACKLOG).start()
+                                 admit=gate.arrive, backlog=ACCEPT_BACKLOG, proxy_trust=proxy_trust).start()
             app[ONLINE].port = runner.addresses[0][1]
             log.info("online_channel_started", port=app[ONLINE].port, users=len(app[KEYS]),
                      pepper=pepper_fingerprint(pepper), shared_tickets=trust.shared_tickets,
-                     max_inflight=gate.max_inflight, max_waiting=gate.max_waiting)
+                     max_inflight=gate.max_inflight, max_waiting=gate.max_waiting,
+                     proxy_protocol=proxy_trust is not None)
             yield
 
     return ctx
