@@ -1,4 +1,4 @@
-"""services.ocsp.state: applying certificate states (notes or rows) to the registry."""
+"""services.ocsp.state: applying certificate states (rows or events) to the registry."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 from services.ocsp.config import Config, ConfigError
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state.apply import apply_certificate
-from services.ocsp.state.queries import certificate_note
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -24,34 +23,34 @@ def _row(status: str = "active", at: datetime = T0, **changes) -> dict:
 def test_the_issuers_revocation_is_answered_with_its_time_and_reason():
     registry = Registry()
     by_issuer = T0 - timedelta(days=2)
-    assert apply_certificate(registry, certificate_note(_row("active", T0, issuer_revoked_at=by_issuer,
-                                                             issuer_revocation_reason="key_compromise")))
+    assert apply_certificate(registry, _row("active", T0, issuer_revoked_at=by_issuer,
+                                                             issuer_revocation_reason="key_compromise"))
     record = registry.certificate("ca", 12)
     assert record.status == "revoked" and record.revoked_by_issuer
     assert record.revoked_at == by_issuer and record.revocation_reason == "key_compromise"
     # A house's later suspension does not hide it: still the issuer's revocation.
-    assert apply_certificate(registry, certificate_note(_row("suspended", T0 + timedelta(minutes=1),
+    assert apply_certificate(registry, _row("suspended", T0 + timedelta(minutes=1),
                                                              issuer_revoked_at=by_issuer,
-                                                             issuer_revocation_reason="key_compromise")))
+                                                             issuer_revocation_reason="key_compromise"))
     record = registry.certificate("ca", 12)
     assert record.status == "revoked" and record.revoked_by_issuer and record.suspended
     # SIUI's own revocation stands as SIUI's.
-    assert apply_certificate(registry, certificate_note(_row("revoked", T0 + timedelta(minutes=2),
+    assert apply_certificate(registry, _row("revoked", T0 + timedelta(minutes=2),
                                                              revocation_reason="superseded",
                                                              issuer_revoked_at=by_issuer,
-                                                             issuer_revocation_reason="key_compromise")))
+                                                             issuer_revocation_reason="key_compromise"))
     record = registry.certificate("ca", 12)
     assert not record.revoked_by_issuer and record.revocation_reason == "superseded"
 
 
 def test_newest_state_wins_whatever_the_order():
     registry = Registry()
-    assert apply_certificate(registry, certificate_note(_row("suspended", T0 + timedelta(minutes=1))))
-    assert not apply_certificate(registry, certificate_note(_row("active", T0)))  # older: ignored
+    assert apply_certificate(registry, _row("suspended", T0 + timedelta(minutes=1)))
+    assert not apply_certificate(registry, _row("active", T0))  # older: ignored
     record = registry.certificate("ca", 12)
     assert record.suspended and record.suspended_at == T0 + timedelta(minutes=1)
-    assert apply_certificate(registry, certificate_note(_row("revoked", T0 + timedelta(minutes=2),
-                                                             revocation_reason="key_compromise")))
+    assert apply_certificate(registry, _row("revoked", T0 + timedelta(minutes=2),
+                                                             revocation_reason="key_compromise"))
     record = registry.certificate("ca", 12)
     assert record.status == "revoked" and record.revocation_reason == "key_compromise" and not record.suspended
 
@@ -60,7 +59,7 @@ def test_an_identical_state_keeps_the_version_so_cached_answers_stay():
     registry = Registry()
     apply_certificate(registry, _row())
     version = registry.certificate("ca", 12).version
-    assert not apply_certificate(registry, certificate_note(_row()))  # the same, as a note
+    assert not apply_certificate(registry, _row())  # the same again
     assert registry.certificate("ca", 12).version == version
 
 
