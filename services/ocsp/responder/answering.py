@@ -343,9 +343,10 @@ class Responder:
                 return
             entry: PresignedAnswer = done.result()
             fresh = self.registry.lookup(cert_id)  # as held now, issuer's signer included
-            if fresh.record is not None and not (cert_id.der and entry[CERT_ID] != cert_id.der) and store.servable(entry, state_of(fresh.record),
-                                                           (fresh.issuer.signer or self.identity).key_hash,
-                                                           self.clock().replace(microsecond=0)):
+            same_cert_id = not cert_id.der or entry[CERT_ID] == cert_id.der
+            if fresh.record is not None and same_cert_id and store.servable(
+                    entry, state_of(fresh.record), (fresh.issuer.signer or self.identity).key_hash,
+                    self.clock().replace(microsecond=0)):
                 settle(_from_presigned(entry, ((cert_id, fresh),)))
             else:
                 own()  # it arrived for another state than the one now held: ours, live
