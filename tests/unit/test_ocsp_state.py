@@ -84,13 +84,16 @@ def test_config_from_env(tmp_path):
 
 # -- events applied straight to the registry (issue 14: responders follow the broker) ----------
 
+CA = "5f0c8a9e-2b1d-4c3e-8f7a-6d5e4c3b2a19"
+
+
 def _event(status: str, at: datetime, event_type=None, **fields):
     from shared.events import (CertificateRegistered, CertificateRevoked, CertificateRevokedByIssuer,
                                CertificateSuspended, new_envelope)
 
     cls = event_type or {"active": CertificateRegistered, "suspended": CertificateSuspended,
                          "revoked": CertificateRevoked, "by_issuer": CertificateRevokedByIssuer}[status]
-    return new_envelope(cls(certificate_id="c-12", issuer_id="ca", serial="12", username="12433636_CAS-B",
+    return new_envelope(cls(certificate_id="c-12", issuer_id=CA, serial="12", username="12433636_CAS-B",
                             provider_cui="12433636", status="active" if status == "by_issuer" else status,
                             changed_at=at.isoformat(), **fields), "B")
 
@@ -98,7 +101,7 @@ def _event(status: str, at: datetime, event_type=None, **fields):
 def _apply_event(registry: Registry, envelope) -> bool:
     from services.ocsp.state.apply import certificate_state
 
-    state = certificate_state(envelope, registry.house_record("ca", 12, "12433636_CAS-B"))
+    state = certificate_state(envelope, registry.house_record(CA, 12, "12433636_CAS-B"))
     return state is not None and apply_certificate(registry, state)
 
 
@@ -108,11 +111,11 @@ def test_an_event_merges_as_the_tables_merge_a_row():
     assert _apply_event(registry, _event("suspended", T0 + timedelta(minutes=1)))
     # A repeated suspension keeps the hold's start.
     _apply_event(registry, _event("suspended", T0 + timedelta(minutes=2)))
-    assert registry.certificate("ca", 12).suspended_at == T0 + timedelta(minutes=1)
+    assert registry.certificate(CA, 12).suspended_at == T0 + timedelta(minutes=1)
     # An older event, and the same one again, change nothing.
-    version = registry.certificate("ca", 12).version
+    version = registry.certificate(CA, 12).version
     assert not _apply_event(registry, _event("active", T0 + timedelta(seconds=30)))
-    assert registry.certificate("ca", 12).version == version and registry.certificate("ca", 12).suspended
+    assert registry.certificate(CA, 12).version == version and registry.certificate(CA, 12).suspended
 
 
 def test_the_issuers_revocation_stays_and_siuis_revocation_is_final():
@@ -122,11 +125,11 @@ def test_the_issuers_revocation_stays_and_siuis_revocation_is_final():
                                   issuer_revocation_reason="key_compromise"))
     # A later event of a publisher that does not carry the issuer's word yet keeps it.
     _apply_event(registry, _event("suspended", T0 + timedelta(minutes=1)))
-    record = registry.certificate("ca", 12)
+    record = registry.certificate(CA, 12)
     assert record.revoked_by_issuer and record.revoked_at == by_issuer and record.suspended
     _apply_event(registry, _event("revoked", T0 + timedelta(minutes=2), reason="superseded"))
     assert not _apply_event(registry, _event("active", T0 + timedelta(minutes=3)))  # final
-    record = registry.certificate("ca", 12)
+    record = registry.certificate(CA, 12)
     assert record.status == "revoked" and not record.revoked_by_issuer and record.revocation_reason == "superseded"
 
 

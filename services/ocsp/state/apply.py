@@ -47,6 +47,14 @@ def certificate_der(pem: str | None) -> bytes | None:
         raise EventDecodeError(f"certificate_pem: {exc}") from None
 
 
+def issuer_key(issuer_id: str) -> str:
+    """An issuer id as the registry holds it (``str`` of the UUID, as rows give it)."""
+    try:
+        return str(uuid.UUID(str(issuer_id)))
+    except ValueError:
+        raise EventDecodeError(f"issuer_id {str(issuer_id)[:50]!r} is not a UUID") from None
+
+
 def certificate_state(envelope: Envelope, current: CertificateRecord | None) -> dict[str, Any] | None:
     """The state a certs certificate event gives that house's record, merged with the
     record held (``current``) exactly as ``queries.upsert_certificate`` merges a row, so
@@ -56,6 +64,10 @@ def certificate_state(envelope: Envelope, current: CertificateRecord | None) -> 
     event: CertificateState = envelope.payload()
     if event.status not in STATUSES:
         raise EventDecodeError(f"unknown certificate status {event.status!r}")
+    try:
+        serial = int(event.serial)
+    except (TypeError, ValueError):
+        raise EventDecodeError(f"serial {str(event.serial)[:50]!r} is not a decimal number") from None
     changed_at = parse_time(event.changed_at, "changed_at")
     if current is not None:
         if current.changed_at is not None and changed_at < current.changed_at:
@@ -74,7 +86,7 @@ def certificate_state(envelope: Envelope, current: CertificateRecord | None) -> 
         # The issuer's revocation, once known, stays (a publisher may not carry it yet).
         issuer_revoked_at, issuer_reason = current.revoked_at, current.revocation_reason
     return {
-        "issuer_id": event.issuer_id, "serial": int(event.serial), "certificate_id": event.certificate_id,
+        "issuer_id": issuer_key(event.issuer_id), "serial": serial, "certificate_id": event.certificate_id,
         "username": event.username, "cas": envelope.house_of(event.username), "provider_cui": event.provider_cui,
         "status": event.status, "changed_at": changed_at, "suspended_at": suspended_at,
         "revoked_at": changed_at if event.status == "revoked" else None,

@@ -41,8 +41,8 @@ from services.ocsp.responder.presigned import PresignedStore
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state import queries
 from services.ocsp.state.apply import (apply_certificate, apply_issuer, apply_issuer_event, certificate_der,
-                                       certificate_state, forget_certificate, presigned_entries, presigned_rows,
-                                       put_newer)
+                                       certificate_state, forget_certificate, issuer_key, presigned_entries,
+                                       presigned_rows, put_newer)
 from shared.broker import FOLLOW_WORD, Broker, declare_process_queue
 from shared.clock import Clock, utc_now
 from shared.events import (AnswersPresigned, CertificateState, Envelope, EventDecodeError, IssuerRegistered,
@@ -272,13 +272,16 @@ class StateFollower:
         payload = envelope.payload()
         occurred_at = parse_time(envelope.occurred_at, "occurred_at")
         if isinstance(payload, CertificateState):
-            issuer_id, serial = payload.issuer_id, int(payload.serial)
+            issuer_id = issuer_key(payload.issuer_id)
+            if not str(payload.serial).isdigit() or len(str(payload.serial)) > 50:
+                raise EventDecodeError("serial: a decimal number (at most 20 octets)")
+            serial = int(payload.serial)
             state = certificate_state(envelope, self.registry.house_record(issuer_id, serial, payload.username))
             if state is not None and apply_certificate(self.registry, state):
                 self._tell("certificate", (issuer_id, serial))
             return parse_time(payload.changed_at, "changed_at")
         if isinstance(payload, (IssuerRegistered, IssuerUpdated)):
-            issuer_id = str(uuid.UUID(payload.issuer_id))
+            issuer_id = issuer_key(payload.issuer_id)
             known = self._issuer_times.get(issuer_id)
             if known is None or known <= occurred_at:
                 self._issuer_times[issuer_id] = occurred_at
