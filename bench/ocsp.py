@@ -77,7 +77,7 @@ from deploy.devpki import ensure_dev_pki
 from services.ocsp.responder.registry import issuer_hashes
 
 from shared.auth import NATIONAL
-from tests.support import infra
+from tests.support import bus, infra
 
 CERTIFICATES = 50_000
 CHANGED = 500            # certificates suspended at once in the state-change run
@@ -508,22 +508,29 @@ async def presigned_filled(url: str, expected: int) -> tuple[float, int]:
         await conn.close()
 
 
-async def suspend(url: str, serials: list[int]) -> None:
-    """Suspend ``serials`` as the consumer stores certs' events: each row and its note in
-    one transaction (here all at once: a burst of suspensions)."""
+async def suspend(url: str, exchange: str, serials: list[int]) -> None:
+    """Suspend ``serials`` as certs does: the rows' new state published as
+    CertificateSuspended, all at once (a burst of suspensions); each worker applies them
+    from its own queue, the durable consumer stores them."""
     from services.ocsp.state import queries
+    from shared.events import CertificateSuspended, iso
 
     conn = await asyncpg.connect(url, server_settings={"search_path": "ocsp"})
     try:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                f"""update certificates set status = 'suspended', suspended_at = now(), changed_at = now()
-                     where serial = any($1::numeric[]) returning {queries.CERTIFICATE_COLUMNS}""",
-                [Decimal(s) for s in serials])
-            for row in rows:
-                await queries.notify_state(conn, queries.certificate_note(row))
+        rows = await conn.fetch(f"select {queries.CERTIFICATE_COLUMNS} from certificates "
+                                "where serial = any($1::numeric[])", [Decimal(s) for s in serials])
     finally:
         await conn.close()
+    publishers = infra.Publishers(exchange)
+    now = iso(datetime.now(timezone.utc))
+    try:
+        for row in rows:
+            await bus.publish(publishers, CertificateSuspended(
+                certificate_id=str(row["certificate_id"]), issuer_id=str(row["issuer_id"]),
+                serial=str(int(row["serial"])), username=row["username"], provider_cui=row["provider_cui"],
+                status="suspended", changed_at=now), row["cas"])
+    finally:
+        await publishers.close()
 
 
 async def answer_sources(port: int, data: Data) -> dict[str, float]:
@@ -779,7 +786,7 @@ async def main(args) -> None:
         changed = None
         if wanted("state change"):
             before = await answer_sources(port, data)
-            await suspend(url, data.changed_serials)
+            await suspend(url, exchange, data.changed_serials)
             run = await run_ours(url, port, data, "changed", args, seconds=max(3, args.seconds // 2), expect="revoked")
             after = await answer_sources(port, data)
             changed = (run, {k: after.get(k, 0) - before.get(k, 0) for k in ("presigned", "cache", "live")})

@@ -4,8 +4,9 @@ responder answer the new status? ``python -m bench.suspension_delay``
 The whole stack runs as ``make up`` runs it (fresh database, isolated exchange, free
 ports on 127.0.0.1); one certificate is suspended and reinstated ROUNDS times, and after
 each API answer the responder is polled over HTTP until its answer changes. The path
-measured is the real one: certs commits → outbox relay → RabbitMQ → ocsp consumer →
-NOTIFY → every ocsp process's memory. Prints p50/p99/max of both delays.
+measured is the real one: certs commits → outbox relay → RabbitMQ → every ocsp
+process's own queue → its memory (and the pre-signed answer: the presigner's outbox →
+RabbitMQ → every process's store). Prints p50/p99/max of both delays.
 """
 from __future__ import annotations
 

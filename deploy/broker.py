@@ -16,8 +16,9 @@ queue names, PCRE): every name the set-up makes starts with SIUI_AMQP_EXCHANGE_P
 (default ``siui.``: ``siui.events`` and the tests' ``siui.test.*``, ``siui.e2e.*``).
 Services declare nothing of the topology (see shared.broker), so a service may
 
-- configure only its own per-process SessionRevoked queues,
-  ``<exchange>.<service>.revoked.<32 hex>`` (the one thing it declares);
+- configure only its own per-process queues (``shared.broker.PROCESS_QUEUES``: every
+  service's SessionRevoked queues ``<exchange>.<service>.revoked.<32 hex>``, and ocsp's
+  state-following queues ``<exchange>.ocsp.follow.<32 hex>``): the one thing it declares;
 - write on the exchange (publish; the console, which publishes nothing, may not) and on
   those queues (queue.bind checks write on the queue), never on another queue: no
   binding or unbinding of any other service's queue;
@@ -29,9 +30,11 @@ Services declare nothing of the topology (see shared.broker), so a service may
 
 On SIUI_EVENTS_EXCHANGE itself (topic permissions are per exchange name, so the tests'
 exchanges have none) each service may also publish only under its own routing keys
-(``shared.broker.PUBLISHERS``) and bind only ``users.session_revoked``: a forged event
-is refused there by the broker before any consumer sees it, and no service can bind a
-queue of its own to ``#`` to read every event.
+(``shared.broker.PUBLISHERS``) and bind only its process queues' routing keys
+(``users.session_revoked``; for ocsp also certs' issuer and certificate state events and
+its own ``ocsp.signer_changed`` / ``ocsp.answers_presigned``): a forged event is refused
+there by the broker before any consumer sees it, and no service can bind a queue of its
+own to ``#`` to read every event.
 """
 from __future__ import annotations
 
@@ -50,9 +53,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from deploy.devpki import write_file
-from shared.broker import PUBLISHERS, REVOCATION_WORD, SERVICES, TOPOLOGY, broker_user, read_secret, secret_path, topology
+from shared.broker import (PROCESS_QUEUES, PUBLISHERS, SERVICES, TOPOLOGY, broker_user, read_secret, secret_path,
+                           topology)
 from shared.config import CommonConfig, ConfigError, env_str
-from shared.events import SessionRevoked
 
 DEFAULT_EXCHANGE_PREFIX = "siui."
 PASSWORD_BYTES = 32  # 64 hex characters, as deploy.devpki's other secrets
@@ -72,11 +75,17 @@ def names(exchange_prefix: str) -> dict[str, str]:
     """The regex pieces (unanchored) the permissions are made of."""
     p = re.escape(exchange_prefix)
     queues = "|".join(re.escape(spec.name) for spec in TOPOLOGY)
-    revoked = rf"{re.escape(REVOCATION_WORD)}\.[0-9a-f]{{32}}"
+    words = "|".join(re.escape(spec.word) for spec in PROCESS_QUEUES)
+    process = rf"(?:{words})\.[0-9a-f]{{32}}"
     # An exchange: a name under the prefix that is none of the set-up's queues, its
-    # dead-letter exchange, nor a revocation queue (names with dots are both kinds).
-    exchange = rf"{p}(?!.*\.(?:dlx|dlq)$)(?!.*\.(?:{queues})$)(?!.*\.{revoked}$).*"
-    return {"prefix": p, "exchange": exchange, "revoked": revoked}
+    # dead-letter exchange, nor a process's own queue (names with dots are both kinds).
+    exchange = rf"{p}(?!.*\.(?:dlx|dlq)$)(?!.*\.(?:{queues})$)(?!.*\.{process}$).*"
+    return {"prefix": p, "exchange": exchange, "process": process}
+
+
+def process_words(service: str) -> list[str]:
+    """The words of the process queues ``service`` declares (``shared.broker.PROCESS_QUEUES``)."""
+    return [spec.word for spec in PROCESS_QUEUES if service in spec.services]
 
 
 def permissions(exchange_prefix: str = DEFAULT_EXCHANGE_PREFIX, user_prefix: str = "siui-") -> dict[str, Permissions]:
@@ -85,7 +94,8 @@ def permissions(exchange_prefix: str = DEFAULT_EXCHANGE_PREFIX, user_prefix: str
     publishers = set(PUBLISHERS.values())
     out = {}
     for service in SERVICES:
-        revoked = rf"{piece['prefix']}.*\.{re.escape(service)}\.{piece['revoked']}"
+        words = "|".join(map(re.escape, process_words(service)))
+        revoked = rf"{piece['prefix']}.*\.{re.escape(service)}\.(?:{words})\.[0-9a-f]{{32}}"
         consumed = [re.escape(spec.name) for spec in TOPOLOGY if spec.service == service]
         own = rf"{piece['prefix']}.*\.(?:{'|'.join(consumed)})(?:\.dlq)?" if consumed else None
         writes = [piece["exchange"], revoked] if service in publishers else [revoked]
@@ -98,12 +108,13 @@ def permissions(exchange_prefix: str = DEFAULT_EXCHANGE_PREFIX, user_prefix: str
 def topic_permissions(user_prefix: str = "siui-") -> dict[str, tuple[str, str]]:
     """On the deployment's exchange: each service's user → (routing keys it may publish,
     binding keys it may bind): its own words (``^$`` for the console, which publishes
-    nothing), and only its SessionRevoked follower's binding."""
+    nothing), and only its process queues' bindings (SessionRevoked; ocsp's state)."""
     out = {}
     for service in SERVICES:
         words = sorted(word for word, owner in PUBLISHERS.items() if owner == service)
         write = rf"^(?:{'|'.join(map(re.escape, words))})\." if words else NOTHING
-        out[broker_user(service, user_prefix)] = (write, f"^{re.escape(SessionRevoked.ROUTING_KEY)}$")
+        keys = [key for spec in PROCESS_QUEUES if service in spec.services for key in spec.routing_keys]
+        out[broker_user(service, user_prefix)] = (write, f"^(?:{'|'.join(map(re.escape, keys))})$")
     return out
 
 

@@ -33,7 +33,7 @@ from aiohttp import web
 from shared.config import DEFAULT_AMQP_USER_PREFIX as DEFAULT_USER_PREFIX
 from shared.config import ConfigError, split_amqp_urls
 from shared.failover import connect_failover
-from shared.events import Envelope
+from shared.events import Envelope, SessionRevoked
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -60,6 +60,17 @@ class QueueSpec:
         return self.name.partition(".")[0]
 
 
+#: The certs events the responders' registry is made of: the durable ``ocsp.certs`` (which
+#: writes the ocsp tables, read at a responder's start) and every responder process's own
+#: ``follow`` queue (``PROCESS_QUEUES``, which keeps its registry current) are bound to them.
+CERTS_STATE_KEYS = ("certs.issuer_registered", "certs.issuer_updated",
+                    "certs.certificate_registered", "certs.certificate_suspended",
+                    "certs.certificate_reinstated", "certs.certificate_revoked",
+                    "certs.certificate_revoked_by_issuer")
+#: What ocsp itself tells its responders (from its outbox): a delegated signer changed,
+#: pre-signed answers were written (their bytes).
+OCSP_STATE_KEYS = ("ocsp.signer_changed", "ocsp.answers_presigned")
+
 TOPOLOGY: tuple[QueueSpec, ...] = (
     QueueSpec("users.key-issued", ("keygen.key_issued",)),
     QueueSpec("certs.users", ("users.external_user_created", "users.external_user_deleted")),
@@ -67,10 +78,7 @@ TOPOLOGY: tuple[QueueSpec, ...] = (
     # Issue 15: renewals presented on :8443, and the houses' refusals back to the channel.
     QueueSpec("certs.renewals", ("ocsp.renewal_presented",)),
     QueueSpec("ocsp.renewals", ("certs.renewal_rejected",)),
-    QueueSpec("ocsp.certs", ("certs.issuer_registered", "certs.issuer_updated",
-                             "certs.certificate_registered", "certs.certificate_suspended",
-                             "certs.certificate_reinstated", "certs.certificate_revoked",
-                             "certs.certificate_revoked_by_issuer")),
+    QueueSpec("ocsp.certs", CERTS_STATE_KEYS),
     QueueSpec("ocsp.keys", ("keygen.key_issued", "users.external_user_created",
                             "users.external_user_deleted")),
     # users counts each external user's certificates: one that has any is not deleted.
@@ -86,6 +94,31 @@ PUBLISHERS: dict[str, str] = {"keygen": "keygen", "users": "users", "certs": "ce
 SERVICES = ("keygen", "users", "certs", "ocsp", "console")
 #: The per-process queue on which a service follows SessionRevoked (``revocation_queue``).
 REVOCATION_WORD = "revoked"
+#: The per-process queue on which each ocsp process follows the responders' state.
+FOLLOW_WORD = "follow"
+
+
+@dataclass(frozen=True)
+class ProcessQueueSpec:
+    """A queue each process of ``services`` declares for itself (exclusive, auto-delete:
+    it lives as long as the process's connection), named ``<exchange>.<service>.<word>.<32
+    hex>``, bound to ``routing_keys``: every process must see every such event, where a
+    ``QueueSpec``'s durable queue gives each event to one consumer. The set-up grants
+    each service's user exactly its own words' queues and bindings (deploy.broker)."""
+
+    word: str
+    services: tuple[str, ...]
+    routing_keys: tuple[str, ...]
+
+
+PROCESS_QUEUES: tuple[ProcessQueueSpec, ...] = (
+    ProcessQueueSpec(REVOCATION_WORD, SERVICES, (SessionRevoked.ROUTING_KEY,)),
+    ProcessQueueSpec(FOLLOW_WORD, ("ocsp",), CERTS_STATE_KEYS + OCSP_STATE_KEYS),
+)
+
+
+def process_queue_spec(word: str) -> ProcessQueueSpec:
+    return next(spec for spec in PROCESS_QUEUES if spec.word == word)
 
 
 def broker_user(service: str, prefix: str = DEFAULT_USER_PREFIX) -> str:
@@ -98,11 +131,38 @@ def publisher_of(routing_key: str) -> str | None:
     return PUBLISHERS.get(routing_key.partition(".")[0])
 
 
+def process_queue_name(exchange: str, service: str, word: str) -> str:
+    """A new name for one process's exclusive queue (``ProcessQueueSpec``). Named by the
+    service (not left to the client library's ``amq_…`` names) so that each broker user
+    may create, bind and read only its own such queues."""
+    return f"{exchange}.{service}.{word}.{uuid.uuid4().hex}"
+
+
 def revocation_queue(exchange: str, service: str) -> str:
-    """A new name for one process's exclusive SessionRevoked queue. Named by the service
-    (not left to the client library's ``amq_…`` names) so that each broker user may
-    create, bind and read only its own such queues."""
-    return f"{exchange}.{service}.{REVOCATION_WORD}.{uuid.uuid4().hex}"
+    """A new name for one process's exclusive SessionRevoked queue."""
+    return process_queue_name(exchange, service, REVOCATION_WORD)
+
+
+async def declare_process_queue(broker: "Broker", service: str, word: str, on_message, *,
+                                prefetch: int | None = None) -> tuple[AbstractChannel, Any]:
+    """Declare this process's ``word`` queue on a channel of its own, bind it to its
+    spec's routing keys and consume it with ``on_message``; (channel, queue). The
+    connection's robust channel declares, binds and consumes it again after a reconnect
+    (under the same name), but what was published meanwhile reached no queue of ours:
+    the caller follows ``broker.on_reconnect`` to read again what it missed."""
+    spec = process_queue_spec(word)
+    if service not in spec.services:
+        raise ValueError(f"{service} has no {word!r} process queue (shared.broker.PROCESS_QUEUES)")
+    channel = await broker.connection.channel()
+    if prefetch is not None:
+        await channel.set_qos(prefetch_count=prefetch)
+    exchange = await channel.get_exchange(broker.exchange_name)
+    queue = await channel.declare_queue(process_queue_name(broker.exchange_name, service, word),
+                                        exclusive=True, auto_delete=True)
+    for key in spec.routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    await queue.consume(on_message)
+    return channel, queue
 
 
 def topology(exchange: str) -> dict[str, list[dict[str, Any]]]:

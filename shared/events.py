@@ -264,12 +264,37 @@ class RenewalPresented(EventData):
     replaces: str | None = None
 
 
+@dataclass(frozen=True)
+class SignerChanged(EventData):
+    """An issuer's delegated OCSP signer was set (``certificate_sha256`` of its
+    certificate) or removed (None). Never the key, not even encrypted: each responder
+    reads the row (the standby's may lag: it reads until the row is this one)."""
+
+    TYPE: ClassVar[str] = "SignerChanged"
+    ROUTING_KEY: ClassVar[str] = "ocsp.signer_changed"
+    issuer_id: str
+    certificate_sha256: str | None
+    changed_at: str
+
+
+@dataclass(frozen=True)
+class AnswersPresigned(EventData):
+    """Pre-signed OCSP answers the presigner wrote (issue 14), their bytes carried, so
+    every responder serves the same bytes without reading them: a list of
+    ``{"issuer_id", "serial" (decimal), "hash_algorithm", "der" (base64), "state",
+    "signer_key_hash" (hex), "produced_at", "next_update"}``."""
+
+    TYPE: ClassVar[str] = "AnswersPresigned"
+    ROUTING_KEY: ClassVar[str] = "ocsp.answers_presigned"
+    answers: list[dict[str, str]] = field(default_factory=list)
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.TYPE: cls
     for cls in (KeyIssued, ExternalUserCreated, ExternalUserDeleted, SessionRevoked,
                 IssuerRegistered, IssuerUpdated, CertificateRegistered, CertificateSuspended,
                 CertificateReinstated, CertificateRevoked, CertificateRevokedByIssuer, CertificateUsed,
-                RenewalRejected, RenewalPresented)
+                RenewalRejected, RenewalPresented, SignerChanged, AnswersPresigned)
 }
 
 

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from shared.audit import add_audit, checkpoint_job, purge_audit
 from shared.auth import VERIFIER, TokenVerifier
-from shared.broker import BROKER, REVOCATION_WORD, broker_ctx, revocation_queue
+from shared.broker import BROKER, REVOCATION_WORD, broker_ctx, declare_process_queue
 from shared.config import CommonConfig
 from shared.db import POOL, pool_ctx
-from shared.events import Envelope, EventDecodeError, SessionRevoked
+from shared.events import Envelope, EventDecodeError
 from shared.http.clients import TRUSTED_PROXIES
 from shared.http.operational import DEGRADED_BY, READINESS, metrics_token_ctx
 from shared.http.serving import serve_forever
@@ -90,13 +90,6 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = verifier or TokenVerifier.from_file(common.token_public_key_path)
         broker = app[BROKER]
-        channel = await broker.connection.channel()
-        exchange = await channel.get_exchange(common.events_exchange)
-        # One exclusive queue per process: every replica must learn of every logout. Its
-        # name starts with the service's, which is all its broker user may create and read.
-        queue = await channel.declare_queue(revocation_queue(common.events_exchange, service),
-                                            exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=SessionRevoked.ROUTING_KEY)
         # The metrics label is the same for every process (the queue's own name is not).
         label = f"{common.events_exchange}.{service}.{REVOCATION_WORD}"
 
@@ -121,7 +114,9 @@ def verifier_ctx(common: CommonConfig, verifier: TokenVerifier | None, *, catch_
                 except EventDecodeError as exc:
                     log.error("session_revoked_undecodable", error=str(exc))
 
-        await queue.consume(on_revoked)
+        # One exclusive queue per process: every replica must learn of every logout. Its
+        # name starts with the service's, which is all its broker user may create and read.
+        channel, _queue = await declare_process_queue(broker, service, REVOCATION_WORD, on_revoked)
         # Subscribed first, then read what came before: no logout falls in between. One
         # try before serving; if users is not up yet (all start together), keep trying.
         catching_up = None

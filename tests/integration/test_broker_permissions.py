@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestServer
 
 from services.keygen.app import create_app as keygen_app
 from services.keygen.config import Config as KeygenConfig
-from shared.broker import connect, revocation_queue, secret_path
+from shared.broker import (FOLLOW_WORD, connect, process_queue_name, process_queue_spec, revocation_queue,
+                           secret_path)
 from shared.config import ConfigError
 from tests.support import infra
 
@@ -141,6 +142,29 @@ async def test_a_service_may_follow_logouts_only_on_a_queue_named_for_it(login, 
     channel = await login("ocsp")
     with pytest.raises(Refused):
         await channel.declare_queue(revocation_queue(exchange, "users"), exclusive=True, auto_delete=True)
+
+
+async def test_only_ocsp_follows_the_responders_state_on_queues_of_its_own(login, exchange):
+    """Issue 14: each ocsp process's own queue, bound to certs' state and ocsp's own
+    events; no other service may make one (it would read every certificate's state)."""
+    channel = await login("ocsp")
+    queue = await channel.declare_queue(process_queue_name(exchange, "ocsp", FOLLOW_WORD), exclusive=True,
+                                        auto_delete=True)
+    for key in process_queue_spec(FOLLOW_WORD).routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    channel = await login("certs")
+    with pytest.raises(Refused):
+        await channel.declare_queue(process_queue_name(exchange, "certs", FOLLOW_WORD), exclusive=True,
+                                    auto_delete=True)
+
+
+async def test_on_the_deployments_exchange_only_ocsp_binds_the_certificate_states(login):
+    channel = await login("ocsp")
+    queue = await channel.declare_queue(process_queue_name(set_up_exchange(), "ocsp", FOLLOW_WORD), exclusive=True,
+                                        auto_delete=True)
+    await queue.bind(set_up_exchange(), routing_key="certs.certificate_suspended")
+    with pytest.raises(Refused, match="access to topic 'keygen.key_issued'"):
+        await queue.bind(set_up_exchange(), routing_key="keygen.key_issued")
 
 
 def set_up_exchange() -> str:

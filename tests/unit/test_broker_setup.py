@@ -70,6 +70,18 @@ def test_each_user_has_its_own_revocation_queues_only(exchange):
         assert not may(granted.configure, f"{exchange}.{user[5:]}.revoked.not-hex"), user
 
 
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_only_ocsp_has_state_following_queues(exchange):
+    """Each ocsp process follows the responders' state on its own queue (issue 14):
+    siui-ocsp may declare, bind and read its own; no other user may touch them."""
+    for user, granted in permissions().items():
+        for service in ("keygen", "users", "certs", "ocsp", "console"):
+            queue = f"{exchange}.{service}.follow.{HEX}"
+            own = user == "siui-ocsp" == f"siui-{service}"
+            assert (may(granted.configure, queue), may(granted.write, queue), may(granted.read, queue)) == \
+                (own, own, own), (user, queue)
+
+
 def test_nothing_outside_the_prefix_nor_the_client_librarys_queue_names():
     for granted in permissions().values():
         for name in ("other.events", "amq.default", "amq.topic", "amq_0123456789abcdef0123456789abcdef",
@@ -88,8 +100,13 @@ def test_topic_permissions_publish_own_words_and_bind_the_logout_only():
     assert may(topics["siui-keygen"][0], "keygen.key_issued")
     assert not may(topics["siui-certs"][0], "keygen.key_issued")
     assert not may(topics["siui-console"][0], "users.session_revoked")
-    for write, read in topics.values():
+    for user, (write, read) in topics.items():
         assert may(read, "users.session_revoked") and not may(read, "#") and not may(read, "users.#")
+        # Only ocsp binds the responders' state; nobody may bind the key events of keygen.
+        for key in ("certs.certificate_suspended", "certs.issuer_registered", "ocsp.answers_presigned",
+                    "ocsp.signer_changed"):
+            assert may(read, key) == (user == "siui-ocsp"), (user, key)
+        assert not may(read, "keygen.key_issued") and not may(read, "certs.#"), user
 
 
 def test_the_password_hash_is_rabbitmqs():

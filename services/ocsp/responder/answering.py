@@ -286,8 +286,16 @@ class Responder:
         """The shared answer for this state, or a bounded wait for it; None: sign our own."""
         key = (found.issuer.issuer_id, cert_id.serial, cert_id.hash_algorithm)
         entry = self.presigned.get(*key)
-        if entry is None or (cert_id.der and entry[CERT_ID] != cert_id.der):
-            return None  # never pre-signed (a new registration), or a CertID encoded otherwise
+        if entry is None:
+            # Never pre-signed: a registration made just now reaches every responder from
+            # the broker as it reaches the presigner, whose answer follows in milliseconds:
+            # wait for it as for a change (past STALE_WINDOW it is not coming: sign our own).
+            changed_at = found.record.changed_at
+            if changed_at is not None and (now - changed_at).total_seconds() <= STALE_WINDOW:
+                return self._await_presigned(key, answers, now)
+            return None
+        if cert_id.der and entry[CERT_ID] != cert_id.der:
+            return None  # a CertID encoded otherwise
         signer = (found.issuer.signer or self.identity).key_hash
         state = state_of(found.record)
         if self.presigned.servable(entry, state, signer, now):
@@ -335,9 +343,10 @@ class Responder:
                 return
             entry: PresignedAnswer = done.result()
             fresh = self.registry.lookup(cert_id)  # as held now, issuer's signer included
-            if fresh.record is not None and store.servable(entry, state_of(fresh.record),
-                                                           (fresh.issuer.signer or self.identity).key_hash,
-                                                           self.clock().replace(microsecond=0)):
+            same_cert_id = not cert_id.der or entry[CERT_ID] == cert_id.der
+            if fresh.record is not None and same_cert_id and store.servable(
+                    entry, state_of(fresh.record), (fresh.issuer.signer or self.identity).key_hash,
+                    self.clock().replace(microsecond=0)):
                 settle(_from_presigned(entry, ((cert_id, fresh),)))
             else:
                 own()  # it arrived for another state than the one now held: ours, live

@@ -1,13 +1,15 @@
-"""State following: certs' events → the ocsp tables → every process's registry.
+"""State following: certs' events → every process's registry, and → the ocsp tables.
 
 ``consumers`` stores each certs event (issuer registered, certificate registered,
-suspended, reinstated, revoked) in the tables with a NOTIFY note in the same
-transaction (``queries``); ``follower`` applies every note to the process's
-``Registry`` (the responder's) with the pure rules of ``apply``, and reloads after a
-lost connection. Delegated signers (``signers``, ``routes``) are stored encrypted and
-followed the same way. The pre-signed answers (``presigner``: one elected process signs
-every certificate's answer once per state and stores the bytes) are followed the same
-way into the responder's store, so every worker serves the same bytes.
+suspended, reinstated, revoked) in the tables (``queries``): what a responder starts
+from. ``follower`` takes the same events on the process's own broker queue and applies
+each to the process's ``Registry`` (the responder's) with the pure rules of ``apply``;
+it reads the tables (the standby's when configured) only at start and after a lost
+broker connection. Delegated signers (``signers``, ``routes``) are stored encrypted and
+announced by a SignerChanged event from the outbox. The pre-signed answers
+(``presigner``: one elected process signs every certificate's answer once per state and
+stores the bytes) travel in AnswersPresigned events from the outbox into every
+process's store, so every worker of every instance serves the same bytes.
 """
 from __future__ import annotations
 
@@ -25,12 +27,11 @@ from services.ocsp.state.consumers import HANDLERS
 from services.ocsp.state.follower import StateFollower
 from services.ocsp.state.presigner import Presigner
 from services.ocsp.state.openapi import OPENAPI
-from services.ocsp.state.queries import NOTIFY_CHANNEL
 from services.ocsp.state.routes import add_routes
 from services.ocsp.state.signers import load_data_key
 from shared.clock import Clock, utc_now
-from shared.db import POOL
-from shared.listen import LISTENER
+from shared.broker import BROKER
+from shared.db import reading
 from shared.tasks import BackgroundTask, background_ctx
 
 __all__ = ["DATA_KEY", "FOLLOWER", "HANDLERS", "PRESIGNER", "OPENAPI", "add_routes", "presign_ctx", "state_ctx"]
@@ -39,15 +40,17 @@ LOAD_TIMEOUT = 60.0
 
 
 def state_ctx(data_key_path, *, load_timeout: float = LOAD_TIMEOUT, presigned: bool = True):
-    """cleanup_ctx: read the data key, load ``app[REGISTRY]`` (and, with ``presigned``,
-    ``app[PRESIGNED]``) from the tables, then follow their changes. Nothing is served
-    before the first load: an empty registry would answer ``unauthorized`` for every issuer."""
+    """cleanup_ctx: read the data key, declare this process's queue, load ``app[REGISTRY]``
+    (and, with ``presigned``, ``app[PRESIGNED]``) from the tables (the read pool), then
+    follow the events. Nothing is served before the first load: an empty registry would
+    answer ``unauthorized`` for every issuer."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[DATA_KEY] = load_data_key(data_key_path)
-        follower = StateFollower(app[POOL], app[REGISTRY], app[DATA_KEY], app[LISTENER].subscribe(NOTIFY_CHANNEL),
+        follower = StateFollower(app[BROKER], lambda: reading(app), app[REGISTRY], app[DATA_KEY],
                                  app[PRESIGNED] if presigned else None)
         app[FOLLOWER] = follower
+        await follower.start()  # first: an event committed during the load is queued
         task = BackgroundTask("ocsp-state", follower.run, cancel_on_stop=True)
         task.start()
         try:
@@ -55,6 +58,7 @@ def state_ctx(data_key_path, *, load_timeout: float = LOAD_TIMEOUT, presigned: b
             yield
         finally:
             await task.stop()
+            await follower.close()
 
     return ctx
 

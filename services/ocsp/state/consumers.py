@@ -1,10 +1,11 @@
-"""Queue ``ocsp.certs``: certs' events into the ocsp tables, and a note to every process
-(``follower`` applies it).
+"""Queue ``ocsp.certs``: certs' events into the ocsp tables, from which a responder
+loads its start state (and reloads after its own queue missed events). The responders
+themselves follow the same events on their own queues (``follower``), not the tables.
 
 Each handler runs inside the inbox transaction (shared.inbox), so a redelivered event
-changes nothing twice, and the NOTIFY it sends goes out only if the change commits.
-Events carry the full state and may arrive out of order: the tables keep the newest
-(by certs' ``changed_at`` / the event's ``occurred_at``) and ignore older ones.
+changes nothing twice. Events carry the full state and may arrive out of order: the
+tables keep the newest (by certs' ``changed_at`` / the event's ``occurred_at``) and
+ignore older ones, as ``apply.certificate_state`` does in memory.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import uuid
 
 import asyncpg
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from services.ocsp.state import queries
+from services.ocsp.state.apply import STATUSES, certificate_der
 from shared.events import (CertificateReinstated, CertificateRegistered, CertificateRevoked,
                            CertificateRevokedByIssuer, CertificateState,
                            CertificateSuspended, Envelope, EventDecodeError, IssuerRegistered, IssuerUpdated,
@@ -22,23 +23,13 @@ from shared.events import (CertificateReinstated, CertificateRegistered, Certifi
 from shared.holders import holder_of
 from shared.inbox import Handler
 
-STATUSES = ("active", "suspended", "revoked")
-
-
-def _der(pem: str | None) -> bytes | None:
-    if not pem:
-        return None
-    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
-
 
 async def on_issuer(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """IssuerRegistered / IssuerUpdated: store the CA certificate every CertID is matched by."""
     event: IssuerRegistered = envelope.payload()
     issuer_id = uuid.UUID(event.issuer_id)
-    written = await queries.upsert_issuer(conn, issuer_id, event.subject_dn, _der(event.certificate_pem),
-                                          parse_time(envelope.occurred_at, "occurred_at"))
-    if written:
-        await queries.notify_state(conn, queries.issuer_note(issuer_id))
+    await queries.upsert_issuer(conn, issuer_id, event.subject_dn, certificate_der(event.certificate_pem),
+                                parse_time(envelope.occurred_at, "occurred_at"))
 
 
 async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -47,8 +38,8 @@ async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
     event: CertificateState = envelope.payload()
     if event.status not in STATUSES:
         raise EventDecodeError(f"unknown certificate status {event.status!r}")
-    der = _der(event.certificate_pem)
-    row = await queries.upsert_certificate(
+    der = certificate_der(event.certificate_pem)
+    await queries.upsert_certificate(
         conn, issuer_id=uuid.UUID(event.issuer_id), serial=int(event.serial),
         certificate_id=uuid.UUID(event.certificate_id), username=event.username, cas=envelope.house_of(event.username),
         provider_cui=event.provider_cui, status=event.status,
@@ -60,8 +51,6 @@ async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
         holder=holder_of(x509.load_der_x509_certificate(der).subject).to_json() if der else None,
         issuer_revoked_at=parse_optional_time(event.issuer_revoked_at, "issuer_revoked_at"),
         issuer_revocation_reason=event.issuer_revocation_reason if event.issuer_revoked_at else None)
-    if row is not None:
-        await queries.notify_state(conn, queries.certificate_note(row))
 
 
 HANDLERS: dict[str, Handler] = {

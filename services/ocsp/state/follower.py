@@ -1,152 +1,327 @@
-"""Keeping each process's in-memory registry equal to the ocsp tables.
+"""Keeping each process's in-memory registry current from the broker, not the database.
 
-Whoever changes the tables (the consumers, the signer routes) sends a note on
-``queries.NOTIFY_CHANNEL`` in the same transaction, so the note goes out if and only if
-the change committed. Every process follows the channel through the shared LISTEN
-connection (``shared.listen``) and applies each note to its own ``Registry``
-(``apply``); at start, and again after that connection was lost, it reloads everything
-(``RESYNC``), so a missed note can never leave it wrong for longer than a reconnect.
+Every ocsp process declares its own queue (``shared.broker.PROCESS_QUEUES``' ``follow``:
+exclusive, gone with its connection) bound to certs' issuer and certificate events and
+to ocsp's own SignerChanged and AnswersPresigned, and applies each event straight to its
+``Registry`` (``apply``: events carry the full state, the newest wins, so a repeat or an
+older event changes nothing). Nothing here needs PostgreSQL's NOTIFY, which a standby
+does not replay: a responder may follow a standby, or run at another site.
 
-The pre-signed answers follow the same way: the presigner's note carries only the
-highest ``seq`` it wrote, and each process reads the rows after the last it holds.
-Whoever wants to know what changed (the presigner) registers on ``changed``.
+The database is read only to start and after a lost broker connection:
+
+* start: the queue is declared and bound FIRST, then the registry and the pre-signed
+  answers are loaded from the read pool (the standby when configured, else the
+  primary), then the events queued meanwhile are applied. An event committed during the
+  load is in the queue; one the load already holds is ignored as not newer;
+* the broker connection lost and back: the queue is declared anew, and what was
+  published in between reached no queue of ours. Those events reach the tables through
+  ``ocsp.certs`` (some instance's consumer), so the registry is read again, at once and
+  once more ``SETTLE_SECONDS`` later (the first read may come before that consumer, or
+  the standby, has caught up). Until the database answers, reads are retried and the
+  events keep being applied: memory is never emptied, only completed;
+* the database lost alone costs nothing: nothing is read from it meanwhile.
+
+A signer's key never travels on the broker, not even encrypted: SignerChanged names the
+certificate, and the row is read (again, while a lagging standby has the previous one).
 """
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import hashlib
 import uuid
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
 
 import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import Histogram
 
 from services.ocsp.responder.presigned import PresignedStore
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state import queries
-from services.ocsp.state.apply import apply_certificate, apply_issuer, forget_certificate, presigned_entries
-from shared.listen import Follower, Subscription
+from services.ocsp.state.apply import (apply_certificate, apply_issuer, apply_issuer_event, certificate_der,
+                                       certificate_state, forget_certificate, issuer_key, presigned_entries,
+                                       presigned_rows, put_newer)
+from shared.broker import FOLLOW_WORD, Broker, declare_process_queue
+from shared.clock import Clock, utc_now
+from shared.events import (AnswersPresigned, CertificateState, Envelope, EventDecodeError, IssuerRegistered,
+                           IssuerUpdated, SignerChanged, parse_time)
+from shared.inbox import forgery, refuse_forged
 from shared.logging import get_logger
+from shared.tasks import wait_stopping
 
 log = get_logger(__name__)
 
-
-#: Rows read per query when following (or loading) the pre-signed answers, and rows
-#: turned into answers between two turns of the event loop (~2 ms): a worker that fell
-#: behind catches up without holding the answers it serves meanwhile.
+#: Rows read per query when loading the pre-signed answers, and rows turned into answers
+#: between two turns of the event loop (~2 ms): a worker loading them keeps answering.
 PRESIGNED_PAGE = 5_000
 PRESIGNED_SLICE = 500
+#: Events a process holds unacknowledged: the broker keeps the rest (a long load).
+PREFETCH = 256
+#: After a broker reconnect, the second read of the tables: longer than the durable
+#: consumer's retry of one event and than the standby lag the read pool accepts.
+SETTLE_SECONDS = 12.0
+RETRY_SECONDS = 1.0       # between reads while the database is away
+IDLE_SECONDS = 5.0        # the loop's longest wait (nothing depends on it)
+SIGNER_READ_SECONDS = 10.0  # how long a lagging standby may show the previous signer
 
 #: What changed, for ``StateFollower.changed``: ("certificate", (issuer_id, serial)),
 #: ("issuer", issuer_id) or ("reload", None).
 Change = Callable[[str, object], None]
+#: A connection of the read pool: ``shared.db.reading(app)``.
+Reading = Callable[[], contextlib.AbstractAsyncContextManager[asyncpg.Connection]]
+
+PROPAGATION = Histogram(
+    "siui_ocsp_state_propagation_seconds",
+    "From a change (certs' changed_at, or the event's occurred_at) to applied in this process's registry",
+    ["action"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0))
+
+_ACTIONS = {"certs.certificate_registered": "registered", "certs.certificate_suspended": "suspended",
+            "certs.certificate_reinstated": "reinstated", "certs.certificate_revoked": "revoked",
+            "certs.certificate_revoked_by_issuer": "revoked_by_issuer", "certs.issuer_registered": "issuer",
+            "certs.issuer_updated": "issuer", "ocsp.signer_changed": "signer",
+            "ocsp.answers_presigned": "presigned"}
 
 
-async def reload(pool: asyncpg.Pool, registry: Registry, data_key: bytes) -> None:
-    """Make ``registry`` equal to the tables: add and change what differs, drop what is gone."""
-    async with pool.acquire() as conn:
+async def reload(read: Reading, registry: Registry, data_key: bytes,
+                 issuer_times: dict[str, datetime] | None = None) -> None:
+    """Bring ``registry`` up to the tables (the read pool's): add what is missing, take
+    what is newer; what the tables lack is dropped only when it is not newer than
+    anything they hold (a lagging standby may not have an event applied from the broker
+    yet). Never an older state over a newer one: events may have run ahead of the tables."""
+    async with read() as conn:
         issuers = await queries.all_issuers(conn)
         signers = {str(row["issuer_id"]): row for row in await queries.all_signers(conn)}
         certificates = await queries.all_certificates(conn)
+    issuer_times = {} if issuer_times is None else issuer_times
     issuer_ids = {str(row["id"]) for row in issuers}
     for row in issuers:
-        apply_issuer(registry, str(row["id"]), row["certificate_der"], signers.get(str(row["id"])), data_key)
+        issuer_id = str(row["id"])
+        known = issuer_times.get(issuer_id)
+        if known is not None and row["event_at"] < known and registry.issuer(issuer_id) is not None:
+            continue  # the broker told of a newer one
+        issuer_times[issuer_id] = row["event_at"]
+        apply_issuer(registry, issuer_id, row["certificate_der"], signers.get(issuer_id), data_key)
+    horizon = max((row["event_at"] for row in issuers), default=None)
     for issuer in registry.issuers():
-        if issuer.issuer_id not in issuer_ids:
+        known = issuer_times.get(issuer.issuer_id)
+        if issuer.issuer_id not in issuer_ids and (horizon is None or known is None or known <= horizon):
             registry.remove_issuer(issuer.issuer_id)
     keys = set()
     for row in certificates:
         keys.add((str(row["issuer_id"]), int(row["serial"]), row["username"]))
-        apply_certificate(registry, row, only_if_newer=False)
+        apply_certificate(registry, row)
+    newest = max((row["changed_at"] for row in certificates), default=None)
     for record in registry.certificates():
         for house in registry.house_records(record.issuer_id, record.serial):
-            if (house.issuer_id, house.serial, house.username) not in keys:
+            if (house.issuer_id, house.serial, house.username) not in keys and \
+                    (newest is None or house.changed_at is None or house.changed_at <= newest):
                 forget_certificate(registry, house.issuer_id, house.serial, house.username)
     log.info("ocsp_registry_loaded", issuers=len(issuer_ids), certificates=len(keys))
 
 
-async def follow_presigned(pool: asyncpg.Pool, registry: Registry, store: PresignedStore, *,
-                           everything: bool = False) -> int:
-    """Put the answers written after ``store.seq`` into ``store`` (``everything``: make the
-    store equal to the table); how many were read."""
-    after, read, loaded = (0 if everything else store.seq), 0, []
-    async with pool.acquire() as conn:
+async def load_presigned(read: Reading, registry: Registry, store: PresignedStore) -> int:
+    """Make ``store`` equal to the table (the read pool's); how many answers were read."""
+    after, read_count, loaded = 0, 0, []
+    async with read() as conn:
         while True:
             rows = await queries.presigned_after(conn, after, PRESIGNED_PAGE)
             for start in range(0, len(rows), PRESIGNED_SLICE):
                 if start:
                     await asyncio.sleep(0)
-                entries = presigned_entries(registry, rows[start:start + PRESIGNED_SLICE])
-                if everything:
-                    loaded.extend(entries)
-                else:
-                    for key, entry in entries:
-                        store.put(*key, entry)
-            read += len(rows)
+                loaded.extend(presigned_entries(registry, rows[start:start + PRESIGNED_SLICE]))
+            read_count += len(rows)
             if rows:
                 after = rows[-1]["seq"]
-                if not everything:
-                    store.seq = max(store.seq, after)
             if len(rows) < PRESIGNED_PAGE:
                 break
-    if everything:
-        store.replace_all(loaded, after)
-    return read
+    # Answers published during the load are queued: applied after it, the newer winning.
+    store.replace_all(loaded, after)
+    return read_count
 
 
-async def apply_note(pool: asyncpg.Pool, registry: Registry, data_key: bytes, note: dict[str, Any],
-                     store: PresignedStore | None = None) -> tuple[str, object] | None:
-    """Apply one NOTIFY payload to ``registry`` (and ``store``); what changed, if anything."""
-    kind = note.get("kind")
-    if kind == "certificate":
-        if apply_certificate(registry, note):
-            return "certificate", (str(note["issuer_id"]), int(note["serial"]))
-        return None
-    if kind == "presigned":
-        if store is not None and int(note["seq"]) > store.seq:
-            await follow_presigned(pool, registry, store)
-        return None
-    if kind not in ("issuer", "signer"):
-        log.warning("ocsp_note_unknown", kind=kind)
-        return None
-    issuer_id = uuid.UUID(note["issuer_id"])
-    async with pool.acquire() as conn:
-        row = await queries.get_issuer(conn, issuer_id)
-        signer = await queries.get_signer(conn, issuer_id)
-    if row is None:
-        registry.remove_issuer(str(issuer_id))
-    else:
-        apply_issuer(registry, str(issuer_id), row["certificate_der"], signer, data_key)
-    return "issuer", str(issuer_id)
+class StateFollower:
+    """See the module docstring. ``start`` declares the queue; ``run`` (a
+    ``shared.tasks`` target) loads, then applies; ``loaded`` is set after the first load
+    (nothing may be served before: an empty registry answers ``unauthorized``)."""
 
-
-class StateFollower(Follower):
-    """Applies the notes of one subscription to the registry in order; reloads it on
-    every ``RESYNC``. Nothing may be served before ``loaded``: an empty registry would
-    answer ``unauthorized`` for every issuer."""
-
-    def __init__(self, pool: asyncpg.Pool, registry: Registry, data_key: bytes, notes: Subscription,
-                 presigned: PresignedStore | None = None):
-        super().__init__(notes)
-        self.pool = pool
+    def __init__(self, broker: Broker, read: Reading, registry: Registry, data_key: bytes,
+                 presigned: PresignedStore | None = None, *, settle_seconds: float = SETTLE_SECONDS,
+                 clock: Clock = utc_now):
+        self.broker = broker
+        self.read = read
         self.registry = registry
         self.data_key = data_key
         self.presigned = presigned
+        self.settle_seconds = settle_seconds
+        self.clock = clock
+        self.loaded = asyncio.Event()
         #: Called after each change has been applied (the presigner's trigger).
         self.changed: list[Change] = []
+        self.queue_name: str | None = None
+        self.reloads = 0          # completed reads of the tables
+        self.applied = 0          # events taken from the queue
+        self._events: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._reloads_due: list[float] = [0.0]   # loop times; the first: now
+        self._wake = asyncio.Event()
+        self._issuer_times: dict[str, datetime] = {}
+        self._channel = None
+        self._stop_following: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        """Declare, bind and consume this process's queue: before anything is read."""
+        self._channel, queue = await declare_process_queue(self.broker, "ocsp", FOLLOW_WORD, self._received,
+                                                           prefetch=PREFETCH)
+        self.queue_name = queue.name
+        self._stop_following = self.broker.on_reconnect(self._reconnected)
+
+    async def close(self) -> None:
+        if self._stop_following is not None:
+            self._stop_following()
+        if self._channel is not None:
+            with contextlib.suppress(Exception):  # the broker may be gone: the queue goes with us
+                await asyncio.wait_for(self._channel.close(), 2.0)
+
+    async def _received(self, message: AbstractIncomingMessage) -> None:
+        self._events.put_nowait(message)
+        self._wake.set()
+
+    def _reconnected(self) -> None:
+        # The queue is declared again, empty: what was published meanwhile is only in the
+        # tables (some time later: see SETTLE_SECONDS).
+        log.info("ocsp_state_broker_back", detail="reading the tables again for the events missed")
+        now = asyncio.get_running_loop().time()
+        self._reloads_due = [now, now + self.settle_seconds]
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stopping.is_set():
+            if self._reloads_due and self._reloads_due[0] <= loop.time():
+                try:
+                    await self.reload()
+                    self._reloads_due.pop(0)
+                except Exception as exc:  # noqa: BLE001 - the database away: events still applied
+                    log.warning("ocsp_state_reload_failed", error=repr(exc)[:300], retry_in=RETRY_SECONDS)
+                    self._reloads_due[0] = loop.time() + RETRY_SECONDS
+            if not self.loaded.is_set():
+                if await wait_stopping(stopping, RETRY_SECONDS):
+                    return
+                continue
+            if self._events.empty():
+                timeout = IDLE_SECONDS
+                if self._reloads_due:
+                    timeout = max(0.0, min(timeout, self._reloads_due[0] - loop.time()))
+                self._wake.clear()
+                waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, stopping)]
+                try:
+                    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waits:
+                        waiter.cancel()
+                continue
+            await self._take(self._events.get_nowait())
 
     async def reload(self) -> int:
-        await reload(self.pool, self.registry, self.data_key)
+        await reload(self.read, self.registry, self.data_key, self._issuer_times)
         if self.presigned is not None:
-            count = await follow_presigned(self.pool, self.registry, self.presigned, everything=True)
+            count = await load_presigned(self.read, self.registry, self.presigned)
             log.info("ocsp_presigned_loaded", answers=count, bytes=self.presigned.size_bytes)
+        self.reloads += 1
+        if self.loaded.is_set():
+            log.info("follower_resynced", follower=type(self).__name__, loaded=len(self.registry))
+        self.loaded.set()
         self._tell("reload", None)
         return len(self.registry)
 
-    async def apply(self, payload: str) -> None:
-        change = await apply_note(self.pool, self.registry, self.data_key, json.loads(payload), self.presigned)
-        if change is not None:
-            self._tell(*change)
+    async def _take(self, message: AbstractIncomingMessage) -> None:
+        """Check who sent ``message``, apply it, acknowledge it; a message that cannot be
+        applied is logged and dropped (retrying cannot change it)."""
+        label = f"{self.broker.exchange_name}.ocsp.{FOLLOW_WORD}"
+        envelope = None
+        reason = forgery(message, self.broker.user_prefix)
+        if reason is None:
+            try:
+                envelope = Envelope.from_json(message.body)
+            except EventDecodeError as exc:
+                log.error("ocsp_state_event_undecodable", error=str(exc)[:300])
+            reason = forgery(message, self.broker.user_prefix, envelope)
+        if reason is not None:
+            with contextlib.suppress(Exception):
+                await refuse_forged(message, label, reason)
+            return
+        self.applied += 1
+        if envelope is not None:
+            try:
+                origin = await self.apply(envelope)
+            except EventDecodeError as exc:
+                log.error("ocsp_state_event_unusable", type=envelope.type, id=envelope.id, error=str(exc)[:300])
+            except Exception:  # noqa: BLE001 - memory must not be left wrong: read the tables
+                log.exception("ocsp_state_event_failed", type=envelope.type, id=envelope.id)
+                self._reloads_due.insert(0, 0.0)
+            else:
+                if origin is not None:
+                    PROPAGATION.labels(_ACTIONS.get(envelope.routing_key, "other")).observe(
+                        max(0.0, (self.clock() - origin).total_seconds()))
+        with contextlib.suppress(Exception):  # a channel gone with its connection: redelivery is moot
+            await message.ack()
+
+    async def apply(self, envelope: Envelope) -> datetime | None:
+        """Apply one event; the time its change was made (for the propagation histogram)."""
+        payload = envelope.payload()
+        occurred_at = parse_time(envelope.occurred_at, "occurred_at")
+        if isinstance(payload, CertificateState):
+            issuer_id = issuer_key(payload.issuer_id)
+            if not str(payload.serial).isdigit() or len(str(payload.serial)) > 50:
+                raise EventDecodeError("serial: a decimal number (at most 20 octets)")
+            serial = int(payload.serial)
+            state = certificate_state(envelope, self.registry.house_record(issuer_id, serial, payload.username))
+            if state is not None and apply_certificate(self.registry, state):
+                self._tell("certificate", (issuer_id, serial))
+            return parse_time(payload.changed_at, "changed_at")
+        if isinstance(payload, (IssuerRegistered, IssuerUpdated)):
+            issuer_id = issuer_key(payload.issuer_id)
+            known = self._issuer_times.get(issuer_id)
+            if known is None or known <= occurred_at:
+                self._issuer_times[issuer_id] = occurred_at
+                der = certificate_der(payload.certificate_pem)
+                if der is None:
+                    raise EventDecodeError("an issuer event without its certificate")
+                if apply_issuer_event(self.registry, issuer_id, der):
+                    self._tell("issuer", issuer_id)
+            return occurred_at
+        if isinstance(payload, SignerChanged):
+            await self._signer_changed(payload)
+            return occurred_at
+        if isinstance(payload, AnswersPresigned):
+            if self.presigned is not None:
+                put_newer(self.presigned, presigned_entries(self.registry, presigned_rows(payload.answers)))
+            return occurred_at
+        log.warning("ocsp_state_event_unknown", type=envelope.type)
+        return None
+
+    async def _signer_changed(self, event: SignerChanged) -> None:
+        """Read the issuer's signer row until it is the one announced (a standby may lag),
+        at most ``SIGNER_READ_SECONDS``; then take what the table holds."""
+        issuer_id = uuid.UUID(event.issuer_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SIGNER_READ_SECONDS
+        while True:
+            async with self.read() as conn:
+                row = await queries.get_issuer(conn, issuer_id)
+                signer = await queries.get_signer(conn, issuer_id)
+            read = hashlib.sha256(signer["certificate_der"]).hexdigest() if signer is not None else None
+            if read == event.certificate_sha256 or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.2)
+        if read != event.certificate_sha256:
+            log.warning("ocsp_signer_not_as_announced", issuer_id=str(issuer_id),
+                        detail="the table holds another signer: a later change, or a standby far behind")
+        if row is None:
+            return  # an issuer this process does not know yet: its signer comes with the load
+        apply_issuer(self.registry, str(issuer_id), row["certificate_der"], signer, self.data_key)
+        self._tell("issuer", str(issuer_id))
 
     def _tell(self, kind: str, what: object) -> None:
         for callback in self.changed:

@@ -11,8 +11,13 @@ What it signs comes from this process's own registry (kept by the follower, like
 process's) and what is due from its own store (``presigned.due``): a certificate the
 follower reports changed is signed at once, in the batch after the note; a full sweep
 (at start, after a reload, at a signer switch, and every ``sweep_interval``) catches
-refreshes and anything missed. Each batch is written with a note carrying its highest
-``seq``; every process's follower then reads those rows. The batch is also put into this
+refreshes and anything missed. Each batch is written, in the same transaction, with
+AnswersPresigned events in the outbox carrying the signed bytes (at most
+``PRESIGNED_MESSAGE_BYTES`` of answers each): every responder process's follower puts
+them into its store from its own queue, and needs the table only to start. Through the
+outbox, not published straight after the commit: a presigner dying in between would
+leave the other responders without answers it committed (the next leader finds them
+in the table, not due, and would not sign them again). The batch is also put into this
 process's store at once (the same bytes), which wakes its requests waiting for them.
 
 Signing shares the loop with the requests of this worker, so it goes a few answers at a
@@ -34,14 +39,22 @@ from services.ocsp.responder.presigned import PresignedAnswer, PresignedStore, c
 from services.ocsp.responder.registry import CertificateRecord, Registry
 from services.ocsp.responder.responses import ResponderIdentity
 from services.ocsp.state import queries
+from services.ocsp.state.apply import presigned_event_answers
+from shared.auth import NATIONAL
 from shared.clock import Clock, utc_now
+from shared.events import AnswersPresigned
+from shared.outbox import add_event
 from shared.logging import get_logger
 from shared.tasks import wait_stopping
 
 log = get_logger(__name__)
 
 ELECTION_INTERVAL = 2.0   # seconds between attempts at the lock by the processes not holding it
-WRITE_BATCH = 500         # answers per transaction (and per note)
+WRITE_BATCH = 500         # answers per transaction
+#: Signed octets per AnswersPresigned message (base64 adds a third): a batch of RSA-signed
+#: answers with their delegated signer's certificate is split into several; a message
+#: stays far under RabbitMQ's max_message_size and a follower's prefetch holds little.
+PRESIGNED_MESSAGE_BYTES = 96 * 1024
 SIGN_SLICE = 8            # answers signed between two turns of the event loop (~0.5 ms of ECDSA P-256)
 SWEEP_SLICE = 500         # certificates checked between two turns of the loop in a sweep (~1.5 ms)
 HEALTH_INTERVAL = 5.0     # an idle leader checks its connection (and so its lock) this often
@@ -222,8 +235,25 @@ class Presigner:
         # The answer's first five fields are the row's last five (ETag and CertID are derived).
         rows = [(issuer_id, serial, algorithm, *e[:5]) for (issuer_id, serial, algorithm), e in batch]
         async with conn.transaction():
-            seq = await queries.upsert_presigned(conn, rows)
-            await queries.notify_state(conn, queries.presigned_note(seq))
-        for key, entry in batch:  # this process at once; the others when the note arrives
+            await queries.upsert_presigned(conn, rows)
+            for part in message_parts(batch):
+                await add_event(conn, AnswersPresigned(answers=presigned_event_answers(part)), NATIONAL)
+        for key, entry in batch:  # this process at once; the others when the event arrives
             self.store.put(*key, entry)
         PRESIGNED.labels(why).inc(len(batch))
+
+
+def message_parts(batch: list, limit: int = PRESIGNED_MESSAGE_BYTES) -> list[list]:
+    """``batch`` cut in order into parts of at most ``limit`` signed octets (one answer alone
+    may pass it: never split)."""
+    parts, part, size = [], [], 0
+    for item in batch:
+        length = len(item[1][0])
+        if part and size + length > limit:
+            parts.append(part)
+            part, size = [], 0
+        part.append(item)
+        size += length
+    if part:
+        parts.append(part)
+    return parts

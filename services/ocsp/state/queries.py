@@ -6,15 +6,11 @@ Tables are unqualified: the pool's search_path is the ``ocsp`` schema. Serials t
 """
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
-
-NOTIFY_CHANNEL = "ocsp_state"
 
 ISSUER_COLUMNS = "id, subject_dn, certificate_der, event_at"
 CERTIFICATE_COLUMNS = ("issuer_id, serial, certificate_id, username, cas, provider_cui, status, suspended_at, "
@@ -162,39 +158,3 @@ async def presigned_after(conn: asyncpg.Connection, seq: int, limit: int) -> lis
     """Answers written after ``seq``, oldest first, at most ``limit``."""
     return await conn.fetch(f"select {PRESIGNED_COLUMNS} from presigned_answers where seq > $1 order by seq limit $2",
                             seq, limit)
-
-
-def presigned_note(seq: int) -> dict[str, Any]:
-    return {"kind": "presigned", "seq": seq}
-
-
-# -- telling every process -------------------------------------------------------------------
-# Every change to these tables is followed, in its transaction, by a note on NOTIFY_CHANNEL
-# (delivered at commit): a certificate's full state, or just an issuer's / signer's id
-# (a signer's key is never put on the wire, even encrypted; the follower reads the row).
-
-def certificate_note(row: asyncpg.Record | dict) -> dict[str, Any]:
-    """The NOTIFY payload for a certificate row: its full state, as JSON-ready values."""
-    note: dict[str, Any] = {"kind": "certificate"}
-    for name in ("issuer_id", "certificate_id", "username", "cas", "provider_cui", "status",
-                 "revocation_reason", "issuer_revocation_reason"):
-        note[name] = str(row[name]) if row[name] is not None else None
-    note["serial"] = str(int(row["serial"]))
-    for name in ("suspended_at", "revoked_at", "not_before", "not_after", "changed_at", "issuer_revoked_at"):
-        note[name] = row[name].isoformat() if row[name] is not None else None
-    # A few hundred characters: well within NOTIFY's 8000 bytes (a dict row may lack it).
-    note["holder"] = row.get("holder") if isinstance(row, dict) else row["holder"]
-    return note
-
-
-def issuer_note(issuer_id: uuid.UUID) -> dict[str, Any]:
-    return {"kind": "issuer", "issuer_id": str(issuer_id)}
-
-
-def signer_note(issuer_id: uuid.UUID) -> dict[str, Any]:
-    return {"kind": "signer", "issuer_id": str(issuer_id)}
-
-
-async def notify_state(conn: asyncpg.Connection, change: dict[str, Any]) -> None:
-    """NOTIFY every process of a change; delivered when (and only if) the transaction commits."""
-    await conn.execute("select pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(change, separators=(",", ":")))

@@ -1,12 +1,14 @@
 """HTTP handlers for delegated signers: ``/v1/issuers/{issuer_id}/signer`` (PUT, GET, DELETE).
 
 HTTP only: the checks and the encryption live in ``signers``. A change is
-written with a NOTIFY in the same transaction, so every process starts signing with the
-new key (or stops using the old one) as soon as it commits.
+written with a SignerChanged event in the outbox, in the same transaction, so every
+responder process (``follower``, on its own queue) starts signing with the new key (or
+stops using the old one) soon after it commits, and none misses it.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 
 from aiohttp import web
@@ -14,7 +16,10 @@ from aiohttp import web
 from shared import errors
 from shared.audit import audit_target
 from shared.auth import NATIONAL, Right, authorize
+from shared.clock import utc_now
 from shared.db import POOL
+from shared.events import SignerChanged, iso
+from shared.outbox import add_event
 from shared.http.reading import check_fields, read_json
 
 from services.ocsp.state import queries, signers
@@ -57,8 +62,13 @@ async def put_signer(request: web.Request) -> web.Response:
 async def _store(pool, issuer_id, certificate_der, nonce, ciphertext, actor):
     async with pool.acquire() as conn, conn.transaction():
         row = await queries.upsert_signer(conn, issuer_id, certificate_der, nonce, ciphertext, actor)
-        await queries.notify_state(conn, queries.signer_note(issuer_id))
+        await _announce(conn, issuer_id, hashlib.sha256(certificate_der).hexdigest())
     return row
+
+
+async def _announce(conn, issuer_id: uuid.UUID, certificate_sha256: str | None) -> None:
+    await add_event(conn, SignerChanged(issuer_id=str(issuer_id), certificate_sha256=certificate_sha256,
+                                        changed_at=iso(utc_now())), NATIONAL)
 
 
 async def _shielded(coro):
@@ -87,7 +97,7 @@ async def delete_signer(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire() as conn, conn.transaction():
             deleted = await queries.delete_signer(conn, issuer_id)
             if deleted:
-                await queries.notify_state(conn, queries.signer_note(issuer_id))
+                await _announce(conn, issuer_id, None)
         return deleted
 
     if not await _shielded(remove()):
