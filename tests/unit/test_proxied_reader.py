@@ -9,38 +9,9 @@ import ssl
 from shared.http.proxied import ProxiedTransport, ProxyHeaderReader, ProxyTrust
 from shared.http.tls import TlsServerProtocol
 from tests.support.proxy_header import v2
+from tests.support.transports import RecordingTransport
 
 HELLO = b"\x16\x03\x01\x00\x05hello"
-
-
-class Transport:
-    def __init__(self, peer: str) -> None:
-        self.peer = peer
-        self.protocol = None
-        self.calls: list[str] = []
-        self.aborted = asyncio.Event()
-
-    def get_extra_info(self, name, default=None):
-        return (self.peer, 5555) if name == "peername" else default
-
-    def set_protocol(self, protocol) -> None:
-        self.protocol = protocol
-
-    def get_protocol(self):
-        return self.protocol
-
-    def pause_reading(self) -> None:
-        self.calls.append("pause")
-
-    def resume_reading(self) -> None:
-        self.calls.append("resume")
-
-    def abort(self) -> None:
-        self.calls.append("abort")
-        self.aborted.set()
-
-    def is_closing(self) -> bool:
-        return "abort" in self.calls
 
 
 class Place:
@@ -58,7 +29,7 @@ def accepted(peer: str, *, timeout: float = 5.0, admit=None):
         made.append(TlsServerProtocol(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), object, admit=admit))
         return made[-1]
 
-    transport = Transport(peer)
+    transport = RecordingTransport(peer)
     reader = ProxyHeaderReader(ProxyTrust(frozenset({"10.0.0.5"}), timeout), factory)
     transport.set_protocol(reader)
     reader.connection_made(transport)

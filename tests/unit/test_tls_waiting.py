@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 
 from shared.http.tls import MAX_EARLY_BYTES, TlsServerProtocol
+from tests.support.transports import RecordingTransport
 
 
 class Place:
@@ -20,28 +21,8 @@ class Place:
         self.released = True
 
 
-class Transport:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def get_extra_info(self, name, default=None):
-        return ("127.0.0.7", 5555) if name == "peername" else default
-
-    def pause_reading(self) -> None:
-        self.calls.append("pause")
-
-    def resume_reading(self) -> None:
-        self.calls.append("resume")
-
-    def abort(self) -> None:
-        self.calls.append("abort")
-
-    def is_closing(self) -> bool:
-        return "abort" in self.calls
-
-
 def waiting_protocol():
-    place, transport = Place(), Transport()
+    place, transport = Place(), RecordingTransport()
     protocol = TlsServerProtocol(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), object,
                                  admit=lambda: place)
     protocol.connection_made(transport)
@@ -63,7 +44,7 @@ def test_more_than_a_client_hello_while_waiting_is_cut_off():
 
 
 def test_bytes_of_a_connection_closed_at_accept_are_dropped():
-    transport = Transport()
+    transport = RecordingTransport()
     protocol = TlsServerProtocol(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), object, admit=lambda: None)
     protocol.connection_made(transport)
     protocol.data_received(b"anything")
