@@ -294,7 +294,9 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        return not self.connection.is_closed
+        # A robust connection that lost its broker is not closed (it is reconnecting);
+        # its ``connected`` event is what says whether the link is up right now.
+        return not self.connection.is_closed and self.connection.connected.is_set()
 
     def on_reconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` each time the connection comes back after a loss (its

@@ -195,7 +195,11 @@ def add_platform(app: web.Application, common: CommonConfig, *, schema: str, mig
     add_audit(app, schema)
     app.cleanup_ctx.append(periodic_ctx("audit-retention", 3600, _purge_audit(common)))
     app.cleanup_ctx.append(periodic_ctx("audit-checkpoint", common.audit_checkpoint_seconds, checkpoint_job(app)))
-    app[DEGRADED_BY if serves_from_memory else READINESS].extend([database_reachable, broker_reachable])
+    # Every service publishes through its outbox and consumes at its own pace, so a broker
+    # away (reconnecting) delays events but stops no request: /readyz stays 200, degraded,
+    # and the balancer keeps the instance. The database is needed to serve, except by ocsp.
+    app[DEGRADED_BY if serves_from_memory else READINESS].append(database_reachable)
+    app[DEGRADED_BY].append(broker_reachable)
 
 
 def run(service: str, common: CommonConfig, make_app: Callable[[], web.Application], port: int,

@@ -255,7 +255,10 @@ async def test_the_responder_answers_while_its_broker_is_away_and_reads_again_wh
                 await node.stop_app()
                 for _ in range(5):
                     assert _good(await ask(client, request_der(ca, leaf)))
+                # And says so: ready (the balancer keeps it), degraded by the broker.
+                await eventually(lambda: _readiness(client, "degraded"), what="/readyz degraded by the broker")
                 await node.start_app()
+                await eventually(lambda: _readiness(client, "ready"), timeout=30, what="/readyz ready again")
 
                 # Cut off alone (its connections closed, its login refused meanwhile) while
                 # certs publishes a suspension: its queue is gone, the event reaches only the
@@ -287,8 +290,15 @@ async def test_the_responder_answers_while_its_broker_is_away_and_reads_again_wh
 
 
 async def _broker_down(app) -> bool:
-    # A robust connection reconnecting is not ``is_closed`` (that is its final close).
-    return not app[BROKER].connection.connected.is_set()
+    return not app[BROKER].is_connected
+
+
+async def _readiness(client, status: str) -> bool:
+    response = await client.get("/readyz")
+    body = await response.json()
+    if status == "degraded":
+        return response.status == 200 and body["status"] == "degraded" and "broker_reachable" in body["degraded"]
+    return response.status == 200 and body["status"] == status
 
 
 async def _suspended_now(client, ca, leaf) -> bool:
