@@ -47,7 +47,7 @@ from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
 from shared.authorities import display_name
 from shared.db import POOL
-from shared.http.problems import SERVICE_NAME, problem, request_middleware
+from shared.http.problems import SERVICE_NAME, hot_path, problem, request_middleware
 from shared.http.clients import remote_address
 from shared.logging import get_logger
 
@@ -161,6 +161,10 @@ def _renewal(request: web.Request, cert: ClientCert | None, username: str | None
     return cert, renewal_of(cert, username, request.app[REGISTRY].user_records(username), refused)
 
 
+# Hot paths (shared.http.problems.hot_path): in a reconnect storm every connect counts, and
+# each already leaves its OCSP log entry (with its latency) and its CONNECTS count; the
+# generic request id, log line and latency histogram would only repeat them, at a cost.
+@hot_path
 async def connect(request: web.Request) -> web.Response:
     """POST /v1/online/connect: mutual TLS + Basic; online or a reasoned 401."""
     started = time.perf_counter()
@@ -185,6 +189,7 @@ async def connect(request: web.Request) -> web.Response:
     return _finish(request, verdict, username=username, cert=cert, started=started, heartbeat=False)
 
 
+@hot_path
 async def heartbeat(request: web.Request) -> web.Response:
     """POST /v1/online/heartbeat: Bearer session token + the same certificate; checks
     everything again and answers like connect (with a fresh token)."""
