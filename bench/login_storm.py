@@ -15,22 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import logging
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
-from deploy.devpki import ensure_dev_pki
-from services.users.app import create_app
-from services.users.config import Config
+from bench.users_service import users_service
 from shared.auth import ALL_RIGHTS
-from shared.config import CommonConfig
 from shared.logging import configure_logging
 from tests.support import infra
 
@@ -43,71 +35,51 @@ def summary(timings: list[float]) -> str:
 
 
 async def main(parallel: int, waves: int) -> None:
-    database_url = await infra.create_database("siui_bench_login")
-    exchange = f"siui.bench.{uuid.uuid4().hex[:8]}"
-    runner = None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            pki = ensure_dev_pki(Path(tmp))
-            common = CommonConfig(database_url=database_url, database_owner_url=infra.owner_url(database_url),
-                                  amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
-                                  events_exchange=exchange, host="127.0.0.1", log_format="json")
-            if "trusted_proxies" in {f.name for f in dataclasses.fields(CommonConfig)}:
-                common = dataclasses.replace(common, trusted_proxies=frozenset({"127.0.0.1"}))
-            runner = web.AppRunner(create_app(Config(common=common, port=0, admin_password="parola-bench-2026")),
-                                   access_log=None)
-            await runner.setup()
-            port = infra.free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            base = f"http://127.0.0.1:{port}"
-            national = {"Authorization": "Bearer " + infra.make_token(pki.token_signing_key, cas="CNAS",
-                                                                       rights=ALL_RIGHTS)}
-            connector = aiohttp.TCPConnector(limit=parallel + 10)
-            async with aiohttp.ClientSession(connector=connector) as http:
-                async def timed_get() -> float:
-                    started = time.perf_counter()
-                    async with http.get(base + "/v1/users", headers=national) as response:
-                        await response.read()
-                        assert response.status == 200, response.status
-                    return time.perf_counter() - started
-
-                for _ in range(20):
-                    await timed_get()  # warm the pool
-                quiet = [await timed_get() for _ in range(100)]
-                print(f"GET /v1/users alone:                {summary(quiet)}", flush=True)
-
-                statuses: collections.Counter[int] = collections.Counter()
-                login_times: list[float] = []
-                done = asyncio.Event()
-
-                async def bogus(i: int, wave: int) -> None:
-                    started = time.perf_counter()
-                    async with http.post(base + "/v1/sessions",
-                                         json={"username": f"bogus.{wave}.{i}", "password": "not-a-password-1"},
-                                         headers={"X-Forwarded-For": f"10.{wave % 250}.{i % 250}.1"}) as r:
-                        await r.read()
-                        statuses[r.status] += 1
-                    login_times.append(time.perf_counter() - started)
-
-                async def storm() -> None:
-                    for wave in range(waves):
-                        await asyncio.gather(*(bogus(i, wave) for i in range(parallel)))
-                    done.set()
-
+    async with users_service("siui_bench_login", trusted_proxies=frozenset({"127.0.0.1"})) as users:
+        base = users.base
+        national = {"Authorization": "Bearer " + infra.make_token(users.pki.token_signing_key, cas="CNAS",
+                                                                   rights=ALL_RIGHTS)}
+        connector = aiohttp.TCPConnector(limit=parallel + 10)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async def timed_get() -> float:
                 started = time.perf_counter()
-                storming = asyncio.create_task(storm())
-                loaded = []
-                while not done.is_set():
-                    loaded.append(await timed_get())
-                await storming
-                elapsed = time.perf_counter() - started
-                print(f"GET /v1/users, {waves} waves of {parallel} bogus logins: {summary(loaded)}")
-                print(f"logins: {dict(sorted(statuses.items()))} in {elapsed:.1f} s; each {summary(login_times)}")
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        await infra.delete_exchange(exchange)
-        await infra.drop_database(database_url)
+                async with http.get(base + "/v1/users", headers=national) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                return time.perf_counter() - started
+
+            for _ in range(20):
+                await timed_get()  # warm the pool
+            quiet = [await timed_get() for _ in range(100)]
+            print(f"GET /v1/users alone:                {summary(quiet)}", flush=True)
+
+            statuses: collections.Counter[int] = collections.Counter()
+            login_times: list[float] = []
+            done = asyncio.Event()
+
+            async def bogus(i: int, wave: int) -> None:
+                started = time.perf_counter()
+                async with http.post(base + "/v1/sessions",
+                                     json={"username": f"bogus.{wave}.{i}", "password": "not-a-password-1"},
+                                     headers={"X-Forwarded-For": f"10.{wave % 250}.{i % 250}.1"}) as r:
+                    await r.read()
+                    statuses[r.status] += 1
+                login_times.append(time.perf_counter() - started)
+
+            async def storm() -> None:
+                for wave in range(waves):
+                    await asyncio.gather(*(bogus(i, wave) for i in range(parallel)))
+                done.set()
+
+            started = time.perf_counter()
+            storming = asyncio.create_task(storm())
+            loaded = []
+            while not done.is_set():
+                loaded.append(await timed_get())
+            await storming
+            elapsed = time.perf_counter() - started
+            print(f"GET /v1/users, {waves} waves of {parallel} bogus logins: {summary(loaded)}")
+            print(f"logins: {dict(sorted(statuses.items()))} in {elapsed:.1f} s; each {summary(login_times)}")
 
 
 if __name__ == "__main__":

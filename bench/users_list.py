@@ -17,20 +17,13 @@ import asyncio
 import logging
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from argon2 import PasswordHasher
 
-from deploy.devpki import ensure_dev_pki
-from services.users.app import create_app
-from services.users.config import Config
+from bench.users_service import users_service
 from shared.auth import ALL_RIGHTS
-from shared.config import CommonConfig
 from shared.db import create_pool
 from shared.houses import COUNTY_HOUSE_CODES
 from shared.logging import configure_logging
@@ -90,54 +83,39 @@ async def measure(session: aiohttp.ClientSession, url: str, headers: dict, param
 
 
 async def main(users: int, requests: int) -> None:
-    database_url = await infra.create_database("siui_bench_users")
-    exchange = f"siui.bench.{uuid.uuid4().hex[:8]}"
-    runner = None
-    try:
+    b_cuis: list[str] = []
+
+    async def prepare(database_url: str) -> None:
         started = time.perf_counter()
-        b_cuis = await load(database_url, users)
+        b_cuis.extend(await load(database_url, users))
         print(f"loaded {users} users in {time.perf_counter() - started:.1f} s")
-        with tempfile.TemporaryDirectory() as tmp:
-            pki = ensure_dev_pki(Path(tmp))
-            infra.install_broker_secrets(pki.data_dir)  # users logs in as siui-users
-            await infra.declare_exchange(exchange)  # as the set-up does: services may not
-            common = CommonConfig(database_url=database_url, database_owner_url=infra.owner_url(database_url),
-                                  amqp_url=infra.amqp_url(), data_dir=pki.data_dir,
-                                  events_exchange=exchange, host="127.0.0.1", log_format="json")
-            app = create_app(Config(common=common, port=0, admin_password="parola-bench-2026"),
-                             hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            port = infra.free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            county = {"Authorization": "Bearer " + infra.make_token(pki.token_signing_key, cas="B")}
-            national = {"Authorization": "Bearer " + infra.make_token(pki.token_signing_key, cas="CNAS",
-                                                                       rights=ALL_RIGHTS)}
-            scenarios = [
-                ("B operator, all types, page 1", county, {}),
-                ("B operator, external, page 10", county, {"type": "external", "page": "10"}),
-                ("B operator, q=<provider code>", county, {"q": b_cuis[len(b_cuis) // 2]}),
-                ("B operator, q=popescu (name)", county, {"q": "popescu"}),
-                ("CNAS, every house, page 1", national, {}),
-                ("CNAS, cas=CJ internal, 50/page", national, {"cas": "CJ", "type": "internal", "per_page": "50"}),
-                ("CNAS, q=<6 digits of a CUI>", national, {"q": b_cuis[7][1:7]}),
-                ("CNAS, q=sana (provider name)", national, {"q": "sana", "per_page": "100"}),
-                ("CNAS, q=po (two letters)", national, {"q": "po"}),
-                ("B operator, q=a (one letter)", county, {"q": "a"}),
-                ("CNAS, page 2500 of 5000", national, {"page": "2500"}),
-            ]
-            url = f"http://127.0.0.1:{port}/v1/users"
-            async with aiohttp.ClientSession() as session:
-                await measure(session, url, county, {}, 20)  # warm the pool and the caches
-                print(f"{'scenario':40} {'total':>7} {'p50 ms':>8} {'p99 ms':>8}")
-                for name, headers, params in scenarios:
-                    p50, p99, total = await measure(session, url, headers, params, requests)
-                    print(f"{name:40} {total:7d} {p50:8.2f} {p99:8.2f}", flush=True)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        await infra.delete_exchange(exchange)
-        await infra.drop_database(database_url)
+
+    async with users_service("siui_bench_users", prepare=prepare,
+                             hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)) as service:
+        pki = service.pki
+        county = {"Authorization": "Bearer " + infra.make_token(pki.token_signing_key, cas="B")}
+        national = {"Authorization": "Bearer " + infra.make_token(pki.token_signing_key, cas="CNAS",
+                                                                   rights=ALL_RIGHTS)}
+        scenarios = [
+            ("B operator, all types, page 1", county, {}),
+            ("B operator, external, page 10", county, {"type": "external", "page": "10"}),
+            ("B operator, q=<provider code>", county, {"q": b_cuis[len(b_cuis) // 2]}),
+            ("B operator, q=popescu (name)", county, {"q": "popescu"}),
+            ("CNAS, every house, page 1", national, {}),
+            ("CNAS, cas=CJ internal, 50/page", national, {"cas": "CJ", "type": "internal", "per_page": "50"}),
+            ("CNAS, q=<6 digits of a CUI>", national, {"q": b_cuis[7][1:7]}),
+            ("CNAS, q=sana (provider name)", national, {"q": "sana", "per_page": "100"}),
+            ("CNAS, q=po (two letters)", national, {"q": "po"}),
+            ("B operator, q=a (one letter)", county, {"q": "a"}),
+            ("CNAS, page 2500 of 5000", national, {"page": "2500"}),
+        ]
+        url = service.base + "/v1/users"
+        async with aiohttp.ClientSession() as session:
+            await measure(session, url, county, {}, 20)  # warm the pool and the caches
+            print(f"{'scenario':40} {'total':>7} {'p50 ms':>8} {'p99 ms':>8}")
+            for name, headers, params in scenarios:
+                p50, p99, total = await measure(session, url, headers, params, requests)
+                print(f"{name:40} {total:7d} {p50:8.2f} {p99:8.2f}", flush=True)
 
 
 if __name__ == "__main__":
