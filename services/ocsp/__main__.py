@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import gc
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 
 from shared.http.serving import GuardedAppRunner
 from prometheus_client import multiprocess
@@ -44,7 +46,34 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _app(config: Config):
+class StartGC:
+    """The collector's work from the process's start to the end of the load (the
+    ``ocsp_start_gc`` log line: collections, longest pause, total), from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.collections, self.total, self.longest, self._began = 0, 0.0, 0.0, 0.0
+
+    def __call__(self, phase: str, _info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._began
+        self.collections += 1
+        self.total += pause
+        self.longest = max(self.longest, pause)
+
+    def install(self) -> "StartGC":
+        gc.callbacks.append(self)
+        return self
+
+    def report(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self)
+        log.info("ocsp_start_gc", collections=self.collections, max_pause_ms=round(self.longest * 1000, 1),
+                 total_ms=round(self.total * 1000, 1))
+
+
+def _app(config: Config, start_gc: StartGC | None = None):
     app = create_app(config)
 
     async def freeze(_app) -> None:
@@ -52,7 +81,11 @@ def _app(config: Config):
         # moved out of the collector's sight, a full collection no longer walks them all,
         # which otherwise shows as tens of milliseconds of p99 under load.
         gc.freeze()
+        if start_gc is not None:
+            start_gc.report()
 
+    # aiohttp runs the cleanup contexts (the load among them) as its first on_startup
+    # step: this one runs after the load.
     app.on_startup.append(freeze)
     return app
 
@@ -62,12 +95,13 @@ def serve(config: Config) -> None:
     # Fewer, larger young-generation collections: each request allocates a few hundred
     # short-lived objects, and the default threshold (700) collects every few requests.
     gc.set_threshold(20_000, 20, 20)
+    start_gc = StartGC().install()
     configure_logging("ocsp", config.common.log_format)
     with asyncio.Runner(loop_factory=_event_loop) as runner:
-        runner.run(_serve(config))
+        runner.run(_serve(config, start_gc))
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, start_gc: StartGC | None = None) -> None:
     """The app behind the OCSP front on ``config.port`` until SIGINT/SIGTERM.
 
     Not ``web.run_app``: the front (``services.ocsp.responder.front``) owns the port and hands
@@ -79,7 +113,7 @@ async def _serve(config: Config) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # from the start: a stop during startup waits for it
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    runner = GuardedAppRunner(_app(config), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = GuardedAppRunner(_app(config, start_gc), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         await runner.setup()
         site = FrontSite(runner, config.common.host, config.port, reuse_port=config.workers > 1)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -90,6 +91,7 @@ async def reload(read: Reading, registry: Registry, data_key: bytes,
     what is newer; what the tables lack is dropped only when it is not newer than
     anything they hold (a lagging standby may not have an event applied from the broker
     yet). Never an older state over a newer one: events may have run ahead of the tables."""
+    began = time.perf_counter()
     async with read() as conn:
         issuers = await queries.all_issuers(conn)
         signers = {str(row["issuer_id"]): row for row in await queries.all_signers(conn)}
@@ -118,7 +120,8 @@ async def reload(read: Reading, registry: Registry, data_key: bytes,
             if (house.issuer_id, house.serial, house.username) not in keys and \
                     (newest is None or house.changed_at is None or house.changed_at <= newest):
                 forget_certificate(registry, house.issuer_id, house.serial, house.username)
-    log.info("ocsp_registry_loaded", issuers=len(issuer_ids), certificates=len(keys))
+    log.info("ocsp_registry_loaded", issuers=len(issuer_ids), certificates=len(keys),
+             seconds=round(time.perf_counter() - began, 2))
 
 
 async def load_presigned(read: Reading, registry: Registry, store: PresignedStore) -> int:
@@ -226,8 +229,10 @@ class StateFollower:
     async def reload(self) -> int:
         await reload(self.read, self.registry, self.data_key, self._issuer_times)
         if self.presigned is not None:
+            began = time.perf_counter()
             count = await load_presigned(self.read, self.registry, self.presigned)
-            log.info("ocsp_presigned_loaded", answers=count, bytes=self.presigned.size_bytes)
+            log.info("ocsp_presigned_loaded", answers=count, bytes=self.presigned.size_bytes,
+                     seconds=round(time.perf_counter() - began, 2))
         self.reloads += 1
         if self.loaded.is_set():
             log.info("follower_resynced", follower=type(self).__name__, loaded=len(self.registry))
