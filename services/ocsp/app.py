@@ -33,7 +33,8 @@ def create_app(config: Config, *, clock: Clock = utc_now, verifier: TokenVerifie
     add_platform(app, config.common, schema="ocsp", migrations="services.ocsp", consumers=CONSUMERS,
                  verifier=verifier, serves_from_memory=True)
     responder.add_registry(app)
-    app.cleanup_ctx.append(state.state_ctx(config.common.data_key_path, presigned=bool(config.presign_algorithms)))
+    app.cleanup_ctx.append(state.state_ctx(config.common.data_key_path, load_timeout=config.load_timeout,
+                                           presigned=bool(config.presign_algorithms)))
     app.cleanup_ctx.append(responder.responder_ctx(config, clock))
     app.cleanup_ctx.append(state.presign_ctx(config, clock))
     app.cleanup_ctx.append(log.log_ctx(capacity=config.log_buffer_entries, retention=config.log_retention))

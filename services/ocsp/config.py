@@ -77,6 +77,11 @@ class Config:
         responder serves those same bytes. Each costs one signature per certificate per
         half-validity and ~0.6 kB per certificate in every worker. Empty: no pre-signing
         (every process signs and caches its own answers, as before issue 14).
+    load_timeout: SIUI_OCSP_LOAD_TIMEOUT, default 600 seconds: how long a process may take
+        to load its start state (the registry and the pre-signed answers) before it gives up
+        and exits (its supervisor starts it again). Nothing is served before that load; at
+        national scale (1,000,000 certificates, 2,000,000 answers, ``bench.national``) it
+        takes minutes on two cores, where the first default, 60 s, had every start time out.
     log_buffer_entries: SIUI_OCSP_LOG_BUFFER: OCSP log entries a process may hold while
         PostgreSQL catches up (about 270 bytes each, so ~130 MB at most). Sized for a
         10-second burst at 50,000 answers/s, or 100 s of a database outage at 5,000/s;
@@ -134,6 +139,7 @@ class Config:
     cache_entries: int = setting("SIUI_OCSP_CACHE_ENTRIES", 200_000, minimum=0)
     cache_bytes: int = setting("SIUI_OCSP_CACHE_BYTES", 256 * 1024 * 1024, minimum=1024 * 1024)
     presign_hashes: str = setting("SIUI_OCSP_PRESIGN_HASHES", "sha1,sha256")
+    load_timeout: float = setting("SIUI_OCSP_LOAD_TIMEOUT", 600.0, minimum=5, maximum=7200)
     log_buffer_entries: int = setting("SIUI_OCSP_LOG_BUFFER", 500_000, minimum=10_000)
     log_retention_days: int = setting("SIUI_OCSP_LOG_RETENTION_DAYS", 90, minimum=1, maximum=3660)
     log_retention_by_house: str = setting("SIUI_OCSP_LOG_RETENTION_BY_HOUSE", "")

@@ -49,7 +49,6 @@ __all__ = ["HANDLERS", "KEYS", "ONLINE", "OPENAPI", "RENEWAL_HANDLERS", "SESSION
 log = get_logger(__name__)
 
 SESSION_TTL = timedelta(minutes=15)
-LOAD_TIMEOUT = 60.0
 # The kernel's queue of connections not yet accepted. Accepting is cheap and the gate
 # (shedding) decides right after, so this only absorbs a burst between two turns of the
 # event loop; SYNs beyond it are dropped and retried by the clients' TCP (1 s, 3 s, ...).
@@ -81,14 +80,14 @@ def online_ctx(config: Config, *, clock: Clock = utc_now, session_ttl: timedelta
             syncing = BackgroundTask("ocsp-keys-sync", sync.run, cancel_on_stop=True)
             syncing.start()
             started.push_async_callback(syncing.stop)
-            await asyncio.wait_for(sync.loaded.wait(), LOAD_TIMEOUT)
+            await asyncio.wait_for(sync.loaded.wait(), config.load_timeout)
             # Rejected renewals (issue 15), followed like the keys.
             app[REFUSALS] = RefusalStore()
             refusals = RefusalSync(pool, app[REFUSALS], app[LISTENER].subscribe(REFUSALS_CHANNEL))
             following = BackgroundTask("ocsp-refusals-sync", refusals.run, cancel_on_stop=True)
             following.start()
             started.push_async_callback(following.stop)
-            await asyncio.wait_for(refusals.loaded.wait(), LOAD_TIMEOUT)
+            await asyncio.wait_for(refusals.loaded.wait(), config.load_timeout)
             app[RENEWALS] = RenewalReporter(pool)
             app[USAGE] = UsageTracker()
             publisher = BackgroundTask("ocsp-usage", publishing(pool, app[USAGE], interval=usage_interval))
