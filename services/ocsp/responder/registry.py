@@ -223,6 +223,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._records)
 
+    def empty(self) -> bool:
+        """Whether no certificate is held at all, in any house."""
+        return not self._records and not self._houses
+
     def upsert_certificate(self, issuer_id: str, serial: int, *, certificate_id: str, username: str,
                            cas: str, status: Literal["good", "revoked"] = "good", suspended: bool = False,
                            suspended_at: datetime | None = None, revoked_at: datetime | None = None,
