@@ -251,6 +251,8 @@ class Start:
     hwm: int = 0           # peak RSS during the start
     log: list[dict] = field(default_factory=list)
     answer_produced_at: datetime | None = None
+    presigned_answer: bool = False
+    all_loaded_s: float = 0.0
 
     def event(self, name: str) -> dict | None:
         return next((e for e in self.log if e.get("event") == name), None)
@@ -289,7 +291,10 @@ class Service:
         self.profile = profile
         self.process: subprocess.Popen | None = None
 
-    async def start(self, probe: bytes | None) -> Start:
+    def logged(self, event: str) -> bool:
+        return f'"event": "{event}"' in self.log_path.read_text(errors="replace")
+
+    async def start(self, probe: bytes | None, stored=None, wait_for_event: str | None = None) -> Start:
         command = [sys.executable, "-m", "services.ocsp"]
         if self.profile:
             command = [sys.executable, "-m", "cProfile", "-o", self.profile, "-m", "services.ocsp"]
@@ -311,12 +316,26 @@ class Service:
                 await asyncio.sleep(0.05)
             result.ready_s = time.monotonic() - started
             if probe is not None:
-                async with session.post(f"http://127.0.0.1:{self.port}/", data=probe,
-                                        headers={"Content-Type": "application/ocsp-request"}) as response:
-                    answer = ocsp.load_der_ocsp_response(await response.read())
-                result.first_answer_s = time.monotonic() - started
-                if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
-                    result.answer_produced_at = answer.produced_at_utc
+                # Until the answer is the stored pre-signed one (the table's bytes, the
+                # loaded ones or the presigner's refresh of them), not one signed live.
+                while time.monotonic() - started < READY_TIMEOUT:
+                    async with session.post(f"http://127.0.0.1:{self.port}/", data=probe,
+                                            headers={"Content-Type": "application/ocsp-request"}) as response:
+                        der = await response.read()
+                    result.first_answer_s = time.monotonic() - started
+                    if stored is None or der in await stored():
+                        answer = ocsp.load_der_ocsp_response(der)
+                        if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
+                            result.answer_produced_at = answer.produced_at_utc
+                            result.presigned_answer = stored is not None
+                        break
+                    await asyncio.sleep(0.05)
+        if wait_for_event:
+            while time.monotonic() - started < READY_TIMEOUT and not self.logged(wait_for_event):
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"ocsp exited with {self.process.returncode}; see {self.log_path}")
+                await asyncio.sleep(0.2)
+            result.all_loaded_s = time.monotonic() - started
         await asyncio.sleep(1.0)  # the loop settles (the presigner's election, first sweep slice)
         status = proc_status(self.process.pid)
         result.rss, result.hwm = status["VmRSS"], status["VmHWM"]
@@ -338,6 +357,18 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
             await asyncio.to_thread(self.process.wait)
+
+
+def stored_answers(url: str, issuer: IssuerData, serial: int):
+    async def read() -> list[bytes]:
+        conn = await asyncpg.connect(url, server_settings={"search_path": "ocsp"})
+        try:
+            return [bytes(r["der"]) for r in await conn.fetch(
+                "select der from presigned_answers where issuer_id = $1 and serial = $2 and hash_algorithm = 'sha1'",
+                issuer.issuer_id, Decimal(serial))]
+        finally:
+            await conn.close()
+    return read
 
 
 async def refreshed_since(url: str, since: datetime) -> int:
@@ -451,7 +482,7 @@ async def main(args) -> None:
         t = time.monotonic()
         certificates = make_certificates(args.certificates, args.houses, issuers)
         print(f"made {args.certificates:,} certificates in {time.monotonic() - t:.1f} s", flush=True)
-        probe_cert = certificates.signing[len(certificates.signing) // 2]
+        probe_cert = certificates.signing[0]  # COPYed first: the first page the service reads
         probe = ocsp_request(issuers[probe_cert[0]], probe_cert[1])
 
         service = Service(url, exchange, pki, work, "empty", presign=True)
@@ -478,7 +509,8 @@ async def main(args) -> None:
 
         service = Service(url, exchange, pki, work, "national", presign=True, profile=args.profile)
         since = datetime.now(timezone.utc).replace(microsecond=0)
-        national = await service.start(probe)
+        national = await service.start(probe, stored_answers(url, issuers[probe_cert[0]], probe_cert[1]),
+                                       "ocsp_presigned_loaded")
         print(f"national start: {national.ready_s:.1f} s, RSS {mb(national.rss)}", flush=True)
         refresh = await watch_refresh(url, since, args.certificates * len(PRESIGN_HASHES), args.refresh_seconds)
         await service.stop()

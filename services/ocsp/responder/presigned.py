@@ -103,6 +103,10 @@ class PresignedStore:
         self._waiters: dict[Key, list[asyncio.Future]] = {}
         #: The newest ``seq`` applied (the follower reads rows after it).
         self.seq = 0
+        #: Clear while the follower's first load still reads the table (the process
+        #: serves meanwhile): the presigner's sweep waits for it.
+        self.loaded = asyncio.Event()
+        self.loaded.set()
         self.size_bytes = 0
 
     def __len__(self) -> int:

@@ -126,6 +126,16 @@ class Lookup:
 _UNKNOWN_ISSUER = Lookup("unknown_issuer")
 
 
+def _by_name(held) -> tuple[str, ...]:
+    """The user names of a certificate's house records (``Registry._houses``' value)."""
+    if held is None:
+        return ()
+    if type(held) is CertificateRecord:
+        return (held.username,)
+    return tuple(held)
+
+
+
 class Registry:
     """Issuers by every CertID hash triple, certificates by (issuer_id, serial)."""
 
@@ -138,8 +148,11 @@ class Registry:
         # Issue 15: one certificate may be registered in several houses (one user each).
         # ``_records`` holds what OCSP answers (the houses' records combined by the
         # state feature's rule); these hold each house's own, for the online channel.
-        self._houses: dict[tuple[str, int], dict[str, CertificateRecord]] = {}
-        self._by_user: dict[str, dict[tuple[str, int], CertificateRecord]] = {}
+        # National scale (issue 14): nearly every certificate has one house and every user
+        # one certificate, so a lone record is held as itself, a dict only for two or more
+        # (an empty dict per certificate and per user costs ~450 bytes a certificate).
+        self._houses: dict[tuple[str, int], CertificateRecord | dict[str, CertificateRecord]] = {}
+        self._by_user: dict[str, CertificateRecord | dict[tuple[str, int], CertificateRecord]] = {}
         #: Bumped whenever the set of issuers (or a signer) changes, so that users of the
         #: issuer list (the online channel's TLS trust store) can tell when to rebuild.
         self.issuers_version = 0
@@ -210,6 +223,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._records)
 
+    def empty(self) -> bool:
+        """Whether no certificate is held at all, in any house."""
+        return not self._records and not self._houses
+
     def upsert_certificate(self, issuer_id: str, serial: int, *, certificate_id: str, username: str,
                            cas: str, status: Literal["good", "revoked"] = "good", suspended: bool = False,
                            suspended_at: datetime | None = None, revoked_at: datetime | None = None,
@@ -236,9 +253,27 @@ class Registry:
         self._records[(issuer_id, serial)] = record
         return record
 
+    def next_version(self) -> int:
+        """A version for ``load_certificate``'s record (any number taken is never reused)."""
+        return next(self._versions)
+
+    def load_certificate(self, record: CertificateRecord) -> bool:
+        """At a load: a certificate no house holds yet, with one house's record (made with
+        ``version=next_version()``), is answered from that very record (the houses' records
+        combined, when there is one, are that record): one object serves both. False, and
+        nothing done, when the certificate is already held (the caller combines the houses)."""
+        key = (record.issuer_id, record.serial)
+        if key in self._houses or key in self._records:
+            return False
+        self._records[key] = record
+        self._houses[key] = record
+        self._put_user_entry(record.username, key, record)
+        return True
+
     def remove_certificate(self, issuer_id: str, serial: int) -> bool:
         """Forget a certificate in every house (it answers ``unknown`` again); True if it was known."""
-        for username in self._houses.pop((issuer_id, serial), {}):
+        held = self._houses.pop((issuer_id, serial), None)
+        for username in _by_name(held):
             self._drop_user_entry(username, (issuer_id, serial))
         return self._records.pop((issuer_id, serial), None) is not None
 
@@ -248,37 +283,81 @@ class Registry:
         """Keep one house's (one user's) record of a certificate; the answer OCSP gives is
         set apart, by ``upsert_certificate`` with the houses' records combined."""
         key = (record.issuer_id, record.serial)
-        self._houses.setdefault(key, {})[record.username] = record
-        self._by_user.setdefault(record.username, {})[key] = record
+        held = self._houses.get(key)
+        if held is None or (type(held) is CertificateRecord and held.username == record.username):
+            self._houses[key] = record
+        elif type(held) is CertificateRecord:
+            self._houses[key] = {held.username: held, record.username: record}
+        else:
+            held[record.username] = record
+        self._put_user_entry(record.username, key, record)
 
     def drop_house_record(self, issuer_id: str, serial: int, username: str) -> bool:
         """Forget one house's record; True if it was held."""
         key = (issuer_id, serial)
-        held = self._houses.get(key, {}).pop(username, None)
-        if key in self._houses and not self._houses[key]:
-            del self._houses[key]
+        held = self._houses.get(key)
+        found = None
+        if type(held) is CertificateRecord:
+            if held.username == username:
+                found = held
+                del self._houses[key]
+        elif held is not None:
+            found = held.pop(username, None)
+            if len(held) == 1:
+                self._houses[key] = next(iter(held.values()))
+            elif not held:
+                del self._houses[key]
         self._drop_user_entry(username, key)
-        return held is not None
+        return found is not None
 
     def house_records(self, issuer_id: str, serial: int) -> tuple[CertificateRecord, ...]:
         """Every house's record of a certificate, by user name."""
         held = self._houses.get((issuer_id, serial))
-        return tuple(held[u] for u in sorted(held)) if held else ()
+        if held is None:
+            return ()
+        if type(held) is CertificateRecord:
+            return (held,)
+        return tuple(held[u] for u in sorted(held))
 
     def house_record(self, issuer_id: str, serial: int, username: str) -> CertificateRecord | None:
         """One user's record of a certificate."""
-        return self._houses.get((issuer_id, serial), {}).get(username)
+        held = self._houses.get((issuer_id, serial))
+        if type(held) is CertificateRecord:
+            return held if held.username == username else None
+        return held.get(username) if held is not None else None
 
     def user_records(self, username: str) -> tuple[CertificateRecord, ...]:
         """Every certificate registered to one user (a few: the online channel's renewal check)."""
-        return tuple(self._by_user.get(username, {}).values())
+        mine = self._by_user.get(username)
+        if mine is None:
+            return ()
+        if type(mine) is CertificateRecord:
+            return (mine,)
+        return tuple(mine.values())
+
+    def _put_user_entry(self, username: str, key: tuple[str, int], record: CertificateRecord) -> None:
+        mine = self._by_user.get(username)
+        if mine is None or (type(mine) is CertificateRecord and (mine.issuer_id, mine.serial) == key):
+            # The user name the record holds is the key: one string for both.
+            self._by_user[record.username] = record
+        elif type(mine) is CertificateRecord:
+            self._by_user[username] = {(mine.issuer_id, mine.serial): mine, key: record}
+        else:
+            mine[key] = record
 
     def _drop_user_entry(self, username: str, key: tuple[str, int]) -> None:
         mine = self._by_user.get(username)
-        if mine is not None:
-            mine.pop(key, None)
-            if not mine:
+        if mine is None:
+            return
+        if type(mine) is CertificateRecord:
+            if (mine.issuer_id, mine.serial) == key:
                 del self._by_user[username]
+            return
+        mine.pop(key, None)
+        if len(mine) == 1:
+            self._by_user[username] = next(iter(mine.values()))
+        elif not mine:
+            del self._by_user[username]
 
     def certificate(self, issuer_id: str, serial: int) -> CertificateRecord | None:
         """The record for (issuer_id, serial), if any."""

@@ -42,7 +42,8 @@ from services.ocsp.responder.presigned import PresignedStore
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state import queries
 from services.ocsp.state.apply import (apply_certificate, apply_issuer, apply_issuer_event, certificate_der,
-                                       certificate_state, forget_certificate, issuer_key, presigned_entries,
+                                       certificate_state, forget_certificate, issuer_key, load_certificates,
+                                       presigned_entries,
                                        presigned_rows, put_newer)
 from shared.broker import FOLLOW_WORD, Broker, declare_process_queue
 from shared.clock import Clock, utc_now
@@ -54,6 +55,8 @@ from shared.tasks import wait_stopping
 
 log = get_logger(__name__)
 
+#: Certificate rows fetched at a time from the load's cursor (a few MB of rows in memory).
+CERTIFICATE_PAGE = 10_000
 #: Rows read per query when loading the pre-signed answers, and rows turned into answers
 #: between two turns of the event loop (~2 ms): a worker loading them keeps answering.
 PRESIGNED_PAGE = 5_000
@@ -95,7 +98,32 @@ async def reload(read: Reading, registry: Registry, data_key: bytes,
     async with read() as conn:
         issuers = await queries.all_issuers(conn)
         signers = {str(row["issuer_id"]): row for row in await queries.all_signers(conn)}
-        certificates = await queries.all_certificates(conn)
+        _apply_issuers(registry, issuers, signers, data_key, issuer_times)
+        # The first load (nothing held: no house record to forget) keeps no set of keys.
+        fresh = registry.empty()
+        keys, newest, count, shared = set(), None, 0, {}
+        async for rows in queries.certificate_pages(conn, CERTIFICATE_PAGE):
+            if fresh:
+                count += load_certificates(registry, rows, shared)
+            else:
+                for row in rows:
+                    keys.add((str(row["issuer_id"]), int(row["serial"]), row["username"]))
+                    apply_certificate(registry, row)
+                changed = max(row["changed_at"] for row in rows)
+                newest = changed if newest is None else max(newest, changed)
+            await asyncio.sleep(0)
+    if not fresh:
+        count = len(keys)
+        for record in registry.certificates():
+            for house in registry.house_records(record.issuer_id, record.serial):
+                if (house.issuer_id, house.serial, house.username) not in keys and \
+                        (newest is None or house.changed_at is None or house.changed_at <= newest):
+                    forget_certificate(registry, house.issuer_id, house.serial, house.username)
+    log.info("ocsp_registry_loaded", issuers=len(issuers), certificates=count,
+             seconds=round(time.perf_counter() - began, 2))
+
+
+def _apply_issuers(registry: Registry, issuers, signers, data_key: bytes, issuer_times: dict | None) -> None:
     issuer_times = {} if issuer_times is None else issuer_times
     issuer_ids = {str(row["id"]) for row in issuers}
     for row in issuers:
@@ -110,18 +138,6 @@ async def reload(read: Reading, registry: Registry, data_key: bytes,
         known = issuer_times.get(issuer.issuer_id)
         if issuer.issuer_id not in issuer_ids and (horizon is None or known is None or known <= horizon):
             registry.remove_issuer(issuer.issuer_id)
-    keys = set()
-    for row in certificates:
-        keys.add((str(row["issuer_id"]), int(row["serial"]), row["username"]))
-        apply_certificate(registry, row)
-    newest = max((row["changed_at"] for row in certificates), default=None)
-    for record in registry.certificates():
-        for house in registry.house_records(record.issuer_id, record.serial):
-            if (house.issuer_id, house.serial, house.username) not in keys and \
-                    (newest is None or house.changed_at is None or house.changed_at <= newest):
-                forget_certificate(registry, house.issuer_id, house.serial, house.username)
-    log.info("ocsp_registry_loaded", issuers=len(issuer_ids), certificates=len(keys),
-             seconds=round(time.perf_counter() - began, 2))
 
 
 async def load_presigned(read: Reading, registry: Registry, store: PresignedStore) -> int:
@@ -141,6 +157,31 @@ async def load_presigned(read: Reading, registry: Registry, store: PresignedStor
                 break
     # Answers published during the load are queued: applied after it, the newer winning.
     store.replace_all(loaded, after)
+    return read_count
+
+
+async def load_presigned_serving(read: Reading, registry: Registry, store: PresignedStore) -> int:
+    """The first load of the pre-signed answers, while the process serves and follows
+    events: each page is servable as soon as it is read, an answer held already (an
+    AnswersPresigned applied meanwhile) replaced only by a newer one (``put_newer``).
+    Until it ends, a request whose answer is not there yet is signed live, as before
+    pre-signing; the presigner waits for it (``store.loaded``) before its first sweep,
+    or it would find every answer missing. How many answers were read."""
+    after, read_count = 0, 0
+    async with read() as conn:
+        while True:
+            rows = await queries.presigned_after(conn, after, PRESIGNED_PAGE)
+            for start in range(0, len(rows), PRESIGNED_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                put_newer(store, presigned_entries(registry, rows[start:start + PRESIGNED_SLICE]))
+            read_count += len(rows)
+            if rows:
+                after = rows[-1]["seq"]
+            if len(rows) < PRESIGNED_PAGE:
+                break
+            await asyncio.sleep(0)
+    store.seq = max(store.seq, after)
     return read_count
 
 
@@ -170,6 +211,7 @@ class StateFollower:
         self._wake = asyncio.Event()
         self._issuer_times: dict[str, datetime] = {}
         self._channel = None
+        self._presigned_task: asyncio.Task | None = None
         self._stop_following: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -180,6 +222,10 @@ class StateFollower:
         self._stop_following = self.broker.on_reconnect(self._reconnected)
 
     async def close(self) -> None:
+        if self._presigned_task is not None and not self._presigned_task.done():
+            self._presigned_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._presigned_task
         if self._stop_following is not None:
             self._stop_following()
         if self._channel is not None:
@@ -228,17 +274,42 @@ class StateFollower:
 
     async def reload(self) -> int:
         await reload(self.read, self.registry, self.data_key, self._issuer_times)
-        if self.presigned is not None:
+        if self.presigned is not None and not self.loaded.is_set() and self._presigned_task is None:
+            # The start: served as soon as the registry is loaded; the pre-signed answers
+            # follow in the background (issue 14: a national store takes a minute to read).
+            self.presigned.loaded.clear()
+            self._presigned_task = asyncio.get_running_loop().create_task(self._load_presigned_serving())
+        elif self.presigned is not None:
+            if self._presigned_task is not None and not self._presigned_task.done():
+                self._presigned_task.cancel()  # the read below makes the store the table's
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._presigned_task
             began = time.perf_counter()
             count = await load_presigned(self.read, self.registry, self.presigned)
             log.info("ocsp_presigned_loaded", answers=count, bytes=self.presigned.size_bytes,
                      seconds=round(time.perf_counter() - began, 2))
+            self.presigned.loaded.set()
         self.reloads += 1
         if self.loaded.is_set():
             log.info("follower_resynced", follower=type(self).__name__, loaded=len(self.registry))
         self.loaded.set()
         self._tell("reload", None)
         return len(self.registry)
+
+    async def _load_presigned_serving(self) -> None:
+        began = time.perf_counter()
+        try:
+            count = await load_presigned_serving(self.read, self.registry, self.presigned)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database away: read it all again, as a reload
+            log.warning("ocsp_presigned_load_failed", error=repr(exc)[:300])
+            self._reloads_due.insert(0, 0.0)
+            self._wake.set()
+            return
+        log.info("ocsp_presigned_loaded", answers=count, bytes=self.presigned.size_bytes,
+                 seconds=round(time.perf_counter() - began, 2), while_serving=True)
+        self.presigned.loaded.set()
 
     async def _take(self, message: AbstractIncomingMessage) -> None:
         """Check who sent ``message``, apply it, acknowledge it; a message that cannot be

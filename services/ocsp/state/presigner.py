@@ -130,6 +130,16 @@ class Presigner:
 
     async def _lead(self, conn: asyncpg.Connection, stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        if not self.store.loaded.is_set():
+            # The follower still reads the stored answers: a sweep now would find them
+            # missing and sign them all again. Changes wait too (the sweep covers them).
+            waits = [asyncio.ensure_future(event.wait()) for event in (self.store.loaded, stopping)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+            self._sweep_due = True
         next_sweep = loop.time()
         while not stopping.is_set():
             if self._sweep_due or loop.time() >= next_sweep:

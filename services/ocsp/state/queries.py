@@ -7,6 +7,7 @@ Tables are unqualified: the pool's search_path is the ``ocsp`` schema. Serials t
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -92,6 +93,28 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
         issuer_id, Decimal(serial), certificate_id, username, cas, provider_cui, status, changed_at,
         revocation_reason, not_before, not_after, certificate_der, issuer_revoked_at, issuer_revocation_reason,
         holder)
+
+
+#: The load's columns: ids and serials as text (no UUID nor Decimal object per row: the
+#: registry holds them as text and int), else as CERTIFICATE_COLUMNS.
+LOAD_COLUMNS = ("issuer_id::text as issuer_id, serial::text as serial, certificate_id::text as certificate_id, "
+                "username, cas, provider_cui, status, suspended_at, revoked_at, revocation_reason, not_before, "
+                "not_after, changed_at, issuer_revoked_at, issuer_revocation_reason, holder, "
+                "case when holder is null then certificate_der end as der_for_holder")
+
+
+async def certificate_pages(conn: asyncpg.Connection, page: int) -> AsyncIterator[list[asyncpg.Record]]:
+    """Every certificate row (the DER only of those stored before their holder was), ``page``
+    rows at a time from a server-side cursor in one read-only transaction (one snapshot):
+    a national registry is never all in memory as rows at once."""
+    async with conn.transaction(readonly=True):
+        cursor = await conn.cursor(f"select {LOAD_COLUMNS} from certificates")
+        while True:
+            rows = await cursor.fetch(page)
+            if rows:
+                yield rows
+            if len(rows) < page:
+                return
 
 
 async def all_certificates(conn: asyncpg.Connection) -> list[asyncpg.Record]:
