@@ -14,7 +14,6 @@ process's store, so every worker of every instance serves the same bytes.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -55,19 +54,7 @@ def state_ctx(data_key_path, *, load_timeout: float = LOAD_TIMEOUT, presigned: b
         task = BackgroundTask("ocsp-state", follower.run, cancel_on_stop=True)
         task.start()
         try:
-            # The first load makes millions of long-lived objects and little garbage: the
-            # collector's passes over them are pure cost (11.5 s of an 84 s national start,
-            # pauses up to 2.7 s; bench.national), so it rests until the load is done.
-            collecting = gc.isenabled()
-            gc.disable()
-            try:
-                await asyncio.wait_for(follower.loaded.wait(), load_timeout)
-                # Out of the collector's sight before it runs again: else its first pass
-                # walks everything just loaded (3.8 s at national scale).
-                gc.freeze()
-            finally:
-                if collecting:
-                    gc.enable()
+            await asyncio.wait_for(follower.loaded.wait(), load_timeout)
             yield
         finally:
             await task.stop()

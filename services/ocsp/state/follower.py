@@ -140,21 +140,31 @@ def _apply_issuers(registry: Registry, issuers, signers, data_key: bytes, issuer
             registry.remove_issuer(issuer.issuer_id)
 
 
-async def load_presigned(read: Reading, registry: Registry, store: PresignedStore) -> int:
-    """Make ``store`` equal to the table (the read pool's); how many answers were read."""
-    after, read_count, loaded = 0, 0, []
+async def _presigned_slices(read: Reading, registry: Registry):
+    """The table's pre-signed answers as entries, a slice at a time with the event loop
+    turning between slices, each with its row count and the last ``seq`` read so far."""
+    after = 0
     async with read() as conn:
         while True:
             rows = await queries.presigned_after(conn, after, PRESIGNED_PAGE)
+            if rows:
+                after = rows[-1]["seq"]
             for start in range(0, len(rows), PRESIGNED_SLICE):
                 if start:
                     await asyncio.sleep(0)
-                loaded.extend(presigned_entries(registry, rows[start:start + PRESIGNED_SLICE]))
-            read_count += len(rows)
-            if rows:
-                after = rows[-1]["seq"]
+                part = rows[start:start + PRESIGNED_SLICE]
+                yield presigned_entries(registry, part), len(part), after
             if len(rows) < PRESIGNED_PAGE:
                 break
+            await asyncio.sleep(0)
+
+
+async def load_presigned(read: Reading, registry: Registry, store: PresignedStore) -> int:
+    """Make ``store`` equal to the table (the read pool's); how many answers were read."""
+    after, read_count, loaded = 0, 0, []
+    async for entries, count, after in _presigned_slices(read, registry):
+        loaded.extend(entries)
+        read_count += count
     # Answers published during the load are queued: applied after it, the newer winning.
     store.replace_all(loaded, after)
     return read_count
@@ -168,19 +178,9 @@ async def load_presigned_serving(read: Reading, registry: Registry, store: Presi
     pre-signing; the presigner waits for it (``store.loaded``) before its first sweep,
     or it would find every answer missing. How many answers were read."""
     after, read_count = 0, 0
-    async with read() as conn:
-        while True:
-            rows = await queries.presigned_after(conn, after, PRESIGNED_PAGE)
-            for start in range(0, len(rows), PRESIGNED_SLICE):
-                if start:
-                    await asyncio.sleep(0)
-                put_newer(store, presigned_entries(registry, rows[start:start + PRESIGNED_SLICE]))
-            read_count += len(rows)
-            if rows:
-                after = rows[-1]["seq"]
-            if len(rows) < PRESIGNED_PAGE:
-                break
-            await asyncio.sleep(0)
+    async for entries, count, after in _presigned_slices(read, registry):
+        put_newer(store, entries)
+        read_count += count
     store.seq = max(store.seq, after)
     return read_count
 
