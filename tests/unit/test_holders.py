@@ -54,3 +54,38 @@ def test_a_renewal_by_the_same_ca_names_the_same_holder_and_travels_as_json():
     assert same_holder(holder, holder_of(old.cert.subject))
     assert Holder.from_json(holder.to_json()) == holder
     assert Holder.from_json({"subject": 3}) is None and Holder.from_json(None) is None
+
+
+# -- the compact key a responder keeps (issue 14) -------------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+import pytest  # noqa: E402
+
+from shared.holders import HOLDER_KEY_BYTES, holder_key, same_holder_key  # noqa: E402
+
+_part = st.one_of(st.none(), st.sampled_from(["", "pnoro-1800101221144", "vatro-12433636", "x"]), st.text(max_size=8))
+_holders = st.builds(Holder, st.sampled_from(["", "2.5.4.3=dr pop", "2.5.4.3=dr ion", "2.5.4.6=ro"]) | st.text(max_size=8),
+                     _part, _part)
+
+
+@given(_holders, _holders)
+def test_the_holder_key_follows_the_same_rule_as_the_holder(presented, registered):
+    key = holder_key(presented)
+    assert len(key) == HOLDER_KEY_BYTES
+    assert same_holder_key(key, holder_key(registered)) == same_holder(presented, registered)
+
+
+def test_the_holder_key_of_a_renewal_matches_and_of_another_holder_does_not():
+    pop = Holder("2.5.4.3=dr pop", "pnoro-1800101221144", None)
+    renamed = Holder("2.5.4.3=dr pop-ionescu", "pnoro-1800101221144", None)
+    other = Holder("2.5.4.3=dr ion", "pnoro-1800101000000", None)
+    assert same_holder_key(holder_key(renamed), holder_key(pop))
+    assert not same_holder_key(holder_key(other), holder_key(pop))
+    # Nobody named matches nobody, as with the holders themselves.
+    assert not same_holder_key(holder_key(Holder("")), holder_key(Holder("")))
+
+
+def test_a_key_of_the_wrong_size_is_refused():
+    with pytest.raises(ValueError, match="24 octets"):
+        same_holder_key(b"short", holder_key(Holder("2.5.4.3=dr pop")))

@@ -65,13 +65,13 @@ def test_an_older_state_of_one_house_changes_nothing():
 
 
 def test_a_row_stored_before_its_holder_was_gets_it_from_its_der():
-    from shared.holders import holder_of
+    from shared.holders import holder_key, holder_of
     from tests.support.pki import TestPki, client
 
     pki = TestPki.at(T0, "houses-backfill")
     leaf = client(pki.issuing, pki.name("Dr Backfill"), now=T0)
     registry = Registry()
     apply_certificate(registry, {**state("12433636_CAS-B"), "holder": None, "der_for_holder": leaf.der})
-    assert registry.house_record(ISSUER, SERIAL, "12433636_CAS-B").holder == holder_of(leaf.cert.subject)
+    assert registry.house_record(ISSUER, SERIAL, "12433636_CAS-B").holder_key == holder_key(holder_of(leaf.cert.subject))
     apply_certificate(registry, {**state("12433636_CAS-CJ"), "holder": holder_of(leaf.cert.subject).to_json()})
-    assert registry.house_record(ISSUER, SERIAL, "12433636_CAS-CJ").holder == holder_of(leaf.cert.subject)
+    assert registry.house_record(ISSUER, SERIAL, "12433636_CAS-CJ").holder_key == holder_key(holder_of(leaf.cert.subject))

@@ -12,7 +12,7 @@ from services.ocsp.online.keys import KeyRecord
 from services.ocsp.online.rules import ClientCert, evaluate, message_for, renewal_of
 from services.ocsp.responder.registry import CertificateRecord
 from shared import errors
-from shared.holders import Holder
+from shared.holders import Holder, holder_key
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 POP = Holder("2.5.4.3=dr pop", "pnoro-1800101221144")
@@ -61,7 +61,8 @@ def cert(holder=POP, issuer_id="ca", serial=77, **kw) -> ClientCert:
 
 def record(username=USER, holder=POP, status="good") -> CertificateRecord:
     return CertificateRecord("ca", 1, "old-id", username, "B", status,
-                             revoked_at=NOW if status == "revoked" else None, holder=holder,
+                             revoked_at=NOW if status == "revoked" else None,
+                             holder_key=holder_key(holder) if holder is not None else None,
                              not_after=NOW + timedelta(days=20))
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from services.ocsp.online.keys import KeyRecord
 from services.ocsp.responder.registry import CertificateRecord
-from shared.holders import Holder, same_holder
+from shared.holders import Holder, holder_key, same_holder_key
 
 # (Romanian, English). {username}, {serial}, {date}, {issuer} are filled in.
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -198,8 +198,9 @@ def renewal_of(cert: ClientCert, username: str, registered: tuple[CertificateRec
         return None  # beyond 20 octets no certificate is ever registered: nothing to renew
     if refused:
         return "renewal_rejected", None
+    presented = holder_key(cert.holder)
     followed = [r for r in registered if r.username == username and r.status != "revoked"
-                and r.holder is not None and same_holder(cert.holder, r.holder)]
+                and r.holder_key is not None and same_holder_key(presented, r.holder_key)]
     if not followed:
         return None
     # The one valid longest is the one renewed (certs picks the same: renewals.followed).

@@ -12,11 +12,15 @@ a change misses at once, and the stale entry simply ages out of the LRU.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import struct
+import sys
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from itertools import count
 from typing import Literal
 
@@ -24,7 +28,6 @@ from asn1crypto import x509 as asn1_x509
 
 from services.ocsp.responder.codec import HASH_SIZES, CertId, ParsedRequest
 from services.ocsp.responder.responses import REVOCATION_REASONS, ResponderIdentity, SingleAnswer
-from shared.holders import Holder
 
 __all__ = [
     "CachedResponse",
@@ -66,39 +69,191 @@ class Issuer:
     certificate_der: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+#: A record's five times, packed (microseconds since the epoch; ``_NO_TIME`` for None):
+#: changed_at, not_before, not_after, suspended_at, revoked_at.
+_TIMES = struct.Struct("<5q")
+_NO_TIME = -(1 << 63)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+#: A record's flags: revoked, suspended, revoked by its issuer, and its reason's index
+#: (0: none) above them; a small int, so shared by every record (CPython keeps one of each).
+_REVOKED, _SUSPENDED, _BY_ISSUER, _REASON_SHIFT = 1, 2, 4, 3
+_REASONS = (None, *sorted(REVOCATION_REASONS))
+_REASON_INDEX = {reason: index for index, reason in enumerate(_REASONS)}
+#: ``_cui`` when the provider's CUI is the user name's own (``<CUI>_CAS-<house>``).
+_CUI_OF_USERNAME = True
+
+
+def _micros(moment: datetime | None) -> int:
+    if moment is None:
+        return _NO_TIME
+    if moment.tzinfo is None:
+        raise ValueError("a certificate record's times must carry their time zone")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _moment(micros: int) -> datetime | None:
+    return None if micros == _NO_TIME else _EPOCH + timedelta(microseconds=micros)
+
+
 class CertificateRecord:
-    """What we know of one certificate (mirrors the certs service's record)."""
+    """What we know of one certificate (mirrors the certs service's record); immutable.
+
+    A responder holds one for each of the country's certificates (issue 14: a million, in
+    every worker), so the record keeps its fields packed (the times in one ``bytes``, the
+    status, suspension and reason in one small int, a UUID id in its 16 octets, the CUI
+    only when the user name does not carry it, the holder as its ``holder_key``), and
+    gives them back as the attributes below: ~450 bytes less a certificate than a
+    dataclass of the same fields."""
+
+    __slots__ = ("issuer_id", "serial", "_id", "username", "cas", "_flags", "_times", "version", "_cui",
+                 "holder_key")
+
+    #: The fields, in the constructor's order (``replace`` and comparisons by field use them).
+    FIELDS = ("issuer_id", "serial", "certificate_id", "username", "cas", "status", "suspended",
+              "suspended_at", "revoked_at", "revocation_reason", "version", "changed_at", "not_before",
+              "not_after", "provider_cui", "revoked_by_issuer", "holder_key")
 
     issuer_id: str
     serial: int
-    certificate_id: str
     username: str
     cas: str
-    status: Literal["good", "revoked"] = "good"
-    suspended: bool = False
-    suspended_at: datetime | None = None
-    revoked_at: datetime | None = None
-    revocation_reason: str | None = None
-    version: int = 0
-    #: The certs service's time of the state this record holds: a late, older event
-    #: (events may arrive out of order) must not overwrite a newer state.
-    changed_at: datetime | None = None
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-    provider_cui: str | None = None
-    #: The revocation is the issuing authority's (its CRL), not SIUI's own.
-    revoked_by_issuer: bool = False
-    #: Who the certificate names (issue 15: how the online channel knows a renewal).
-    holder: Holder | None = None
+    version: int
+    #: Who the certificate names (issue 15: how the online channel knows a renewal), as
+    #: ``shared.holders.holder_key``.
+    holder_key: bytes | None
+
+    def __init__(self, issuer_id: str, serial: int, certificate_id: str | uuid.UUID, username: str, cas: str,
+                 status: Literal["good", "revoked"] = "good", suspended: bool = False,
+                 suspended_at: datetime | None = None, revoked_at: datetime | None = None,
+                 revocation_reason: str | None = None, version: int = 0, changed_at: datetime | None = None,
+                 not_before: datetime | None = None, not_after: datetime | None = None,
+                 provider_cui: str | None = None, revoked_by_issuer: bool = False,
+                 holder_key: bytes | None = None) -> None:
+        put = object.__setattr__
+        # The ids many records share (three issuers, 44 houses) are held once.
+        put(self, "issuer_id", sys.intern(issuer_id))
+        put(self, "serial", serial)
+        put(self, "_id", _packed_id(certificate_id))
+        put(self, "username", username)
+        put(self, "cas", sys.intern(cas))
+        reason = _REASON_INDEX.get(revocation_reason)
+        if reason is None:
+            raise ValueError(f"unknown revocation reason {revocation_reason!r}")
+        put(self, "_flags", (_REVOKED if status == "revoked" else 0) | (_SUSPENDED if suspended else 0)
+            | (_BY_ISSUER if revoked_by_issuer else 0) | (reason << _REASON_SHIFT))
+        put(self, "_times", _TIMES.pack(_micros(changed_at), _micros(not_before), _micros(not_after),
+                                        _micros(suspended_at), _micros(revoked_at)))
+        put(self, "version", version)
+        put(self, "_cui", _CUI_OF_USERNAME if provider_cui is not None and provider_cui == _cui_of(username)
+            else provider_cui)
+        put(self, "holder_key", holder_key)
+
+    @property
+    def certificate_id(self) -> str:
+        held = self._id
+        return str(uuid.UUID(bytes=held)) if type(held) is bytes else held
+
+    @property
+    def status(self) -> Literal["good", "revoked"]:
+        return "revoked" if self._flags & _REVOKED else "good"
+
+    @property
+    def suspended(self) -> bool:
+        return bool(self._flags & _SUSPENDED)
+
+    @property
+    def revoked_by_issuer(self) -> bool:
+        """The revocation is the issuing authority's (its CRL), not SIUI's own."""
+        return bool(self._flags & _BY_ISSUER)
+
+    @property
+    def revocation_reason(self) -> str | None:
+        return _REASONS[self._flags >> _REASON_SHIFT]
+
+    @property
+    def changed_at(self) -> datetime | None:
+        """The certs service's time of the state this record holds: a late, older event
+        (events may arrive out of order) must not overwrite a newer state."""
+        return _moment(_TIMES.unpack(self._times)[0])
+
+    @property
+    def not_before(self) -> datetime | None:
+        return _moment(_TIMES.unpack(self._times)[1])
+
+    @property
+    def not_after(self) -> datetime | None:
+        return _moment(_TIMES.unpack(self._times)[2])
+
+    @property
+    def suspended_at(self) -> datetime | None:
+        return _moment(_TIMES.unpack(self._times)[3])
+
+    @property
+    def revoked_at(self) -> datetime | None:
+        return _moment(_TIMES.unpack(self._times)[4])
+
+    @property
+    def provider_cui(self) -> str | None:
+        held = self._cui
+        return _cui_of(self.username) if held is _CUI_OF_USERNAME else held
+
+    def fields(self) -> dict[str, object]:
+        """Every field by name (what the constructor takes)."""
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def replace(self, **changes) -> "CertificateRecord":
+        """A copy with ``changes`` (as ``dataclasses.replace`` gives one)."""
+        return CertificateRecord(**{**self.fields(), **changes})
 
     def answer(self, cert_id: CertId) -> SingleAnswer:
         """The OCSP answer: revocation wins over suspension, which is a certificateHold."""
-        if self.status == "revoked":
+        if self._flags & _REVOKED:
             return SingleAnswer(cert_id, "revoked", self.revoked_at, self.revocation_reason)
-        if self.suspended:
+        if self._flags & _SUSPENDED:
             return SingleAnswer(cert_id, "revoked", self.suspended_at, "certificate_hold")
         return SingleAnswer(cert_id, "good")
+
+    def _packed(self) -> tuple:
+        return (self.issuer_id, self.serial, self._id, self.username, self.cas, self._flags, self._times,
+                self.version, self._cui, self.holder_key)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CertificateRecord:
+            return NotImplemented
+        return self._packed() == other._packed()
+
+    def __hash__(self) -> int:
+        return hash(self._packed())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        return "CertificateRecord(" + ", ".join(f"{name}={value!r}" for name, value in self.fields().items()) + ")"
+
+
+def _packed_id(certificate_id: str | uuid.UUID) -> bytes | str:
+    # A UUID (every id the certs service gives: asyncpg's or the text of one) in its 16
+    # octets; any other text as it is.
+    if not isinstance(certificate_id, str):
+        return certificate_id.bytes
+    if len(certificate_id) == 36:
+        try:
+            packed = uuid.UUID(certificate_id)
+        except ValueError:
+            return certificate_id
+        if str(packed) == certificate_id:
+            return packed.bytes
+    return certificate_id
+
+
+def _cui_of(username: str) -> str | None:
+    cui, separator, _ = username.partition("_CAS-")
+    return cui if separator else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +388,7 @@ class Registry:
                            revocation_reason: str | None = None, changed_at: datetime | None = None,
                            not_before: datetime | None = None, not_after: datetime | None = None,
                            provider_cui: str | None = None, revoked_by_issuer: bool = False,
-                           holder: Holder | None = None) -> CertificateRecord:
+                           holder_key: bytes | None = None) -> CertificateRecord:
         """Create or replace a certificate's record; its cached answers stop matching at once.
 
         The issuer need not be registered yet: events may arrive in any order, and a
@@ -249,7 +404,7 @@ class Registry:
             raise ValueError(f"unknown revocation reason {revocation_reason!r}")
         record = CertificateRecord(issuer_id, serial, certificate_id, username, cas, status, suspended,
                                    suspended_at, revoked_at, revocation_reason, next(self._versions),
-                                   changed_at, not_before, not_after, provider_cui, revoked_by_issuer, holder)
+                                   changed_at, not_before, not_after, provider_cui, revoked_by_issuer, holder_key)
         self._records[(issuer_id, serial)] = record
         return record
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,7 +22,7 @@ from services.ocsp.responder.responses import REVOCATION_REASONS, ResponderIdent
 from services.ocsp.state.houses import combined
 from services.ocsp.state.signers import decrypt_identity
 from shared.events import CertificateState, Envelope, EventDecodeError, iso, parse_optional_time, parse_time
-from shared.holders import Holder, holder_of
+from shared.holders import Holder, holder_key, holder_of
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -75,7 +74,7 @@ def certificate_state(envelope: Envelope, current: CertificateRecord | None) -> 
         if current.status == "revoked" and not current.revoked_by_issuer:
             return None
     der = certificate_der(event.certificate_pem)
-    holder = holder_of(x509.load_der_x509_certificate(der).subject).to_json() if der else None
+    holder = holder_key(holder_of(x509.load_der_x509_certificate(der).subject)) if der else None
     suspended_at = None
     if event.status == "suspended":
         # A repeated suspension keeps the first one's time: that is the hold's start.
@@ -93,7 +92,7 @@ def certificate_state(envelope: Envelope, current: CertificateRecord | None) -> 
         "revocation_reason": event.reason if event.status == "revoked" else None,
         "not_before": parse_optional_time(event.not_before, "not_before") or (current and current.not_before),
         "not_after": parse_optional_time(event.not_after, "not_after") or (current and current.not_after),
-        "holder": holder or (current.holder.to_json() if current is not None and current.holder else None),
+        "holder_key": holder or (current.holder_key if current is not None else None),
         "issuer_revoked_at": issuer_revoked_at, "issuer_revocation_reason": issuer_reason,
     }
 
@@ -129,7 +128,7 @@ def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newe
         revoked_by_issuer=by_issuer,
         changed_at=changed_at, not_before=_time(state.get("not_before")),
         not_after=_time(state.get("not_after")), provider_cui=state.get("provider_cui"),
-        holder=_holder(state),
+        holder_key=_holder_key(state),
     )
     if current is not None and all(getattr(current, name) == value for name, value in values.items()):
         return False
@@ -137,18 +136,14 @@ def apply_certificate(registry: Registry, state: dict[str, Any], *, only_if_newe
     return answer_across_houses(registry, issuer_id, serial)
 
 
-def load_certificates(registry: Registry, rows, shared: dict) -> int:
+def load_certificates(registry: Registry, rows) -> int:
     """``apply_certificate`` for each row of a load, without its cost where it can: a
     certificate no house holds yet gets the row's record as its house's and as its answer
     (what ``apply_certificate`` then ``answer_across_houses`` make of it, one object
     instead of two, no dict per row); the rest (a second house, a state held already) go
-    through ``apply_certificate``. ``shared`` holds the texts many rows repeat (issuer ids,
-    house codes), once for the whole load. How many rows were applied."""
+    through ``apply_certificate``. How many rows were applied."""
     time_of, reasons, make, load = _time, REVOCATION_REASONS, CertificateRecord, registry.load_certificate
     for row in rows:
-        issuer_id = str(row["issuer_id"])
-        issuer_id = shared.setdefault(issuer_id, issuer_id)
-        cas = shared.setdefault(row["cas"], row["cas"])
         status = row["status"]
         reason = row["revocation_reason"]
         revoked_at = time_of(row["revoked_at"])
@@ -161,11 +156,11 @@ def load_certificates(registry: Registry, rows, shared: dict) -> int:
         if (revoked and revoked_at is None) or (suspended and suspended_at is None):
             apply_certificate(registry, row)  # refused there, as it always was
             continue
-        record = make(issuer_id, int(row["serial"]), str(row["certificate_id"]), row["username"], cas,
+        record = make(str(row["issuer_id"]), int(row["serial"]), row["certificate_id"], row["username"], row["cas"],
                       "revoked" if revoked else "good", suspended, suspended_at, revoked_at,
                       reason if revoked and reason in reasons else None, registry.next_version(),
                       time_of(row["changed_at"]), time_of(row["not_before"]), time_of(row["not_after"]),
-                      row["provider_cui"], by_issuer, _holder(row))
+                      row["provider_cui"], by_issuer, _holder_key(row))
         if not load(record):
             apply_certificate(registry, row)
     return len(rows)
@@ -176,8 +171,8 @@ def answer_across_houses(registry: Registry, issuer_id: str, serial: int) -> boo
     chosen = combined(registry.house_records(issuer_id, serial))
     if chosen is None:
         return registry.remove_certificate(issuer_id, serial)
-    values = {f.name: getattr(chosen, f.name) for f in dataclasses.fields(CertificateRecord)
-              if f.name not in ("issuer_id", "serial", "version")}
+    values = {name: value for name, value in chosen.fields().items()
+              if name not in ("issuer_id", "serial", "version")}
     current = registry.certificate(issuer_id, serial)
     if current is not None and all(getattr(current, name) == value for name, value in values.items()):
         return False
@@ -191,8 +186,12 @@ def forget_certificate(registry: Registry, issuer_id: str, serial: int, username
         answer_across_houses(registry, issuer_id, serial)
 
 
-def _holder(state: dict[str, Any]) -> Holder | None:
-    # Stored as JSON by the consumer; a row stored before issue 15 has only its DER.
+def _holder_key(state: dict[str, Any]) -> bytes | None:
+    # An event's state (``certificate_state``) carries the key; a row, the holder as JSON
+    # (as the consumer stores it) or, stored before issue 15, only its DER.
+    key = state.get("holder_key")
+    if key is not None:
+        return key
     holder = Holder.from_json(state.get("holder"))
     der = state.get("der_for_holder")
     if holder is None and der:
@@ -200,7 +199,7 @@ def _holder(state: dict[str, Any]) -> Holder | None:
             holder = holder_of(x509.load_der_x509_certificate(bytes(der)).subject)
         except ValueError:
             return None
-    return holder
+    return holder_key(holder) if holder is not None else None
 
 
 def apply_issuer(registry: Registry, issuer_id: str, certificate_der: bytes, signer_row, data_key: bytes) -> None:

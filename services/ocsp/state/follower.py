@@ -101,10 +101,10 @@ async def reload(read: Reading, registry: Registry, data_key: bytes,
         _apply_issuers(registry, issuers, signers, data_key, issuer_times)
         # The first load (nothing held: no house record to forget) keeps no set of keys.
         fresh = registry.empty()
-        keys, newest, count, shared = set(), None, 0, {}
+        keys, newest, count = set(), None, 0
         async for rows in queries.certificate_pages(conn, CERTIFICATE_PAGE):
             if fresh:
-                count += load_certificates(registry, rows, shared)
+                count += load_certificates(registry, rows)
             else:
                 for row in rows:
                     keys.add((str(row["issuer_id"]), int(row["serial"]), row["username"]))

@@ -21,7 +21,6 @@ those giving the answer), which the OCSP log attributes the query to.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from services.ocsp.responder.registry import CertificateRecord
@@ -42,5 +41,5 @@ def combined(records: Sequence[CertificateRecord]) -> CertificateRecord | None:
             chosen = min(good, key=lambda r: r.username)
         else:
             chosen = max(records, key=lambda r: (r.suspended_at, r.username))
-    return dataclasses.replace(chosen, changed_at=changed)
+    return chosen.replace(changed_at=changed)
 
