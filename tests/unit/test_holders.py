@@ -89,3 +89,16 @@ def test_the_holder_key_of_a_renewal_matches_and_of_another_holder_does_not():
 def test_a_key_of_the_wrong_size_is_refused():
     with pytest.raises(ValueError, match="24 octets"):
         same_holder_key(b"short", holder_key(Holder("2.5.4.3=dr pop")))
+
+
+_values = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+_names = st.lists(st.tuples(st.sampled_from([NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME, NameOID.LOCALITY_NAME,
+                                             SN, ORG_ID]), _values), min_size=1, max_size=5)
+
+
+@given(_names)
+def test_the_key_stored_beside_the_json_is_the_key_of_the_json_read_back(pairs):
+    # The consumer stores holder_key(holder_of(subject)); a start reading a row stored
+    # before the key derives it from the JSON: both must be the one key.
+    holder = holder_of(dn(*pairs))
+    assert holder_key(Holder.from_json(holder.to_json())) == holder_key(holder)

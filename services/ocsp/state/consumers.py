@@ -20,7 +20,7 @@ from shared.events import (CertificateReinstated, CertificateRegistered, Certifi
                            CertificateRevokedByIssuer, CertificateState,
                            CertificateSuspended, Envelope, EventDecodeError, IssuerRegistered, IssuerUpdated,
                            parse_optional_time, parse_time)
-from shared.holders import holder_of
+from shared.holders import holder_key, holder_of
 from shared.inbox import Handler
 
 
@@ -39,6 +39,7 @@ async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
     if event.status not in STATUSES:
         raise EventDecodeError(f"unknown certificate status {event.status!r}")
     der = certificate_der(event.certificate_pem)
+    holder = holder_of(x509.load_der_x509_certificate(der).subject) if der else None
     await queries.upsert_certificate(
         conn, issuer_id=uuid.UUID(event.issuer_id), serial=int(event.serial),
         certificate_id=uuid.UUID(event.certificate_id), username=event.username, cas=envelope.house_of(event.username),
@@ -48,7 +49,8 @@ async def on_certificate(conn: asyncpg.Connection, envelope: Envelope) -> None:
         not_before=parse_optional_time(event.not_before, "not_before"),
         not_after=parse_optional_time(event.not_after, "not_after"),
         certificate_der=der,
-        holder=holder_of(x509.load_der_x509_certificate(der).subject).to_json() if der else None,
+        holder=holder.to_json() if holder is not None else None,
+        holder_key=holder_key(holder) if holder is not None else None,
         issuer_revoked_at=parse_optional_time(event.issuer_revoked_at, "issuer_revoked_at"),
         issuer_revocation_reason=event.issuer_revocation_reason if event.issuer_revoked_at else None)
 

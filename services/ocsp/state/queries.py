@@ -16,7 +16,7 @@ import asyncpg
 ISSUER_COLUMNS = "id, subject_dn, certificate_der, event_at"
 CERTIFICATE_COLUMNS = ("issuer_id, serial, certificate_id, username, cas, provider_cui, status, suspended_at, "
                        "revoked_at, revocation_reason, not_before, not_after, changed_at, issuer_revoked_at, "
-                       "issuer_revocation_reason, holder")
+                       "issuer_revocation_reason, holder, holder_key")
 SIGNER_COLUMNS = "issuer_id, certificate_der, key_nonce, key_ciphertext, created_at, created_by"
 PRESIGNED_COLUMNS = "issuer_id, serial, hash_algorithm, der, state, signer_key_hash, produced_at, next_update, seq"
 #: The presigner's election: one session advisory lock per database (any 64-bit key of
@@ -56,7 +56,7 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
                              not_before: datetime | None, not_after: datetime | None,
                              certificate_der: bytes | None, issuer_revoked_at: datetime | None = None,
                              issuer_revocation_reason: str | None = None,
-                             holder: dict | None = None) -> asyncpg.Record | None:
+                             holder: dict | None = None, holder_key: bytes | None = None) -> asyncpg.Record | None:
     """Store a certificate's full state unless it is older than the one held; the row
     as now stored, or None when the event was stale (or the certificate is revoked,
     which is final).
@@ -68,11 +68,12 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
     return await conn.fetchrow(
         f"""insert into certificates as c (issuer_id, serial, certificate_id, username, cas, provider_cui,
                    status, suspended_at, revoked_at, revocation_reason, not_before, not_after,
-                   certificate_der, changed_at, issuer_revoked_at, issuer_revocation_reason, holder)
+                   certificate_der, changed_at, issuer_revoked_at, issuer_revocation_reason, holder,
+                   holder_key)
             values ($1, $2, $3, $4, $5, $6, $7,
                     case when $7 = 'suspended' then $8::timestamptz end,
                     case when $7 = 'revoked' then $8::timestamptz end,
-                    $9, $10, $11, $12, $8, $13, $14, $15)
+                    $9, $10, $11, $12, $8, $13, $14, $15, $16)
             on conflict (issuer_id, serial, username) do update
                set certificate_id = excluded.certificate_id, username = excluded.username,
                    cas = excluded.cas, provider_cui = excluded.provider_cui, status = excluded.status,
@@ -83,6 +84,7 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
                    not_after = coalesce(excluded.not_after, c.not_after),
                    certificate_der = coalesce(excluded.certificate_der, c.certificate_der),
                    holder = coalesce(excluded.holder, c.holder),
+                   holder_key = case when excluded.holder is null then c.holder_key else excluded.holder_key end,
                    changed_at = excluded.changed_at, updated_at = now(),
                    issuer_revocation_reason = case when c.issuer_revoked_at is null
                                                    then excluded.issuer_revocation_reason
@@ -92,15 +94,18 @@ async def upsert_certificate(conn: asyncpg.Connection, *, issuer_id: uuid.UUID, 
             returning {CERTIFICATE_COLUMNS}""",
         issuer_id, Decimal(serial), certificate_id, username, cas, provider_cui, status, changed_at,
         revocation_reason, not_before, not_after, certificate_der, issuer_revoked_at, issuer_revocation_reason,
-        holder)
+        holder, holder_key)
 
 
-#: The load's columns: ids and serials as text (no UUID nor Decimal object per row: the
-#: registry holds them as text and int), else as CERTIFICATE_COLUMNS.
-LOAD_COLUMNS = ("issuer_id::text as issuer_id, serial::text as serial, certificate_id::text as certificate_id, "
+#: The load's columns: the issuer id and serial as text (no UUID nor Decimal object per
+#: row: the registry holds them as text and int); the holder as its stored key, and only
+#: when that is missing (a row stored before it) the holder's JSON, or the DER when that
+#: is missing too; else as CERTIFICATE_COLUMNS.
+LOAD_COLUMNS = ("issuer_id::text as issuer_id, serial::text as serial, certificate_id, "
                 "username, cas, provider_cui, status, suspended_at, revoked_at, revocation_reason, not_before, "
-                "not_after, changed_at, issuer_revoked_at, issuer_revocation_reason, holder, "
-                "case when holder is null then certificate_der end as der_for_holder")
+                "not_after, changed_at, issuer_revoked_at, issuer_revocation_reason, holder_key, "
+                "case when holder_key is null then holder end as holder, "
+                "case when holder_key is null and holder is null then certificate_der end as der_for_holder")
 
 
 async def certificate_pages(conn: asyncpg.Connection, page: int) -> AsyncIterator[list[asyncpg.Record]]:
@@ -115,13 +120,6 @@ async def certificate_pages(conn: asyncpg.Connection, page: int) -> AsyncIterato
                 yield rows
             if len(rows) < page:
                 return
-
-
-async def all_certificates(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Every certificate row; the DER only of those stored before their holder was."""
-    return await conn.fetch(f"""select {CERTIFICATE_COLUMNS},
-                                       case when holder is null then certificate_der end as der_for_holder
-                                from certificates""")
 
 
 # -- delegated signers -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -26,9 +27,10 @@ from services.ocsp.app import create_app
 from services.ocsp.config import Config
 from services.ocsp.responder.registry import Registry
 from services.ocsp.state import FOLLOWER, queries
-from services.ocsp.state.follower import StateFollower
+from services.ocsp.state.follower import StateFollower, reload
 from shared.broker import BROKER, broker_url, connect
 from shared.db import create_pool
+from shared.holders import holder_key, holder_of
 from tests.chaos.infra import Postgres, remove_tree
 from tests.support import infra
 from tests.support.cluster import start_nodes, stop_all, workspace
@@ -157,6 +159,47 @@ async def _queued(follower: StateFollower) -> bool:
 
 async def _async(value):
     return value
+
+
+async def test_a_start_loads_the_stored_holder_key_and_derives_it_for_rows_stored_before_it(
+        common_config, feed, ocsp_tables):
+    """Issue 14: the consumer stores each certificate's holder key beside the holder's
+    JSON, and a start reads the key instead of decoding the JSON; a row stored before the
+    key (only the JSON, or only the DER) gives the same key, so a renewal is known alike."""
+    ca = Issuer.new("Holder Key CA")
+    keyed, from_json, from_der = ca.issue("holder keyed"), ca.issue("holder from json"), ca.issue("holder from der")
+    issuer_id = uuid.UUID(ca.issuer_id)
+    async with responder(common_config):
+        await feed.issuer(ca)
+        for leaf in (keyed, from_json, from_der):
+            await feed.certificate(ca, leaf)
+
+        async def stored() -> bool:
+            async with ocsp_tables.acquire() as conn:
+                return await conn.fetchval("select count(*) from certificates where issuer_id = $1 "
+                                           "and holder_key is not null", issuer_id) == 3
+
+        await eventually(stored, what="the three certificates stored by the consumer")
+    async with ocsp_tables.acquire() as conn:
+        keys = {int(row["serial"]): bytes(row["holder_key"]) for row in await conn.fetch(
+            "select serial, holder_key from certificates where issuer_id = $1", issuer_id)}
+        # As the rows of a database older than the key: the JSON only, the DER only.
+        await conn.execute("update certificates set holder_key = null where issuer_id = $1 and serial = any($2)",
+                           issuer_id, [Decimal(from_json.serial), Decimal(from_der.serial)])
+        await conn.execute("update certificates set holder = null where issuer_id = $1 and serial = $2",
+                           issuer_id, Decimal(from_der.serial))
+    expected = {leaf.serial: holder_key(holder_of(leaf.cert.subject)) for leaf in (keyed, from_json, from_der)}
+    assert keys == expected
+    assert len(set(expected.values())) == 3
+
+    @contextlib.asynccontextmanager
+    async def read():
+        async with ocsp_tables.acquire() as conn:
+            yield conn
+
+    registry = Registry()
+    await reload(read, registry, os.urandom(32))
+    assert {serial: registry.certificate(ca.issuer_id, serial).holder_key for serial in expected} == expected
 
 
 # -- the database stopped ---------------------------------------------------------------------------
