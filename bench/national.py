@@ -46,10 +46,7 @@ import contextlib
 import json
 import os
 import random
-import re
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -59,7 +56,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -67,7 +63,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from bench.ocsp_service import OcspService
 from deploy.devpki import ensure_dev_pki
+from shared.holders import Holder, holder_key
 from shared.houses import HOUSES
 from tests.support import infra
 
@@ -150,7 +148,7 @@ def make_certificates(n: int, houses: int, issuers: list[IssuerData], seed: int 
                   "serial_number": f"pnoro-{1800101000000 + k}", "organization_identifier": f"vatro-{cui}"}
         out.rows.append((issuer.issuer_id, Decimal(serial), uuid.UUID(int=rng.getrandbits(128), version=4), username,
                          house, cui, status, suspended_at, revoked_at, reason, not_before, not_after, changed_at,
-                         json.dumps(holder)))
+                         json.dumps(holder), holder_key(Holder.from_json(holder))))
         if status == "suspended":
             state = ("suspended", suspended_at, None)
         elif status == "revoked":
@@ -163,7 +161,7 @@ def make_certificates(n: int, houses: int, issuers: list[IssuerData], seed: int 
 
 CERTIFICATE_COLUMNS = ["issuer_id", "serial", "certificate_id", "username", "cas", "provider_cui", "status",
                        "suspended_at", "revoked_at", "revocation_reason", "not_before", "not_after", "changed_at",
-                       "holder"]
+                       "holder", "holder_key"]
 
 
 async def load_issuers(url: str, issuers: list[IssuerData]) -> None:
@@ -276,87 +274,60 @@ def ocsp_request(issuer: IssuerData, serial: int) -> bytes:
 
 
 class Service:
+    """One start of the responder and what it measured (``Start``)."""
+
     def __init__(self, url: str, exchange: str, pki, work: Path, name: str, *, presign: bool,
                  profile: str | None = None):
-        self.port = infra.free_port()
-        self.env = {**os.environ, "SIUI_DATABASE_URL": url, "SIUI_DATABASE_OWNER_URL": infra.owner_url(url),
-                    "SIUI_EVENTS_EXCHANGE": exchange, "SIUI_DATA_DIR": str(pki.data_dir),
-                    "SIUI_OCSP_PORT": str(self.port), "SIUI_OCSP_TLS_PORT": str(infra.free_port()),
-                    "SIUI_OCSP_WORKERS": "1", "SIUI_LOG_FORMAT": "json",
-                    # blank is the default: "," names no hash, so no pre-signing
-                    "SIUI_OCSP_PRESIGN_HASHES": ",".join(PRESIGN_HASHES) if presign else ",",
-                    "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        self.log_path = work / f"ocsp-{name}.log"
+        # blank is the default: "," names no hash, so no pre-signing
+        self.ocsp = OcspService(url, exchange, pki.data_dir, work / f"ocsp-{name}.log", workers=1,
+                                env={"SIUI_OCSP_PRESIGN_HASHES": ",".join(PRESIGN_HASHES) if presign else ","})
         self.name = name
         self.profile = profile
-        self.process: subprocess.Popen | None = None
 
     def logged(self, event: str) -> bool:
-        return f'"event": "{event}"' in self.log_path.read_text(errors="replace")
+        return f'"event": "{event}"' in self.ocsp.log_path.read_text(errors="replace")
 
     async def start(self, probe: bytes | None, stored=None, wait_for_event: str | None = None) -> Start:
-        command = [sys.executable, "-m", "services.ocsp"]
-        if self.profile:
-            command = [sys.executable, "-m", "cProfile", "-o", self.profile, "-m", "services.ocsp"]
         result = Start(self.name)
-        started = time.monotonic()
-        self.process = subprocess.Popen(command, env=self.env, stdout=open(self.log_path, "wb"),
-                                        stderr=subprocess.STDOUT)
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"ocsp exited with {self.process.returncode}; see {self.log_path}")
-                if time.monotonic() - started > READY_TIMEOUT:
-                    raise RuntimeError(f"ocsp not ready after {READY_TIMEOUT} s; see {self.log_path}")
-                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz",
-                                           timeout=aiohttp.ClientTimeout(total=2)) as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-            result.ready_s = time.monotonic() - started
-            if probe is not None:
+        self.ocsp.start(self.profile)
+        result.ready_s = await self.ocsp.wait_or_stop(self.ocsp.readyz, timeout=READY_TIMEOUT, interval=0.05)
+        if probe is not None:
+            async def presigned(session) -> bool:
                 # Until the answer is the stored pre-signed one (the table's bytes, the
                 # loaded ones or the presigner's refresh of them), not one signed live.
-                while time.monotonic() - started < READY_TIMEOUT:
-                    async with session.post(f"http://127.0.0.1:{self.port}/", data=probe,
-                                            headers={"Content-Type": "application/ocsp-request"}) as response:
-                        der = await response.read()
-                    result.first_answer_s = time.monotonic() - started
-                    if stored is None or der in await stored():
-                        answer = ocsp.load_der_ocsp_response(der)
-                        if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
-                            result.answer_produced_at = answer.produced_at_utc
-                            result.presigned_answer = stored is not None
-                        break
-                    await asyncio.sleep(0.05)
+                async with session.post(f"{self.ocsp.url}/", data=probe,
+                                        headers={"Content-Type": "application/ocsp-request"}) as response:
+                    der = await response.read()
+                if stored is not None and der not in await stored():
+                    return False
+                answer = ocsp.load_der_ocsp_response(der)
+                if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
+                    result.answer_produced_at = answer.produced_at_utc
+                    result.presigned_answer = stored is not None
+                return True
+
+            result.first_answer_s = await self.ocsp.wait_or_stop(presigned, timeout=READY_TIMEOUT, interval=0.05)
         if wait_for_event:
-            while time.monotonic() - started < READY_TIMEOUT and not self.logged(wait_for_event):
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"ocsp exited with {self.process.returncode}; see {self.log_path}")
-                await asyncio.sleep(0.2)
-            result.all_loaded_s = time.monotonic() - started
+            async def loaded(session) -> bool:
+                return self.logged(wait_for_event)
+
+            result.all_loaded_s = await self.ocsp.wait_or_stop(loaded, timeout=READY_TIMEOUT, interval=0.2)
         await asyncio.sleep(1.0)  # the loop settles (the presigner's election, first sweep slice)
-        status = proc_status(self.process.pid)
+        status = proc_status(self.ocsp.process.pid)
         result.rss, result.hwm = status["VmRSS"], status["VmHWM"]
         return result
 
-    def read_log(self, result: Start) -> None:
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict):
-                    result.log.append(entry)
-
     async def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.process.wait, 60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            await asyncio.to_thread(self.process.wait)
+        await asyncio.to_thread(self.ocsp.stop, signal.SIGTERM, 60)
+
+
+def read_log(path: Path, result: Start) -> None:
+    """The service's JSON log lines into ``result.log``."""
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                result.log.append(entry)
 
 
 def stored_answers(url: str, issuer: IssuerData, serial: int):
@@ -514,8 +485,8 @@ async def main(args) -> None:
         print(f"national start: {national.ready_s:.1f} s, RSS {mb(national.rss)}", flush=True)
         refresh = await watch_refresh(url, since, args.certificates * len(PRESIGN_HASHES), args.refresh_seconds)
         await service.stop()
-        for name, start, svc in (("empty", empty, None), ("registry", registry, None), ("national", national, None)):
-            Service.read_log(type("L", (), {"log_path": work / f"ocsp-{name}.log"})(), start)
+        for name, start in (("empty", empty), ("registry", registry), ("national", national)):
+            read_log(work / f"ocsp-{name}.log", start)
         report(args, empty, registry, national, refresh, load)
         print(f"\nwork directory (logs): {work}")
     finally:

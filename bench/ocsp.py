@@ -73,9 +73,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from bench.ocsp_service import OcspService
 from deploy.devpki import ensure_dev_pki
 from services.ocsp.responder.registry import issuer_hashes
-
 from shared.auth import NATIONAL
 from tests.support import bus, infra
 
@@ -248,30 +248,22 @@ async def load_database(url: str, data: Data) -> None:
 
 # -- our side ----------------------------------------------------------------------------------
 
-async def start_service(url: str, exchange: str, data: Data, port: int) -> subprocess.Popen:
-    env = {**os.environ, "SIUI_DATABASE_URL": url, "SIUI_DATABASE_OWNER_URL": infra.owner_url(url),
-           "SIUI_EVENTS_EXCHANGE": exchange,
-           "SIUI_DATA_DIR": str(data.pki.data_dir), "SIUI_OCSP_PORT": str(port),
-           "SIUI_OCSP_TLS_PORT": str(infra.free_port()), "SIUI_OCSP_WORKERS": "2", "SIUI_LOG_FORMAT": "json"}
-    log = open(data.work / "ocsp-service.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "services.ocsp"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + READY_TIMEOUT
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the ocsp service exited with {process.returncode}; see {log.name}")
-            try:
-                async with session.post(f"http://127.0.0.1:{port}/", data=data.fixed.read_bytes()) as response:
-                    answer = ocsp.load_der_ocsp_response(await response.read())
-                    if answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
-                        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
-                        (data.work / "answer.der").write_bytes(answer.public_bytes(serialization.Encoding.DER))
-                        return process
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the ocsp service did not come up")
-            await asyncio.sleep(0.2)
+async def start_service(url: str, exchange: str, data: Data) -> OcspService:
+    """Ready when it answers the fixed request "good" (the answer kept for OpenSSL's side)."""
+    service = OcspService(url, exchange, data.pki.data_dir, data.work / "ocsp-service.log", workers=2)
+    service.start()
+
+    async def answers(session: aiohttp.ClientSession) -> bool:
+        async with session.post(f"{service.url}/", data=data.fixed.read_bytes()) as response:
+            answer = ocsp.load_der_ocsp_response(await response.read())
+        if answer.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return False
+        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+        (data.work / "answer.der").write_bytes(answer.public_bytes(serialization.Encoding.DER))
+        return True
+
+    await service.wait_or_stop(answers, timeout=READY_TIMEOUT, interval=0.2)
+    return service
 
 
 async def log_counts(url: str) -> dict[str, int]:
@@ -756,12 +748,12 @@ async def main(args) -> None:
     data = make_data(work)
     url = await infra.create_database("siui_bench")
     exchange = f"siui.bench.{uuid.uuid4().hex[:8]}"
-    process = None
+    service = None
     try:
         await load_database(url, data)
         await infra.declare_exchange(exchange)  # as the set-up does: services may not
-        port = infra.free_port()
-        process = await start_service(url, exchange, data, port)
+        service = await start_service(url, exchange, data)
+        port = service.port
         fill_s, filled = await presigned_filled(url, CERTIFICATES * PRESIGN_HASHES)
         want = set(args.only.split(",")) if args.only else None
 
@@ -790,8 +782,7 @@ async def main(args) -> None:
             run = await run_ours(url, port, data, "changed", args, seconds=max(3, args.seconds // 2), expect="revoked")
             after = await answer_sources(port, data)
             changed = (run, {k: after.get(k, 0) - before.get(k, 0) for k in ("presigned", "cache", "live")})
-        process.send_signal(signal.SIGTERM)  # the rest runs without our service taking CPU
-        await asyncio.to_thread(process.wait, 30)
+        await asyncio.to_thread(service.stop)  # the rest runs without our service taking CPU
         theirs = await asyncio.to_thread(run_openssl, data, args, half_connections, want)
         bare = await run_bare(data, args) if wanted("bare") else {}
         report(ours, theirs, half_target, bare)
@@ -801,13 +792,8 @@ async def main(args) -> None:
               f"half rate: {half_connections} connections with a {HALF_RATE_DELAY_MS} ms delay after each answer "
               "(closed loop: wrk2 is not packaged). 'ok': share of our answers during the run that the OCSP log recorded as good\n(a log shorter than wrk's count is flagged).")
     finally:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if service is not None:
+            service.stop()
         await infra.drop_database(url)
         await infra.delete_exchange(exchange)
         _reap_orphans()

@@ -47,7 +47,6 @@ import signal
 import ssl
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -66,6 +65,7 @@ from cryptography.x509.oid import NameOID
 
 from clients.desktop.backoff import Backoff
 from deploy.devpki import ensure_dev_pki
+from bench.ocsp_service import OcspService, listening, stop_process
 from shared import license
 from tests.support import infra
 
@@ -142,35 +142,14 @@ async def load_database(url: str, pki, desktops: list[Desktop]) -> None:
 # -- the servers --------------------------------------------------------------------------------
 
 async def start_ours(url: str, exchange: str, pki, work: Path) -> tuple[subprocess.Popen, int]:
-    port, tls_port = infra.free_port(), infra.free_port()
-    env = {**os.environ, "SIUI_DATABASE_URL": url, "SIUI_DATABASE_OWNER_URL": infra.owner_url(url),
-           "SIUI_EVENTS_EXCHANGE": exchange, "SIUI_DATA_DIR": str(pki.data_dir), "SIUI_OCSP_PORT": str(port),
-           "SIUI_OCSP_TLS_PORT": str(tls_port), "SIUI_OCSP_WORKERS": "2", "SIUI_LOG_FORMAT": "json"}
-    log = open(work / "ocsp-service.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "services.ocsp"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + READY_TIMEOUT
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the ocsp service exited with {process.returncode}; see {log.name}")
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200 and await listening(tls_port):
-                        return process, tls_port
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the ocsp service did not come up")
-            await asyncio.sleep(0.3)
+    service = OcspService(url, exchange, pki.data_dir, work / "ocsp-service.log", workers=2)
+    service.start()
 
+    async def ready(session: aiohttp.ClientSession) -> bool:
+        return await service.readyz(session) and await service.tls_listening()
 
-async def listening(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
+    await service.wait_or_stop(ready, timeout=READY_TIMEOUT, interval=0.3)
+    return service.process, service.tls_port
 
 
 NGINX_CONF = """
@@ -215,17 +194,6 @@ async def start_nginx(pki, work: Path) -> tuple[subprocess.Popen, int]:
             raise RuntimeError(f"nginx did not start; see {folder}")
         await asyncio.sleep(0.1)
     return process, port
-
-
-def stop(process: subprocess.Popen | None, sig=signal.SIGTERM) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(sig)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # -- one desktop's connect -------------------------------------------------------------------------
@@ -516,11 +484,11 @@ async def main(args) -> None:
         if "ours" in args.servers:
             ours, port = await start_ours(url, exchange, pki, work)
             rows.update(run_scenarios("ours", generators, ours, port, args))
-            stop(ours)
+            stop_process(ours)
         if "nginx" in args.servers:
             nginx, port = await start_nginx(pki, work)
             rows.update(run_scenarios("nginx", generators, nginx, port, args))
-            stop(nginx, signal.SIGQUIT)
+            stop_process(nginx, signal.SIGQUIT)
         show(list(rows.values()))
         if set(args.servers) == set(SERVERS) and set(args.scenarios) == set(SCENARIOS):
             verdicts(rows, args.desktops)
@@ -535,8 +503,8 @@ async def main(args) -> None:
     finally:
         if generators is not None:
             generators.stop()
-        stop(ours)
-        stop(nginx, signal.SIGQUIT)
+        stop_process(ours)
+        stop_process(nginx, signal.SIGQUIT)
         try:
             await infra.delete_exchange(exchange)
         finally:
