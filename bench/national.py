@@ -290,7 +290,7 @@ class Service:
     async def start(self, probe: bytes | None, stored=None, wait_for_event: str | None = None) -> Start:
         result = Start(self.name)
         self.ocsp.start(self.profile)
-        result.ready_s = await self.ocsp.wait_or_stop(self.ocsp.readyz, timeout=READY_TIMEOUT, interval=0.05)
+        result.ready_s = await self.ocsp.wait(self.ocsp.readyz, timeout=READY_TIMEOUT, interval=0.05)
         if probe is not None:
             async def presigned(session) -> bool:
                 # Until the answer is the stored pre-signed one (the table's bytes, the
@@ -306,12 +306,12 @@ class Service:
                     result.presigned_answer = stored is not None
                 return True
 
-            result.first_answer_s = await self.ocsp.wait_or_stop(presigned, timeout=READY_TIMEOUT, interval=0.05)
+            result.first_answer_s = await self.ocsp.wait(presigned, timeout=READY_TIMEOUT, interval=0.05)
         if wait_for_event:
             async def loaded(session) -> bool:
                 return self.logged(wait_for_event)
 
-            result.all_loaded_s = await self.ocsp.wait_or_stop(loaded, timeout=READY_TIMEOUT, interval=0.2)
+            result.all_loaded_s = await self.ocsp.wait(loaded, timeout=READY_TIMEOUT, interval=0.2)
         await asyncio.sleep(1.0)  # the loop settles (the presigner's election, first sweep slice)
         status = proc_status(self.ocsp.process.pid)
         result.rss, result.hwm = status["VmRSS"], status["VmHWM"]

@@ -262,7 +262,7 @@ async def start_service(url: str, exchange: str, data: Data) -> OcspService:
         (data.work / "answer.der").write_bytes(answer.public_bytes(serialization.Encoding.DER))
         return True
 
-    await service.wait_or_stop(answers, timeout=READY_TIMEOUT, interval=0.2)
+    await service.wait(answers, timeout=READY_TIMEOUT, interval=0.2)
     return service
 
 

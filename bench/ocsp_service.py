@@ -68,24 +68,22 @@ class OcspService:
             raise RuntimeError(f"the ocsp service exited with {code}; see {self.log_path}")
 
     async def wait(self, ready: Ready, *, timeout: float, interval: float = 0.1) -> float:
-        """Poll ``ready`` until it holds; the seconds since the start. Raises when the
-        process exits or ``timeout`` seconds pass first."""
-        async with aiohttp.ClientSession() as session:
-            while True:
-                self.check_running()
-                try:
-                    if await ready(session):
-                        return self.elapsed()
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-                    pass
-                if self.elapsed() > timeout:
-                    raise RuntimeError(f"the ocsp service was not ready after {timeout:.0f} s; see {self.log_path}")
-                await asyncio.sleep(interval)
-
-    async def wait_or_stop(self, ready: Ready, *, timeout: float, interval: float = 0.1) -> float:
-        """``wait``, and the process stopped when it fails (nothing left running)."""
+        """Poll ``ready`` until it holds; the seconds since the start. When the process
+        exits or ``timeout`` seconds pass first, it is stopped (nothing left running) and
+        this raises."""
         try:
-            return await self.wait(ready, timeout=timeout, interval=interval)
+            async with aiohttp.ClientSession() as session:
+                while True:
+                    self.check_running()
+                    try:
+                        if await ready(session):
+                            return self.elapsed()
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                        pass
+                    if self.elapsed() > timeout:
+                        raise RuntimeError(f"the ocsp service was not ready after {timeout:.0f} s; "
+                                           f"see {self.log_path}")
+                    await asyncio.sleep(interval)
         except BaseException:
             await asyncio.to_thread(self.stop)
             raise
@@ -94,7 +92,7 @@ class OcspService:
         async with session.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as response:
             return response.status == 200
 
-    async def tls_listening(self, session: aiohttp.ClientSession | None = None) -> bool:
+    async def tls_listening(self) -> bool:
         return await listening(self.tls_port)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:

@@ -148,7 +148,7 @@ async def start_ours(url: str, exchange: str, pki, work: Path) -> tuple[subproce
     async def ready(session: aiohttp.ClientSession) -> bool:
         return await service.readyz(session) and await service.tls_listening()
 
-    await service.wait_or_stop(ready, timeout=READY_TIMEOUT, interval=0.3)
+    await service.wait(ready, timeout=READY_TIMEOUT, interval=0.3)
     return service.process, service.tls_port
 
 

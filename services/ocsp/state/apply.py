@@ -187,8 +187,9 @@ def forget_certificate(registry: Registry, issuer_id: str, serial: int, username
 
 
 def _holder_key(state: dict[str, Any]) -> bytes | None:
-    # An event's state (``certificate_state``) carries the key; a row, the holder as JSON
-    # (as the consumer stores it) or, stored before issue 15, only its DER.
+    # An event's state (``certificate_state``) and a row carry the key (the consumer stores
+    # it, migration 010); a row stored before that, the holder as JSON or, stored before
+    # issue 15, only its DER.
     key = state.get("holder_key")
     if key is not None:
         return key
